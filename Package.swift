@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "ledgerd",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "ledgerd", targets: ["ledgerd"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+  ],
+  targets: [
+    // The system libsqlite3, reached through a module map (see Sources/CSQLite).
+    .systemLibrary(
+      name: "CSQLite",
+      pkgConfig: "sqlite3",
+      providers: [.apt(["libsqlite3-dev"])]
+    ),
+    // A thin SQLite layer: connection, statements and their cache, errors, transactions, migrator.
+    .target(name: "LedgerSQLite", dependencies: ["CSQLite"]),
+    // The domain: money, validation, journal, policies. Pure: no I/O.
+    .target(name: "LedgerCore"),
+    // The SQL for every entity, with the migrations embedded in the binary.
+    .target(
+      name: "LedgerStore",
+      dependencies: ["LedgerCore", "LedgerSQLite"],
+      resources: [.embedInCode("migrations")]
+    ),
+    .executableTarget(
+      name: "ledgerd",
+      dependencies: [
+        "LedgerCore", "LedgerStore", "LedgerSQLite",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+    .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite"]),
+    .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
+    .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,24 @@
+#ifndef LEDGERD_CSQLITE_SHIM_H
+#define LEDGERD_CSQLITE_SHIM_H
+
+#include <sqlite3.h>
+
+/// SQLITE_TRANSIENT is a cast of -1 to a function pointer, which Swift cannot import
+/// as a constant; this returns it so bound text is copied by SQLite before the call returns.
+static inline sqlite3_destructor_type ledgerd_sqlite_transient(void) {
+  return SQLITE_TRANSIENT;
+}
+
+/// sqlite3_db_config is variadic and cannot be called from Swift; these wrap the
+/// options ledgerd sets on every connection.
+static inline int ledgerd_db_config_defensive(sqlite3 *db, int on) {
+  return sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, on, (int *)0);
+}
+
+static inline int ledgerd_db_config_dqs_off(sqlite3 *db) {
+  int rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)0);
+  if (rc != SQLITE_OK) return rc;
+  return sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)0);
+}
+
+#endif

@@ -1,0 +1,143 @@
+/// Card brands ledgerd displays. The brand is display data only; the processor decides.
+public enum CardBrand: String, CaseIterable, Sendable, Codable {
+  case visa, mastercard, amex, discover, jcb, diners, unionpay, cb, other
+}
+
+/// Where a card stands for charging.
+public enum CardStatus: String, Sendable, Codable {
+  /// Can be charged (if not past its expiry month).
+  case active
+  /// A hard decline said this card cannot be charged until the customer updates it.
+  case needsUpdate = "needs_update"
+  /// Removed by the customer or staff; kept for history.
+  case removed
+}
+
+/// A card's expiry: the card works through the last day of this month.
+public struct CardExpiry: Hashable, Sendable, CustomStringConvertible {
+  public let month: Int
+  public let year: Int
+
+  public init(month: Int, year: Int, field: String = "--expiry") throws {
+    guard (1...12).contains(month), (2000...2100).contains(year) else {
+      throw InputError(field: field, rule: "\(month)/\(year) is not a month (MM/YYYY, month 1 to 12)")
+    }
+    self.month = month
+    self.year = year
+  }
+
+  /// Parses `MM/YYYY` (or `MM/YY`, read as 20YY).
+  public init(parsing text: String, field: String = "--expiry") throws {
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2, (1...2).contains(parts[0].count), [2, 4].contains(parts[1].count),
+      parts.allSatisfy({ $0.utf8.allSatisfy { (48...57).contains($0) } }),
+      let m = Int(parts[0]), let y = Int(parts[1])
+    else {
+      throw InputError(field: field, rule: "'\(text)' is not an expiry (MM/YYYY, e.g. 09/2028)")
+    }
+    try self.init(month: m, year: parts[1].count == 2 ? 2000 + y : y, field: field)
+  }
+
+  /// True once the expiry month is over: a card expiring 11/2026 is still good on 2026-11-30.
+  public func isExpired(on date: CivilDate) -> Bool {
+    (year, month) < (date.year, date.month)
+  }
+
+  /// The last day the card can be charged.
+  public var lastDay: CivilDate {
+    // month and year were validated at construction, so this date exists.
+    (try? CivilDate(year: year, month: month, day: CivilDate.daysIn(month: month, year: year)))
+      ?? CivilDate(daysSinceEpoch: 0)
+  }
+
+  public var description: String { (month < 10 ? "0" : "") + "\(month)/\(year)" }
+}
+
+/// Rules for the card fields a processor gives us. ledgerd stores tokens and display data
+/// only; a card number or CVC must never reach the database.
+public enum CardRules {
+  /// A processor token. Anything that looks like a primary account number (13 to 19
+  /// digits, spaces or dashes aside, passing the Luhn check) is refused.
+  public static func token(_ raw: String, field: String = "--token") throws -> String {
+    guard (3...255).contains(raw.utf8.count),
+      raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+    else {
+      throw InputError(field: field, rule: "a processor token has 3 to 255 printable ASCII characters without spaces")
+    }
+    let digits = raw.filter { $0 != " " && $0 != "-" }
+    if (13...19).contains(digits.count), digits.utf8.allSatisfy({ (48...57).contains($0) }), luhnValid(digits) {
+      throw InputError(
+        field: field,
+        rule: "looks like a card number (\(digits.count) digits passing the Luhn check); ledgerd stores the processor's token only, never a card number")
+    }
+    return raw
+  }
+
+  /// The Luhn (mod 10) check used by card numbers.
+  public static func luhnValid(_ digits: String) -> Bool {
+    var sum = 0
+    for (i, byte) in digits.utf8.reversed().enumerated() {
+      guard (48...57).contains(byte) else { return false }
+      var d = Int(byte - 48)
+      if i % 2 == 1 {
+        d *= 2
+        if d > 9 { d -= 9 }
+      }
+      sum += d
+    }
+    return !digits.isEmpty && sum % 10 == 0
+  }
+
+  /// The last four digits shown to the customer.
+  public static func last4(_ raw: String, field: String = "--last4") throws -> String {
+    guard raw.utf8.count == 4, raw.utf8.allSatisfy({ (48...57).contains($0) }) else {
+      throw InputError(field: field, rule: "'\(raw)' must be exactly 4 digits")
+    }
+    return raw
+  }
+
+  public static func brand(_ raw: String, field: String = "--brand") throws -> CardBrand {
+    guard let brand = CardBrand(rawValue: raw.lowercased()) else {
+      throw InputError(field: field, rule: "'\(raw)' is not one of \(CardBrand.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return brand
+  }
+}
+
+/// What the default-card rules need to know about a card.
+public struct CardSummary: Sendable, Equatable {
+  public let id: Int64
+  public let status: CardStatus
+  public let expiry: CardExpiry
+  public let isDefault: Bool
+  public init(id: Int64, status: CardStatus, expiry: CardExpiry, isDefault: Bool) {
+    self.id = id
+    self.status = status
+    self.expiry = expiry
+    self.isDefault = isDefault
+  }
+}
+
+/// The default-card and card-order rules of the seeds: "we always charge the default card
+/// if possible; other cards are used if the primary cannot be charged."
+public enum CardPolicy {
+  /// The card to make default when the current default is removed: the oldest remaining
+  /// active card that has not expired, else the oldest active one, else none.
+  /// `cards` are the account's cards in order of creation, the removed one excluded.
+  public static func successor(among cards: [CardSummary], on date: CivilDate) -> Int64? {
+    let active = cards.filter { $0.status == .active }
+    return (active.first { !$0.expiry.isExpired(on: date) } ?? active.first)?.id
+  }
+
+  /// Whether a newly added card becomes the default: the first active card does on its own.
+  public static func becomesDefault(existing cards: [CardSummary]) -> Bool {
+    !cards.contains { $0.isDefault && $0.status != .removed }
+  }
+
+  /// The cards to try, in order, in one charge round: the default, then the other usable
+  /// cards, oldest first. Expired cards and cards needing an update are skipped.
+  public static func chargeOrder(_ cards: [CardSummary], on date: CivilDate) -> [Int64] {
+    let usable = cards.filter { $0.status == .active && !$0.expiry.isExpired(on: date) }
+    return usable.filter(\.isDefault).map(\.id) + usable.filter { !$0.isDefault }.map(\.id)
+  }
+}

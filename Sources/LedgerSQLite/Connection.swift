@@ -1,0 +1,261 @@
+import CSQLite
+
+/// How a connection is opened.
+public struct ConnectionOptions: Sendable {
+  /// Opens the file read-only; such a connection can never write or checkpoint.
+  public var readOnly: Bool = false
+  /// Creates the file if it does not exist (ignored when read-only).
+  public var create: Bool = true
+  /// How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
+  public var busyTimeoutMilliseconds: Int32 = 5_000
+  /// `FULL` by default: in WAL mode, `NORMAL` may lose the last commits on power loss,
+  /// and a ledger must not forget a payment it has acknowledged. Lowered only by benchmarks
+  /// that measure what durability costs.
+  public var synchronous: Synchronous = .full
+
+  public enum Synchronous: String, Sendable { case off = "OFF", normal = "NORMAL", full = "FULL" }
+
+  public init(readOnly: Bool = false, create: Bool = true) {
+    self.readOnly = readOnly
+    self.create = create
+  }
+}
+
+/// One SQLite connection. Not thread-safe: use it from one task or thread at a time.
+///
+/// Every connection enforces foreign keys, has a busy timeout, and maps no memory; writers
+/// switch the file to WAL with `enableWAL()`; write transactions are `BEGIN IMMEDIATE`, so the write lock
+/// is taken before the first read and a transaction never fails half-way on a lock upgrade.
+public final class Connection {
+  let handle: OpaquePointer
+  /// The database file's path.
+  public let path: String
+  public let options: ConnectionOptions
+  private var cache: [String: Statement] = [:]
+
+  /// Opens (and, unless read-only, configures) the database at `path`.
+  public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
+    var flags = SQLITE_OPEN_NOMUTEX
+    if options.readOnly {
+      flags |= SQLITE_OPEN_READONLY
+    } else {
+      flags |= SQLITE_OPEN_READWRITE
+      if options.create { flags |= SQLITE_OPEN_CREATE }
+    }
+    var db: OpaquePointer?
+    let rc = sqlite3_open_v2(path, &db, flags, nil)
+    guard rc == SQLITE_OK, let db else {
+      let error = SQLiteError(connection: db, code: rc, sql: nil)
+      sqlite3_close_v2(db)
+      throw error
+    }
+    self.handle = db
+    self.path = path
+    self.options = options
+    sqlite3_extended_result_codes(db, 1)
+    do {
+      try configure()
+    } catch {
+      sqlite3_close_v2(db)
+      throw error
+    }
+  }
+
+  deinit {
+    cache.removeAll()
+    sqlite3_close_v2(handle)
+  }
+
+  private func configure() throws {
+    sqlite3_busy_timeout(handle, options.busyTimeoutMilliseconds)
+    // Double-quoted strings are a classic SQL typo that SQLite silently accepts; refuse them.
+    _ = ledgerd_db_config_dqs_off(handle)
+    // Defensive mode stops SQL from corrupting the file (writable_schema and the like).
+    _ = ledgerd_db_config_defensive(handle, 1)
+    try execute("PRAGMA mmap_size = 0")
+    if options.readOnly {
+      try execute("PRAGMA query_only = ON")
+    } else {
+      try execute("PRAGMA synchronous = \(options.synchronous.rawValue)")
+    }
+    try execute("PRAGMA foreign_keys = ON")
+  }
+
+  /// Switches the file to WAL mode (a no-op if it is already). Kept apart from opening so
+  /// that a caller can first check that the file is its own: changing the journal mode
+  /// writes to the file, and a database that is not ours must be left untouched.
+  public func enableWAL() throws {
+    let mode = try scalarText("PRAGMA journal_mode = WAL")
+    guard mode?.lowercased() == "wal" else {
+      throw SQLiteError(
+        extendedCode: SQLITE_ERROR, message: "could not switch the database to WAL mode (got \(mode ?? "nothing"))")
+    }
+  }
+
+  // MARK: - Running SQL
+
+  /// Runs one or more statements without parameters (schema scripts, pragmas).
+  public func execute(_ sql: String) throws {
+    var errmsg: UnsafeMutablePointer<CChar>?
+    let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
+    if rc != SQLITE_OK {
+      let message = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
+      sqlite3_free(errmsg)
+      throw SQLiteError(extendedCode: sqlite3_extended_errcode(handle), message: message, sql: sql)
+    }
+  }
+
+  /// Returns the cached prepared statement for `sql`, compiling it on first use.
+  public func statement(_ sql: String) throws -> Statement {
+    if let cached = cache[sql] { return cached }
+    let statement = try Statement(db: handle, sql: sql)
+    cache[sql] = statement
+    return statement
+  }
+
+  /// The number of statements held in this connection's cache.
+  public var cachedStatementCount: Int { cache.count }
+
+  /// Runs a statement that returns no rows; returns the number of rows it changed.
+  @discardableResult
+  public func run(_ sql: String, _ arguments: SQLBindable...) throws -> Int {
+    try run(sql, arguments: arguments)
+  }
+
+  @discardableResult
+  public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
+    let statement = try statement(sql)
+    try statement.prepare(arguments.map(\.sqlValue))
+    defer { statement.finish() }
+    while try statement.step() {}
+    return Int(sqlite3_changes(handle))
+  }
+
+  /// Runs a query and returns all its rows.
+  public func query(_ sql: String, _ arguments: SQLBindable...) throws -> [Row] {
+    try query(sql, arguments: arguments)
+  }
+
+  public func query(_ sql: String, arguments: [SQLBindable]) throws -> [Row] {
+    let statement = try statement(sql)
+    try statement.prepare(arguments.map(\.sqlValue))
+    defer { statement.finish() }
+    var rows: [Row] = []
+    while try statement.step() { rows.append(statement.currentRow()) }
+    return rows
+  }
+
+  /// Runs a query and returns its first row, if any.
+  public func queryOne(_ sql: String, _ arguments: SQLBindable...) throws -> Row? {
+    try queryOne(sql, arguments: arguments)
+  }
+
+  public func queryOne(_ sql: String, arguments: [SQLBindable]) throws -> Row? {
+    let statement = try statement(sql)
+    try statement.prepare(arguments.map(\.sqlValue))
+    defer { statement.finish() }
+    return try statement.step() ? statement.currentRow() : nil
+  }
+
+  /// The first column of the first row as an integer (nil for no row or NULL).
+  public func scalarInt(_ sql: String, _ arguments: SQLBindable...) throws -> Int64? {
+    guard let row = try queryOne(sql, arguments: arguments), case .integer(let v) = row.values.first
+    else { return nil }
+    return v
+  }
+
+  /// The first column of the first row as text (nil for no row or NULL).
+  public func scalarText(_ sql: String, _ arguments: SQLBindable...) throws -> String? {
+    guard let row = try queryOne(sql, arguments: arguments), let first = row.values.first else { return nil }
+    switch first {
+    case .text(let s): return s
+    case .integer(let v): return String(v)
+    default: return nil
+    }
+  }
+
+  /// The rowid of the last row inserted on this connection.
+  public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+  /// Whether a transaction is open on this connection.
+  public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
+  // MARK: - Transactions
+
+  /// Runs `body` in a `BEGIN IMMEDIATE` transaction: committed if it returns, rolled back
+  /// if it throws. Nothing a refused command tried to write survives.
+  public func write<T>(_ body: (Connection) throws -> T) throws -> T {
+    try transaction("BEGIN IMMEDIATE", body)
+  }
+
+  /// Runs `body` in a read transaction, so every query in it sees the same snapshot.
+  public func read<T>(_ body: (Connection) throws -> T) throws -> T {
+    try transaction("BEGIN DEFERRED", body)
+  }
+
+  private func transaction<T>(_ begin: String, _ body: (Connection) throws -> T) throws -> T {
+    guard !isInTransaction else {
+      throw SQLiteError(extendedCode: SQLITE_MISUSE, message: "a transaction is already open on this connection", sql: begin)
+    }
+    try execute(begin)
+    let result: T
+    do {
+      result = try body(self)
+    } catch {
+      if isInTransaction { try? execute("ROLLBACK") }
+      throw error
+    }
+    do {
+      try execute("COMMIT")
+    } catch {
+      if isInTransaction { try? execute("ROLLBACK") }
+      throw error
+    }
+    return result
+  }
+
+  // MARK: - File-level facts
+
+  /// The version of the SQLite library this binary is linked against.
+  public static var libraryVersion: String { String(cString: sqlite3_libversion()) }
+
+  /// `PRAGMA application_id`, the 32-bit tag in the file header that names its owner.
+  public func applicationID() throws -> Int32 {
+    Int32(truncatingIfNeeded: try scalarInt("PRAGMA application_id") ?? 0)
+  }
+
+  public func setApplicationID(_ id: Int32) throws {
+    try execute("PRAGMA application_id = \(id)")
+  }
+
+  /// Copies the whole database into a new file at `destination` with SQLite's online
+  /// backup API. The copy is made within one read snapshot, so writers on other
+  /// connections go on, and the copy is a consistent database as of one commit.
+  public func backup(to destination: String) throws {
+    var target: OpaquePointer?
+    var rc = sqlite3_open_v2(destination, &target, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil)
+    guard rc == SQLITE_OK, let target else {
+      let error = SQLiteError(connection: target, code: rc, sql: nil)
+      sqlite3_close_v2(target)
+      throw error
+    }
+    defer { sqlite3_close_v2(target) }
+    guard let backup = sqlite3_backup_init(target, "main", handle, "main") else {
+      throw SQLiteError(connection: target, code: sqlite3_errcode(target), sql: nil)
+    }
+    // One step of -1 pages copies everything while holding a single read snapshot;
+    // a busy source is retried briefly rather than failed.
+    var tries = 0
+    repeat {
+      rc = sqlite3_backup_step(backup, -1)
+      if rc == SQLITE_BUSY || rc == SQLITE_LOCKED {
+        tries += 1
+        sqlite3_sleep(50)
+      }
+    } while (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && tries < 200
+    let finish = sqlite3_backup_finish(backup)
+    guard rc == SQLITE_DONE, finish == SQLITE_OK else {
+      throw SQLiteError(connection: target, code: rc == SQLITE_DONE ? finish : rc, sql: nil)
+    }
+  }
+}

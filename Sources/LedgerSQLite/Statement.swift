@@ -1,0 +1,143 @@
+import CSQLite
+
+/// A prepared statement. Connections keep the ones they prepare in a cache keyed by
+/// SQL text, so the hot paths of the scheduler compile each query once.
+public final class Statement {
+  let handle: OpaquePointer
+  /// The SQL text, kept for error messages.
+  public let sql: String
+  private let db: OpaquePointer
+
+  init(db: OpaquePointer, sql: String) throws {
+    var stmt: OpaquePointer?
+    let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+    guard rc == SQLITE_OK, let stmt else {
+      throw SQLiteError(connection: db, code: rc, sql: sql)
+    }
+    self.db = db
+    self.handle = stmt
+    self.sql = sql
+  }
+
+  deinit {
+    sqlite3_finalize(handle)
+  }
+
+  /// Resets the statement and binds `values` to its parameters, in order.
+  func prepare(_ values: [SQLValue]) throws {
+    sqlite3_reset(handle)
+    sqlite3_clear_bindings(handle)
+    let expected = Int(sqlite3_bind_parameter_count(handle))
+    guard expected == values.count else {
+      throw SQLiteError(
+        extendedCode: SQLITE_RANGE,
+        message: "statement expects \(expected) parameters, \(values.count) given", sql: sql)
+    }
+    for (offset, value) in values.enumerated() {
+      let index = Int32(offset + 1)
+      let rc: Int32
+      switch value {
+      case .null: rc = sqlite3_bind_null(handle, index)
+      case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
+      case .text(let s): rc = sqlite3_bind_text(handle, index, s, -1, ledgerd_sqlite_transient())
+      case .blob(let bytes):
+        rc = bytes.withUnsafeBytes {
+          sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), ledgerd_sqlite_transient())
+        }
+      }
+      guard rc == SQLITE_OK else { throw SQLiteError(connection: db, code: rc, sql: sql) }
+    }
+  }
+
+  /// Advances the statement; `true` while a row is available.
+  func step() throws -> Bool {
+    let rc = sqlite3_step(handle)
+    switch rc {
+    case SQLITE_ROW: return true
+    case SQLITE_DONE: return false
+    default:
+      let error = SQLiteError(connection: db, code: rc, sql: sql)
+      sqlite3_reset(handle)
+      throw error
+    }
+  }
+
+  /// Releases the statement's read snapshot and bound text without finalizing it.
+  func finish() {
+    sqlite3_reset(handle)
+    sqlite3_clear_bindings(handle)
+  }
+
+  lazy var columnNames: [String] = (0..<sqlite3_column_count(handle)).map {
+    String(cString: sqlite3_column_name(handle, $0))
+  }
+
+  func currentRow() -> Row {
+    let count = sqlite3_column_count(handle)
+    var values: [SQLValue] = []
+    values.reserveCapacity(Int(count))
+    for i in 0..<count {
+      switch sqlite3_column_type(handle, i) {
+      case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(handle, i)))
+      case SQLITE_TEXT:
+        values.append(.text(String(cString: sqlite3_column_text(handle, i))))
+      case SQLITE_NULL: values.append(.null)
+      case SQLITE_FLOAT:
+        // ledgerd's schema has no REAL columns; a computed float (e.g. julianday) is
+        // carried as text so that no floating point leaks into money code.
+        values.append(.text(String(cString: sqlite3_column_text(handle, i))))
+      default:
+        let n = Int(sqlite3_column_bytes(handle, i))
+        if n == 0 {
+          values.append(.blob([]))
+        } else {
+          let ptr = sqlite3_column_blob(handle, i)!.assumingMemoryBound(to: UInt8.self)
+          values.append(.blob(Array(UnsafeBufferPointer(start: ptr, count: n))))
+        }
+      }
+    }
+    return Row(columns: columnNames, values: values)
+  }
+}
+
+/// One result row, read out of the statement so it outlives the next step.
+public struct Row: Sendable {
+  public let columns: [String]
+  public let values: [SQLValue]
+
+  /// The value of a named column; a missing column is a programming error reported as such.
+  public subscript(_ name: String) -> SQLValue {
+    guard let i = columns.firstIndex(of: name) else { return .null }
+    return values[i]
+  }
+
+  private func fail(_ name: String, _ wanted: String) -> SQLiteError {
+    SQLiteError(
+      extendedCode: SQLITE_MISMATCH,
+      message: "column \(name) is \(self[name]), expected \(wanted)")
+  }
+
+  public func int(_ name: String) throws -> Int64 {
+    guard case .integer(let v) = self[name] else { throw fail(name, "an integer") }
+    return v
+  }
+  public func optionalInt(_ name: String) throws -> Int64? {
+    switch self[name] {
+    case .null: return nil
+    case .integer(let v): return v
+    default: throw fail(name, "an integer or NULL")
+    }
+  }
+  public func string(_ name: String) throws -> String {
+    switch self[name] {
+    case .text(let s): return s
+    case .integer(let v): return String(v)
+    default: throw fail(name, "text")
+    }
+  }
+  public func optionalString(_ name: String) throws -> String? {
+    if case .null = self[name] { return nil }
+    return try string(name)
+  }
+  public func bool(_ name: String) throws -> Bool { try int(name) != 0 }
+}

@@ -1,0 +1,191 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+
+/// One thing `ledgerd check` found wrong.
+public struct Finding: Codable, Sendable, Equatable {
+  /// The check that failed (`journal_balanced`).
+  public let check: String
+  public let detail: String
+}
+
+/// The outcome of `ledgerd check`.
+public struct CheckReport: Codable, Sendable {
+  public let sqliteVersion: String
+  public let checksRun: [String]
+  public let findings: [Finding]
+  public var ok: Bool { findings.isEmpty }
+}
+
+extension LedgerStore {
+  /// The invariants of the ledger, each a query that returns one `detail` per violation.
+  /// Adding an invariant is adding a row here.
+  static let invariants: [(name: String, sql: String)] = [
+    (
+      "journal_entry_balanced",
+      """
+      SELECT 'entry ' || entry_id || ' ' || currency || ' is off by ' || (sum(debit_minor) - sum(credit_minor)) || ' minor units' AS detail
+      FROM journal_lines GROUP BY entry_id, currency HAVING sum(debit_minor) <> sum(credit_minor)
+      """
+    ),
+    (
+      "journal_entry_has_lines",
+      """
+      SELECT 'entry ' || e.id || ' has ' || count(l.id) || ' lines' AS detail
+      FROM journal_entries e LEFT JOIN journal_lines l ON l.entry_id = e.id GROUP BY e.id HAVING count(l.id) < 2
+      """
+    ),
+    (
+      "trial_balance_zero",
+      """
+      SELECT currency || ' debits ' || debits_minor || ' differ from credits ' || credits_minor AS detail
+      FROM v_trial_balance WHERE ledger_account = '(total)' AND balance_minor <> 0
+      """
+    ),
+    (
+      "invoice_total_matches_lines",
+      """
+      SELECT i.number || ' total ' || i.total_minor || ' but lines sum to ' || coalesce(sum(l.amount_minor), 0) AS detail
+      FROM invoices i LEFT JOIN invoice_lines l ON l.invoice_id = i.id
+      GROUP BY i.id HAVING coalesce(sum(l.amount_minor), 0) <> i.total_minor
+      """
+    ),
+    (
+      "invoice_not_overpaid",
+      """
+      SELECT number || ' has ' || paid_minor || ' allocated against a total of ' || total_minor AS detail
+      FROM v_invoice_balances WHERE paid_minor > total_minor
+      """
+    ),
+    (
+      "paid_invoice_fully_paid",
+      """
+      SELECT number || ' is paid but only ' || paid_minor || ' of ' || total_minor || ' is allocated' AS detail
+      FROM v_invoice_balances WHERE status = 'paid' AND paid_minor <> total_minor
+      """
+    ),
+    (
+      "invoice_receivable_matches_due",
+      """
+      SELECT b.number || ' (' || b.status || ') has a receivable of ' || coalesce(j.receivable, 0)
+             || ' in the journal but ' || CASE WHEN b.status = 'open' THEN b.due_minor ELSE 0 END || ' due' AS detail
+      FROM v_invoice_balances b
+      LEFT JOIN (SELECT invoice_id, sum(debit_minor) - sum(credit_minor) AS receivable FROM journal_lines
+                 WHERE ledger_account = 'receivable' GROUP BY invoice_id) j ON j.invoice_id = b.invoice_id
+      WHERE coalesce(j.receivable, 0) <> CASE WHEN b.status = 'open' THEN b.due_minor ELSE 0 END
+      """
+    ),
+    (
+      "invoice_issue_posted",
+      """
+      SELECT i.number || ' has no invoice_issued journal entry' AS detail FROM invoices i
+      WHERE NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.invoice_id = i.id AND e.kind = 'invoice_issued')
+      UNION ALL
+      SELECT i.number || ' is void but its issue was not reversed' FROM invoices i
+      WHERE i.status = 'void' AND NOT EXISTS (SELECT 1 FROM journal_entries e WHERE e.invoice_id = i.id AND e.kind = 'invoice_voided')
+      """
+    ),
+    (
+      "invoice_paid_once_by_card",
+      """
+      SELECT i.number || ' was paid by ' || count(*) || ' successful charges' AS detail
+      FROM charge_attempt_invoices ci JOIN charge_attempts c ON c.id = ci.attempt_id JOIN invoices i ON i.id = ci.invoice_id
+      WHERE c.status = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1
+      """
+    ),
+    (
+      "payment_allocations_within_amount",
+      """
+      SELECT 'payment ' || p.id || ' of ' || p.amount_minor || ' has ' || sum(a.amount_minor) || ' allocated' AS detail
+      FROM payments p JOIN payment_allocations a ON a.payment_id = p.id
+      GROUP BY p.id HAVING sum(a.amount_minor) > p.amount_minor
+      """
+    ),
+    (
+      "default_card_present",
+      """
+      SELECT 'account ' || account_id || ' has an active card but no default card' AS detail FROM cards
+      WHERE status = 'active' GROUP BY account_id
+      HAVING NOT EXISTS (SELECT 1 FROM cards d WHERE d.account_id = cards.account_id AND d.is_default = 1)
+      """
+    ),
+    (
+      "past_due_has_dunning_invoice",
+      """
+      SELECT 'account ' || a.id || ' is past_due without an open invoice in dunning' AS detail FROM accounts a
+      WHERE a.status = 'past_due' AND NOT EXISTS
+        (SELECT 1 FROM invoices i WHERE i.account_id = a.id AND i.status = 'open' AND i.dunning_started_at IS NOT NULL)
+      """
+    ),
+    (
+      "one_open_pause_matches_flag",
+      """
+      SELECT i.number || CASE WHEN i.paused_at IS NULL THEN ' has an open pause but is not paused' ELSE ' is paused without an open pause' END AS detail
+      FROM invoices i WHERE (i.paused_at IS NOT NULL) <> EXISTS (SELECT 1 FROM pauses p WHERE p.invoice_id = i.id AND p.resumed_at IS NULL)
+      """
+    ),
+  ]
+
+  /// Runs SQLite's own checks, then every ledger invariant, then scans card tokens for
+  /// anything that looks like a card number.
+  public func check() throws -> CheckReport {
+    var findings: [Finding] = []
+    var names: [String] = ["integrity_check", "foreign_key_check"]
+    try read {
+      for row in try db.query("PRAGMA integrity_check") {
+        let text = try row.string(row.columns[0])
+        if text != "ok" { findings.append(Finding(check: "integrity_check", detail: text)) }
+      }
+      for row in try db.query("PRAGMA foreign_key_check") {
+        let table = try row.string("table")
+        let rowid = (try? row.optionalInt("rowid")).flatMap { $0 }.map(String.init) ?? "?"
+        findings.append(Finding(check: "foreign_key_check", detail: "\(table) row \(rowid) refers to a missing \(try row.string("parent"))"))
+      }
+      for invariant in Self.invariants {
+        names.append(invariant.name)
+        for row in try db.query(invariant.sql) {
+          findings.append(Finding(check: invariant.name, detail: try row.string("detail")))
+        }
+      }
+      names.append("no_card_numbers_stored")
+      for row in try db.query("SELECT id, token FROM cards") {
+        do {
+          _ = try CardRules.token(try row.string("token"))
+        } catch {
+          findings.append(Finding(check: "no_card_numbers_stored", detail: "card \(try row.int("id")) holds a token that looks like a card number"))
+        }
+      }
+    }
+    return CheckReport(sqliteVersion: Connection.libraryVersion, checksRun: names, findings: findings)
+  }
+
+  /// Copies the ledger to `destination` with SQLite's online backup API, through a temporary
+  /// file renamed into place once the copy has passed `integrity_check`.
+  public func backup(to destination: String) throws -> Int64 {
+    let fm = FileManager.default
+    guard !fm.fileExists(atPath: destination) else {
+      throw InputError(field: "FILE", rule: "\(destination) already exists; a backup never overwrites a file")
+    }
+    let temporary = destination + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+    try? fm.removeItem(atPath: temporary)
+    do {
+      try db.backup(to: temporary)
+      // Verify the copy, and make it a self-contained single file (rollback journal, not
+      // WAL), closing it before it is renamed into place.
+      let pages: Int64 = try {
+        let copy = try Connection(path: temporary, options: ConnectionOptions(readOnly: false, create: false))
+        _ = try copy.scalarText("PRAGMA journal_mode = DELETE")
+        let verdict = try copy.scalarText("PRAGMA integrity_check")
+        guard verdict == "ok", try copy.applicationID() == LedgerSchema.applicationID else {
+          throw SQLiteError(extendedCode: 11, message: "the backup copy failed its integrity check: \(verdict ?? "no answer")")
+        }
+        return try copy.scalarInt("PRAGMA page_count") ?? 0
+      }()
+      try fm.moveItem(atPath: temporary, toPath: destination)
+      return pages
+    } catch {
+      try? fm.removeItem(atPath: temporary)
+      throw error
+    }
+  }
+}

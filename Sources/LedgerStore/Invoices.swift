@@ -1,0 +1,127 @@
+import LedgerCore
+import LedgerSQLite
+
+extension LedgerStore {
+  /// Issues an invoice: the invoice, its lines, its payment reference (for transfers), the
+  /// journal entry (receivable / revenue) and the event, in one transaction.
+  public func issueInvoice(_ draft: InvoiceDraft, actor: Actor) throws -> Invoice {
+    try write {
+      _ = try requireAccount(draft.accountID)
+      let id = (try db.scalarInt("SELECT coalesce(max(id), 0) + 1 FROM invoices")) ?? 1
+      let digits = String(id)
+      let number = "INV-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+      let reference: String? =
+        draft.method == .transfer ? try PaymentReference(body: number.replacingDash).compact : nil
+      let at = now
+      try db.run(
+        """
+        INSERT INTO invoices (id, number, account_id, currency, total_minor, status, collection_method, payment_reference,
+                              issue_date, due_date, created_at)
+        VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)
+        """,
+        id, number, draft.accountID, draft.currency.code, draft.total.minorUnits, draft.method.rawValue, reference,
+        draft.issueDate.iso8601, draft.dueDate.iso8601, at)
+      for (offset, line) in draft.lines.enumerated() {
+        try db.run(
+          """
+          INSERT INTO invoice_lines (invoice_id, position, kind, description, quantity, unit_amount_minor, amount_minor)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """,
+          id, offset + 1, line.kind.rawValue, line.description, line.quantity, line.unitAmount.minorUnits,
+          try line.amount().minorUnits)
+      }
+      try post(try Posting.invoiceIssued(invoiceID: id, number: number, customer: draft.accountID, total: draft.total))
+      try recordEvent(
+        account: draft.accountID, invoice: id, actor: actor, kind: "invoice_issued",
+        reason: "invoice \(number) of \(draft.total) issued, due \(draft.dueDate), collected by \(draft.method.rawValue)"
+          + (reference.map { " (reference \($0))" } ?? ""),
+        data: ["number": number, "total_minor": String(draft.total.minorUnits), "currency": draft.currency.code])
+      return try requireInvoice(number)
+    }
+  }
+
+  /// Voids an open invoice nothing has been paid on: the issue entry is reversed, and any
+  /// pause or declared transfer on it is closed.
+  public func voidInvoice(_ reference: String, reason: String, actor: Actor) throws -> Invoice {
+    let reason = try Validate.text(reason, field: "--reason")
+    return try write {
+      let invoice = try requireInvoice(reference)
+      guard invoice.status == .open else {
+        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice can be voided")
+      }
+      guard invoice.paid.minorUnits == 0 else {
+        throw StateError(
+          subject: "invoice \(invoice.number)", rule: "has \(invoice.paid) paid on it; refund the payment before voiding")
+      }
+      let at = now
+      try db.run(
+        "UPDATE invoices SET status = 'void', void_reason = ?, closed_at = ?, paused_at = NULL WHERE id = ?", reason, at, invoice.id)
+      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'voided' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+      try db.run(
+        "UPDATE transfer_declarations SET closed_at = ?, outcome = 'cancelled' WHERE invoice_id = ? AND closed_at IS NULL", at,
+        invoice.id)
+      try post(try Posting.invoiceVoided(invoiceID: invoice.id, number: invoice.number, customer: invoice.accountID, total: invoice.total))
+      try recordEvent(
+        account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_voided",
+        reason: "invoice \(invoice.number) voided: \(reason)")
+      return try requireInvoice(invoice.number)
+    }
+  }
+
+  /// Finds an invoice by number (`INV-000042`) or by id (`42`).
+  public func invoice(_ reference: String) throws -> Invoice? {
+    let row: Row?
+    if let id = Int64(reference) {
+      row = try db.queryOne(Self.invoiceSelect + " WHERE i.id = ?", id)
+    } else {
+      row = try db.queryOne(Self.invoiceSelect + " WHERE i.number = ?", reference.uppercased())
+    }
+    guard let row else { return nil }
+    var invoice = try self.invoice(from: row)
+    invoice.lines = try db.query("SELECT * FROM invoice_lines WHERE invoice_id = ? ORDER BY position", invoice.id).map { line in
+      let currency = invoice.total.currency
+      return InvoiceLine(
+        position: try line.int("position"), kind: LineKind(rawValue: try line.string("kind")) ?? .other,
+        description: try line.string("description"), quantity: try line.int("quantity"),
+        unitAmount: Money(minorUnits: try line.int("unit_amount_minor"), currency: currency),
+        amount: Money(minorUnits: try line.int("amount_minor"), currency: currency))
+    }
+    return invoice
+  }
+
+  public func requireInvoice(_ reference: String, field: String = "invoice") throws -> Invoice {
+    guard let invoice = try invoice(reference) else { throw NotFoundError(field: field, value: reference) }
+    return invoice
+  }
+
+  /// Invoices, newest first, optionally of one account or status (without their lines).
+  public func invoices(account: Int64? = nil, status: InvoiceStatus? = nil) throws -> [Invoice] {
+    try db.query(
+      Self.invoiceSelect + " WHERE (?1 IS NULL OR i.account_id = ?1) AND (?2 IS NULL OR i.status = ?2) ORDER BY i.id DESC",
+      account, status?.rawValue
+    ).map(invoice(from:))
+  }
+
+  static let invoiceSelect = """
+    SELECT i.id, i.number, i.account_id, i.status, i.collection_method, i.payment_reference, i.issue_date, i.due_date,
+           i.currency, i.total_minor, b.paid_minor, b.due_minor, i.paused_at, i.grace_deadline, i.void_reason
+    FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
+    """
+
+  func invoice(from row: Row) throws -> Invoice {
+    let currency = try Currency(code: try row.string("currency"))
+    func money(_ column: String) throws -> Money { Money(minorUnits: try row.int(column), currency: currency) }
+    return Invoice(
+      id: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"),
+      status: InvoiceStatus(rawValue: try row.string("status")) ?? .open,
+      method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
+      paymentReference: try row.optionalString("payment_reference"), issueDate: try row.string("issue_date"),
+      dueDate: try row.string("due_date"), total: try money("total_minor"), paid: try money("paid_minor"),
+      due: try money("due_minor"), paused: try row.optionalString("paused_at") != nil,
+      graceDeadline: try row.optionalString("grace_deadline"), voidReason: try row.optionalString("void_reason"), lines: [])
+  }
+}
+
+extension String {
+  var replacingDash: String { filter { $0 != "-" } }
+}

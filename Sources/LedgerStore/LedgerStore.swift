@@ -1,0 +1,149 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+
+/// Reads the system clock; `LEDGERD_NOW` (an ISO 8601 UTC time) pins it, for demos and
+/// for tests that drive the binary on a chosen day.
+public struct SystemClock: LedgerClock {
+  public init() {}
+  public func now() -> Instant {
+    Instant(secondsSinceEpoch: Int64(Date().timeIntervalSince1970.rounded(.down)))
+  }
+
+  /// The clock a command should use: pinned by `LEDGERD_NOW` when set.
+  public static func fromEnvironment() throws -> LedgerClock {
+    guard let pinned = ProcessInfo.processInfo.environment["LEDGERD_NOW"], !pinned.isEmpty else {
+      return SystemClock()
+    }
+    return FixedClock(try Instant(iso8601: pinned, field: "LEDGERD_NOW"))
+  }
+}
+
+/// The database file does not exist and the command only reads.
+public struct MissingLedger: Error, CustomStringConvertible {
+  public let path: String
+  public var description: String { "no ledger at \(path): create it with `ledgerd migrate --db \(path)`" }
+}
+
+/// The ledger's storage: every entity's SQL, behind methods in the ledger's own terms.
+///
+/// Each method that changes anything runs in one `BEGIN IMMEDIATE` transaction together
+/// with its journal entry and event, so a refused or interrupted command leaves nothing.
+public final class LedgerStore {
+  public let db: Connection
+  public let clock: LedgerClock
+
+  /// How a command uses the ledger.
+  public enum Access: Sendable {
+    /// Writes: creates the file if needed, switches it to WAL and applies pending migrations.
+    case readWrite
+    /// Reads only: the file must exist and be fully migrated; it is never written.
+    case readOnly
+  }
+
+  public init(connection: Connection, clock: LedgerClock) {
+    self.db = connection
+    self.clock = clock
+  }
+
+  /// Opens the ledger at `path`. Before anything is written, the file is checked to be
+  /// a ledgerd database (or empty) whose migrations this binary knows.
+  public static func open(
+    path: String, access: Access, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous = .full
+  ) throws -> LedgerStore {
+    let migrator = try LedgerSchema.migrator()
+    switch access {
+    case .readOnly:
+      guard FileManager.default.fileExists(atPath: path) else { throw MissingLedger(path: path) }
+      let connection = try Connection(path: path, options: ConnectionOptions(readOnly: true))
+      try migrator.requireCurrent(on: connection)
+      return LedgerStore(connection: connection, clock: clock)
+    case .readWrite:
+      var options = ConnectionOptions()
+      options.synchronous = synchronous
+      let connection = try Connection(path: path, options: options)
+      _ = try migrator.pending(on: connection)  // refuses foreign and newer files untouched
+      try connection.enableWAL()
+      try migrator.migrate(connection, now: clock.now().iso8601)
+      return LedgerStore(connection: connection, clock: clock)
+    }
+  }
+
+  /// Applies pending migrations; returns the names applied and those already there.
+  public static func migrate(path: String, clock: LedgerClock) throws -> Migrator.Outcome {
+    let migrator = try LedgerSchema.migrator()
+    let connection = try Connection(path: path)
+    _ = try migrator.pending(on: connection)
+    try connection.enableWAL()
+    return try migrator.migrate(connection, now: clock.now().iso8601)
+  }
+
+  var now: String { clock.now().iso8601 }
+  var today: CivilDate { clock.now().date }
+
+  /// Runs `body` as one write transaction. Called inside another write, it joins it, so
+  /// a command can combine several store operations into one all-or-nothing change.
+  public func write<T>(_ body: () throws -> T) throws -> T {
+    if db.isInTransaction { return try body() }
+    return try db.write { _ in try body() }
+  }
+
+  /// Runs `body` in one read snapshot.
+  public func read<T>(_ body: () throws -> T) throws -> T {
+    if db.isInTransaction { return try body() }
+    return try db.read { _ in try body() }
+  }
+
+  // MARK: - Journal and events
+
+  /// Writes a balanced entry. `JournalEntry` cannot be built unbalanced, so an entry that
+  /// does not sum to zero per currency is refused before this is reached.
+  @discardableResult
+  func post(_ entry: JournalEntry) throws -> Int64 {
+    try db.run(
+      "INSERT INTO journal_entries (at, kind, memo, invoice_id, payment_id) VALUES (?, ?, ?, ?, ?)",
+      now, entry.kind.rawValue, entry.memo, entry.invoiceID, entry.paymentID)
+    let entryID = db.lastInsertRowID
+    for line in entry.lines {
+      try db.run(
+        """
+        INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor, account_id, invoice_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """,
+        entryID, line.ledgerAccount.rawValue, line.signedAmount.currency.code, line.debitMinor, line.creditMinor,
+        line.customerAccountID, line.invoiceID)
+    }
+    return entryID
+  }
+
+  /// Records a change of state with who made it and why.
+  func recordEvent(
+    account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:]
+  ) throws {
+    try db.run(
+      "INSERT INTO events (at, account_id, invoice_id, actor, kind, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      now, account, invoice, actor.rawValue, kind, reason, try jsonText(data))
+  }
+
+  func jsonText(_ data: [String: String]) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(data), as: UTF8.self)
+  }
+
+  /// The events of one account (or all), oldest first.
+  public func events(account: Int64?) throws -> [Event] {
+    let rows = try db.query(
+      """
+      SELECT e.id, e.at, e.account_id, i.number AS invoice, e.actor, e.kind, e.reason
+      FROM events e LEFT JOIN invoices i ON i.id = e.invoice_id
+      WHERE ?1 IS NULL OR e.account_id = ?1 ORDER BY e.id
+      """, account)
+    return try rows.map { row in
+      Event(
+        id: try row.int("id"), at: try row.string("at"), accountID: try row.optionalInt("account_id"),
+        invoice: try row.optionalString("invoice"), actor: Actor(rawValue: try row.string("actor")) ?? .system,
+        kind: try row.string("kind"), reason: try row.string("reason"))
+    }
+  }
+}

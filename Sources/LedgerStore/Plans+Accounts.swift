@@ -1,0 +1,103 @@
+import LedgerCore
+import LedgerSQLite
+
+extension LedgerStore {
+  // MARK: - Plans
+
+  /// Adds a paid plan. Its code must be new; `free` exists from the start.
+  public func addPlan(code: String, name: String, price: Money, period: BillingPeriod) throws -> Plan {
+    let code = try Validate.planCode(code, field: "code")
+    let name = try Validate.displayName(name, field: "--name")
+    guard price.minorUnits > 0 else {
+      throw InputError(field: "--price", rule: "a paid plan's price must be greater than zero (the free plan exists already)")
+    }
+    return try write {
+      if try db.scalarInt("SELECT id FROM plans WHERE code = ?", code) != nil {
+        throw InputError(field: "code", rule: "a plan with code '\(code)' already exists")
+      }
+      try db.run(
+        "INSERT INTO plans (code, name, price_minor, currency, period, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        code, name, price.minorUnits, price.currency.code, period.rawValue, now)
+      try recordEvent(account: nil, actor: .staff, kind: "plan_added", reason: "plan \(code) added at \(price) per \(period.rawValue)")
+      return Plan(id: db.lastInsertRowID, code: code, name: name, price: price, period: period)
+    }
+  }
+
+  public func plans() throws -> [Plan] {
+    try db.query("SELECT * FROM plans ORDER BY id").map(plan(from:))
+  }
+
+  public func plan(code: String) throws -> Plan? {
+    try db.queryOne("SELECT * FROM plans WHERE code = ?", code).map(plan(from:))
+  }
+
+  func plan(from row: Row) throws -> Plan {
+    Plan(
+      id: try row.int("id"), code: try row.string("code"), name: try row.string("name"),
+      price: Money(minorUnits: try row.int("price_minor"), currency: try Currency(code: try row.string("currency"))),
+      period: BillingPeriod(rawValue: try row.string("period")) ?? .month)
+  }
+
+  // MARK: - Accounts
+
+  /// Opens a customer account on a plan (the free plan unless told otherwise).
+  public func addAccount(email: String, name: String, locale: CustomerLocale, planCode: String, actor: Actor) throws -> Account {
+    let email = try Validate.email(email)
+    let name = try Validate.displayName(name)
+    return try write {
+      guard let plan = try plan(code: planCode) else { throw NotFoundError(field: "--plan", value: planCode) }
+      let at = now
+      try db.run(
+        "INSERT INTO accounts (email, name, locale, plan_id, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+        email, name, locale.rawValue, plan.id, at, at)
+      let id = db.lastInsertRowID
+      try recordEvent(account: id, actor: actor, kind: "account_created", reason: "account opened on plan \(plan.code)")
+      return Account(id: id, email: email, name: name, locale: locale, plan: plan.code, status: .active, createdAt: at)
+    }
+  }
+
+  public func account(id: Int64) throws -> Account? {
+    try db.queryOne(Self.accountSelect + " WHERE a.id = ?", id).map(account(from:))
+  }
+
+  /// The account, or a `NotFoundError` naming `field`.
+  public func requireAccount(_ id: Int64, field: String = "--account") throws -> Account {
+    guard let account = try account(id: id) else { throw NotFoundError(field: field, value: String(id)) }
+    return account
+  }
+
+  public func accounts(status: AccountStatus? = nil) throws -> [Account] {
+    try db.query(Self.accountSelect + " WHERE ?1 IS NULL OR a.status = ?1 ORDER BY a.id", status?.rawValue)
+      .map(account(from:))
+  }
+
+  static let accountSelect = """
+    SELECT a.id, a.email, a.name, a.locale, p.code AS plan, a.status, a.created_at
+    FROM accounts a JOIN plans p ON p.id = a.plan_id
+    """
+
+  func account(from row: Row) throws -> Account {
+    Account(
+      id: try row.int("id"), email: try row.string("email"), name: try row.string("name"),
+      locale: CustomerLocale(rawValue: try row.string("locale")) ?? .en, plan: try row.string("plan"),
+      status: AccountStatus(rawValue: try row.string("status")) ?? .active, createdAt: try row.string("created_at"))
+  }
+
+  /// An account's balance per currency, from the journal's sub-ledger.
+  public struct Balance: Codable, Sendable, Equatable {
+    /// What the account owes on its invoices.
+    public let receivable: Money
+    /// Credit held from overpayments.
+    public let credit: Money
+  }
+
+  public func balances(account: Int64) throws -> [Balance] {
+    try db.query("SELECT currency, receivable_minor, credit_minor FROM v_account_balances WHERE account_id = ?", account)
+      .map { row in
+        let currency = try Currency(code: try row.string("currency"))
+        return Balance(
+          receivable: Money(minorUnits: try row.int("receivable_minor"), currency: currency),
+          credit: Money(minorUnits: try row.int("credit_minor"), currency: currency))
+      }
+  }
+}

@@ -1,0 +1,29 @@
+import LedgerSQLite
+
+/// The ledger's schema: the SQL files of `migrations/`, embedded in the binary so that an
+/// installed `ledgerd` needs no source tree.
+public enum LedgerSchema {
+  /// `PRAGMA application_id` of a ledgerd database: the ASCII bytes "LDGD".
+  public static let applicationID: Int32 = 0x4C44_4744
+
+  /// Every migration file, by name. A new file in `migrations/` is added here too; a test
+  /// fails if the two lists differ.
+  static let files: [(name: String, bytes: [UInt8])] = [
+    ("0001_schema.sql", PackageResources._001_schema_sql),
+    ("0002_audit_views.sql", PackageResources._002_audit_views_sql),
+  ]
+
+  /// The embedded migrations, in order.
+  public static func migrations() throws -> [Migration] {
+    try files.map { file in
+      guard let migration = Migration(fileName: file.name, sql: String(decoding: file.bytes, as: UTF8.self)) else {
+        throw MigrationError.badFileName(file.name)
+      }
+      return migration
+    }
+  }
+
+  public static func migrator() throws -> Migrator {
+    try Migrator(migrations: migrations(), applicationID: applicationID)
+  }
+}

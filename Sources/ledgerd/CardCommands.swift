@@ -1,0 +1,102 @@
+import ArgumentParser
+import LedgerCore
+import LedgerStore
+
+struct CardCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "card", abstract: "Manage an account's payment cards (processor tokens only).",
+    subcommands: [Add.self, List.self, Default.self, Remove.self])
+
+  struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Save a card the processor has tokenized. The first active card becomes the default.",
+      discussion: "Never pass a card number: a token that looks like one (13 to 19 digits passing the Luhn check) is refused.")
+    @Argument(help: "The account's id.") var account: String
+    @Option(help: "The processor's token for the card.") var token: String
+    @Option(help: "visa, mastercard, amex, discover, jcb, diners, unionpay, cb or other.") var brand: String
+    @Option(help: "The card's last four digits, for display.") var last4: String
+    @Option(help: "Expiry month, MM/YYYY.") var expiry: String
+    @Option(help: "Billing postal code.") var postalCode: String?
+    @Option(help: "Billing country, ISO 3166 alpha-2.") var country: String?
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let accountID = try parseID(account, field: "account")
+        let card = NewCard(
+          token: try CardRules.token(token), brand: try CardRules.brand(brand), last4: try CardRules.last4(last4),
+          expiry: try CardExpiry(parsing: expiry), postalCode: try postalCode.map { try Validate.postalCode($0) },
+          country: try country.map { try Validate.country($0) })
+        let actor = try actor.resolve()
+        let saved = try database.open(.readWrite).addCard(account: accountID, card, actor: actor)
+        try output.emit(saved) { "added " + cardLine(saved) }
+      }
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List an account's cards, oldest first.")
+    @Argument(help: "The account's id.") var account: String
+    @Flag(help: "Include removed cards.") var all = false
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let accountID = try parseID(account, field: "account")
+        let store = try database.open(.readOnly)
+        _ = try store.requireAccount(accountID, field: "account")
+        let cards = try store.cards(account: accountID, includeRemoved: all)
+        try output.emit(cards) {
+          table(
+            ["ID", "BRAND", "LAST4", "EXPIRY", "STATUS", "DEFAULT"],
+            cards.map { [String($0.id), $0.brand.rawValue, $0.last4, $0.expiry, $0.status.rawValue, $0.isDefault ? "yes" : ""] })
+        }
+      }
+    }
+  }
+
+  struct Default: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a card its account's default.")
+    @Argument(help: "The card's id.") var card: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let id = try parseID(card, field: "card")
+        let actor = try actor.resolve()
+        let card = try database.open(.readWrite).setDefaultCard(id, actor: actor)
+        try output.emit(card) { "default is now " + cardLine(card) }
+      }
+    }
+  }
+
+  struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Remove a card. Removing the default promotes the next active card.")
+    @Argument(help: "The card's id.") var card: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Result: Encodable {
+      let removed: Card
+      let newDefault: Card?
+    }
+
+    func run() throws {
+      try runGuarded {
+        let id = try parseID(card, field: "card")
+        let actor = try actor.resolve()
+        let (removed, promoted) = try database.open(.readWrite).removeCard(id, actor: actor)
+        try output.emit(Result(removed: removed, newDefault: promoted)) {
+          "removed card \(removed.id)" + (promoted.map { "; default is now " + cardLine($0) } ?? "")
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import LedgerCore
+import LedgerStore
+
+struct PlanCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "plan", abstract: "Manage plans.", subcommands: [Add.self, List.self])
+
+  struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a paid plan.")
+    @Argument(help: "The plan's code (lowercase letters, digits, '-' or '_').") var code: String
+    @Option(help: "The plan's display name.") var name: String
+    @Option(help: "The price per period, e.g. 19.00.") var price: String
+    @Option(help: "ISO 4217 currency code.") var currency: String = "EUR"
+    @Option(help: "Billing period: month or year.") var period: String = "month"
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let currency = try Currency(code: currency, field: "--currency")
+        let price = try Money.parsePositive(price, currency: currency, field: "--price")
+        let period = try BillingPeriod(parsing: period)
+        _ = try Validate.planCode(code, field: "code")
+        let plan = try database.open(.readWrite).addPlan(code: code, name: name, price: price, period: period)
+        try output.emit(plan) { "plan \(plan.code) added: \(plan.name), \(plan.price) per \(plan.period.rawValue)" }
+      }
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List plans.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let plans = try database.open(.readOnly).plans()
+        try output.emit(plans) {
+          table(["CODE", "NAME", "PRICE", "PERIOD"], plans.map { [$0.code, $0.name, $0.price.description, $0.period.rawValue] })
+        }
+      }
+    }
+  }
+}
+
+struct AccountCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "account", abstract: "Manage customer accounts.", subcommands: [Add.self, Show.self, List.self])
+
+  struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Open a customer account.")
+    @Option(help: "Where the customer's emails go.") var email: String
+    @Option(help: "The customer's display name.") var name: String
+    @Option(help: "Language of the customer's emails: fr or en.") var locale: String = "fr"
+    @Option(help: "The plan's code.") var plan: String = "free"
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let locale = try CustomerLocale(parsing: locale)
+        let email = try Validate.email(email)
+        let name = try Validate.displayName(name)
+        let account = try database.open(.readWrite).addAccount(
+          email: email, name: name, locale: locale, planCode: plan, actor: try actor.resolve())
+        try output.emit(account) { "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)" }
+      }
+    }
+  }
+
+  struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show an account with its cards, invoices, balances and events.")
+    @Argument(help: "The account's id.") var account: String
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Detail: Encodable {
+      let account: Account
+      let balances: [LedgerStore.Balance]
+      let cards: [Card]
+      let invoices: [Invoice]
+      let events: [Event]
+    }
+
+    func run() throws {
+      try runGuarded {
+        let id = try parseID(account, field: "account")
+        let store = try database.open(.readOnly)
+        let detail = try store.read {
+          Detail(
+            account: try store.requireAccount(id, field: "account"), balances: try store.balances(account: id),
+            cards: try store.cards(account: id, includeRemoved: true), invoices: try store.invoices(account: id),
+            events: try store.events(account: id))
+        }
+        try output.emit(detail) {
+          let a = detail.account
+          var out = ["account \(a.id): \(a.name) <\(a.email)>", "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)"]
+          for b in detail.balances { out.append("  balance \(b.receivable.currency.code): owes \(b.receivable.amountString), credit \(b.credit.amountString)") }
+          out.append("cards:")
+          out += detail.cards.map { "  " + cardLine($0) }
+          out.append("invoices:")
+          out += detail.invoices.map { "  \($0.number) \($0.status.rawValue) \($0.method.rawValue) total \($0.total) due \($0.due.amountString) by \($0.dueDate)" }
+          out.append("events:")
+          out += detail.events.map { "  \($0.at) [\($0.actor.rawValue)] \($0.kind): \($0.reason)" }
+          return out.joined(separator: "\n")
+        }
+      }
+    }
+  }
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List accounts.")
+    @Option(help: "Only accounts with this status: active, past_due, downgraded, closed.") var status: String?
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let status = try status.map { raw in
+          guard let s = AccountStatus(rawValue: raw) else {
+            throw InputError(field: "--status", rule: "'\(raw)' must be one of active, past_due, downgraded, closed")
+          }
+          return s
+        }
+        let accounts = try database.open(.readOnly).accounts(status: status)
+        try output.emit(accounts) {
+          table(
+            ["ID", "NAME", "EMAIL", "PLAN", "STATUS", "LOCALE"],
+            accounts.map { [String($0.id), $0.name, $0.email, $0.plan, $0.status.rawValue, $0.locale.rawValue] })
+        }
+      }
+    }
+  }
+}
+
+func cardLine(_ c: Card) -> String {
+  "card \(c.id): \(c.brand.rawValue) •••• \(c.last4) exp \(c.expiry) \(c.status.rawValue)\(c.isDefault ? " (default)" : "")"
+}
