@@ -10,7 +10,7 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Add a paid plan.")
     @Argument(help: "The plan's code (lowercase letters, digits, '-' or '_').") var code: String
     @Option(help: "The plan's display name.") var name: String
-    @Option(help: "The price per period, e.g. 19.00.") var price: String
+    @Option(parsing: .unconditional, help: "The price per period, e.g. 19.00.") var price: String
     @Option(help: "ISO 4217 currency code.") var currency: String = "EUR"
     @Option(help: "Billing period: month or year.") var period: String = "month"
     @OptionGroup var database: DatabaseOptions

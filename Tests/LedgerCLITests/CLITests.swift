@@ -1,0 +1,209 @@
+import Foundation
+import Testing
+
+/// The built `ledgerd` binary, driven as an operator would from a shell.
+@Suite(.serialized) struct CLITests {
+  /// The session of the store issue's "must show": a plan, an account, two cards with
+  /// default switching and removal, a card and a transfer invoice, a void, a clean check
+  /// and a trial balance read with `sqlite3 -readonly`.
+  @Test func scriptedSession() throws {
+    let w = try Workspace()
+    #expect(try w.json(["migrate"])["applied"] as? [String] == ["0001_schema.sql", "0002_audit_views.sql"])
+    let plan = try w.json(["plan", "add", "pro", "--name", "Pro", "--price", "19.00", "--currency", "EUR"])
+    #expect((plan["price"] as? [String: Any])?["minor"] as? Int == 1900)
+    let account = try w.json(["account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--locale", "fr", "--plan", "pro"])
+    let id = try #require(account["id"] as? Int)
+    let c1 = try w.json(["card", "add", "\(id)", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+    let c2 = try w.json(["card", "add", "\(id)", "--token", "tok_mc_ok", "--brand", "mastercard", "--last4", "4444", "--expiry", "01/2029", "--country", "FR"])
+    #expect(c1["is_default"] as? Bool == true)
+    #expect(c2["is_default"] as? Bool == false)
+    let c2id = try #require(c2["id"] as? Int)
+    #expect(try w.json(["card", "default", "\(c2id)"])["is_default"] as? Bool == true)
+    let removal = try w.json(["card", "remove", "\(c2id)"])
+    #expect((removal["new_default"] as? [String: Any])?["id"] as? Int == c1["id"] as? Int)
+
+    let cardInvoice = try w.json([
+      "invoice", "issue", "\(id)", "--plan-line", "--addon", "Extra backups=5.00", "--line", "Domain example.fr=12.00x2",
+    ])
+    #expect((cardInvoice["total"] as? [String: Any])?["amount"] as? String == "48.00")
+    #expect((cardInvoice["lines"] as? [Any])?.count == 3)
+    let transfer = try w.json([
+      "invoice", "issue", "\(id)", "--method", "transfer", "--line", "Consulting=150.00", "--line", "Setup=20.50", "--due", "2026-12-10",
+    ])
+    let reference = try #require(transfer["payment_reference"] as? String)
+    #expect(reference.hasPrefix("RF"))
+    let number = try #require(transfer["number"] as? String)
+    #expect(try w.json(["invoice", "void", number, "--reason", "issued twice"])["status"] as? String == "void")
+
+    let check = try w.ledgerd(["check"])
+    #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+    #expect(check.stdout.contains("ok"))
+
+    let trial = try w.sqlite("SELECT debits_minor, credits_minor FROM v_trial_balance WHERE ledger_account = '(total)'")
+    #expect(trial.status == 0)
+    #expect(trial.stdout == "38900|38900\n")
+    let receivable = try w.sqlite("SELECT receivable_minor FROM v_account_balances WHERE account_id = \(id)")
+    #expect(receivable.stdout == "4800\n")
+
+    let shown = try w.json(["account", "show", "\(id)"])
+    #expect((shown["events"] as? [Any])?.count == 8)
+    #expect((shown["cards"] as? [Any])?.count == 2)
+    let listed = try w.ok(["invoice", "list", "--account", "\(id)", "--json"]).json() as? [Any]
+    #expect(listed?.count == 2)
+  }
+
+  /// Every bad input is refused with its field and rule, a non-zero exit, and the file
+  /// byte for byte unchanged.
+  @Test(arguments: [
+    (["plan", "add", "neg", "--name", "N", "--price", "-5.00"], "--price", "greater than zero"),
+    (["plan", "add", "bad", "--name", "N", "--price", "12,30"], "--price", "not an amount"),
+    (["plan", "add", "dec", "--name", "N", "--price", "12.345", "--currency", "EUR"], "--price", "3 decimals"),
+    (["plan", "add", "cur", "--name", "N", "--price", "12.00", "--currency", "XYZ"], "--currency", "not a known ISO 4217"),
+    (["plan", "add", "big", "--name", "N", "--price", "99999999999999999999"], "--price", "too large"),
+    (["plan", "add", "pro", "--name", "Again", "--price", "1.00"], "code", "already exists"),
+    (["card", "add", "1", "--token", "4242424242424242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token", "looks like a card number"),
+    (["card", "add", "1", "--token", "4242 4242 4242 4242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token", "a processor token has"),
+    (["card", "add", "1", "--token", "tok_old", "--brand", "visa", "--last4", "4242", "--expiry", "10/2026"], "--expiry", "in the past"),
+    (["card", "add", "999", "--token", "tok_new", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--account", "no account '999'"),
+    (["card", "default", "999"], "card", "no card '999'"),
+    (["card", "remove", "999"], "card", "no card '999'"),
+    (["invoice", "issue", "999", "--line", "A=1.00"], "account", "no account '999'"),
+    (["invoice", "issue", "1", "--line", "A=-1.00"], "line 1 amount", "greater than zero"),
+    (["invoice", "issue", "1", "--line", "A=1.001"], "line 1 amount", "decimals"),
+    (["invoice", "issue", "1", "--line", "A"], "line 1", "DESCRIPTION=AMOUNT"),
+    (["invoice", "issue", "1", "--line", "A=1.00", "--due", "2026-11-01"], "--due", "before the issue date"),
+    (["invoice", "void", "INV-999999", "--reason", "x"], "invoice", "no invoice"),
+    (["account", "add", "--email", "no-at-sign", "--name", "X"], "--email", "exactly one '@'"),
+    (["account", "add", "--email", "a@b.fr\nBcc: c@d.fr", "--name", "X"], "--email", "line breaks"),
+    (["account", "add", "--email", "a@b.fr", "--name", "X", "--locale", "de"], "--locale", "fr, en"),
+  ] as [([String], String, String)])
+  func badInputChangesNothing(args: [String], field: String, rule: String) throws {
+    let w = try Workspace()
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A", "--plan", "pro"])
+    let before = w.fingerprint()
+    let outcome = try w.ledgerd(args)
+    #expect(outcome.status == 65, "exit \(outcome.status): \(outcome.stderr)")
+    #expect(outcome.stderr.hasPrefix("ledgerd: error: \(field): "), "\(outcome.stderr)")
+    #expect(outcome.stderr.contains(rule), "\(outcome.stderr)")
+    #expect(outcome.stdout.isEmpty)
+    #expect(w.fingerprint() == before)
+    #expect(try w.sqlite("SELECT count(*) FROM events").stdout == "2\n")
+  }
+
+  @Test func aDatabaseOfAnotherProgramIsLeftUntouched() throws {
+    let w = try Workspace()
+    let other = w.directory + "/other.db"
+    #expect(try w.run("sqlite3", [other, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);"]).status == 0)
+    let before = w.fingerprint(other)
+    for args in [["plan", "add", "pro", "--name", "P", "--price", "1.00"], ["check"], ["migrate"], ["account", "list"]] {
+      let outcome = try w.ledgerd(args, db: other)
+      #expect(outcome.status == 66, "\(args): \(outcome.stderr)")
+      #expect(outcome.stderr.contains("is not a ledgerd database"))
+    }
+    #expect(w.fingerprint(other) == before)
+
+    let text = w.directory + "/notes.txt"
+    try Data(String(repeating: "not a database at all\n", count: 20).utf8).write(to: URL(fileURLWithPath: text))
+    let beforeText = w.fingerprint(text)
+    let outcome = try w.ledgerd(["account", "add", "--email", "a@b.fr", "--name", "A"], db: text)
+    #expect(outcome.status == 66)
+    #expect(outcome.stderr.contains("not a ledgerd database"))
+    #expect(w.fingerprint(text) == beforeText)
+  }
+
+  @Test func aDatabaseFromANewerBinaryIsRefused() throws {
+    let w = try Workspace()
+    try w.ok(["migrate"])
+    let future = "INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', lower(hex(randomblob(32))), '2030-01-01T00:00:00Z')"
+    #expect(try w.sqlite(future, readOnly: false).status == 0)
+    let before = w.fingerprint()
+    for args in [["account", "add", "--email", "a@b.fr", "--name", "A"], ["migrate"], ["check"], ["plan", "list"]] {
+      let outcome = try w.ledgerd(args)
+      #expect(outcome.status == 66, "\(args): \(outcome.stderr)")
+      #expect(outcome.stderr.contains("newer ledgerd") && outcome.stderr.contains("9999_future.sql"))
+    }
+    #expect(w.fingerprint() == before)
+  }
+
+  @Test func aChangedMigrationIsRefused() throws {
+    let w = try Workspace()
+    try w.ok(["migrate"])
+    #expect(try w.sqlite("UPDATE schema_migrations SET checksum = lower(hex(zeroblob(32))) WHERE version = 2", readOnly: false).status == 0)
+    let outcome = try w.ledgerd(["plan", "list"])
+    #expect(outcome.status == 66)
+    #expect(outcome.stderr.contains("0002_audit_views.sql differs"))
+  }
+
+  @Test func journalLinesRefuseUpdateAndDeleteFromSqlite3() throws {
+    let w = try Workspace()
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
+    try w.ok(["invoice", "issue", "1", "--line", "A=10.00"])
+    let before = try w.sqlite("SELECT * FROM journal_lines").stdout
+    for sql in ["UPDATE journal_lines SET debit_minor = 1 WHERE debit_minor > 0", "DELETE FROM journal_lines"] {
+      let outcome = try w.sqlite(sql, readOnly: false)
+      #expect(outcome.status != 0)
+      #expect(outcome.stderr.contains("append-only"), "\(outcome.stderr)")
+    }
+    #expect(try w.sqlite("SELECT * FROM journal_lines").stdout == before)
+    #expect(!before.isEmpty)
+  }
+
+  @Test func readersNeverCreateOrMigrate() throws {
+    let w = try Workspace()
+    let outcome = try w.ledgerd(["account", "list"])
+    #expect(outcome.status == 66)
+    #expect(outcome.stderr.contains("no ledger at"))
+    #expect(!FileManager.default.fileExists(atPath: w.db))
+  }
+
+  @Test func databaseComesFromTheEnvironmentToo() throws {
+    let w = try Workspace()
+    let path = w.directory + "/from-env.db"
+    let outcome = try w.run(Workspace.binary, ["migrate"], environment: ["LEDGERD_DB": path, "LEDGERD_NOW": w.now])
+    #expect(outcome.status == 0)
+    #expect(FileManager.default.fileExists(atPath: path))
+    // Without either, ./ledger.db in the working directory.
+    #expect(try w.run(Workspace.binary, ["migrate"]).status == 0)
+    #expect(FileManager.default.fileExists(atPath: w.directory + "/ledger.db"))
+  }
+
+  @Test func backupMakesAVerifiedCopy() throws {
+    let w = try Workspace()
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
+    try w.ok(["invoice", "issue", "1", "--line", "A=10.00"])
+    let copy = w.directory + "/copy.db"
+    let result = try w.json(["backup", copy])
+    #expect((result["pages"] as? Int ?? 0) > 0)
+    #expect(try w.sqlite("PRAGMA integrity_check", db: copy).stdout == "ok\n")
+    #expect(try w.sqlite("SELECT number FROM invoices", db: copy).stdout == "INV-000001\n")
+    let again = try w.ledgerd(["backup", copy])
+    #expect(again.status == 65)
+    #expect(again.stderr.contains("already exists"))
+  }
+
+  @Test func checkExitsNonZeroOnFindings() throws {
+    let w = try Workspace()
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
+    try w.ok(["invoice", "issue", "1", "--line", "A=10.00"])
+    #expect(try w.sqlite("UPDATE invoices SET total_minor = 5", readOnly: false).status == 0)
+    let outcome = try w.ledgerd(["check", "--json"])
+    #expect(outcome.status == 1)
+    let report = try #require(try outcome.json() as? [String: Any])
+    let findings = try #require(report["findings"] as? [[String: Any]])
+    #expect(findings.contains { $0["check"] as? String == "invoice_total_matches_lines" })
+  }
+
+  @Test func everyListingPrintsJSON() throws {
+    let w = try Workspace()
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
+    try w.ok(["card", "add", "1", "--token", "tok_a", "--brand", "visa", "--last4", "1111", "--expiry", "01/2030"])
+    try w.ok(["invoice", "issue", "1", "--line", "A=10.00"])
+    for args in [["plan", "list"], ["account", "list"], ["card", "list", "1"], ["invoice", "list"], ["invoice", "show", "INV-000001"],
+                 ["account", "show", "1"], ["check"], ["migrate"]] {
+      let outcome = try w.ledgerd(args + ["--json"])
+      #expect(outcome.status == 0, "\(args): \(outcome.stderr)")
+      #expect((try? outcome.json()) != nil, "\(args) printed no JSON: \(outcome.stdout)")
+    }
+  }
+}
