@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
   name: "ledgerd",
-  platforms: [.macOS(.v14)],
+  platforms: [.macOS(.v15)],
   products: [
     .executable(name: "ledgerd", targets: ["ledgerd"])
   ],
@@ -28,10 +28,18 @@ let package = Package(
       dependencies: ["LedgerCore", "LedgerSQLite"],
       resources: [.embedInCode("migrations")]
     ),
+    // The scheduler, the processor interface and the simulated processor.
+    .target(
+      name: "LedgerEngine",
+      dependencies: [
+        "LedgerCore", "LedgerStore", "LedgerSQLite",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "ledgerd",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite",
+        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerEngine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -39,6 +47,7 @@ let package = Package(
     .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
     .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite"]),
     .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
+    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite"]),
     .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite"]),
   ],
   swiftLanguageModes: [.v6]

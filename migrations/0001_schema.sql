@@ -81,11 +81,27 @@ CREATE TABLE invoices (
   payment_reference  TEXT UNIQUE CHECK (payment_reference IS NULL OR payment_reference GLOB 'RF[0-9][0-9]?*'),
   issue_date         TEXT NOT NULL CHECK (date(issue_date) IS issue_date),
   due_date           TEXT NOT NULL CHECK (date(due_date) IS due_date),
-  -- Dunning state of a card invoice: when the first charge failed and when grace ends.
+  -- Dunning state: when the first charge failed (card) or the invoice became overdue
+  -- (transfer), and when grace ends.
   dunning_started_at TEXT,
   grace_deadline     TEXT,
-  -- Set while a "payment not registered" report pauses collection (see pauses).
+  -- Set while a "payment not registered" report pauses collection (see pauses); the
+  -- total time spent paused shifts the dunning clock.
   paused_at          TEXT,
+  paused_seconds     INTEGER NOT NULL DEFAULT 0 CHECK (paused_seconds >= 0),
+  -- The scheduler's bookkeeping: the last charge round and its failure, retries and
+  -- reminders done, an immediate charge asked for by a card change.
+  last_charge_at     TEXT,
+  last_failure       TEXT CHECK (last_failure IS NULL OR last_failure IN ('insufficient_funds', 'bank_block', 'suspected_fraud',
+                       'expired_card', 'incorrect_details', 'lost_or_stolen', 'authentication_required', 'processing_error')),
+  retries_done       INTEGER NOT NULL DEFAULT 0 CHECK (retries_done >= 0),
+  reminders_sent     INTEGER NOT NULL DEFAULT 0 CHECK (reminders_sent >= 0),
+  charge_requested_at TEXT,
+  due_reminder_sent  INTEGER NOT NULL DEFAULT 0 CHECK (due_reminder_sent IN (0, 1)),
+  -- What the dunning policy decided to do next, and when ('in_flight' while a charge runs).
+  next_action        TEXT CHECK (next_action IS NULL OR next_action IN ('charge', 'remind', 'downgrade', 'end_transfer_window',
+                       'remind_transfer_due', 'start_dunning', 'in_flight')),
+  next_action_at     TEXT,
   created_at         TEXT NOT NULL,
   closed_at          TEXT,
   void_reason        TEXT,
@@ -97,6 +113,7 @@ CREATE TABLE invoices (
 ) STRICT;
 CREATE INDEX invoices_account ON invoices (account_id, status);
 CREATE INDEX invoices_open_due ON invoices (due_date) WHERE status = 'open';
+CREATE INDEX invoices_next_action ON invoices (next_action_at) WHERE next_action_at IS NOT NULL;
 
 CREATE TABLE invoice_lines (
   id                INTEGER PRIMARY KEY,

@@ -1,0 +1,196 @@
+/// The dunning rules, every one configurable; the defaults are the seeds'.
+public struct DunningConfig: Sendable, Equatable {
+  /// Days from the first failed charge to the downgrade ("nine days").
+  public var graceDays = 9
+  /// Days after the first failure on which a soft decline is retried.
+  public var retryDays = [1, 3, 5, 7]
+  /// Days after the first failure on which the customer is reminded of the downgrade date.
+  public var reminderDays = [3, 7]
+  /// Hours before a processing error (the processor's fault, not the card's) is retried.
+  public var transientRetryHours = 4
+  /// Hours to wait after a suspected-fraud decline before any retry on that card.
+  public var fraudPauseHours = 24
+  /// Business days a declared bank transfer is given to clear.
+  public var transferWindowBusinessDays = 3
+  /// Days after a transfer window ends before the grace deadline may fall.
+  public var graceAfterTransferWindowDays = 1
+  /// Days before a transfer invoice's due date that the customer is reminded.
+  public var transferDueReminderDays = 3
+  /// Days before a default card's expiry that the customer is warned.
+  public var cardExpiryNoticeDays = 30
+  /// Card-network limit: charges on one card within `cardChargeWindowDays`.
+  public var maxChargesPerCard = 15
+  public var cardChargeWindowDays = 30
+  /// The plan a downgraded account is moved to.
+  public var downgradePlan = "free"
+  /// Whether paying a written-off invoice restores the plan held before the downgrade.
+  /// Off by default (seed: "update your plan manually").
+  public var restorePlanOnPayment = false
+
+  public init() {}
+}
+
+/// What the scheduler does next for an invoice.
+public enum CollectionAction: String, Sendable, Codable, Equatable {
+  /// Charge the account's cards.
+  case charge
+  /// Remind the customer of the coming downgrade.
+  case remind
+  /// Grace has run out: downgrade the account and write the invoice off.
+  case downgrade
+  /// A declared transfer's clearing window is over without the money.
+  case endTransferWindow = "end_transfer_window"
+  /// A transfer invoice falls due soon.
+  case remindTransferDue = "remind_transfer_due"
+  /// A transfer invoice is overdue: dunning starts.
+  case startDunning = "start_dunning"
+}
+
+/// Everything the policy needs to know about one open invoice.
+public struct CollectionState: Sendable, Equatable {
+  public var method: CollectionMethod
+  public var issuedAt: Instant
+  public var dueDate: CivilDate
+  /// When the first charge failed (card) or the invoice became overdue (transfer).
+  public var dunningStartedAt: Instant?
+  public var graceDeadline: Instant?
+  /// Time spent paused so far; the dunning clock runs this much later.
+  public var pausedSeconds: Int64 = 0
+  /// Set while a "payment not registered" report pauses the invoice.
+  public var pausedSince: Instant?
+  /// Set while a declared transfer is clearing.
+  public var transferWindowEndsAt: Instant?
+  /// When the cards were last charged for this invoice.
+  public var lastChargeAt: Instant?
+  /// The reason of the last failed charge round.
+  public var lastFailure: DeclineReason?
+  /// Scheduled retries already made.
+  public var retriesDone: Int = 0
+  /// Downgrade reminders already queued.
+  public var remindersSent: Int = 0
+  /// A card was added, updated or made default: charge again at once.
+  public var chargeRequestedAt: Instant?
+  /// Whether the transfer due-date reminder went out.
+  public var dueReminderSent = false
+  /// Whether any card of the account can be charged now.
+  public var hasUsableCard: Bool
+
+  public init(method: CollectionMethod, issuedAt: Instant, dueDate: CivilDate, hasUsableCard: Bool) {
+    self.method = method
+    self.issuedAt = issuedAt
+    self.dueDate = dueDate
+    self.hasUsableCard = hasUsableCard
+  }
+}
+
+/// The next thing to do for an invoice, and when.
+public struct ScheduledAction: Sendable, Equatable {
+  public let action: CollectionAction
+  public let at: Instant
+  public init(_ action: CollectionAction, at: Instant) {
+    self.action = action
+    self.at = at
+  }
+}
+
+/// Dunning as a pure function of an invoice's state, the config and nothing else: the
+/// scheduler asks it, carries out the answer, saves the new state and asks again.
+public enum DunningPolicy {
+  /// The next action for an open invoice, or nil when nothing is scheduled (paid, paused,
+  /// or waiting for the customer to provide a card).
+  public static func next(_ s: CollectionState, config: DunningConfig) -> ScheduledAction? {
+    if s.pausedSince != nil { return nil }
+    if let end = s.transferWindowEndsAt { return ScheduledAction(.endTransferWindow, at: end) }
+    var candidates: [ScheduledAction] = []
+    let dueStart = Instant(s.dueDate)
+
+    if let started = s.dunningStartedAt {
+      func day(_ d: Int) -> Instant { started.adding(seconds: s.pausedSeconds).adding(days: d) }
+      let deadline = s.graceDeadline ?? day(config.graceDays)
+      if s.method == .card, s.hasUsableCard {
+        if let requested = s.chargeRequestedAt {
+          candidates.append(ScheduledAction(.charge, at: requested))
+        } else if let retry = retryTime(s, config: config, day: day) {
+          candidates.append(ScheduledAction(.charge, at: retry))
+        }
+      }
+      if s.remindersSent < config.reminderDays.count {
+        candidates.append(ScheduledAction(.remind, at: day(config.reminderDays[s.remindersSent])))
+      }
+      candidates.append(ScheduledAction(.downgrade, at: deadline))
+    } else {
+      switch s.method {
+      case .card:
+        if s.hasUsableCard {
+          let first = s.lastChargeAt == nil ? max(dueStart, s.issuedAt) : nil
+          if let at = s.chargeRequestedAt ?? first { candidates.append(ScheduledAction(.charge, at: at)) }
+        }
+        // With no usable card on the due date, dunning starts without a charge.
+        if !s.hasUsableCard {
+          candidates.append(ScheduledAction(.startDunning, at: max(dueStart, s.issuedAt)))
+        }
+      case .transfer:
+        let reminder = dueStart.adding(days: -config.transferDueReminderDays)
+        if !s.dueReminderSent, reminder > s.issuedAt {
+          candidates.append(ScheduledAction(.remindTransferDue, at: reminder))
+        }
+        // Overdue once the due day is over.
+        candidates.append(ScheduledAction(.startDunning, at: dueStart.adding(days: 1)))
+      }
+    }
+    // Earliest first; at the same moment a charge goes before a reminder, and both before
+    // the downgrade, so a customer whose retry succeeds is never reminded or downgraded.
+    let order: [CollectionAction] = [.charge, .endTransferWindow, .remindTransferDue, .startDunning, .remind, .downgrade]
+    return candidates.min { a, b in
+      a.at != b.at ? a.at < b.at : (order.firstIndex(of: a.action) ?? 0) < (order.firstIndex(of: b.action) ?? 0)
+    }
+  }
+
+  /// When the next retry of a failed charge is due, if one is.
+  static func retryTime(_ s: CollectionState, config: DunningConfig, day: (Int) -> Instant) -> Instant? {
+    guard let last = s.lastChargeAt else { return day(0) }
+    switch s.lastFailure?.retryClass {
+    case .transient:
+      let soon = last.adding(seconds: Int64(config.transientRetryHours) * 3600)
+      let scheduled = s.retriesDone < config.retryDays.count ? day(config.retryDays[s.retriesDone]) : nil
+      return scheduled.map { min($0, soon) } ?? soon
+    case .softAfterPause:
+      guard s.retriesDone < config.retryDays.count else { return nil }
+      return max(day(config.retryDays[s.retriesDone]), last.adding(seconds: Int64(config.fraudPauseHours) * 3600))
+    case .soft, .hard, nil:
+      // After a hard decline the failing card is marked as needing an update; if another
+      // card is usable, it is retried on the same schedule.
+      guard s.retriesDone < config.retryDays.count else { return nil }
+      return day(config.retryDays[s.retriesDone])
+    }
+  }
+
+  /// The grace deadline for dunning that starts at `start`.
+  public static func deadline(start: Instant, config: DunningConfig) -> Instant {
+    start.adding(days: config.graceDays)
+  }
+
+  /// The end of a transfer's clearing window: `days` business days (Monday to Friday)
+  /// after `declared`, at the same time of day.
+  public static func transferWindowEnd(declared: Instant, businessDays days: Int) -> Instant {
+    var date = declared.date
+    var left = days
+    while left > 0 {
+      date = date.adding(days: 1)
+      if date.isoWeekday <= 5 { left -= 1 }
+    }
+    return declared.adding(days: declared.date.days(until: date))
+  }
+
+  /// A deadline pushed past a transfer window when it would fall inside it.
+  public static func deadline(_ deadline: Instant, afterWindowEnding end: Instant, config: DunningConfig) -> Instant {
+    max(deadline, end.adding(days: config.graceAfterTransferWindowDays))
+  }
+}
+
+/// The advice each decline reason's email carries (the spec's table); wording per locale
+/// lives in the templates, this is the key they use.
+extension DeclineReason {
+  /// Whether the customer's message must stay generic (lost or stolen cards).
+  public var genericWording: Bool { self == .lostOrStolen }
+}

@@ -1,0 +1,310 @@
+import Foundation
+import LedgerCore
+import LedgerStore
+import Logging
+
+/// What one pass of the scheduler did.
+public struct TickReport: Sendable, Equatable, Codable {
+  public var attempts = 0
+  public var succeeded = 0
+  public var declined = 0
+  public var unresolved = 0
+  public var recoveredPending = 0
+  public var reminders = 0
+  public var downgrades = 0
+  public var transferWindowsEnded = 0
+  public var dunningStarted = 0
+  public var transferDueReminders = 0
+  public var cardExpiryNotices = 0
+
+  public init() {}
+
+  mutating func add(_ other: TickReport) {
+    attempts += other.attempts
+    succeeded += other.succeeded
+    declined += other.declined
+    unresolved += other.unresolved
+    recoveredPending += other.recoveredPending
+    reminders += other.reminders
+    downgrades += other.downgrades
+    transferWindowsEnded += other.transferWindowsEnded
+    dunningStarted += other.dunningStarted
+    transferDueReminders += other.transferDueReminders
+    cardExpiryNotices += other.cardExpiryNotices
+  }
+}
+
+/// Carries out what the dunning policy decides: asks the store what is due, runs it in
+/// batches of transactions, calls the processor with a bounded number of calls in flight,
+/// and saves the policy's next decision for every invoice it touched.
+///
+/// Crash safety: a charge's pending attempt is committed before the processor is called,
+/// and its outcome (payment, journal, events, outbox) is committed in one transaction
+/// after. A crash in between leaves a pending attempt that `recoverPending` resolves by
+/// asking the processor about its idempotency key, so nothing is charged twice.
+public final class Scheduler {
+  public let store: LedgerStore
+  public let processor: PaymentProcessor
+  public let config: DunningConfig
+  public let logger: Logger
+  /// Most processor calls in flight at once.
+  public var maxInFlight = 16
+  /// Most due invoices handled per transaction batch.
+  public var batchSize = 500
+
+  public init(store: LedgerStore, processor: PaymentProcessor, config: DunningConfig, logger: Logger) {
+    self.store = store
+    self.processor = processor
+    self.config = config
+    self.logger = logger
+  }
+
+  // MARK: - Schedule
+
+  /// Asks the policy again for each invoice and saves its answer.
+  public func reschedule(_ invoiceIDs: [Int64]) throws {
+    try store.write {
+      for id in invoiceIDs {
+        let next = try store.collectionState(invoiceID: id).flatMap { DunningPolicy.next($0, config: config) }
+        try store.saveSchedule(invoiceID: id, next)
+      }
+    }
+  }
+
+  // MARK: - Recovery
+
+  /// Resolves every pending attempt by asking the processor about its key: a charge the
+  /// processor made is recorded as a payment; one it never got is closed as an error and
+  /// retried later under a new key.
+  @discardableResult
+  public func recoverPending() async throws -> Int {
+    let pending = try store.pendingAttempts()
+    var resolved = 0
+    for attempt in pending {
+      let outcome: ChargeOutcome?
+      do {
+        outcome = try await processor.lookup(key: attempt.key)
+      } catch {
+        logger.warning("cannot resolve attempt \(attempt.id) yet: \(String(describing: error))")
+        continue
+      }
+      try store.write {
+        switch outcome {
+        case .succeeded(let reference):
+          _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
+        case .declined(let code):
+          try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+          try store.recordRoundFailed(
+            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: DeclineReason(rawCode: code), attemptID: attempt.id,
+            wasScheduledRetry: false, actor: .system, config: config)
+        case .failed(let code):
+          try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+          try store.recordRoundFailed(
+            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+            wasScheduledRetry: false, actor: .system, config: config)
+        case nil:
+          try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
+          try store.recordRoundFailed(
+            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+            wasScheduledRetry: false, actor: .system, config: config)
+        }
+        try reschedule(attempt.invoiceIDs)
+      }
+      resolved += 1
+      logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
+    }
+    return resolved
+  }
+
+  // MARK: - Running what is due
+
+  /// Runs every action due by the store's clock, batch after batch, until none is left.
+  @discardableResult
+  public func runDue() async throws -> TickReport {
+    var report = TickReport()
+    report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
+    while true {
+      let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
+      if due.isEmpty { break }
+      report.add(try await run(due))
+    }
+    return report
+  }
+
+  func run(_ due: [DueAction]) async throws -> TickReport {
+    var report = TickReport()
+    let charges = due.filter { $0.action == .charge }
+    let others = due.filter { $0.action != .charge }
+    if !others.isEmpty {
+      try store.write {
+        for item in others {
+          switch item.action {
+          case .remind:
+            try store.remind(item, actor: .scheduler, config: config)
+            report.reminders += 1
+          case .downgrade:
+            try store.downgrade(item, actor: .scheduler, config: config)
+            report.downgrades += 1
+          case .endTransferWindow:
+            try store.endTransferWindow(item, actor: .scheduler)
+            report.transferWindowsEnded += 1
+          case .remindTransferDue:
+            try store.remindTransferDue(item, actor: .scheduler)
+            report.transferDueReminders += 1
+          case .startDunning:
+            try store.startDunning(item, actor: .scheduler, config: config)
+            report.dunningStarted += 1
+          case .charge:
+            break
+          }
+        }
+        try reschedule(others.map(\.invoiceID))
+      }
+    }
+    if !charges.isEmpty { report.add(try await charge(charges)) }
+    return report
+  }
+
+  /// One charge round per account and currency: every invoice of the account due for a
+  /// charge now is combined into one charge (issuers flag several same-day charges as
+  /// fraud), tried on the default card, then on each other usable card until one pays.
+  struct Round {
+    let accountID: Int64
+    let currency: Currency
+    var invoiceIDs: [Int64]
+    var scheduledRetry: Bool
+    var tried: Set<Int64> = []
+    var lastReason: DeclineReason?
+    var lastAttempt: Int64?
+  }
+
+  func charge(_ due: [DueAction]) async throws -> TickReport {
+    var report = TickReport()
+    var rounds: [Round] = []
+    var index: [String: Int] = [:]
+    let now = store.clock.now()
+    for item in due {
+      let key = "\(item.accountID)/\(item.currency.code)"
+      let state = try store.collectionState(invoiceID: item.invoiceID)
+      let scheduled = state.map { s in
+        s.dunningStartedAt != nil && s.chargeRequestedAt == nil
+          && s.retriesDone < config.retryDays.count
+          && s.dunningStartedAt!.adding(seconds: s.pausedSeconds).adding(days: config.retryDays[s.retriesDone]) <= now
+      } ?? false
+      if let i = index[key] {
+        rounds[i].invoiceIDs.append(item.invoiceID)
+        rounds[i].scheduledRetry = rounds[i].scheduledRetry || scheduled
+      } else {
+        index[key] = rounds.count
+        rounds.append(Round(accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID], scheduledRetry: scheduled))
+      }
+    }
+
+    while !rounds.isEmpty {
+      // Phase 1: the next card of every round gets a pending attempt, all committed
+      // before any processor call.
+      var calls: [(round: Int, attempt: PendingAttempt)] = []
+      var exhausted: [Int] = []
+      try store.write {
+        for (i, round) in rounds.enumerated() {
+          let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
+          var parts: [(id: Int64, amount: Int64)] = []
+          for id in round.invoiceIDs {
+            if let invoice = try store.invoice(String(id)), invoice.status == .open, invoice.due.minorUnits > 0 {
+              parts.append((id, invoice.due.minorUnits))
+            }
+          }
+          guard let card = cards.first, !parts.isEmpty else {
+            exhausted.append(i)
+            continue
+          }
+          let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
+          let key = "ldg_" + UUID().uuidString.lowercased()
+          let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
+          calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
+          rounds[i].tried.insert(card.id)
+          rounds[i].lastAttempt = id
+        }
+        // Rounds with no card left (or nothing left to pay) end here.
+        for i in exhausted {
+          let round = rounds[i]
+          let open = try round.invoiceIDs.filter { try store.invoice(String($0))?.status == .open }
+          if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
+            try store.recordRoundFailed(
+              invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
+              wasScheduledRetry: round.scheduledRetry, actor: .scheduler, config: config)
+          }
+          try reschedule(round.invoiceIDs)
+        }
+      }
+      report.attempts += calls.count
+
+      // Phase 2: the processor calls, a bounded number at a time.
+      let outcomes = try await callProcessor(calls.map(\.attempt))
+
+      // Phase 3: every outcome with its payment, journal entry, events and emails.
+      var next: [Round] = []
+      try store.write {
+        for (call, outcome) in zip(calls, outcomes) {
+          var round = rounds[call.round]
+          switch outcome {
+          case .some(.succeeded(let reference)):
+            _ = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
+            try reschedule(round.invoiceIDs)
+            report.succeeded += 1
+          case .some(.declined(let code)):
+            let reason = DeclineReason(rawCode: code)
+            try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
+            round.lastReason = reason
+            next.append(round)
+            report.declined += 1
+          case .some(.failed(let code)):
+            try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
+            round.lastReason = .processingError
+            next.append(round)
+            report.declined += 1
+          case .none:
+            // No answer: the attempt stays pending and its invoices wait for recovery.
+            report.unresolved += 1
+          }
+        }
+      }
+      rounds = next
+    }
+    return report
+  }
+
+  /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
+  /// answer came back.
+  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
+    var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
+    let processor = self.processor
+    let logger = self.logger
+    try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
+      var next = 0
+      func launch(_ i: Int) {
+        let attempt = attempts[i]
+        group.addTask {
+          do {
+            return (i, try await processor.charge(key: attempt.key, token: attempt.token, amount: attempt.amount))
+          } catch {
+            logger.warning("charge \(attempt.key) has no answer: \(String(describing: error))")
+            return (i, nil)
+          }
+        }
+      }
+      while next < min(maxInFlight, attempts.count) {
+        launch(next)
+        next += 1
+      }
+      while let (i, outcome) = try await group.next() {
+        results[i] = outcome
+        if next < attempts.count {
+          launch(next)
+          next += 1
+        }
+      }
+    }
+    return results
+  }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+
+/// The built-in processor, and the default: it behaves by test token, and records every
+/// charge by idempotency key in its own SQLite file, so a test can count what was really
+/// charged (and prove nothing was charged twice).
+///
+/// Tokens:
+/// - `tok_decline_<code>`: declined with that raw code (`tok_decline_insufficient_funds`,
+///   `tok_decline_do_not_honor`, `tok_decline_expired_card`, `tok_decline_incorrect_cvc`,
+///   `tok_decline_stolen_card`, `tok_decline_card_velocity_exceeded`,
+///   `tok_decline_authentication_required`, …).
+/// - `tok_error_<code>`: the processor fails with that code (`tok_error_processing_error`).
+/// - `tok_fail<N>_then_ok`: declined `insufficient_funds` N times, then succeeds.
+/// - `tok_slow`: succeeds after `slowMilliseconds`.
+/// - `tok_timeout`: no answer: the charge is not made, and the caller never hears back.
+/// - `tok_lost`: the charge is made but the answer is lost on the way back.
+/// - anything else (`tok_ok`, `tok_visa_ok`, …): succeeds.
+public actor SimulatedProcessor: PaymentProcessor {
+  private let db: Connection
+  private let slowMilliseconds: Int
+  private let timeoutMilliseconds: Int
+
+  /// Opens (or creates) the processor's own record at `path`.
+  public init(path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200) throws {
+    var options = ConnectionOptions()
+    // The processor's file stands for a remote system; a process kill (what the crash
+    // tests do) never loses its commits, and it does not need to survive power loss.
+    options.synchronous = .off
+    let db = try Connection(path: path, options: options)
+    try db.enableWAL()
+    try db.execute(
+      """
+      CREATE TABLE IF NOT EXISTS charges (
+        key          TEXT PRIMARY KEY,
+        token        TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL,
+        currency     TEXT NOT NULL,
+        outcome      TEXT NOT NULL CHECK (outcome IN ('succeeded', 'declined', 'failed')),
+        code         TEXT,
+        reference    TEXT,
+        created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+      ) STRICT;
+      """)
+    self.db = db
+    self.slowMilliseconds = slowMilliseconds
+    self.timeoutMilliseconds = timeoutMilliseconds
+  }
+
+  public func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome {
+    if let known = try recorded(key) { return known }
+    if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
+    let outcome = try decide(token: token)
+    if token == "tok_timeout" {
+      try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
+      try record(key: key, token: token, amount: amount, outcome: .failed(code: "timeout"))
+      throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")
+    }
+    try record(key: key, token: token, amount: amount, outcome: outcome)
+    if token == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
+    return outcome
+  }
+
+  public func lookup(key: String) async throws -> ChargeOutcome? { try recorded(key) }
+
+  /// Charges that took money, per idempotency key (a test's ground truth).
+  public func succeededCharges() throws -> [(key: String, amountMinor: Int64)] {
+    try db.query("SELECT key, amount_minor FROM charges WHERE outcome = 'succeeded' ORDER BY rowid").map {
+      (try $0.string("key"), try $0.int("amount_minor"))
+    }
+  }
+
+  private func decide(token: String) throws -> ChargeOutcome {
+    if token.hasPrefix("tok_decline_") { return .declined(code: String(token.dropFirst("tok_decline_".count))) }
+    if token.hasPrefix("tok_error_") { return .failed(code: String(token.dropFirst("tok_error_".count))) }
+    if token.hasPrefix("tok_fail"), token.hasSuffix("_then_ok"),
+      let n = Int(token.dropFirst("tok_fail".count).dropLast("_then_ok".count))
+    {
+      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ?", token) ?? 0
+      if tries < n { return .declined(code: "insufficient_funds") }
+    }
+    return .succeeded(reference: "ch_" + String(UInt64.random(in: 1...UInt64.max), radix: 36))
+  }
+
+  private func recorded(_ key: String) throws -> ChargeOutcome? {
+    guard let row = try db.queryOne("SELECT outcome, code, reference FROM charges WHERE key = ?", key) else { return nil }
+    switch try row.string("outcome") {
+    case "succeeded": return .succeeded(reference: try row.string("reference"))
+    case "declined": return .declined(code: try row.string("code"))
+    default: return .failed(code: try row.string("code"))
+    }
+  }
+
+  private func record(key: String, token: String, amount: Money, outcome: ChargeOutcome) throws {
+    let (name, code, reference): (String, String?, String?)
+    switch outcome {
+    case .succeeded(let ref): (name, code, reference) = ("succeeded", nil, ref)
+    case .declined(let c): (name, code, reference) = ("declined", c, nil)
+    case .failed(let c): (name, code, reference) = ("failed", c, nil)
+    }
+    try db.run(
+      "INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      key, token, amount.minorUnits, amount.currency.code, name, code, reference)
+  }
+}

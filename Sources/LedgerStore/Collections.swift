@@ -1,0 +1,531 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+
+/// An invoice whose scheduled action has come due.
+public struct DueAction: Sendable, Equatable {
+  public let invoiceID: Int64
+  public let number: String
+  public let accountID: Int64
+  public let currency: Currency
+  public let due: Money
+  public let action: CollectionAction
+  public let at: Instant
+}
+
+/// A card that may be charged, with what charging it needs.
+public struct ChargeCard: Sendable, Equatable {
+  public let id: Int64
+  public let token: String
+  public let brand: CardBrand
+  public let last4: String
+  public let isDefault: Bool
+}
+
+/// A charge whose outcome is not yet in the ledger.
+public struct PendingAttempt: Sendable, Equatable {
+  public let id: Int64
+  public let key: String
+  public let accountID: Int64
+  public let cardID: Int64
+  public let token: String
+  public let amount: Money
+  public let invoiceIDs: [Int64]
+
+  public init(id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, amount: Money, invoiceIDs: [Int64]) {
+    self.id = id
+    self.key = key
+    self.accountID = accountID
+    self.cardID = cardID
+    self.token = token
+    self.amount = amount
+    self.invoiceIDs = invoiceIDs
+  }
+}
+
+/// What a recorded payment did.
+public struct PaymentRecord: Codable, Sendable, Equatable {
+  public let paymentID: Int64
+  public let amount: Money
+  /// Invoice numbers fully paid by it.
+  public let paidInvoices: [String]
+  /// What went to invoices, and what became account credit.
+  public let allocated: Money
+  public let credit: Money
+}
+
+extension LedgerStore {
+  // MARK: - Schedule
+
+  /// The state the dunning policy decides on, for an open invoice.
+  public func collectionState(invoiceID: Int64) throws -> CollectionState? {
+    guard
+      let row = try db.queryOne(
+        """
+        SELECT i.*, (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
+          EXISTS (SELECT 1 FROM cards c WHERE c.account_id = i.account_id AND c.status = 'active'
+                  AND c.exp_year * 12 + c.exp_month >= ?2) AS usable
+        FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
+        """, invoiceID, today.year * 12 + today.month)
+    else { return nil }
+    func instant(_ column: String) throws -> Instant? { try row.optionalString(column).map { try Instant(iso8601: $0) } }
+    var s = CollectionState(
+      method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
+      issuedAt: try Instant(iso8601: try row.string("created_at")),
+      dueDate: try CivilDate(iso8601: try row.string("due_date")), hasUsableCard: try row.bool("usable"))
+    s.dunningStartedAt = try instant("dunning_started_at")
+    s.graceDeadline = try instant("grace_deadline")
+    s.pausedSeconds = try row.int("paused_seconds")
+    s.pausedSince = try instant("paused_at")
+    s.transferWindowEndsAt = try instant("window_end")
+    s.lastChargeAt = try instant("last_charge_at")
+    s.lastFailure = try row.optionalString("last_failure").flatMap(DeclineReason.init(rawValue:))
+    s.retriesDone = Int(try row.int("retries_done"))
+    s.remindersSent = Int(try row.int("reminders_sent"))
+    s.chargeRequestedAt = try instant("charge_requested_at")
+    s.dueReminderSent = try row.bool("due_reminder_sent")
+    return s
+  }
+
+  /// Saves what the policy decided for an invoice (nil: nothing scheduled).
+  public func saveSchedule(invoiceID: Int64, _ next: ScheduledAction?) throws {
+    try db.run(
+      "UPDATE invoices SET next_action = ?, next_action_at = ? WHERE id = ?", next?.action.rawValue, next?.at.iso8601, invoiceID)
+  }
+
+  /// Open invoices of an account (optionally only those a card change should retry).
+  public func openInvoiceIDs(account: Int64, method: CollectionMethod? = nil) throws -> [Int64] {
+    try db.query(
+      "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND (?2 IS NULL OR collection_method = ?2) ORDER BY id",
+      account, method?.rawValue
+    ).map { try $0.int("id") }
+  }
+
+  /// Asks for an immediate charge of the account's open card invoices (a card was added,
+  /// updated or made default). Paused invoices and those in a transfer window wait.
+  public func requestCharge(account: Int64) throws -> [Int64] {
+    try db.run(
+      """
+      UPDATE invoices SET charge_requested_at = ? WHERE account_id = ? AND status = 'open' AND collection_method = 'card'
+        AND paused_at IS NULL AND next_action IS NOT 'in_flight'
+      """, now, account)
+    return try openInvoiceIDs(account: account, method: .card)
+  }
+
+  /// Invoices whose next action is due by `until`, earliest first.
+  public func dueActions(until: Instant, limit: Int) throws -> [DueAction] {
+    try db.query(
+      """
+      SELECT i.id, i.number, i.account_id, i.currency, b.due_minor, i.next_action, i.next_action_at
+      FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
+      WHERE i.next_action_at IS NOT NULL AND i.next_action_at <= ? AND i.next_action <> 'in_flight' AND i.status = 'open'
+      ORDER BY i.next_action_at, i.id LIMIT ?
+      """, until.iso8601, limit
+    ).map { row in
+      let currency = try Currency(code: try row.string("currency"))
+      return DueAction(
+        invoiceID: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"), currency: currency,
+        due: Money(minorUnits: try row.int("due_minor"), currency: currency),
+        action: CollectionAction(rawValue: try row.string("next_action")) ?? .charge,
+        at: try Instant(iso8601: try row.string("next_action_at")))
+    }
+  }
+
+  /// The earliest scheduled action, for the daemon to sleep until.
+  public func nextActionTime() throws -> Instant? {
+    try db.scalarText(
+      "SELECT min(next_action_at) FROM invoices WHERE next_action_at IS NOT NULL AND next_action <> 'in_flight' AND status = 'open'"
+    ).map { try Instant(iso8601: $0) }
+  }
+
+  // MARK: - Charges
+
+  /// The account's cards that may be charged now, in the order the seeds ask: the default,
+  /// then the others oldest first; expired cards, cards needing an update and cards at the
+  /// network's limit of charges in the window are left out.
+  public func chargeableCards(account: Int64, config: DunningConfig) throws -> [ChargeCard] {
+    let windowStart = clock.now().adding(days: -config.cardChargeWindowDays).iso8601
+    let rows = try db.query(
+      """
+      SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
+        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2) AS recent
+      FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
+      """, account, windowStart)
+    var summaries: [CardSummary] = []
+    var byID: [Int64: ChargeCard] = [:]
+    for row in rows where try row.int("recent") < config.maxChargesPerCard {
+      let id = try row.int("id")
+      summaries.append(
+        CardSummary(
+          id: id, status: CardStatus(rawValue: try row.string("status")) ?? .removed,
+          expiry: try CardExpiry(month: Int(try row.int("exp_month")), year: Int(try row.int("exp_year"))),
+          isDefault: try row.bool("is_default")))
+      byID[id] = ChargeCard(
+        id: id, token: try row.string("token"), brand: CardBrand(rawValue: try row.string("brand")) ?? .other,
+        last4: try row.string("last4"), isDefault: try row.bool("is_default"))
+    }
+    return CardPolicy.chargeOrder(summaries, on: today).compactMap { byID[$0] }
+  }
+
+  /// Writes a pending attempt for `invoices` on `card`; committed before the processor is
+  /// called, so a crash after the call can be resolved by its idempotency key.
+  public func beginAttempt(
+    account: Int64, card: ChargeCard, amount: Money, invoices: [(id: Int64, amount: Int64)], key: String, actor: Actor
+  ) throws -> Int64 {
+    let at = now
+    try db.run(
+      """
+      INSERT INTO charge_attempts (idempotency_key, account_id, card_id, amount_minor, currency, status, actor, created_at)
+      VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
+      """, key, account, card.id, amount.minorUnits, amount.currency.code, actor.rawValue, at)
+    let id = db.lastInsertRowID
+    for invoice in invoices {
+      try db.run("INSERT INTO charge_attempt_invoices (attempt_id, invoice_id, amount_minor) VALUES (?, ?, ?)", id, invoice.id, invoice.amount)
+      try db.run(
+        "UPDATE invoices SET next_action = 'in_flight', next_action_at = NULL, last_charge_at = ? WHERE id = ?", at, invoice.id)
+    }
+    return id
+  }
+
+  /// Every attempt still pending, oldest first.
+  public func pendingAttempts() throws -> [PendingAttempt] {
+    try db.query(
+      """
+      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, a.amount_minor, a.currency,
+        (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
+      FROM charge_attempts a JOIN cards c ON c.id = a.card_id WHERE a.status = 'pending' ORDER BY a.id
+      """
+    ).map { row in
+      PendingAttempt(
+        id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"),
+        cardID: try row.int("card_id"), token: try row.string("token"),
+        amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+        invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
+    }
+  }
+
+  /// Records a successful charge: the attempt, the payment allocated across its invoices,
+  /// the journal entry, the invoices paid, the events and the confirmation, together.
+  public func recordChargeSucceeded(_ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig) throws
+    -> PaymentRecord
+  {
+    try db.run(
+      "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
+      processorRef, now, attempt.id)
+    try db.run(
+      "UPDATE invoices SET charge_requested_at = NULL WHERE id IN (SELECT invoice_id FROM charge_attempt_invoices WHERE attempt_id = ?)",
+      attempt.id)
+    return try applyPayment(
+      account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
+      chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)
+  }
+
+  /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
+  public func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
+    throws
+  {
+    try db.run(
+      "UPDATE charge_attempts SET status = ?, raw_code = ?, reason = ?, resolved_at = ? WHERE id = ?",
+      status.rawValue, rawCode, reason.rawValue, now, attempt.id)
+    let card = try requireCard(attempt.cardID)
+    try recordEvent(
+      account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: actor, kind: "charge_declined",
+      reason: "charge of \(attempt.amount) on card \(card.id) (\(card.brand.rawValue) •••• \(card.last4)) \(status.rawValue): \(reason.rawValue) (\(rawCode))",
+      data: ["attempt_id": String(attempt.id), "reason": reason.rawValue, "raw_code": rawCode])
+    if reason.retryClass == .hard, card.status == .active {
+      try db.run("UPDATE cards SET status = 'needs_update', updated_at = ? WHERE id = ?", now, card.id)
+      try recordEvent(
+        account: attempt.accountID, actor: actor, kind: "card_needs_update",
+        reason: "card \(card.id) (\(card.brand.rawValue) •••• \(card.last4)) will not be charged again until it is updated: \(reason.rawValue)",
+        data: ["card_id": String(card.id)])
+    }
+  }
+
+  /// After every usable card failed in a round: starts dunning on the first failure (the
+  /// account goes past due, grace runs), notes the failure, and queues the email naming
+  /// the reason.
+  public func recordRoundFailed(
+    invoiceIDs: [Int64], account: Int64, reason: DeclineReason?, attemptID: Int64?, wasScheduledRetry: Bool, actor: Actor,
+    config: DunningConfig
+  ) throws {
+    let at = now
+    let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
+    for id in invoiceIDs {
+      try db.run(
+        """
+        UPDATE invoices SET
+          dunning_started_at = coalesce(dunning_started_at, ?1),
+          grace_deadline = coalesce(grace_deadline, ?2),
+          last_failure = ?3, charge_requested_at = NULL,
+          retries_done = retries_done + ?4
+        WHERE id = ?5
+        """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
+    }
+    try markPastDue(account: account, actor: actor)
+    let account = try requireAccount(account)
+    let numbers = try invoiceIDs.map { try requireInvoice(String($0)).number }
+    let first = try requireInvoice(String(invoiceIDs[0]))
+    let amount = try Money.sum(try invoiceIDs.map { try requireInvoice(String($0)).due }, currency: first.due.currency)
+    let downgradeOn = try db.scalarText("SELECT min(grace_deadline) FROM invoices WHERE id IN (\(invoiceIDs.map(String.init).joined(separator: ",")))")
+    try recordEvent(
+      account: account.id, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
+      reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"
+        + (reason.map { ": \($0.rawValue)" } ?? ": no usable card") + "; downgrade on \(downgradeOn ?? "?") unless paid",
+      data: ["reason": reason?.rawValue ?? "no_usable_card"])
+    try enqueue(
+      key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(invoiceIDs[0])-\(at)"), account: account, invoice: invoiceIDs.first,
+      kind: "charge_failed",
+      data: [
+        "invoices": numbers.joined(separator: ", "), "amount": amount.amountString, "currency": amount.currency.code,
+        "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
+        "downgrade_on": downgradeOn.map { String($0.prefix(10)) } ?? "", "downgrade_plan": config.downgradePlan,
+      ])
+  }
+
+  func markPastDue(account: Int64, actor: Actor) throws {
+    let changed = try db.run("UPDATE accounts SET status = 'past_due', updated_at = ? WHERE id = ? AND status = 'active'", now, account)
+    if changed > 0 {
+      try recordEvent(account: account, actor: actor, kind: "account_past_due", reason: "a payment failed; grace period started")
+    }
+  }
+
+  // MARK: - Payments
+
+  /// Applies money received to invoices in order, the rest to account credit; posts the
+  /// journal entry, closes paid invoices (and their pauses and transfer windows), brings a
+  /// past-due account back to active, and queues the confirmation. Shared by card charges,
+  /// `ledgerd payment record` and reconciliation.
+  public func applyPayment(
+    account accountID: Int64, amount: Money, method: String, reference: String?, receivedOn: CivilDate, chargeAttemptID: Int64?,
+    bankLineID: Int64?, invoices: [Int64], actor: Actor, config: DunningConfig
+  ) throws -> PaymentRecord {
+    let at = now
+    try db.run(
+      """
+      INSERT INTO payments (account_id, method, amount_minor, currency, received_on, reference, charge_attempt_id, bank_line_id, actor, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      """, accountID, method, amount.minorUnits, amount.currency.code, receivedOn.iso8601, reference, chargeAttemptID, bankLineID,
+      actor.rawValue, at)
+    let paymentID = db.lastInsertRowID
+    let cash: LedgerAccount = method == "card" ? .processorClearing : .bank
+    var lines: [JournalLine] = [.debit(cash, amount)]
+    var left = amount.minorUnits
+    var paid: [String] = []
+    for id in invoices where left > 0 {
+      let invoice = try requireInvoice(String(id))
+      guard invoice.status == .open || invoice.status == .uncollectible, invoice.total.currency == amount.currency,
+        invoice.due.minorUnits > 0
+      else { continue }
+      let part = min(left, invoice.due.minorUnits)
+      left -= part
+      try db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, id, part)
+      // A written-off invoice's receivable went to bad debt; paying it recovers that.
+      lines.append(.credit(invoice.status == .uncollectible ? .badDebt : .receivable, Money(minorUnits: part, currency: amount.currency), customer: accountID, invoice: id))
+      if part == invoice.due.minorUnits {
+        paid.append(invoice.number)
+        try closePaidInvoice(invoice, actor: actor)
+      }
+    }
+    if left > 0 {
+      lines.append(.credit(.customerCredit, Money(minorUnits: left, currency: amount.currency), customer: accountID))
+    }
+    try post(
+      try JournalEntry(
+        kind: method == "card" ? .cardPayment : .transferPayment, memo: "payment \(paymentID) of \(amount) by \(method)", lines: lines,
+        invoiceID: invoices.count == 1 ? invoices[0] : nil, paymentID: paymentID))
+    let allocated = Money(minorUnits: amount.minorUnits - left, currency: amount.currency)
+    let credit = Money(minorUnits: left, currency: amount.currency)
+    try settleAccountStatus(accountID, actor: actor, config: config)
+    try recordEvent(
+      account: accountID, invoice: invoices.first, actor: actor, kind: "payment_received",
+      reason: "payment of \(amount) by \(method)" + (reference.map { " (\($0))" } ?? "")
+        + (paid.isEmpty ? "" : "; paid \(paid.joined(separator: ", "))") + (left > 0 ? "; \(credit) kept as account credit" : ""),
+      data: ["payment_id": String(paymentID)])
+    let account = try requireAccount(accountID)
+    try enqueue(
+      key: "payment_received:\(paymentID)", account: account, invoice: invoices.first, kind: "payment_received",
+      data: [
+        "amount": amount.amountString, "currency": amount.currency.code, "method": method, "invoices": paid.joined(separator: ", "),
+        "credit": credit.amountString, "reference": reference ?? "", "received_on": receivedOn.iso8601,
+      ])
+    return PaymentRecord(paymentID: paymentID, amount: amount, paidInvoices: paid, allocated: allocated, credit: credit)
+  }
+
+  func closePaidInvoice(_ invoice: Invoice, actor: Actor) throws {
+    let at = now
+    try db.run(
+      "UPDATE invoices SET status = 'paid', closed_at = ?, paused_at = NULL, next_action = NULL, next_action_at = NULL, charge_requested_at = NULL WHERE id = ?",
+      at, invoice.id)
+    try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'paid' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+    try db.run(
+      "UPDATE transfer_declarations SET closed_at = ?, outcome = 'received' WHERE invoice_id = ? AND closed_at IS NULL", at, invoice.id)
+  }
+
+  /// A past-due account with nothing left in dunning is active again; a downgraded one gets
+  /// its plan back only when the config says so.
+  func settleAccountStatus(_ accountID: Int64, actor: Actor, config: DunningConfig) throws {
+    let inDunning = try db.scalarInt(
+      "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'open' AND dunning_started_at IS NOT NULL", accountID) ?? 0
+    guard inDunning == 0 else { return }
+    if try db.run("UPDATE accounts SET status = 'active', updated_at = ? WHERE id = ? AND status = 'past_due'", now, accountID) > 0 {
+      try recordEvent(account: accountID, actor: actor, kind: "account_active", reason: "nothing is past due any more")
+    }
+    if config.restorePlanOnPayment {
+      let owed = try db.scalarInt(
+        "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'uncollectible'", accountID) ?? 0
+      if owed == 0,
+        try db.run(
+          "UPDATE accounts SET status = 'active', plan_id = previous_plan_id, previous_plan_id = NULL, updated_at = ? WHERE id = ? AND status = 'downgraded' AND previous_plan_id IS NOT NULL",
+          now, accountID) > 0
+      {
+        try recordEvent(account: accountID, actor: actor, kind: "plan_restored", reason: "every written-off invoice is paid; the plan before the downgrade is restored")
+      }
+    }
+  }
+
+  // MARK: - Dunning steps
+
+  /// Starts dunning without a charge: a transfer invoice is overdue, or a card invoice fell
+  /// due with no usable card.
+  public func startDunning(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
+    let invoice = try requireInvoice(String(due.invoiceID))
+    if invoice.method == .card {
+      try recordRoundFailed(
+        invoiceIDs: [due.invoiceID], account: due.accountID, reason: nil, attemptID: nil, wasScheduledRetry: false, actor: actor,
+        config: config)
+      return
+    }
+    let at = now
+    let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
+    try db.run(
+      "UPDATE invoices SET dunning_started_at = coalesce(dunning_started_at, ?), grace_deadline = coalesce(grace_deadline, ?) WHERE id = ?",
+      at, deadline, due.invoiceID)
+    try markPastDue(account: due.accountID, actor: actor)
+    try recordEvent(
+      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "invoice_overdue",
+      reason: "transfer invoice \(due.number) (\(due.due)) is overdue; downgrade on \(deadline.prefix(10)) unless paid")
+    try enqueue(
+      key: "overdue:\(due.invoiceID)", account: try requireAccount(due.accountID), invoice: due.invoiceID, kind: "dunning_reminder",
+      data: try reminderData(due, deadline: deadline, day: 0, config: config))
+  }
+
+  /// Queues the reminder of the coming downgrade.
+  public func remind(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
+    guard let state = try collectionState(invoiceID: due.invoiceID), let started = state.dunningStartedAt else { return }
+    let day = config.reminderDays[min(state.remindersSent, config.reminderDays.count - 1)]
+    let deadline = state.graceDeadline ?? DunningPolicy.deadline(start: started, config: config)
+    try db.run("UPDATE invoices SET reminders_sent = reminders_sent + 1 WHERE id = ?", due.invoiceID)
+    try recordEvent(
+      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "reminder_queued",
+      reason: "day-\(day) reminder for \(due.number) (\(due.due)): downgrade on \(deadline.date) unless paid")
+    try enqueue(
+      key: "reminder:\(due.invoiceID):\(state.remindersSent)", account: try requireAccount(due.accountID), invoice: due.invoiceID,
+      kind: "dunning_reminder", data: try reminderData(due, deadline: deadline.iso8601, day: day, config: config))
+  }
+
+  func reminderData(_ due: DueAction, deadline: String, day: Int, config: DunningConfig) throws -> [String: String] {
+    [
+      "invoice": due.number, "amount": due.due.amountString, "currency": due.currency.code, "day": String(day),
+      "downgrade_on": String(deadline.prefix(10)), "downgrade_plan": config.downgradePlan,
+      "payment_reference": try requireInvoice(String(due.invoiceID)).paymentReference ?? "",
+    ]
+  }
+
+  /// Grace ran out: the account moves to the downgrade plan with its add-ons removed, the
+  /// invoice is written off as uncollectible (it can still be paid), and the notice goes out.
+  public func downgrade(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
+    let invoice = try requireInvoice(String(due.invoiceID))
+    guard invoice.status == .open else { return }
+    let at = now
+    try db.run(
+      "UPDATE invoices SET status = 'uncollectible', closed_at = ?, next_action = NULL, next_action_at = NULL WHERE id = ?", at, invoice.id)
+    if invoice.due.minorUnits > 0 {
+      try post(
+        try JournalEntry(
+          kind: .writeOff, memo: "invoice \(invoice.number) written off after the grace period",
+          lines: [
+            .debit(.badDebt, invoice.due, customer: invoice.accountID, invoice: invoice.id),
+            .credit(.receivable, invoice.due, customer: invoice.accountID, invoice: invoice.id),
+          ], invoiceID: invoice.id))
+    }
+    guard let target = try plan(code: config.downgradePlan) else {
+      throw NotFoundError(field: "downgrade_plan", value: config.downgradePlan)
+    }
+    let account = try requireAccount(due.accountID)
+    let from = account.plan
+    try db.run(
+      """
+      UPDATE accounts SET status = 'downgraded', previous_plan_id = CASE WHEN plan_id <> ?1 THEN plan_id ELSE previous_plan_id END,
+        plan_id = ?1, updated_at = ?2 WHERE id = ?3
+      """, target.id, at, account.id)
+    let addons = try db.run(
+      "UPDATE account_addons SET removed_at = ?, removed_reason = 'downgrade' WHERE account_id = ? AND removed_at IS NULL", at, account.id)
+    try recordEvent(
+      account: account.id, invoice: invoice.id, actor: actor, kind: "account_downgraded",
+      reason: "grace period over: \(invoice.number) (\(invoice.due)) unpaid since \(invoice.dueDate); plan \(from) → \(target.code)"
+        + (addons > 0 ? ", \(addons) add-on(s) removed" : "") + "; invoice written off as uncollectible",
+      data: ["from_plan": from, "to_plan": target.code, "invoice": invoice.number])
+    try enqueue(
+      key: "downgrade:\(invoice.id)", account: account, invoice: invoice.id, kind: "downgrade_notice",
+      data: [
+        "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code, "from_plan": from,
+        "to_plan": target.code, "restores_plan": String(config.restorePlanOnPayment),
+      ])
+    // Other open invoices of the account keep their own schedule; the account stays
+    // downgraded.
+  }
+
+  /// The reminder sent a few days before a transfer invoice falls due.
+  public func remindTransferDue(_ due: DueAction, actor: Actor) throws {
+    try db.run("UPDATE invoices SET due_reminder_sent = 1 WHERE id = ?", due.invoiceID)
+    let invoice = try requireInvoice(String(due.invoiceID))
+    try recordEvent(
+      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "transfer_due_reminder_queued",
+      reason: "\(invoice.number) (\(invoice.due)) falls due on \(invoice.dueDate)")
+    try enqueue(
+      key: "transfer_due:\(due.invoiceID)", account: try requireAccount(due.accountID), invoice: due.invoiceID, kind: "transfer_due_soon",
+      data: [
+        "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code,
+        "due_date": invoice.dueDate, "payment_reference": invoice.paymentReference ?? "",
+      ])
+  }
+
+  /// Queues the "card expiring" notice for every default card within `daysAhead` days of
+  /// its expiry, once per card and expiry.
+  public func queueCardExpiryNotices(daysAhead: Int) throws -> Int {
+    let rows = try db.query(
+      """
+      SELECT c.id, c.account_id, c.brand, c.last4, c.exp_month, c.exp_year FROM cards c
+      WHERE c.is_default = 1 AND c.status = 'active' AND c.exp_year * 12 + c.exp_month <= ?
+        AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = 'card_expiring:' || c.id || ':' || c.exp_month || '/' || c.exp_year)
+      """, today.adding(days: daysAhead).year * 12 + today.adding(days: daysAhead).month)
+    var queued = 0
+    for row in rows {
+      let expiry = try CardExpiry(month: Int(try row.int("exp_month")), year: Int(try row.int("exp_year")))
+      guard expiry.lastDay.adding(days: -daysAhead) <= today, !expiry.isExpired(on: today) else { continue }
+      let cardID = try row.int("id")
+      let account = try requireAccount(try row.int("account_id"))
+      try recordEvent(
+        account: account.id, actor: .scheduler, kind: "card_expiring",
+        reason: "default card \(cardID) (\(try row.string("brand")) •••• \(try row.string("last4"))) expires at the end of \(expiry)")
+      try enqueue(
+        key: "card_expiring:\(cardID):\(expiry.month)/\(expiry.year)", account: account, invoice: nil, kind: "card_expiring",
+        data: ["brand": try row.string("brand"), "last4": try row.string("last4"), "expiry": expiry.description, "last_day": expiry.lastDay.iso8601])
+      queued += 1
+    }
+    return queued
+  }
+
+  // MARK: - Outbox
+
+  /// Queues a message for the account, once per key: a replayed decision cannot send twice.
+  func enqueue(key: String, account: Account, invoice: Int64?, kind: String, data: [String: String]) throws {
+    var full = data
+    full["name"] = account.name
+    try db.run(
+      """
+      INSERT INTO outbox (key, account_id, invoice_id, kind, locale, recipient, data, created_at, next_attempt_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING
+      """, key, account.id, invoice, kind, account.locale.rawValue, account.email, try jsonText(full), now, now)
+  }
+}
