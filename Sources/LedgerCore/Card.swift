@@ -59,16 +59,18 @@ public enum CardRules {
   /// A processor token. Anything that looks like a primary account number (13 to 19
   /// digits, spaces or dashes aside, passing the Luhn check) is refused.
   public static func token(_ raw: String, field: String = "--token") throws -> String {
-    guard (3...255).contains(raw.utf8.count),
-      raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
-    else {
-      throw InputError(field: field, rule: "a processor token has 3 to 255 printable ASCII characters without spaces")
-    }
+    // The card-number test comes first so that a number typed with spaces or dashes is
+    // refused for what it is.
     let digits = raw.filter { $0 != " " && $0 != "-" }
     if (13...19).contains(digits.count), digits.utf8.allSatisfy({ (48...57).contains($0) }), luhnValid(digits) {
       throw InputError(
         field: field,
         rule: "looks like a card number (\(digits.count) digits passing the Luhn check); ledgerd stores the processor's token only, never a card number")
+    }
+    guard (3...255).contains(raw.utf8.count),
+      raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+    else {
+      throw InputError(field: field, rule: "a processor token has 3 to 255 printable ASCII characters without spaces")
     }
     return raw
   }

@@ -49,8 +49,13 @@ public struct InvoiceDraft: Sendable {
   ) throws {
     guard !lines.isEmpty else { throw InputError(field: "--line", rule: "an invoice needs at least one line") }
     guard lines.count <= 500 else { throw InputError(field: "--line", rule: "an invoice has at most 500 lines") }
-    for (i, line) in lines.enumerated() where line.unitAmount.currency != currency {
-      throw InputError(field: "line \(i + 1)", rule: "is in \(line.unitAmount.currency.code), the invoice in \(currency.code)")
+    for (i, line) in lines.enumerated() {
+      guard line.unitAmount.currency == currency else {
+        throw InputError(field: "line \(i + 1)", rule: "is in \(line.unitAmount.currency.code), the invoice in \(currency.code)")
+      }
+      guard line.unitAmount.minorUnits > 0, (1...1_000_000).contains(line.quantity) else {
+        throw InputError(field: "line \(i + 1)", rule: "needs an amount greater than zero and a quantity from 1 to 1000000")
+      }
     }
     guard dueDate >= issueDate else {
       throw InputError(field: "--due", rule: "\(dueDate) is before the issue date \(issueDate)")

@@ -1,4 +1,4 @@
-/// An ISO 11649 structured creditor reference (`RF18 INV0 0004 2`): what a customer quotes
+/// An ISO 11649 structured creditor reference (`RF29 INV0 0004 2`): what a customer quotes
 /// on a bank transfer. Two check digits (ISO 7064 mod 97-10) catch mistyped references.
 public struct PaymentReference: Hashable, Sendable, CustomStringConvertible {
   /// The compact form: `RF`, two check digits, then 1 to 21 letters or digits.
@@ -6,8 +6,11 @@ public struct PaymentReference: Hashable, Sendable, CustomStringConvertible {
 
   /// Builds the reference for `body` (1 to 21 letters or digits), computing its check digits.
   public init(body: String) throws {
+    guard body.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+      throw InputError(field: "reference", rule: "a creditor reference body has 1 to 21 letters or digits")
+    }
     let upper = body.uppercased()
-    guard (1...21).contains(upper.count), upper.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+    guard (1...21).contains(upper.count) else {
       throw InputError(field: "reference", rule: "a creditor reference body has 1 to 21 letters or digits")
     }
     let remainder = PaymentReference.mod97(upper + "RF00")
@@ -23,6 +26,8 @@ public struct PaymentReference: Hashable, Sendable, CustomStringConvertible {
     guard candidate.count >= 5, candidate.count <= 25,
       candidate.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }),
       candidate.dropFirst(2).prefix(2).allSatisfy(\.isNumber),
+      // Check digits run from 02 to 98; 00, 01 and 99 are never generated.
+      let check = Int(candidate.dropFirst(2).prefix(2)), (2...98).contains(check),
       PaymentReference.mod97(String(candidate.dropFirst(4)) + String(candidate.prefix(4))) == 1
     else {
       throw InputError(field: field, rule: "'\(text)' is not a valid RF creditor reference (its check digits do not match)")
@@ -30,7 +35,7 @@ public struct PaymentReference: Hashable, Sendable, CustomStringConvertible {
     compact = candidate
   }
 
-  /// Grouped by four for printing on an invoice: `RF18 INV0 0004 2`.
+  /// Grouped by four for printing on an invoice: `RF29 INV0 0004 2`.
   public var printed: String {
     var groups: [String] = []
     var rest = Substring(compact)

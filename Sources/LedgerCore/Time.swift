@@ -18,7 +18,8 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
       self.init(try CivilDate(iso8601: text, field: field))
       return
     }
-    guard bytes.count == 20, bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
+    let digitPositions = [11, 12, 14, 15, 17, 18]
+    guard bytes.count == 20, digitPositions.allSatisfy({ (48...57).contains(bytes[$0]) }), bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
       bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "Z"),
       let date = try? CivilDate(iso8601: String(decoding: bytes[0..<10], as: UTF8.self)),
       let h = Int(String(decoding: bytes[11..<13], as: UTF8.self)), (0...23).contains(h),

@@ -36,19 +36,18 @@ public enum Validate {
 
   /// A display name: 1 to 200 characters, no control characters (it too reaches headers).
   public static func displayName(_ raw: String, field: String = "--name") throws -> String {
+    try text(raw, field: field, limit: 200)
+  }
+
+  /// Free text such as an invoice line or a reason: 1 to `limit` characters, trimmed, with
+  /// no line breaks or other control characters.
+  public static func text(_ raw: String, field: String, limit: Int = 500) throws -> String {
     let value = raw.trimmingSpaces
     guard !value.isEmpty else { throw InputError(field: field, rule: "must not be empty") }
-    guard value.count <= 200 else { throw InputError(field: field, rule: "has \(value.count) characters; at most 200") }
+    guard value.count <= limit else { throw InputError(field: field, rule: "has \(value.count) characters; at most \(limit)") }
     guard value.unicodeScalars.allSatisfy({ !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) else {
       throw InputError(field: field, rule: "must not contain line breaks or other control characters")
     }
-    return value
-  }
-
-  /// Free text such as an invoice line or a reason: like a display name, up to `limit`.
-  public static func text(_ raw: String, field: String, limit: Int = 500) throws -> String {
-    let value = try displayName(raw, field: field)
-    guard value.count <= limit else { throw InputError(field: field, rule: "has \(value.count) characters; at most \(limit)") }
     return value
   }
 
@@ -82,7 +81,7 @@ public enum Validate {
 
   /// A positive count (an invoice line's quantity).
   public static func quantity(_ raw: String, field: String) throws -> Int64 {
-    guard let q = Int64(raw), q > 0, q <= 1_000_000 else {
+    guard raw.utf8.allSatisfy({ (48...57).contains($0) }), let q = Int64(raw), q > 0, q <= 1_000_000 else {
       throw InputError(field: field, rule: "'\(raw)' must be a whole number from 1 to 1000000")
     }
     return q

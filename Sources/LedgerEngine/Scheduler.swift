@@ -308,3 +308,25 @@ public final class Scheduler {
     return results
   }
 }
+
+extension Scheduler {
+  /// Time travel: runs everything due up to `until`, moving `clock` from one due time to
+  /// the next. The same code as the daemon's loop, minus the sleeping.
+  public func runUntil(_ until: Instant, clock: ManualClock) async throws -> TickReport {
+    var report = TickReport()
+    report.recoveredPending += try await recoverPending()
+    report.add(try await runDue())
+    var steps = 0
+    while let next = try store.nextActionTime(), next <= until {
+      steps += 1
+      guard steps < 1_000_000 else { throw StateError(subject: "run-due", rule: "the schedule does not advance (stuck at \(next))") }
+      clock.advance(to: next)
+      report.recoveredPending += try await recoverPending()
+      report.add(try await runDue())
+    }
+    clock.advance(to: until)
+    report.recoveredPending += try await recoverPending()
+    report.add(try await runDue())
+    return report
+  }
+}

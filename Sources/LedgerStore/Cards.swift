@@ -138,3 +138,38 @@ extension LedgerStore {
       createdAt: try row.string("created_at"))
   }
 }
+
+extension LedgerStore {
+  /// Updates a card's expiry or token (the customer re-entered it): a card that needed an
+  /// update is usable again.
+  public func updateCard(_ cardID: Int64, expiry: CardExpiry?, token: String?, actor: Actor) throws -> Card {
+    if let token { _ = try CardRules.token(token) }
+    if let expiry, expiry.isExpired(on: today) {
+      throw InputError(field: "--expiry", rule: "\(expiry) is in the past; a card past its expiry month cannot be charged")
+    }
+    guard expiry != nil || token != nil else {
+      throw InputError(field: "--expiry", rule: "give a new --expiry or --token (or both)")
+    }
+    return try write {
+      let card = try requireCard(cardID)
+      guard card.status != .removed else { throw StateError(subject: "card \(cardID)", rule: "was removed; add a new card instead") }
+      if let token, token != card.token, let other = try db.scalarInt("SELECT id FROM cards WHERE token = ?", token) {
+        throw InputError(field: "--token", rule: "this token is already registered (card \(other))")
+      }
+      try db.run(
+        """
+        UPDATE cards SET token = coalesce(?, token), exp_month = coalesce(?, exp_month), exp_year = coalesce(?, exp_year),
+          status = 'active', updated_at = ? WHERE id = ?
+        """, token, expiry?.month, expiry?.year, now, cardID)
+      let updated = try requireCard(cardID)
+      if try !cardSummaries(account: card.accountID).contains(where: { $0.isDefault }) {
+        try db.run("UPDATE cards SET is_default = 1 WHERE id = ?", cardID)
+      }
+      try recordEvent(
+        account: card.accountID, actor: actor, kind: "card_updated",
+        reason: "card \(cardID) (\(card.brand.rawValue) •••• \(card.last4)) updated, expires \(updated.expiry)"
+          + (card.status == .needsUpdate ? "; usable again" : ""), data: ["card_id": String(cardID)])
+      return try requireCard(cardID)
+    }
+  }
+}

@@ -529,3 +529,47 @@ extension LedgerStore {
       """, key, account.id, invoice, kind, account.locale.rawValue, account.email, try jsonText(full), now, now)
   }
 }
+
+extension LedgerStore {
+  /// What the scheduler will do next for an account, in words.
+  public func upcoming(account: Int64, config: DunningConfig) throws -> [String] {
+    let rows = try db.query(
+      """
+      SELECT i.number, i.next_action, i.next_action_at, i.grace_deadline, i.paused_at, b.due_minor, i.currency,
+        (SELECT proof FROM pauses p WHERE p.invoice_id = i.id AND p.resumed_at IS NULL) AS proof,
+        (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end
+      FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
+      WHERE i.account_id = ? AND i.status = 'open' ORDER BY coalesce(i.next_action_at, '9999'), i.id
+      """, account)
+    var lines: [String] = []
+    for row in rows {
+      let number = try row.string("number")
+      let due = Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency")))
+      func day(_ column: String) throws -> String? { try row.optionalString(column).map { String($0.prefix(16)).replacingOccurrences(of: "T", with: " ") } }
+      let deadline = try day("grace_deadline")
+      let unless = deadline.map { "; downgrade to \(config.downgradePlan) on \($0) unless invoice \(number) (\(due)) is paid" } ?? ""
+      if let paused = try day("paused_at") {
+        lines.append("\(number) is paused since \(paused) (proof: \(try row.optionalString("proof") ?? "?")): no reminder, retry or downgrade until staff resume it")
+        continue
+      }
+      guard let action = try row.optionalString("next_action").flatMap(CollectionAction.init(rawValue:)), let at = try day("next_action_at") else {
+        if try row.optionalString("next_action") == "in_flight" {
+          lines.append("\(number): a charge is in flight")
+        } else {
+          lines.append("\(number) (\(due)): nothing scheduled — waiting for a usable card" + unless)
+        }
+        continue
+      }
+      switch action {
+      case .charge: lines.append("\(number): charge \(due) on \(at)" + unless)
+      case .remind: lines.append("\(number): reminder on \(at)" + unless)
+      case .downgrade: lines.append("downgrade to \(config.downgradePlan) on \(at) unless invoice \(number) (\(due)) is paid")
+      case .endTransferWindow:
+        lines.append("\(number): waiting for the declared transfer until \(try day("window_end") ?? at); no reminder, retry or downgrade before then" + unless)
+      case .remindTransferDue: lines.append("\(number): reminder that \(due) falls due, on \(at)")
+      case .startDunning: lines.append("\(number): overdue on \(at) if \(due) is not paid by then")
+      }
+    }
+    return lines
+  }
+}

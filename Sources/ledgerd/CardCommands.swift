@@ -1,11 +1,12 @@
 import ArgumentParser
 import LedgerCore
+import LedgerEngine
 import LedgerStore
 
 struct CardCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "card", abstract: "Manage an account's payment cards (processor tokens only).",
-    subcommands: [Add.self, List.self, Default.self, Remove.self])
+    subcommands: [Add.self, List.self, Default.self, Remove.self, Update.self])
 
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct CardCommand: ParsableCommand {
           expiry: try CardExpiry(parsing: expiry), postalCode: try postalCode.map { try Validate.postalCode($0) },
           country: try country.map { try Validate.country($0) })
         let actor = try actor.resolve()
-        let saved = try database.open(.readWrite).addCard(account: accountID, card, actor: actor)
+        let saved = try database.billing().addCard(account: accountID, card, actor: actor)
         try output.emit(saved) { "added " + cardLine(saved) }
       }
     }
@@ -69,7 +70,7 @@ struct CardCommand: ParsableCommand {
       try runGuarded {
         let id = try parseID(card, field: "card")
         let actor = try actor.resolve()
-        let card = try database.open(.readWrite).setDefaultCard(id, actor: actor)
+        let card = try database.billing().setDefaultCard(id, actor: actor)
         try output.emit(card) { "default is now " + cardLine(card) }
       }
     }
@@ -92,10 +93,32 @@ struct CardCommand: ParsableCommand {
       try runGuarded {
         let id = try parseID(card, field: "card")
         let actor = try actor.resolve()
-        let (removed, promoted) = try database.open(.readWrite).removeCard(id, actor: actor)
+        let (removed, promoted) = try database.billing().removeCard(id, actor: actor)
         try output.emit(Result(removed: removed, newDefault: promoted)) {
           "removed card \(removed.id)" + (promoted.map { "; default is now " + cardLine($0) } ?? "")
         }
+      }
+    }
+  }
+
+  struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Update a card's expiry or token; a card that needed an update is usable again and charged at once.")
+    @Argument(help: "The card's id.") var card: String
+    @Option(help: "New expiry, MM/YYYY.") var expiry: String?
+    @Option(help: "New processor token.") var token: String?
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let id = try parseID(card, field: "card")
+        let expiry = try expiry.map { try CardExpiry(parsing: $0) }
+        let token = try token.map { try CardRules.token($0) }
+        let actor = try actor.resolve()
+        let card = try database.billing().updateCard(id, expiry: expiry, token: token, actor: actor)
+        try output.emit(card) { "updated " + cardLine(card) }
       }
     }
   }

@@ -1,11 +1,12 @@
 import ArgumentParser
 import LedgerCore
+import LedgerEngine
 import LedgerStore
 
 struct InvoiceCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "invoice", abstract: "Issue, inspect and void invoices.",
-    subcommands: [Issue.self, Show.self, List.self, VoidInvoice.self])
+    subcommands: [Issue.self, Show.self, List.self, VoidInvoice.self, Pause.self, Resume.self])
 
   struct Issue: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +43,8 @@ struct InvoiceCommand: ParsableCommand {
         if !planLine {
           try check(lines, addons, currency: parsedCurrency ?? .eur)
         }
-        let store = try database.open(.readWrite)
+        let billing = try database.billing()
+        let store = billing.store
         let invoice = try store.write {
           let account = try store.requireAccount(accountID, field: "account")
           var drafts: [InvoiceLineDraft] = []
@@ -60,7 +62,7 @@ struct InvoiceCommand: ParsableCommand {
           drafts += try parse(lines, addons, currency: currency, offset: drafts.count)
           let draft = try InvoiceDraft(
             accountID: accountID, currency: currency, lines: drafts, issueDate: issueDate, dueDate: dueDate, method: method)
-          return try store.issueInvoice(draft, actor: actor)
+          return try billing.issueInvoice(draft, actor: actor)
         }
         try output.emit(invoice) { describeInvoice(invoice) }
       }
@@ -135,7 +137,43 @@ struct InvoiceCommand: ParsableCommand {
       try runGuarded {
         let reason = try Validate.text(reason, field: "--reason")
         let actor = try actor.resolve()
-        let invoice = try database.open(.readWrite).voidInvoice(invoice, reason: reason, actor: actor)
+        let invoice = try database.billing().voidInvoice(invoice, reason: reason, actor: actor)
+        try output.emit(invoice) { describeInvoice(invoice) }
+      }
+    }
+  }
+
+  struct Pause: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Pause collection of an invoice on a \"payment not registered\" report: no reminder, retry or downgrade; the grace clock stops.")
+    @Argument(help: "The invoice's number or id.") var invoice: String
+    @Option(help: "The customer's proof of payment (receipt number, screenshot name).") var proof: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let proof = try Validate.text(proof, field: "--proof")
+        let actor = try actor.resolve()
+        let invoice = try database.billing().pause(invoice, proof: proof, actor: actor)
+        try output.emit(invoice) { describeInvoice(invoice) }
+      }
+    }
+  }
+
+  struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Resume collection of a paused invoice; the dunning clock continues from where it stopped.")
+    @Argument(help: "The invoice's number or id.") var invoice: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let actor = try actor.resolve()
+        let invoice = try database.billing().resume(invoice, actor: actor)
         try output.emit(invoice) { describeInvoice(invoice) }
       }
     }

@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// The `ledgerd` command tree.
 @main
-struct Ledgerd: ParsableCommand {
+struct Ledgerd: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ledgerd",
     abstract: "A billing ledger: accounts, cards, invoices, charges and dunning in one SQLite file.",
@@ -14,7 +14,7 @@ struct Ledgerd: ParsableCommand {
     version: "0.1.0",
     subcommands: [
       Migrate.self, Check.self, Backup.self, PlanCommand.self, AccountCommand.self, CardCommand.self,
-      InvoiceCommand.self,
+      InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self,
     ]
   )
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LedgerCore
+import LedgerEngine
 import LedgerSQLite
 import LedgerStore
 
@@ -15,9 +16,31 @@ struct DatabaseOptions: ParsableArguments {
     return "./ledger.db"
   }
 
+  @Option(name: .long, help: ArgumentHelp("The configuration file (JSON; default $LEDGERD_CONFIG, else built-in defaults).", valueName: "PATH"))
+  var config: String?
+
   /// Opens the ledger for a command; read-only commands never write the file.
-  func open(_ access: LedgerStore.Access) throws -> LedgerStore {
-    try LedgerStore.open(path: path, access: access, clock: try SystemClock.fromEnvironment())
+  func open(_ access: LedgerStore.Access, clock: LedgerClock? = nil) throws -> LedgerStore {
+    try LedgerStore.open(path: path, access: access, clock: try clock ?? SystemClock.fromEnvironment())
+  }
+
+  /// The configuration: the file given, or the defaults.
+  func loadConfig() throws -> LedgerConfig {
+    let file = config ?? ProcessInfo.processInfo.environment["LEDGERD_CONFIG"]
+    guard let file, !file.isEmpty else { return LedgerConfig() }
+    return try LedgerConfig.load(path: file)
+  }
+
+  /// The ledger opened for writing, with the actions that reschedule what they touch.
+  func billing() throws -> Billing {
+    let config = try loadConfig()
+    return Billing(store: try open(.readWrite), config: config.dunning)
+  }
+
+  /// The processor: the simulated one, with its record beside the ledger unless configured.
+  func processor(_ config: LedgerConfig) throws -> SimulatedProcessor {
+    let record = config.simulatedProcessorPath ?? (path.hasSuffix(".db") ? String(path.dropLast(3)) : path) + ".processor.db"
+    return try SimulatedProcessor(path: record, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
   }
 }
 
@@ -65,13 +88,25 @@ enum Exit {
 func runGuarded(_ body: () throws -> Void) throws {
   do {
     try body()
-  } catch let error as ExitCode {
-    throw error
   } catch {
-    let (message, code) = describe(error)
-    FileHandle.standardError.write(Data("ledgerd: error: \(message)\n".utf8))
-    throw ExitCode(code)
+    throw report(error)
   }
+}
+
+/// The same for commands that await.
+func runGuarded(_ body: () async throws -> Void) async throws {
+  do {
+    try await body()
+  } catch {
+    throw report(error)
+  }
+}
+
+func report(_ error: Error) -> Error {
+  if error is ExitCode { return error }
+  let (message, code) = describe(error)
+  FileHandle.standardError.write(Data("ledgerd: error: \(message)\n".utf8))
+  return ExitCode(code)
 }
 
 func describe(_ error: Error) -> (String, Int32) {

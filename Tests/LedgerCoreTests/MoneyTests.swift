@@ -127,9 +127,11 @@ struct MoneyParseTests {
     #expect(try Money.parse("-92233720368547758.07", currency: .eur).minorUnits == -Int64.max)
   }
 
-  @Test("parse is the inverse of amountString", arguments: [
-    Int64(0), 1, 5, 10, 99, 100, 1230, -1, -5, -1230, 123_456_789, Int64.max, -Int64.max,
-  ])
+  @Test(
+    "parse is the inverse of amountString",
+    arguments: [
+      Int64(0), 1, 5, 10, 99, 100, 1230, -1, -5, -1230, 123_456_789, Int64.max, -Int64.max,
+    ])
   func roundTrip(minor: Int64) throws {
     for currency in [Currency.eur, .jpy, .kwd] {
       let money = Money(minorUnits: minor, currency: currency)
@@ -297,7 +299,8 @@ struct MoneyCodableTests {
     let plan = Plan(id: 1, code: "pro", name: "Pro", price: eur(1900), period: .month)
     #expect(
       try json(plan)
-        == #"{"code":"pro","id":1,"name":"Pro","period":"month","price":{"amount":"19.00","currency":"EUR","minor":1900}}"#)
+        == #"{"code":"pro","id":1,"name":"Pro","period":"month","price":{"amount":"19.00","currency":"EUR","minor":1900}}"#
+    )
     let back = try JSONDecoder().decode(Plan.self, from: try JSONEncoder().encode(plan))
     #expect(back == plan)
   }

@@ -1,0 +1,128 @@
+import LedgerCore
+import LedgerStore
+
+extension LedgerStore {
+  /// Asks the dunning policy again for each invoice and saves its answer; every change
+  /// that can alter an invoice's schedule ends with this, in the same transaction.
+  public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig) throws {
+    try write {
+      for id in invoiceIDs {
+        try saveSchedule(invoiceID: id, try collectionState(invoiceID: id).flatMap { DunningPolicy.next($0, config: config) })
+      }
+    }
+  }
+}
+
+/// The operator's and customer's actions that change what the scheduler must do next: each
+/// runs the store's change and the rescheduling of the invoices concerned as one transaction.
+public struct Billing {
+  public let store: LedgerStore
+  public let config: DunningConfig
+
+  public init(store: LedgerStore, config: DunningConfig) {
+    self.store = store
+    self.config = config
+  }
+
+  public func issueInvoice(_ draft: InvoiceDraft, actor: Actor) throws -> Invoice {
+    try store.write {
+      let invoice = try store.issueInvoice(draft, actor: actor)
+      try store.reschedule([invoice.id], config: config)
+      return invoice
+    }
+  }
+
+  /// A new card: the account's open card invoices are charged at once.
+  public func addCard(account: Int64, _ card: NewCard, actor: Actor) throws -> Card {
+    try store.write {
+      let saved = try store.addCard(account: account, card, actor: actor)
+      try store.reschedule(try store.requestCharge(account: account), config: config)
+      return saved
+    }
+  }
+
+  /// An updated card (new expiry or token) is usable again and charged at once.
+  public func updateCard(_ id: Int64, expiry: CardExpiry?, token: String?, actor: Actor) throws -> Card {
+    try store.write {
+      let card = try store.updateCard(id, expiry: expiry, token: token, actor: actor)
+      try store.reschedule(try store.requestCharge(account: card.accountID), config: config)
+      return card
+    }
+  }
+
+  public func setDefaultCard(_ id: Int64, actor: Actor) throws -> Card {
+    try store.write {
+      let card = try store.setDefaultCard(id, actor: actor)
+      try store.reschedule(try store.requestCharge(account: card.accountID), config: config)
+      return card
+    }
+  }
+
+  public func removeCard(_ id: Int64, actor: Actor) throws -> (removed: Card, newDefault: Card?) {
+    try store.write {
+      let result = try store.removeCard(id, actor: actor)
+      try store.reschedule(try store.openInvoiceIDs(account: result.removed.accountID), config: config)
+      return result
+    }
+  }
+
+  public func voidInvoice(_ reference: String, reason: String, actor: Actor) throws -> Invoice {
+    try store.write {
+      let invoice = try store.voidInvoice(reference, reason: reason, actor: actor)
+      try store.reschedule([invoice.id], config: config)
+      return invoice
+    }
+  }
+
+  public func pause(_ reference: String, proof: String, actor: Actor) throws -> Invoice {
+    try store.write {
+      let invoice = try store.pauseInvoice(reference, proof: proof, actor: actor)
+      try store.reschedule([invoice.id], config: config)
+      return invoice
+    }
+  }
+
+  public func resume(_ reference: String, actor: Actor) throws -> Invoice {
+    try store.write {
+      let invoice = try store.resumeInvoice(reference, actor: actor)
+      try store.reschedule([invoice.id], config: config)
+      return try store.requireInvoice(invoice.number)
+    }
+  }
+
+  public func declareTransfer(_ reference: String, amount: Money, sentOn: CivilDate, bankReference: String, actor: Actor) throws
+    -> (Invoice, windowEnds: Instant)
+  {
+    try store.write {
+      let (invoice, end) = try store.declareTransfer(
+        reference, amount: amount, sentOn: sentOn, bankReference: bankReference, actor: actor, config: config)
+      try store.reschedule([invoice.id], config: config)
+      return (try store.requireInvoice(invoice.number), end)
+    }
+  }
+
+  /// Money received for an invoice outside the card flow (a transfer, a cheque): the same
+  /// path reconciliation takes.
+  public func recordPayment(
+    _ reference: String, amount: Money, method: String, bankReference: String?, receivedOn: CivilDate, actor: Actor
+  ) throws -> PaymentRecord {
+    guard ["transfer"].contains(method) else {
+      throw InputError(field: "--method", rule: "'\(method)' must be transfer (card payments come from charges)")
+    }
+    guard amount.minorUnits > 0 else { throw InputError(field: "--amount", rule: "must be greater than zero") }
+    return try store.write {
+      let invoice = try store.requireInvoice(reference)
+      guard invoice.status == .open || invoice.status == .uncollectible else {
+        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
+      }
+      guard invoice.total.currency == amount.currency else {
+        throw InputError(field: "--amount", rule: "is in \(amount.currency.code); the invoice is in \(invoice.total.currency.code)")
+      }
+      let record = try store.applyPayment(
+        account: invoice.accountID, amount: amount, method: method, reference: bankReference, receivedOn: receivedOn,
+        chargeAttemptID: nil, bankLineID: nil, invoices: [invoice.id], actor: actor, config: config)
+      try store.reschedule([invoice.id], config: config)
+      return record
+    }
+  }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import LedgerCore
+
+/// ledgerd's configuration file (JSON; every key optional, unknown keys refused):
+///
+/// ```json
+/// {
+///   "dunning": {"grace_days": 9, "retry_days": [1, 3, 5, 7], "reminder_days": [3, 7],
+///               "transient_retry_hours": 4, "fraud_pause_hours": 24, "downgrade_plan": "free",
+///               "restore_plan_on_payment": false, "max_charges_per_card": 15,
+///               "card_charge_window_days": 30, "card_expiry_notice_days": 30},
+///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
+///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
+///                 "max_in_flight": 16, "slow_ms": 1500, "timeout_ms": 200},
+///   "daemon": {"batch_size": 500}
+/// }
+/// ```
+public struct LedgerConfig: Sendable, Equatable {
+  public var dunning = DunningConfig()
+  /// The simulated processor's own record (default: beside the ledger, `<db>.processor`).
+  public var simulatedProcessorPath: String?
+  public var maxInFlight = 16
+  public var batchSize = 500
+  public var slowMilliseconds = 1_500
+  public var timeoutMilliseconds = 200
+
+  public init() {}
+
+  /// Reads and checks a config file; every error names the key and the rule.
+  public static func load(path: String) throws -> LedgerConfig {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw InputError(field: "--config", rule: "cannot read \(path)")
+    }
+    return try parse(data, source: path)
+  }
+
+  public static func parse(_ data: Data, source: String = "config") throws -> LedgerConfig {
+    guard case .object(let root)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+      throw InputError(field: source, rule: "is not a JSON object")
+    }
+    let reader = Reader(object: root, path: "")
+    var config = LedgerConfig()
+    try reader.known(["dunning", "transfers", "processor", "daemon"])
+    if let d = try reader.section("dunning") {
+      try d.known([
+        "grace_days", "retry_days", "reminder_days", "transient_retry_hours", "fraud_pause_hours", "downgrade_plan",
+        "restore_plan_on_payment", "max_charges_per_card", "card_charge_window_days", "card_expiry_notice_days",
+      ])
+      try d.int("grace_days", into: &config.dunning.graceDays, range: 1...365)
+      try d.ints("retry_days", into: &config.dunning.retryDays)
+      try d.ints("reminder_days", into: &config.dunning.reminderDays)
+      try d.int("transient_retry_hours", into: &config.dunning.transientRetryHours, range: 1...240)
+      try d.int("fraud_pause_hours", into: &config.dunning.fraudPauseHours, range: 0...720)
+      try d.string("downgrade_plan", into: &config.dunning.downgradePlan)
+      try d.bool("restore_plan_on_payment", into: &config.dunning.restorePlanOnPayment)
+      try d.int("max_charges_per_card", into: &config.dunning.maxChargesPerCard, range: 1...1000)
+      try d.int("card_charge_window_days", into: &config.dunning.cardChargeWindowDays, range: 1...365)
+      try d.int("card_expiry_notice_days", into: &config.dunning.cardExpiryNoticeDays, range: 0...365)
+      for (key, days) in [("retry_days", config.dunning.retryDays), ("reminder_days", config.dunning.reminderDays)] {
+        guard days == days.sorted(), Set(days).count == days.count, days.allSatisfy({ $0 >= 1 && $0 < config.dunning.graceDays }) else {
+          throw InputError(
+            field: "dunning.\(key)", rule: "must be distinct days in increasing order, each from 1 to grace_days - 1 (\(config.dunning.graceDays - 1))")
+        }
+      }
+    }
+    if let t = try reader.section("transfers") {
+      try t.known(["window_business_days", "grace_after_window_days", "due_reminder_days"])
+      try t.int("window_business_days", into: &config.dunning.transferWindowBusinessDays, range: 1...30)
+      try t.int("grace_after_window_days", into: &config.dunning.graceAfterTransferWindowDays, range: 0...30)
+      try t.int("due_reminder_days", into: &config.dunning.transferDueReminderDays, range: 0...60)
+    }
+    if let p = try reader.section("processor") {
+      try p.known(["kind", "simulated_db", "max_in_flight", "slow_ms", "timeout_ms"])
+      var kind = "simulated"
+      try p.string("kind", into: &kind)
+      guard kind == "simulated" else { throw InputError(field: "processor.kind", rule: "'\(kind)' is not a known processor (simulated)") }
+      var path = ""
+      try p.string("simulated_db", into: &path)
+      if !path.isEmpty { config.simulatedProcessorPath = path }
+      try p.int("max_in_flight", into: &config.maxInFlight, range: 1...1024)
+      try p.int("slow_ms", into: &config.slowMilliseconds, range: 0...600_000)
+      try p.int("timeout_ms", into: &config.timeoutMilliseconds, range: 0...600_000)
+    }
+    if let daemon = try reader.section("daemon") {
+      try daemon.known(["batch_size"])
+      try daemon.int("batch_size", into: &config.batchSize, range: 1...100_000)
+    }
+    return config
+  }
+
+  /// Typed access to one JSON object, naming `section.key` in every error.
+  /// A parsed JSON value that keeps booleans, numbers and strings apart.
+  enum JSONValue: Decodable {
+    case bool(Bool), int(Int), number(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
+
+    init(from decoder: Decoder) throws {
+      let c = try decoder.singleValueContainer()
+      if c.decodeNil() { self = .null }
+      else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+      else if let i = try? c.decode(Int.self) { self = .int(i) }
+      else if let d = try? c.decode(Double.self) { self = .number(d) }
+      else if let s = try? c.decode(String.self) { self = .string(s) }
+      else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+      else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+  }
+
+  struct Reader {
+    let object: [String: JSONValue]
+    let path: String
+
+    func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func known(_ keys: Set<String>) throws {
+      if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
+        throw InputError(field: name(unknown), rule: "is not a known setting (known: \(keys.sorted().joined(separator: ", ")))")
+      }
+    }
+
+    func section(_ key: String) throws -> Reader? {
+      guard let value = object[key] else { return nil }
+      guard case .object(let object) = value else { throw InputError(field: name(key), rule: "must be an object") }
+      return Reader(object: object, path: name(key))
+    }
+
+    func int(_ key: String, into target: inout Int, range: ClosedRange<Int>) throws {
+      guard let value = object[key] else { return }
+      guard case .int(let int) = value, range.contains(int)
+      else { throw InputError(field: name(key), rule: "must be a whole number from \(range.lowerBound) to \(range.upperBound)") }
+      target = int
+    }
+
+    func ints(_ key: String, into target: inout [Int]) throws {
+      guard let value = object[key] else { return }
+      guard case .array(let array) = value, !array.isEmpty else { throw InputError(field: name(key), rule: "must be a list of whole numbers") }
+      target = try array.map {
+        guard case .int(let i) = $0 else {
+          throw InputError(field: name(key), rule: "must be a list of whole numbers")
+        }
+        return i
+      }
+    }
+
+    func string(_ key: String, into target: inout String) throws {
+      guard let value = object[key] else { return }
+      guard case .string(let s) = value, !s.isEmpty else { throw InputError(field: name(key), rule: "must be a non-empty string") }
+      target = s
+    }
+
+    func bool(_ key: String, into target: inout Bool) throws {
+      guard let value = object[key] else { return }
+      guard case .bool(let b) = value else { throw InputError(field: name(key), rule: "must be true or false") }
+      target = b
+    }
+  }
+}
