@@ -10,6 +10,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
   ],
   targets: [
     // The system libsqlite3, reached through a module map (see Sources/CSQLite).
@@ -34,6 +35,7 @@ let package = Package(
       dependencies: [
         "LedgerCore", "LedgerStore", "LedgerSQLite",
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
     .executableTarget(
@@ -42,6 +44,7 @@ let package = Package(
         "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerEngine",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
     .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),

@@ -174,6 +174,12 @@ public final class Connection {
     }
   }
 
+  /// `PRAGMA data_version`: changes when another connection commits to the file, so a
+  /// sleeping daemon can notice operators' changes without polling tables.
+  public func dataVersion() throws -> Int64 {
+    try scalarInt("PRAGMA data_version") ?? 0
+  }
+
   /// The rowid of the last row inserted on this connection.
   public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
 

@@ -131,6 +131,26 @@ public final class LedgerStore {
     return String(decoding: try encoder.encode(data), as: UTF8.self)
   }
 
+  /// The id of the newest event (0 when there is none).
+  public func lastEventID() throws -> Int64 { try db.scalarInt("SELECT coalesce(max(id), 0) FROM events") ?? 0 }
+
+  /// Events written after `id`, oldest first (at most `limit`).
+  public func events(after id: Int64, limit: Int = 10_000) throws -> [Event] {
+    try db.query(
+      """
+      SELECT e.id, e.at, e.account_id, i.number AS invoice, e.actor, e.kind, e.reason
+      FROM events e LEFT JOIN invoices i ON i.id = e.invoice_id WHERE e.id > ? ORDER BY e.id LIMIT ?
+      """, id, limit
+    ).map(event(from:))
+  }
+
+  func event(from row: Row) throws -> Event {
+    Event(
+      id: try row.int("id"), at: try row.string("at"), accountID: try row.optionalInt("account_id"),
+      invoice: try row.optionalString("invoice"), actor: Actor(rawValue: try row.string("actor")) ?? .system,
+      kind: try row.string("kind"), reason: try row.string("reason"))
+  }
+
   /// The events of one account (or all), oldest first.
   public func events(account: Int64?) throws -> [Event] {
     let rows = try db.query(
@@ -139,11 +159,6 @@ public final class LedgerStore {
       FROM events e LEFT JOIN invoices i ON i.id = e.invoice_id
       WHERE ?1 IS NULL OR e.account_id = ?1 ORDER BY e.id
       """, account)
-    return try rows.map { row in
-      Event(
-        id: try row.int("id"), at: try row.string("at"), accountID: try row.optionalInt("account_id"),
-        invoice: try row.optionalString("invoice"), actor: Actor(rawValue: try row.string("actor")) ?? .system,
-        kind: try row.string("kind"), reason: try row.string("reason"))
-    }
+    return try rows.map(event(from:))
   }
 }

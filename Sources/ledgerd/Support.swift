@@ -39,8 +39,12 @@ struct DatabaseOptions: ParsableArguments {
 
   /// The processor: the simulated one, with its record beside the ledger unless configured.
   func processor(_ config: LedgerConfig) throws -> SimulatedProcessor {
-    let record = config.simulatedProcessorPath ?? (path.hasSuffix(".db") ? String(path.dropLast(3)) : path) + ".processor.db"
-    return try SimulatedProcessor(path: record, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
+    try SimulatedProcessor(path: processorPath(config), slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
+  }
+
+  /// Where the simulated processor keeps its record: configured, else `<db>.processor.db`.
+  func processorPath(_ config: LedgerConfig) -> String {
+    config.simulatedProcessorPath ?? (path.hasSuffix(".db") ? String(path.dropLast(3)) : path) + ".processor.db"
   }
 }
 
@@ -120,6 +124,7 @@ func describe(_ error: Error) -> (String, Int32) {
     return ("the file is not a ledgerd database (not an SQLite file); refusing to touch it", Exit.refusedDatabase)
   case let e as SQLiteError: return (e.description, Exit.software)
   case let e as UnbalancedEntry: return (e.description, Exit.software)
+  case let e as InstanceLock.Held: return (e.description, Exit.refusedDatabase)
   default: return (String(describing: error), Exit.software)
   }
 }

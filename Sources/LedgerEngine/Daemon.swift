@@ -1,0 +1,130 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+import LedgerStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// `ledgerd serve`: the scheduler's loop as a service. It resolves pending attempts, then
+/// runs what is due, and sleeps until the next due action, until another process changes
+/// the database (`PRAGMA data_version`), or until a graceful shutdown.
+///
+/// On SIGTERM (owned by the ServiceGroup) the loop finishes the batch in hand, whose every
+/// transaction is all-or-nothing, and returns; a processor call cut short leaves a pending
+/// attempt that the next start resolves.
+public struct LedgerDaemon: Service {
+  public let databasePath: String
+  public let config: LedgerConfig
+  public let clock: LedgerClock
+  public let makeProcessor: @Sendable () throws -> PaymentProcessor
+  public let notifier: SystemdNotifier
+  public let logger: Logger
+  /// The longest sleep between two looks at the schedule.
+  public var maxSleep: Duration = .seconds(60)
+  /// How often the sleeping loop polls `PRAGMA data_version` and the shutdown flag.
+  public var pollInterval: Duration = .milliseconds(200)
+
+  public init(
+    databasePath: String, config: LedgerConfig, clock: LedgerClock, notifier: SystemdNotifier, logger: Logger,
+    makeProcessor: @escaping @Sendable () throws -> PaymentProcessor
+  ) {
+    self.databasePath = databasePath
+    self.config = config
+    self.clock = clock
+    self.notifier = notifier
+    self.logger = logger
+    self.makeProcessor = makeProcessor
+  }
+
+  public func run() async throws {
+    let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock)
+    let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
+    scheduler.maxInFlight = config.maxInFlight
+    scheduler.batchSize = config.batchSize
+    var lastEvent = try store.lastEventID()
+    let heartbeat = Heartbeat()
+    let beat = { heartbeat.beat() }
+
+    let recovered = try await scheduler.recoverPending()
+    if recovered > 0 { logger.notice("resolved \(recovered) pending charge attempt(s) left by a previous run") }
+    lastEvent = try logEvents(store, after: lastEvent)
+    notifier.ready(status: "serving \(databasePath)")
+    logger.notice("serving \(databasePath)")
+
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      if let interval = notifier.watchdogInterval {
+        group.addTask { [notifier] in
+          // Pings only while the loop shows progress within two intervals.
+          while !Task.isCancelled {
+            if heartbeat.age < interval * 2 { notifier.watchdog() }
+            try await Task.sleep(for: interval)
+          }
+        }
+      }
+
+      while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        beat()
+        do {
+          let report = try await scheduler.runDue()
+          if report.attempts > 0 || report.reminders > 0 || report.downgrades > 0 {
+            logger.info("tick: \(report.attempts) attempts, \(report.succeeded) paid, \(report.reminders) reminders, \(report.downgrades) downgrades")
+          }
+          lastEvent = try logEvents(store, after: lastEvent)
+          if report.unresolved > 0 { _ = try await scheduler.recoverPending() }
+        } catch {
+          // A failed tick is logged and retried on the next wake; the loop goes on.
+          logger.error("tick failed: \(String(describing: error))")
+        }
+        let next = try? store.nextActionTime()
+        notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
+        try await sleep(until: next, store: store, beat: beat)
+      }
+      group.cancelAll()
+    }
+    notifier.stopping()
+    logger.notice("stopped")
+  }
+
+  /// Sleeps until `next` (at most `maxSleep`), returning early when another connection
+  /// commits or shutdown begins.
+  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void) async throws {
+    let version = try store.db.dataVersion()
+    let deadline = ContinuousClock.now + maxSleep
+    while ContinuousClock.now < deadline {
+      if Task.isShuttingDownGracefully || Task.isCancelled { return }
+      if let next, next <= clock.now() { return }
+      if try store.db.dataVersion() != version { return }
+      beat()
+      do {
+        try await Task.sleep(for: pollInterval)
+      } catch {
+        return
+      }
+    }
+  }
+
+  /// When the loop last showed it was alive; read by the watchdog task.
+  final class Heartbeat: Sendable {
+    private let origin = ContinuousClock.now
+    private let lastMilliseconds = Atomic<Int64>(0)
+
+    func beat() { lastMilliseconds.store(Self.milliseconds(ContinuousClock.now - origin), ordering: .relaxed) }
+
+    var age: Duration {
+      .milliseconds(Self.milliseconds(ContinuousClock.now - origin) - lastMilliseconds.load(ordering: .relaxed))
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+  }
+
+  /// Writes every event committed since `id` to the log, one line each, for journald.
+  func logEvents(_ store: LedgerStore, after id: Int64) throws -> Int64 {
+    var last = id
+    for event in try store.events(after: id) {
+      logger.notice("\(event.kind) account=\(event.accountID.map(String.init) ?? "-") actor=\(event.actor.rawValue): \(event.reason)")
+      last = event.id
+    }
+    return last
+  }
+}

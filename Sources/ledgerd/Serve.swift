@@ -1,0 +1,37 @@
+import ArgumentParser
+import LedgerCore
+import LedgerEngine
+import LedgerStore
+import Logging
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run the daemon: charges, retries, reminders and downgrades as they fall due.",
+    discussion: """
+      Applies pending migrations, takes the single-instance lock (a second serve on the same
+      database exits at once), resolves charge attempts a crash left pending, then loops.
+      SIGTERM or SIGINT: the batch in hand finishes and the process exits 0. Speaks systemd's
+      notify protocol when $NOTIFY_SOCKET is set (READY=1, STATUS=, WATCHDOG=1, STOPPING=1).
+      Logs one line per event on stderr.
+      """)
+  @OptionGroup var database: DatabaseOptions
+
+  func run() async throws {
+    try await runGuarded {
+      let config = try database.loadConfig()
+      let lock = try InstanceLock(databasePath: database.path)
+      let logger = makeLogger("ledgerd")
+      let processorPath = database.processorPath(config)
+      let daemon = LedgerDaemon(
+        databasePath: database.path, config: config, clock: try SystemClock.fromEnvironment(), notifier: SystemdNotifier(),
+        logger: logger,
+        makeProcessor: {
+          try SimulatedProcessor(path: processorPath, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
+        })
+      let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+      try await group.run()
+      withExtendedLifetime(lock) {}
+    }
+  }
+}
