@@ -29,11 +29,12 @@ struct TransferCommand: ParsableCommand {
       try runGuarded {
         let sent = try CivilDate(iso8601: date, field: "--date")
         let reference = try Validate.text(reference, field: "--reference", limit: 140)
-        let actor = ActorOptions(actor: actor.actor == "staff" ? "customer" : actor.actor)
+        // The customer says it; staff entering it on their behalf can say --actor staff.
+        let declaredBy = try actor.resolve(default: .customer)
         let billing = try database.billing()
         let currency = try billing.store.requireInvoice(invoice).total.currency
         let money = try Money.parsePositive(amount, currency: currency, field: "--amount")
-        let (updated, end) = try billing.declareTransfer(invoice, amount: money, sentOn: sent, bankReference: reference, actor: try actor.resolve())
+        let (updated, end) = try billing.declareTransfer(invoice, amount: money, sentOn: sent, bankReference: reference, actor: declaredBy)
         try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
           "\(updated.number): waiting for the transfer of \(money) to clear until \(end); no reminder, retry or downgrade until then"
         }

@@ -68,14 +68,15 @@ struct OutputOptions: ParsableArguments {
 
 /// Who is acting, recorded in every event the command writes.
 struct ActorOptions: ParsableArguments {
-  @Option(name: .long, help: "Who makes this change: staff (default), customer, system.")
-  var actor: String = "staff"
+  @Option(name: .long, help: "Who makes this change: staff (the default for most commands), customer, system.")
+  var actor: String?
 
-  func resolve() throws -> Actor {
-    guard let actor = Actor(rawValue: actor), [.staff, .customer, .system].contains(actor) else {
+  func resolve(default fallback: Actor = .staff) throws -> Actor {
+    guard let actor else { return fallback }
+    guard let resolved = Actor(rawValue: actor), [.staff, .customer, .system].contains(resolved) else {
       throw InputError(field: "--actor", rule: "'\(actor)' must be one of staff, customer, system")
     }
-    return actor
+    return resolved
   }
 }
 
