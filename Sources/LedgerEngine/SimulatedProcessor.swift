@@ -17,6 +17,9 @@ import LedgerSQLite
 /// - `tok_timeout`: no answer: the charge is not made, and the caller never hears back.
 /// - `tok_lost`: the charge is made but the answer is lost on the way back.
 /// - anything else (`tok_ok`, `tok_visa_ok`, …): succeeds.
+///
+/// Anything from the first `.` on is ignored (`tok_lost.42`), so that every card can have a
+/// token of its own (tokens are unique in the ledger) and still behave as its kind.
 public actor SimulatedProcessor: PaymentProcessor {
   private let db: Connection
   private let slowMilliseconds: Int
@@ -48,16 +51,17 @@ public actor SimulatedProcessor: PaymentProcessor {
     self.timeoutMilliseconds = timeoutMilliseconds
   }
 
-  public func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome {
+  public func charge(key: String, token fullToken: String, amount: Money) async throws -> ChargeOutcome {
     if let known = try recorded(key) { return known }
+    let token = String(fullToken.prefix { $0 != "." })
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
-    let outcome = try decide(token: token)
+    let outcome = try decide(token: token, fullToken: fullToken)
     if token == "tok_timeout" {
       try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
-      try record(key: key, token: token, amount: amount, outcome: .failed(code: "timeout"))
+      try record(key: key, token: fullToken, amount: amount, outcome: .failed(code: "timeout"))
       throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")
     }
-    try record(key: key, token: token, amount: amount, outcome: outcome)
+    try record(key: key, token: fullToken, amount: amount, outcome: outcome)
     if token == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
     return outcome
   }
@@ -71,13 +75,13 @@ public actor SimulatedProcessor: PaymentProcessor {
     }
   }
 
-  private func decide(token: String) throws -> ChargeOutcome {
+  private func decide(token: String, fullToken: String) throws -> ChargeOutcome {
     if token.hasPrefix("tok_decline_") { return .declined(code: String(token.dropFirst("tok_decline_".count))) }
     if token.hasPrefix("tok_error_") { return .failed(code: String(token.dropFirst("tok_error_".count))) }
     if token.hasPrefix("tok_fail"), token.hasSuffix("_then_ok"),
       let n = Int(token.dropFirst("tok_fail".count).dropLast("_then_ok".count))
     {
-      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ?", token) ?? 0
+      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ?", fullToken) ?? 0
       if tries < n { return .declined(code: "insufficient_funds") }
     }
     return .succeeded(reference: "ch_" + String(UInt64.random(in: 1...UInt64.max), radix: 36))

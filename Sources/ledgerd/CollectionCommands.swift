@@ -112,9 +112,10 @@ struct Explain: ParsableCommand {
 }
 
 /// The logger commands and the daemon write to stderr, one line per event, for journald.
-func makeLogger(_ label: String) -> Logger {
+/// `LEDGERD_LOG` (trace, debug, info, notice, warning, error) overrides `level`.
+func makeLogger(_ label: String, level: Logger.Level = .notice) -> Logger {
   var logger = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
-  logger.logLevel = ProcessInfo.processInfo.environment["LEDGERD_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .notice
+  logger.logLevel = ProcessInfo.processInfo.environment["LEDGERD_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? level
   return logger
 }
 

@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerEngine
+import LedgerSQLite
+import LedgerStore
+
+struct Simulate: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Build a demo book and run it through a month of dunning in seconds (the daemon's code, a jumping clock).",
+    discussion: """
+      Accounts get cards with a mix of the simulated processor's test tokens and behave like
+      customers: some add a card, report a payment as not registered, or pay by transfer.
+      Prints what happened: charged, recovered by retry, by a fallback card, downgraded,
+      paused, emails queued. Without --db the book lives in a new temporary folder.
+      """)
+  @Option(help: "How many accounts.") var accounts: Int = 200
+  @Option(help: "How many days to run.") var days: Int = 30
+  @Option(help: "The ledger to create (must not exist); default: a new temporary folder.") var db: String?
+  @Option(help: "The configuration file (JSON).") var config: String?
+  @OptionGroup var output: OutputOptions
+
+  struct Summary: Encodable {
+    var database = ""
+    var accounts = 0
+    var invoices = 0
+    var chargeAttempts = 0
+    var chargedAtFirstAttempt = 0
+    var recoveredByRetry = 0
+    var recoveredByFallbackCard = 0
+    var paidByTransfer = 0
+    var downgradedAccounts = 0
+    var pausedInvoices = 0
+    var pendingRecovered = 0
+    var processorCharges = 0
+    var invoicesChargedTwice = 0
+    var emailsQueued: [String: Int] = [:]
+    var checkFindings = 0
+  }
+
+  func run() async throws {
+    try await runGuarded {
+      guard (1...1_000_000).contains(accounts) else { throw InputError(field: "--accounts", rule: "must be from 1 to 1000000") }
+      guard (1...366).contains(days) else { throw InputError(field: "--days", rule: "must be from 1 to 366") }
+      let path: String
+      if let db {
+        guard !FileManager.default.fileExists(atPath: db) else {
+          throw InputError(field: "--db", rule: "\(db) exists; simulate builds a new ledger and never touches an existing one")
+        }
+        path = db
+      } else {
+        let dir = NSTemporaryDirectory() + "ledgerd-simulate-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        path = dir + "/ledger.db"
+      }
+      var options = DatabaseOptions()
+      options.db = path
+      options.config = config
+      let ledgerConfig = try options.loadConfig()
+      let start = Instant(try SystemClock.fromEnvironment().now().date, hour: 9)
+      let clock = ManualClock(start)
+      let store = try options.open(.readWrite, clock: clock)
+      let billing = Billing(store: store, config: ledgerConfig.dunning)
+      let processor = try SimulatedProcessor(path: options.processorPath(ledgerConfig), slowMilliseconds: 0, timeoutMilliseconds: 0)
+      let scheduler = Scheduler(store: store, processor: processor, config: ledgerConfig.dunning, logger: makeLogger("ledgerd.simulate", level: .error))
+      scheduler.maxInFlight = ledgerConfig.maxInFlight
+      scheduler.batchSize = ledgerConfig.batchSize
+
+      var actions: [Int: [() throws -> Void]] = [:]
+      try store.write {
+        try buildBook(billing, start: start, actions: &actions)
+      }
+      var pendingRecovered = 0
+      for day in 0...days {
+        let at = start.adding(days: day).adding(seconds: 3600)
+        pendingRecovered += try await scheduler.runUntil(at, clock: clock).recoveredPending
+        for action in actions[day] ?? [] { try store.write { try action() } }
+      }
+      pendingRecovered += try await scheduler.runUntil(start.adding(days: days), clock: clock).recoveredPending
+      var summary = try summarize(store)
+      summary.processorCharges = try await processor.succeededCharges().count
+      summary.database = path
+      summary.pendingRecovered = pendingRecovered
+      let s = summary
+      try output.emit(s) {
+        """
+        simulated \(s.accounts) accounts over \(days) days from \(start.date) (ledger: \(s.database))
+          invoices issued              \(s.invoices)
+          charge attempts              \(s.chargeAttempts)
+          charged at first attempt     \(s.chargedAtFirstAttempt)
+          recovered by retry           \(s.recoveredByRetry)
+          recovered by fallback card   \(s.recoveredByFallbackCard)
+          paid by transfer             \(s.paidByTransfer)
+          downgraded accounts          \(s.downgradedAccounts)
+          paused invoices              \(s.pausedInvoices)
+          lost answers recovered       \(s.pendingRecovered)
+          real charges at processor    \(s.processorCharges)
+          invoices charged twice       \(s.invoicesChargedTwice)
+          emails queued                \(s.emailsQueued.values.reduce(0, +)) (\(s.emailsQueued.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+          ledger check                 \(s.checkFindings == 0 ? "ok" : "\(s.checkFindings) finding(s)")
+        """
+      }
+      if s.checkFindings > 0 || s.invoicesChargedTwice > 0 { throw ExitCode(Exit.findings) }
+    }
+  }
+
+  /// The demo book: one account in twenty of each behaviour, in a fixed pattern.
+  func buildBook(_ billing: Billing, start: Instant, actions: inout [Int: [() throws -> Void]]) throws {
+    let store = billing.store
+    _ = try store.addPlan(code: "pro", name: "Pro", price: Money(minorUnits: 1900, currency: .eur), period: .month)
+    let today = start.date
+    let expiry = try CardExpiry(month: 12, year: today.year + 2)
+    for i in 0..<accounts {
+      let kind = i % 20
+      let account = try store.addAccount(
+        email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro", actor: .system)
+      func card(_ token: String, _ n: Int) throws {
+        _ = try billing.addCard(
+          account: account.id,
+          NewCard(token: "\(token).\(i).\(n)",
+            brand: .visa, last4: String(format: "%04d", (i * 7 + n) % 10_000), expiry: expiry, postalCode: nil, country: "FR"),
+          actor: .customer)
+      }
+      func invoice(_ method: CollectionMethod, due: CivilDate, lines: [InvoiceLineDraft]) throws -> Invoice {
+        try billing.issueInvoice(
+          try InvoiceDraft(accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method), actor: .system)
+      }
+      let plan = InvoiceLineDraft(description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
+      switch kind {
+      case 10, 11:  // the default card is short of funds; the second card pays
+        try card("tok_decline_insufficient_funds", 1)
+        try card("tok_ok", 2)
+      case 12, 13:  // declined twice, then the retry on day 3 goes through
+        try card("tok_fail2_then_ok", 1)
+      case 14:  // a single expired card: never retried, downgraded on day 9
+        try card("tok_decline_expired_card", 1)
+      case 15:  // blocked by the bank; the customer adds a new card on day 4
+        try card("tok_decline_do_not_honor", 1)
+        actions[4, default: []].append {
+          _ = try billing.addCard(
+            account: account.id, NewCard(token: "tok_ok.new.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil, country: "FR"),
+            actor: .customer)
+        }
+      case 16:  // "payment not registered" on day 2; staff record the payment on day 5
+        try card("tok_decline_insufficient_funds", 1)
+      case 17, 18:  // transfer invoices; one transfer arrives, the other never does
+        break
+      case 19:  // five same-day domains; the processor's answer is lost and recovered
+        try card("tok_lost", 1)
+      default:
+        try card("tok_ok", 1)
+      }
+      if kind == 17 || kind == 18 {
+        let inv = try invoice(.transfer, due: today.adding(days: 10), lines: [plan])
+        actions[8, default: []].append {
+          _ = try billing.declareTransfer(
+            inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "", actor: .customer)
+        }
+        if kind == 17 {
+          actions[10, default: []].append {
+            _ = try billing.recordPayment(
+              inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference, receivedOn: today.adding(days: 10),
+              actor: .reconciliation)
+          }
+        }
+      } else if kind == 19 {
+        for d in 1...5 {
+          _ = try invoice(.card, due: today, lines: [InvoiceLineDraft(description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))])
+        }
+      } else {
+        let inv = try invoice(.card, due: today, lines: [plan])
+        if kind == 16 {
+          actions[2, default: []].append { _ = try billing.pause(inv.number, proof: "receipt \(i)", actor: .customer) }
+          actions[5, default: []].append {
+            _ = try billing.recordPayment(
+              inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)", receivedOn: today.adding(days: 5), actor: .staff)
+          }
+        }
+      }
+    }
+  }
+
+  func summarize(_ store: LedgerStore) throws -> Summary {
+    var s = Summary()
+    let db = store.db
+    func count(_ sql: String) throws -> Int { Int(try db.scalarInt(sql) ?? 0) }
+    s.accounts = try count("SELECT count(*) FROM accounts")
+    s.invoices = try count("SELECT count(*) FROM invoices")
+    s.chargeAttempts = try count("SELECT count(*) FROM charge_attempts")
+    let paidByCard = """
+      SELECT ci.invoice_id, a.card_id, a.id AS attempt_id FROM charge_attempt_invoices ci
+      JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.status = 'succeeded'
+      """
+    s.chargedAtFirstAttempt = try count(
+      "SELECT count(*) FROM (\(paidByCard)) p WHERE NOT EXISTS (SELECT 1 FROM charge_attempt_invoices x JOIN charge_attempts y ON y.id = x.attempt_id WHERE x.invoice_id = p.invoice_id AND y.id < p.attempt_id)")
+    s.recoveredByRetry = try count(
+      "SELECT count(*) FROM (\(paidByCard)) p JOIN invoices i ON i.id = p.invoice_id WHERE i.dunning_started_at IS NOT NULL")
+    s.recoveredByFallbackCard = try count(
+      """
+      SELECT count(*) FROM (\(paidByCard)) p JOIN invoices i ON i.id = p.invoice_id WHERE i.dunning_started_at IS NULL
+        AND EXISTS (SELECT 1 FROM charge_attempt_invoices x JOIN charge_attempts y ON y.id = x.attempt_id
+                    WHERE x.invoice_id = p.invoice_id AND y.id < p.attempt_id AND y.card_id <> p.card_id)
+      """)
+    s.paidByTransfer = try count(
+      "SELECT count(DISTINCT a.invoice_id) FROM payment_allocations a JOIN payments p ON p.id = a.payment_id WHERE p.method = 'transfer'")
+    s.downgradedAccounts = try count("SELECT count(*) FROM accounts WHERE status = 'downgraded'")
+    s.pausedInvoices = try count("SELECT count(DISTINCT invoice_id) FROM pauses")
+    s.invoicesChargedTwice = try count(
+      "SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.status = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)")
+    for row in try db.query("SELECT kind, count(*) AS n FROM outbox GROUP BY kind") {
+      s.emailsQueued[try row.string("kind")] = Int(try row.int("n"))
+    }
+    s.checkFindings = try store.check().findings.count
+    return s
+  }
+}
