@@ -146,23 +146,34 @@ public enum DunningPolicy {
     }
   }
 
-  /// When the next retry of a failed charge is due, if one is.
+  /// When the next retry of a failed charge is due, if one is: the first retry day not yet
+  /// used that falls after the last charge. Retry days that went by while nothing could be
+  /// charged (no usable card, a pause, a transfer window) are skipped, not caught up in a
+  /// burst of same-day charges that issuers read as fraud.
   static func retryTime(_ s: CollectionState, config: DunningConfig, day: (Int) -> Instant) -> Instant? {
     guard let last = s.lastChargeAt else { return day(0) }
+    let scheduled = config.retryDays.dropFirst(s.retriesDone).map(day).first { $0 > last }
     switch s.lastFailure?.retryClass {
     case .transient:
       let soon = last.adding(seconds: Int64(config.transientRetryHours) * 3600)
-      let scheduled = s.retriesDone < config.retryDays.count ? day(config.retryDays[s.retriesDone]) : nil
       return scheduled.map { min($0, soon) } ?? soon
     case .softAfterPause:
-      guard s.retriesDone < config.retryDays.count else { return nil }
-      return max(day(config.retryDays[s.retriesDone]), last.adding(seconds: Int64(config.fraudPauseHours) * 3600))
+      return scheduled.map { max($0, last.adding(seconds: Int64(config.fraudPauseHours) * 3600)) }
     case .soft, .hard, nil:
       // After a hard decline the failing card is marked as needing an update; if another
       // card is usable, it is retried on the same schedule.
-      guard s.retriesDone < config.retryDays.count else { return nil }
-      return day(config.retryDays[s.retriesDone])
+      return scheduled
     }
+  }
+
+  /// How many reminders count as sent once a reminder goes out at `now`: one reminder
+  /// stands for every reminder day already gone by (after a pause or a transfer window),
+  /// so the customer never gets two at once.
+  public static func remindersSent(afterRemindingAt now: Instant, _ s: CollectionState, config: DunningConfig) -> Int {
+    guard let started = s.dunningStartedAt else { return s.remindersSent + 1 }
+    let clockStart = started.adding(seconds: s.pausedSeconds)
+    let passed = config.reminderDays.filter { clockStart.adding(days: $0) <= now }.count
+    return min(max(s.remindersSent + 1, passed), max(config.reminderDays.count, s.remindersSent + 1))
   }
 
   /// The grace deadline for dunning that starts at `start`.

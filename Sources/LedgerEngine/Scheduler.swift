@@ -19,7 +19,7 @@ public struct TickReport: Sendable, Equatable, Codable {
 
   public init() {}
 
-  mutating func add(_ other: TickReport) {
+  public mutating func add(_ other: TickReport) {
     attempts += other.attempts
     succeeded += other.succeeded
     declined += other.declined
@@ -63,12 +63,7 @@ public final class Scheduler {
 
   /// Asks the policy again for each invoice and saves its answer.
   public func reschedule(_ invoiceIDs: [Int64]) throws {
-    try store.write {
-      for id in invoiceIDs {
-        let next = try store.collectionState(invoiceID: id).flatMap { DunningPolicy.next($0, config: config) }
-        try store.saveSchedule(invoiceID: id, next)
-      }
-    }
+    try store.reschedule(invoiceIDs, config: config)
   }
 
   // MARK: - Recovery
@@ -93,10 +88,11 @@ public final class Scheduler {
         case .succeeded(let reference):
           _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
         case .declined(let code):
+          // The round was cut short: it starts again, so the other cards are tried.
           try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-          try store.recordRoundFailed(
-            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: DeclineReason(rawCode: code), attemptID: attempt.id,
-            wasScheduledRetry: false, actor: .system, config: config)
+          try continueRound(attempt.invoiceIDs)
+          resolved += 1
+          return
         case .failed(let code):
           try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
           try store.recordRoundFailed(
@@ -109,8 +105,8 @@ public final class Scheduler {
             wasScheduledRetry: false, actor: .system, config: config)
         }
         try reschedule(attempt.invoiceIDs)
+        resolved += 1
       }
-      resolved += 1
       logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
     }
     return resolved
@@ -182,15 +178,12 @@ public final class Scheduler {
     var report = TickReport()
     var rounds: [Round] = []
     var index: [String: Int] = [:]
-    let now = store.clock.now()
     for item in due {
       let key = "\(item.accountID)/\(item.currency.code)"
       let state = try store.collectionState(invoiceID: item.invoiceID)
-      let scheduled = state.map { s in
-        s.dunningStartedAt != nil && s.chargeRequestedAt == nil
-          && s.retriesDone < config.retryDays.count
-          && s.dunningStartedAt!.adding(seconds: s.pausedSeconds).adding(days: config.retryDays[s.retriesDone]) <= now
-      } ?? false
+      // A charge in dunning that no card change asked for is a scheduled retry (counted in
+      // retries_done for the auditors).
+      let scheduled = state.map { $0.dunningStartedAt != nil && $0.chargeRequestedAt == nil } ?? false
       if let i = index[key] {
         rounds[i].invoiceIDs.append(item.invoiceID)
         rounds[i].scheduledRetry = rounds[i].scheduledRetry || scheduled
@@ -255,11 +248,13 @@ public final class Scheduler {
           case .some(.declined(let code)):
             let reason = DeclineReason(rawCode: code)
             try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
+            try continueRound(call.attempt.invoiceIDs)
             round.lastReason = reason
             next.append(round)
             report.declined += 1
           case .some(.failed(let code)):
             try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
+            try continueRound(call.attempt.invoiceIDs)
             round.lastReason = .processingError
             next.append(round)
             report.declined += 1
@@ -272,6 +267,15 @@ public final class Scheduler {
       rounds = next
     }
     return report
+  }
+
+  /// Between one card's decline and the next card's attempt, the invoices are due for a
+  /// charge now: committed that way, a crash in between leaves them scheduled (the next
+  /// start begins a new round) instead of marked in flight with no attempt pending.
+  func continueRound(_ invoiceIDs: [Int64]) throws {
+    for id in invoiceIDs where try store.collectionState(invoiceID: id) != nil {
+      try store.saveSchedule(invoiceID: id, ScheduledAction(.charge, at: store.clock.now()))
+    }
   }
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no

@@ -106,9 +106,9 @@ extension LedgerStore {
   public func requestCharge(account: Int64) throws -> [Int64] {
     try db.run(
       """
-      UPDATE invoices SET charge_requested_at = ? WHERE account_id = ? AND status = 'open' AND collection_method = 'card'
-        AND paused_at IS NULL AND next_action IS NOT 'in_flight'
-      """, now, account)
+      UPDATE invoices SET charge_requested_at = ?1 WHERE account_id = ?2 AND status = 'open' AND collection_method = 'card'
+        AND paused_at IS NULL AND next_action IS NOT 'in_flight' AND due_date <= ?3
+      """, now, account, today.iso8601)
     return try openInvoiceIDs(account: account, method: .card)
   }
 
@@ -148,7 +148,8 @@ extension LedgerStore {
     let rows = try db.query(
       """
       SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
-        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2) AS recent
+        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2
+           AND a.status IN ('pending', 'succeeded', 'declined')) AS recent
       FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
       """, account, windowStart)
     var summaries: [CardSummary] = []
@@ -272,6 +273,9 @@ extension LedgerStore {
       reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"
         + (reason.map { ": \($0.rawValue)" } ?? ": no usable card") + "; downgrade on \(downgradeOn ?? "?") unless paid",
       data: ["reason": reason?.rawValue ?? "no_usable_card"])
+    // A processing error is the processor's fault, not the customer's: it is retried within
+    // hours without an email (the reminders still say when the downgrade would come).
+    guard reason != .processingError else { return }
     try enqueue(
       key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(invoiceIDs[0])-\(at)"), account: account, invoice: invoiceIDs.first,
       kind: "charge_failed",
@@ -412,9 +416,10 @@ extension LedgerStore {
   /// Queues the reminder of the coming downgrade.
   public func remind(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
     guard let state = try collectionState(invoiceID: due.invoiceID), let started = state.dunningStartedAt else { return }
-    let day = config.reminderDays[min(state.remindersSent, config.reminderDays.count - 1)]
+    let sent = DunningPolicy.remindersSent(afterRemindingAt: clock.now(), state, config: config)
+    let day = config.reminderDays[min(sent, config.reminderDays.count) - 1]
     let deadline = state.graceDeadline ?? DunningPolicy.deadline(start: started, config: config)
-    try db.run("UPDATE invoices SET reminders_sent = reminders_sent + 1 WHERE id = ?", due.invoiceID)
+    try db.run("UPDATE invoices SET reminders_sent = ? WHERE id = ?", sent, due.invoiceID)
     try recordEvent(
       account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "reminder_queued",
       reason: "day-\(day) reminder for \(due.number) (\(due.due)): downgrade on \(deadline.date) unless paid")

@@ -18,6 +18,8 @@ struct Simulate: AsyncParsableCommand {
   @Option(help: "How many days to run.") var days: Int = 30
   @Option(help: "The ledger to create (must not exist); default: a new temporary folder.") var db: String?
   @Option(help: "The configuration file (JSON).") var config: String?
+  @Flag(help: "Only build the book (accounts, cards, invoices, schedules) and stop: for `serve` or `run-due` to work on.")
+  var buildOnly = false
   @OptionGroup var output: OutputOptions
 
   struct Summary: Encodable {
@@ -68,15 +70,16 @@ struct Simulate: AsyncParsableCommand {
 
       var actions: [Int: [() throws -> Void]] = [:]
       try store.write {
-        try buildBook(billing, start: start, actions: &actions)
+        try buildDemoBook(billing, accounts: accounts, start: start, actions: &actions)
       }
-      var pendingRecovered = 0
-      for day in 0...days {
-        let at = start.adding(days: day).adding(seconds: 3600)
-        pendingRecovered += try await scheduler.runUntil(at, clock: clock).recoveredPending
-        for action in actions[day] ?? [] { try store.write { try action() } }
+      if buildOnly {
+        let invoices = try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0
+        try output.emit(["database": path, "accounts": String(accounts), "invoices": String(invoices)]) {
+          "built \(accounts) accounts and \(invoices) invoices in \(path), due from \(start)"
+        }
+        return
       }
-      pendingRecovered += try await scheduler.runUntil(start.adding(days: days), clock: clock).recoveredPending
+      let pendingRecovered = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions).recoveredPending
       var summary = try summarize(store)
       summary.processorCharges = try await processor.succeededCharges().count
       summary.database = path
@@ -93,7 +96,7 @@ struct Simulate: AsyncParsableCommand {
           paid by transfer             \(s.paidByTransfer)
           downgraded accounts          \(s.downgradedAccounts)
           paused invoices              \(s.pausedInvoices)
-          lost answers recovered       \(s.pendingRecovered)
+          unanswered charges resolved  \(s.pendingRecovered)
           real charges at processor    \(s.processorCharges)
           invoices charged twice       \(s.invoicesChargedTwice)
           emails queued                \(s.emailsQueued.values.reduce(0, +)) (\(s.emailsQueued.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
@@ -101,82 +104,6 @@ struct Simulate: AsyncParsableCommand {
         """
       }
       if s.checkFindings > 0 || s.invoicesChargedTwice > 0 { throw ExitCode(Exit.findings) }
-    }
-  }
-
-  /// The demo book: one account in twenty of each behaviour, in a fixed pattern.
-  func buildBook(_ billing: Billing, start: Instant, actions: inout [Int: [() throws -> Void]]) throws {
-    let store = billing.store
-    _ = try store.addPlan(code: "pro", name: "Pro", price: Money(minorUnits: 1900, currency: .eur), period: .month)
-    let today = start.date
-    let expiry = try CardExpiry(month: 12, year: today.year + 2)
-    for i in 0..<accounts {
-      let kind = i % 20
-      let account = try store.addAccount(
-        email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro", actor: .system)
-      func card(_ token: String, _ n: Int) throws {
-        _ = try billing.addCard(
-          account: account.id,
-          NewCard(token: "\(token).\(i).\(n)",
-            brand: .visa, last4: String(format: "%04d", (i * 7 + n) % 10_000), expiry: expiry, postalCode: nil, country: "FR"),
-          actor: .customer)
-      }
-      func invoice(_ method: CollectionMethod, due: CivilDate, lines: [InvoiceLineDraft]) throws -> Invoice {
-        try billing.issueInvoice(
-          try InvoiceDraft(accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method), actor: .system)
-      }
-      let plan = InvoiceLineDraft(description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
-      switch kind {
-      case 10, 11:  // the default card is short of funds; the second card pays
-        try card("tok_decline_insufficient_funds", 1)
-        try card("tok_ok", 2)
-      case 12, 13:  // declined twice, then the retry on day 3 goes through
-        try card("tok_fail2_then_ok", 1)
-      case 14:  // a single expired card: never retried, downgraded on day 9
-        try card("tok_decline_expired_card", 1)
-      case 15:  // blocked by the bank; the customer adds a new card on day 4
-        try card("tok_decline_do_not_honor", 1)
-        actions[4, default: []].append {
-          _ = try billing.addCard(
-            account: account.id, NewCard(token: "tok_ok.new.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil, country: "FR"),
-            actor: .customer)
-        }
-      case 16:  // "payment not registered" on day 2; staff record the payment on day 5
-        try card("tok_decline_insufficient_funds", 1)
-      case 17, 18:  // transfer invoices; one transfer arrives, the other never does
-        break
-      case 19:  // five same-day domains; the processor's answer is lost and recovered
-        try card("tok_lost", 1)
-      default:
-        try card("tok_ok", 1)
-      }
-      if kind == 17 || kind == 18 {
-        let inv = try invoice(.transfer, due: today.adding(days: 10), lines: [plan])
-        actions[8, default: []].append {
-          _ = try billing.declareTransfer(
-            inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "", actor: .customer)
-        }
-        if kind == 17 {
-          actions[10, default: []].append {
-            _ = try billing.recordPayment(
-              inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference, receivedOn: today.adding(days: 10),
-              actor: .reconciliation)
-          }
-        }
-      } else if kind == 19 {
-        for d in 1...5 {
-          _ = try invoice(.card, due: today, lines: [InvoiceLineDraft(description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))])
-        }
-      } else {
-        let inv = try invoice(.card, due: today, lines: [plan])
-        if kind == 16 {
-          actions[2, default: []].append { _ = try billing.pause(inv.number, proof: "receipt \(i)", actor: .customer) }
-          actions[5, default: []].append {
-            _ = try billing.recordPayment(
-              inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)", receivedOn: today.adding(days: 5), actor: .staff)
-          }
-        }
-      }
     }
   }
 
@@ -213,4 +140,98 @@ struct Simulate: AsyncParsableCommand {
     s.checkFindings = try store.check().findings.count
     return s
   }
+}
+
+/// The demo book: one account in twenty of each behaviour, in a fixed pattern.
+func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: inout [Int: [() throws -> Void]]) throws {
+  let store = billing.store
+  _ = try store.addPlan(code: "pro", name: "Pro", price: Money(minorUnits: 1900, currency: .eur), period: .month)
+  let today = start.date
+  let expiry = try CardExpiry(month: 12, year: today.year + 2)
+  for i in 0..<accounts {
+    let kind = i % 20
+    let account = try store.addAccount(
+      email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro", actor: .system)
+    func card(_ token: String, _ n: Int) throws {
+      _ = try billing.addCard(
+        account: account.id,
+        NewCard(token: "\(token).\(i).\(n)",
+          brand: .visa, last4: String(format: "%04d", (i * 7 + n) % 10_000), expiry: expiry, postalCode: nil, country: "FR"),
+        actor: .customer)
+    }
+    func invoice(_ method: CollectionMethod, due: CivilDate, lines: [InvoiceLineDraft]) throws -> Invoice {
+      try billing.issueInvoice(
+        try InvoiceDraft(accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method), actor: .system)
+    }
+    let plan = InvoiceLineDraft(description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
+    switch kind {
+    case 10, 11:  // the default card is short of funds; the second card pays
+      try card("tok_decline_insufficient_funds", 1)
+      try card("tok_ok", 2)
+    case 12, 13:  // declined twice, then the retry on day 3 goes through
+      try card("tok_fail2_then_ok", 1)
+    case 14:  // a single expired card: never retried, downgraded on day 9
+      try card("tok_decline_expired_card", 1)
+    case 15:  // blocked by the bank; the customer adds a new card on day 4
+      try card("tok_decline_do_not_honor", 1)
+      actions[4, default: []].append {
+        _ = try billing.addCard(
+          account: account.id, NewCard(token: "tok_ok.new.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil, country: "FR"),
+          actor: .customer)
+      }
+    case 16:  // "payment not registered" on day 2; staff record the payment on day 5
+      try card("tok_decline_insufficient_funds", 1)
+    case 17, 18:  // transfer invoices; one transfer arrives, the other never does
+      break
+    case 19:  // five same-day domains; the processor's answer is lost and recovered
+      try card("tok_lost", 1)
+    case 8:  // a processor slow to answer
+      try card("tok_slow", 1)
+    case 9:  // a processor that never answers: the charge stays pending, then is retried
+      try card("tok_timeout", 1)
+    default:
+      try card("tok_ok", 1)
+    }
+    if kind == 17 || kind == 18 {
+      let inv = try invoice(.transfer, due: today.adding(days: 10), lines: [plan])
+      actions[8, default: []].append {
+        _ = try billing.declareTransfer(
+          inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "", actor: .customer)
+      }
+      if kind == 17 {
+        actions[10, default: []].append {
+          _ = try billing.recordPayment(
+            inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference, receivedOn: today.adding(days: 10),
+            actor: .reconciliation)
+        }
+      }
+    } else if kind == 19 {
+      for d in 1...5 {
+        _ = try invoice(.card, due: today, lines: [InvoiceLineDraft(description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))])
+      }
+    } else {
+      let inv = try invoice(.card, due: today, lines: [plan])
+      if kind == 16 {
+        actions[2, default: []].append { _ = try billing.pause(inv.number, proof: "receipt \(i)", actor: .customer) }
+        actions[5, default: []].append {
+          _ = try billing.recordPayment(
+            inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)", receivedOn: today.adding(days: 5), actor: .staff)
+        }
+      }
+    }
+  }
+}
+
+/// Runs the demo book day after day: what falls due up to each day's 10:00, then that
+/// day's customer and staff actions.
+func runDemoMonth(_ scheduler: Scheduler, clock: ManualClock, start: Instant, days: Int, actions: [Int: [() throws -> Void]]) async throws
+  -> TickReport
+{
+  var report = TickReport()
+  for day in 0...days {
+    report.add(try await scheduler.runUntil(start.adding(days: day).adding(seconds: 3600), clock: clock))
+    for action in actions[day] ?? [] { try scheduler.store.write { try action() } }
+  }
+  report.add(try await scheduler.runUntil(start.adding(days: days), clock: clock))
+  return report
 }

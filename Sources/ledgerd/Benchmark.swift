@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import LedgerCore
+import LedgerEngine
+import LedgerSQLite
+import LedgerStore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+struct Benchmark: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "benchmark",
+    abstract: "Measure a dunning month over many accounts against plain SQLite inserts, in one run.",
+    discussion: """
+      Builds the demo book of `simulate` (not timed), then times the month: every charge,
+      retry, reminder, downgrade and payment through the scheduler with the zero-latency
+      simulated processor. The baseline, in the same run and with the same connection
+      settings (WAL, synchronous=FULL): single-row inserts in 1,000-row transactions.
+      Build with -c release for meaningful figures.
+      """)
+  @Option(help: "How many accounts.") var accounts: Int = 100_000
+  @Option(help: "How many days.") var days: Int = 30
+  @Option(help: "Rows for the insert baseline.") var baselineRows: Int = 200_000
+  @Option(help: "synchronous for both runs: FULL (default) or NORMAL.") var synchronous: String = "FULL"
+  @Option(help: "Folder for the benchmark's databases (default: a new temporary folder).") var dir: String?
+  @OptionGroup var output: OutputOptions
+
+  struct Result: Encodable {
+    var accounts = 0
+    var invoices = 0
+    var synchronous = ""
+    var buildSeconds = 0.0
+    var monthSeconds = 0.0
+    var chargeAttempts = 0
+    var attemptsPerSecond = 0.0
+    var baselineInsertsPerSecond = 0.0
+    var attemptsPerBaselineInsert = 0.0
+    var peakMemoryMB = 0.0
+    var checkFindings = 0
+  }
+
+  func run() async throws {
+    try await runGuarded {
+      guard let sync = ConnectionOptions.Synchronous(rawValue: synchronous.uppercased()), sync != .off else {
+        throw InputError(field: "--synchronous", rule: "'\(synchronous)' must be FULL or NORMAL")
+      }
+      let folder = dir ?? NSTemporaryDirectory() + "ledgerd-bench-\(UUID().uuidString.prefix(8))"
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      var result = Result()
+      result.accounts = accounts
+      result.synchronous = sync.rawValue
+
+      // Baseline: plain single-row inserts, 1,000 per transaction, same settings.
+      let baseline = try Connection(path: folder + "/baseline.db", options: { var o = ConnectionOptions(); o.synchronous = sync; return o }())
+      try baseline.enableWAL()
+      try baseline.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, amount_minor INTEGER NOT NULL, note TEXT NOT NULL) STRICT")
+      let b0 = ContinuousClock.now
+      var row = 0
+      while row < baselineRows {
+        try baseline.write { db in
+          for _ in 0..<1000 {
+            try db.run("INSERT INTO t (account, amount_minor, note) VALUES (?, ?, ?)", row % 977, 1900, "charge")
+            row += 1
+          }
+        }
+      }
+      result.baselineInsertsPerSecond = Double(row) / seconds(ContinuousClock.now - b0)
+
+      let start = Instant(try CivilDate(iso8601: "2026-11-02"), hour: 9)
+      let clock = ManualClock(start)
+      let store = try LedgerStore.open(path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync)
+      var config = LedgerConfig()
+      config.batchSize = 1000
+      let billing = Billing(store: store, config: config.dunning)
+      var actions: [Int: [() throws -> Void]] = [:]
+      let t0 = ContinuousClock.now
+      try store.write { try buildDemoBook(billing, accounts: accounts, start: start, actions: &actions) }
+      result.buildSeconds = seconds(ContinuousClock.now - t0)
+      result.invoices = Int(try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0)
+
+      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
+      let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
+      scheduler.batchSize = config.batchSize
+      scheduler.maxInFlight = 64
+      let m0 = ContinuousClock.now
+      let report = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
+      result.monthSeconds = seconds(ContinuousClock.now - m0)
+      result.chargeAttempts = report.attempts
+      result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
+      result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
+      result.peakMemoryMB = peakMemoryMB()
+      result.checkFindings = try store.check().findings.count
+      let r = result
+      try output.emit(r) {
+        """
+        benchmark: \(r.accounts) accounts, \(r.invoices) invoices, \(days) days, synchronous=\(r.synchronous) (in \(folder))
+          book built in             \(String(format: "%.1f", r.buildSeconds)) s (not timed below)
+          dunning month             \(String(format: "%.1f", r.monthSeconds)) s, \(r.chargeAttempts) charge attempts
+          charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
+          baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
+          ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
+          peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)
+          ledger check              \(r.checkFindings == 0 ? "ok" : "\(r.checkFindings) finding(s)")
+        """
+      }
+    }
+  }
+
+  func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+  }
+
+  func peakMemoryMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
+  }
+}

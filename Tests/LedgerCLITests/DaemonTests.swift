@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+extension Workspace {
+  /// Starts `ledgerd ARGS --db <workspace db>` without waiting; output goes to files.
+  func launch(_ args: [String], environment: [String: String] = [:], log: String = "serve.log") throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Workspace.binary)
+    process.arguments = args + ["--db", db]
+    process.currentDirectoryURL = URL(fileURLWithPath: directory)
+    var env = ProcessInfo.processInfo.environment
+    env["LEDGERD_NOW"] = now
+    env.merge(environment) { $1 }
+    process.environment = env
+    let path = directory + "/" + log
+    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    handle.seekToEndOfFile()
+    process.standardOutput = handle
+    process.standardError = handle
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    return process
+  }
+
+  func writeConfig(_ json: String) throws -> String {
+    let path = directory + "/ledgerd.json"
+    try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  /// Work the daemon still has at the pinned time: due actions and pending attempts.
+  func remainingWork() throws -> Int {
+    let out = try sqlite(
+      """
+      SELECT (SELECT count(*) FROM invoices WHERE status = 'open' AND (next_action = 'in_flight' OR next_action_at <= '\(now)'))
+           + (SELECT count(*) FROM charge_attempts WHERE status = 'pending')
+      """)
+    return Int(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+  }
+}
+
+func waitForExit(_ process: Process, seconds: Double) -> Bool {
+  let deadline = Date().addingTimeInterval(seconds)
+  while process.isRunning && Date() < deadline { usleep(20_000) }
+  return !process.isRunning
+}
+
+@Suite(.serialized) struct DaemonTests {
+  /// `ledgerd serve` on a book of ~2,000 invoices with mixed tokens (slow answers, lost
+  /// answers, no answers, declines with fallbacks), killed with SIGKILL at random moments
+  /// and restarted until all work is done. Sizes: LEDGERD_CRASH_ACCOUNTS (default 1800,
+  /// which makes 2,160 invoices) and LEDGERD_CRASH_KILLS (default 50).
+  @Test func sigkillAtRandomMomentsNeverChargesTwiceNorLosesACharge() throws {
+    let env = ProcessInfo.processInfo.environment
+    let accounts = Int(env["LEDGERD_CRASH_ACCOUNTS"] ?? "") ?? 1800
+    let kills = Int(env["LEDGERD_CRASH_KILLS"] ?? "") ?? 50
+    let w = try Workspace()
+    w.now = "2026-11-02T10:00:00Z"
+    let config = try w.writeConfig(
+      #"{"processor": {"slow_ms": 40, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
+    let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(accounts), "--config", config, "--db", w.db])
+    #expect(built.status == 0, "\(built.stderr)")
+    let invoices = Int(try w.sqlite("SELECT count(*) FROM invoices").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    #expect(invoices >= 2000)
+
+    var killed = 0
+    var rounds = 0
+    while killed < kills {
+      rounds += 1
+      let serve = try w.launch(["serve", "--config", config])
+      usleep(UInt32.random(in: 30_000...350_000))
+      if serve.isRunning {
+        kill(serve.processIdentifier, SIGKILL)
+        killed += 1
+      }
+      serve.waitUntilExit()
+      #expect(serve.terminationReason == .uncaughtSignal || serve.terminationStatus == 0)
+    }
+    // Restart until all work at the pinned time is done, then stop it properly.
+    var remaining = try w.remainingWork()
+    var restarts = 0
+    while remaining != 0 && restarts < 20 {
+      restarts += 1
+      let serve = try w.launch(["serve", "--config", config])
+      let deadline = Date().addingTimeInterval(120)
+      repeat {
+        usleep(300_000)
+        remaining = try w.remainingWork()
+      } while remaining != 0 && Date() < deadline && serve.isRunning
+      kill(serve.processIdentifier, SIGTERM)
+      #expect(waitForExit(serve, seconds: 10))
+      #expect(serve.terminationStatus == 0)
+    }
+    #expect(remaining == 0, "work left after \(restarts) restarts")
+
+    let processorDB = w.directory + "/ledger.processor.db"
+    #expect(try w.sqlite("ATTACH '\(processorDB)' AS p; SELECT 1", readOnly: false).status == 0)
+    func q(_ sql: String) throws -> String {
+      let out = try w.run("sqlite3", ["-readonly", w.db, "ATTACH 'file:\(processorDB)?mode=ro' AS p; \(sql)"])
+      return out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + out.stderr
+    }
+    let processorSuccesses = try q("SELECT count(*) FROM p.charges WHERE outcome = 'succeeded'")
+    // Every success at the processor is a succeeded attempt in the ledger, and the reverse.
+    #expect(try q("SELECT count(*) FROM p.charges c WHERE c.outcome = 'succeeded' AND NOT EXISTS (SELECT 1 FROM charge_attempts a WHERE a.idempotency_key = c.key AND a.status = 'succeeded')") == "0")
+    #expect(try q("SELECT count(*) FROM charge_attempts a WHERE a.status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM p.charges c WHERE c.key = a.idempotency_key AND c.outcome = 'succeeded')") == "0")
+    // No invoice was charged twice: one successful processor charge per paid card invoice.
+    #expect(try q("SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id JOIN p.charges c ON c.key = a.idempotency_key WHERE c.outcome = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)") == "0")
+    #expect(Int(processorSuccesses) ?? 0 > 0)
+    let check = try w.ledgerd(["check"])
+    #expect(check.status == 0, "\(check.stdout)")
+    #expect(try q("SELECT debits_minor = credits_minor FROM v_trial_balance WHERE ledger_account = '(total)'") == "1")
+    print("crash test: \(invoices) invoices, \(killed) SIGKILLs over \(rounds) starts, \(restarts) final restart(s), \(processorSuccesses) processor charges, check ok")
+  }
+
+  /// SIGTERM in the middle of a busy batch: exit 0 within 10 s, nothing half-written; the
+  /// systemd notify protocol is spoken on the socket; a second serve refuses at once.
+  @Test func sigtermDuringABusyBatchNotifiesAndExitsCleanly() throws {
+    let w = try Workspace()
+    w.now = "2026-11-02T10:00:00Z"
+    let config = try w.writeConfig(#"{"processor": {"slow_ms": 300, "max_in_flight": 2}, "daemon": {"batch_size": 20}}"#)
+    #expect(try w.ledgerd(["simulate", "--build-only", "--accounts", "200", "--config", config, "--db", w.db]).status == 0)
+
+    let socketPath = w.directory + "/notify.sock"
+    let received = w.directory + "/notify.txt"
+    let listener = Process()
+    listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    listener.arguments = [
+      "python3", "-c",
+      """
+      import socket, sys
+      s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+      s.bind(sys.argv[1])
+      with open(sys.argv[2], 'a') as f:
+          while True:
+              f.write(s.recv(4096).decode() + '\\n--\\n'); f.flush()
+      """, socketPath, received,
+    ]
+    try listener.run()
+    defer { listener.terminate() }
+    var waited = 0
+    while !FileManager.default.fileExists(atPath: socketPath) && waited < 100 {
+      usleep(50_000)
+      waited += 1
+    }
+
+    let serve = try w.launch(["serve", "--config", config], environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+    usleep(1_500_000)
+    let second = try w.ledgerd(["serve", "--config", config])
+    #expect(second.status == 66)
+    #expect(second.stderr.contains("another ledgerd serve already runs"))
+
+    #expect(try w.remainingWork() > 0, "the batch should still be busy")
+    let sent = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 10))
+    let took = Date().timeIntervalSince(sent)
+    #expect(serve.terminationStatus == 0)
+    #expect(took < 10, "took \(took) s")
+    usleep(200_000)
+    let messages = (try? String(contentsOfFile: received, encoding: .utf8)) ?? ""
+    #expect(messages.contains("READY=1"))
+    #expect(messages.contains("STATUS="))
+    #expect(messages.contains("WATCHDOG=1"))
+    #expect(messages.contains("STOPPING=1"))
+    #expect(try w.ledgerd(["check"]).status == 0)
+    print("SIGTERM during a busy batch: exit 0 after \(String(format: "%.2f", took)) s")
+  }
+}
