@@ -66,7 +66,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(accounts), "--config", config, "--db", w.db])
     #expect(built.status == 0, "\(built.stderr)")
     let invoices = Int(try w.sqlite("SELECT count(*) FROM invoices").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-    #expect(invoices >= 2000)
+    #expect(invoices > accounts)
 
     var killed = 0
     var rounds = 0
@@ -114,7 +114,11 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let check = try w.ledgerd(["check"])
     #expect(check.status == 0, "\(check.stdout)")
     #expect(try q("SELECT debits_minor = credits_minor FROM v_trial_balance WHERE ledger_account = '(total)'") == "1")
-    print("crash test: \(invoices) invoices, \(killed) SIGKILLs over \(rounds) starts, \(restarts) final restart(s), \(processorSuccesses) processor charges, check ok")
+    // Evidence that kills landed mid-charge: attempts the processor never got, and charges
+    // it made whose answers were recorded only by the recovery at the next start.
+    let neverSent = try q("SELECT count(*) FROM charge_attempts WHERE raw_code = 'not_received'")
+    let recoveredPayments = try q("SELECT count(*) FROM payments WHERE actor = 'system' AND method = 'card'")
+    print("crash test: \(invoices) invoices, \(killed) SIGKILLs over \(rounds) starts, \(restarts) final restart(s), \(processorSuccesses) processor charges, \(neverSent) attempts cut before the call, \(recoveredPayments) charges recovered at start-up, no invoice charged twice, check ok")
   }
 
   /// SIGTERM in the middle of a busy batch: exit 0 within 10 s, nothing half-written; the
@@ -140,6 +144,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
               f.write(s.recv(4096).decode() + '\\n--\\n'); f.flush()
       """, socketPath, received,
     ]
+    listener.standardOutput = FileHandle.nullDevice
+    listener.standardError = FileHandle.nullDevice
+    listener.standardInput = FileHandle.nullDevice
     try listener.run()
     defer { listener.terminate() }
     var waited = 0
