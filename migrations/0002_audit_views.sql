@@ -2,15 +2,20 @@
 -- Amounts are integer minor units (cents for EUR) next to their currency.
 
 -- What each invoice was billed, what has been paid against it, and what is still due.
+-- (The paid amount is a correlated subquery on the allocations' invoice index, so a
+-- lookup of one invoice reads only its own allocations.)
 CREATE VIEW v_invoice_balances AS
-SELECT i.id AS invoice_id, i.number, i.account_id, i.status, i.collection_method, i.currency,
-       i.issue_date, i.due_date, i.total_minor,
-       coalesce(pa.paid_minor, 0) AS paid_minor,
-       CASE WHEN i.status IN ('open', 'uncollectible') THEN i.total_minor - coalesce(pa.paid_minor, 0) ELSE 0 END AS due_minor,
-       i.payment_reference, i.paused_at IS NOT NULL AS paused
-FROM invoices i
-LEFT JOIN (SELECT invoice_id, sum(amount_minor) AS paid_minor FROM payment_allocations GROUP BY invoice_id) pa
-       ON pa.invoice_id = i.id;
+SELECT invoice_id, number, account_id, status, collection_method, currency, issue_date, due_date, total_minor,
+       paid_minor,
+       CASE WHEN status IN ('open', 'uncollectible') THEN total_minor - paid_minor ELSE 0 END AS due_minor,
+       payment_reference, paused
+FROM (
+  SELECT i.id AS invoice_id, i.number, i.account_id, i.status, i.collection_method, i.currency,
+         i.issue_date, i.due_date, i.total_minor,
+         (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS paid_minor,
+         i.payment_reference, i.paused_at IS NOT NULL AS paused
+  FROM invoices i
+);
 
 -- Trial balance: per ledger account and currency, then a '(total)' row per currency whose
 -- debits equal its credits when the journal is sound.

@@ -17,7 +17,7 @@ extension Workspace {
     env.merge(environment) { $1 }
     process.environment = env
     let path = directory + "/" + log
-    if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     handle.seekToEndOfFile()
     process.standardOutput = handle
