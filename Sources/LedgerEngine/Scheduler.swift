@@ -74,42 +74,43 @@ public final class Scheduler {
   @discardableResult
   public func recoverPending() async throws -> Int {
     let pending = try store.pendingAttempts()
-    var resolved = 0
+    guard !pending.isEmpty else { return 0 }
+    var answers: [(PendingAttempt, ChargeOutcome?)] = []
     for attempt in pending {
-      let outcome: ChargeOutcome?
       do {
-        outcome = try await processor.lookup(key: attempt.key)
+        answers.append((attempt, try await processor.lookup(key: attempt.key)))
       } catch {
         logger.warning("cannot resolve attempt \(attempt.id) yet: \(String(describing: error))")
-        continue
       }
-      try store.write {
+    }
+    // Every answer is recorded in one transaction.
+    try store.write {
+      for (attempt, outcome) in answers {
         switch outcome {
         case .succeeded(let reference):
           _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
+          try reschedule(attempt.invoiceIDs)
         case .declined(let code):
           // The round was cut short: it starts again, so the other cards are tried.
           try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
           try continueRound(attempt.invoiceIDs)
-          resolved += 1
-          return
         case .failed(let code):
           try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
           try store.recordRoundFailed(
             invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
             wasScheduledRetry: false, actor: .system, config: config)
+          try reschedule(attempt.invoiceIDs)
         case nil:
           try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
           try store.recordRoundFailed(
             invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
             wasScheduledRetry: false, actor: .system, config: config)
+          try reschedule(attempt.invoiceIDs)
         }
-        try reschedule(attempt.invoiceIDs)
-        resolved += 1
+        logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
       }
-      logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
     }
-    return resolved
+    return answers.count
   }
 
   // MARK: - Running what is due
@@ -203,7 +204,7 @@ public final class Scheduler {
           let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
           var parts: [(id: Int64, amount: Int64)] = []
           for id in round.invoiceIDs {
-            if let invoice = try store.invoice(String(id)), invoice.status == .open, invoice.due.minorUnits > 0 {
+            if let invoice = try store.invoice(id: id), invoice.status == .open, invoice.due.minorUnits > 0 {
               parts.append((id, invoice.due.minorUnits))
             }
           }
@@ -221,7 +222,7 @@ public final class Scheduler {
         // Rounds with no card left (or nothing left to pay) end here.
         for i in exhausted {
           let round = rounds[i]
-          let open = try round.invoiceIDs.filter { try store.invoice(String($0))?.status == .open }
+          let open = try round.invoiceIDs.filter { try store.invoice(id: $0)?.status == .open }
           if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
             try store.recordRoundFailed(
               invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,

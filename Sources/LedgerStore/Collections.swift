@@ -264,9 +264,9 @@ extension LedgerStore {
     }
     try markPastDue(account: account, actor: actor)
     let account = try requireAccount(account)
-    let numbers = try invoiceIDs.map { try requireInvoice(String($0)).number }
-    let first = try requireInvoice(String(invoiceIDs[0]))
-    let amount = try Money.sum(try invoiceIDs.map { try requireInvoice(String($0)).due }, currency: first.due.currency)
+    let invoices = try invoiceIDs.map { try requireInvoice(id: $0) }
+    let numbers = invoices.map(\.number)
+    let amount = try Money.sum(invoices.map(\.due), currency: invoices[0].due.currency)
     let downgradeOn = try db.scalarText("SELECT min(grace_deadline) FROM invoices WHERE id IN (\(invoiceIDs.map(String.init).joined(separator: ",")))")
     try recordEvent(
       account: account.id, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
@@ -316,7 +316,7 @@ extension LedgerStore {
     var left = amount.minorUnits
     var paid: [String] = []
     for id in invoices where left > 0 {
-      let invoice = try requireInvoice(String(id))
+      let invoice = try requireInvoice(id: id)
       guard invoice.status == .open || invoice.status == .uncollectible, invoice.total.currency == amount.currency,
         invoice.due.minorUnits > 0
       else { continue }
@@ -392,7 +392,7 @@ extension LedgerStore {
   /// Starts dunning without a charge: a transfer invoice is overdue, or a card invoice fell
   /// due with no usable card.
   public func startDunning(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    let invoice = try requireInvoice(String(due.invoiceID))
+    let invoice = try requireInvoice(id: due.invoiceID)
     if invoice.method == .card {
       try recordRoundFailed(
         invoiceIDs: [due.invoiceID], account: due.accountID, reason: nil, attemptID: nil, wasScheduledRetry: false, actor: actor,
@@ -432,14 +432,14 @@ extension LedgerStore {
     [
       "invoice": due.number, "amount": due.due.amountString, "currency": due.currency.code, "day": String(day),
       "downgrade_on": String(deadline.prefix(10)), "downgrade_plan": config.downgradePlan,
-      "payment_reference": try requireInvoice(String(due.invoiceID)).paymentReference ?? "",
+      "payment_reference": try requireInvoice(id: due.invoiceID).paymentReference ?? "",
     ]
   }
 
   /// Grace ran out: the account moves to the downgrade plan with its add-ons removed, the
   /// invoice is written off as uncollectible (it can still be paid), and the notice goes out.
   public func downgrade(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    let invoice = try requireInvoice(String(due.invoiceID))
+    let invoice = try requireInvoice(id: due.invoiceID)
     guard invoice.status == .open else { return }
     let at = now
     try db.run(
@@ -483,7 +483,7 @@ extension LedgerStore {
   /// The reminder sent a few days before a transfer invoice falls due.
   public func remindTransferDue(_ due: DueAction, actor: Actor) throws {
     try db.run("UPDATE invoices SET due_reminder_sent = 1 WHERE id = ?", due.invoiceID)
-    let invoice = try requireInvoice(String(due.invoiceID))
+    let invoice = try requireInvoice(id: due.invoiceID)
     try recordEvent(
       account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "transfer_due_reminder_queued",
       reason: "\(invoice.number) (\(invoice.due)) falls due on \(invoice.dueDate)")

@@ -89,6 +89,16 @@ extension LedgerStore {
     return invoice
   }
 
+  /// An invoice by id, without its lines: the scheduler's hot path.
+  public func invoice(id: Int64) throws -> Invoice? {
+    try db.queryOne(Self.invoiceSelect + " WHERE i.id = ?", id).map(invoice(from:))
+  }
+
+  func requireInvoice(id: Int64) throws -> Invoice {
+    guard let invoice = try invoice(id: id) else { throw NotFoundError(field: "invoice", value: String(id)) }
+    return invoice
+  }
+
   public func requireInvoice(_ reference: String, field: String = "invoice") throws -> Invoice {
     guard let invoice = try invoice(reference) else { throw NotFoundError(field: field, value: reference) }
     return invoice

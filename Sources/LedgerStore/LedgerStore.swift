@@ -125,10 +125,35 @@ public final class LedgerStore {
       now, account, invoice, actor.rawValue, kind, reason, try jsonText(data))
   }
 
+  /// A flat JSON object of strings, keys sorted (what events and outbox rows carry). Built
+  /// by hand: it is written for every event, and JSONEncoder costs more than the insert.
   func jsonText(_ data: [String: String]) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(data), as: UTF8.self)
+    var out = "{"
+    for (i, key) in data.keys.sorted().enumerated() {
+      if i > 0 { out += "," }
+      Self.appendJSONString(key, to: &out)
+      out += ":"
+      Self.appendJSONString(data[key] ?? "", to: &out)
+    }
+    return out + "}"
+  }
+
+  static func appendJSONString(_ s: String, to out: inout String) {
+    out += "\""
+    for scalar in s.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case _ where scalar.value < 0x20:
+        let hex = String(scalar.value, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    out += "\""
   }
 
   /// The id of the newest event (0 when there is none).

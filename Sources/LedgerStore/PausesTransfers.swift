@@ -105,7 +105,7 @@ extension LedgerStore {
         "SELECT id, amount_minor, currency, sent_on, reference FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", due.invoiceID)
     else { return }
     try db.run("UPDATE transfer_declarations SET closed_at = ?, outcome = 'expired' WHERE id = ?", now, try row.int("id"))
-    let invoice = try requireInvoice(String(due.invoiceID))
+    let invoice = try requireInvoice(id: due.invoiceID)
     try recordEvent(
       account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "transfer_not_received",
       reason: "the transfer declared for \(invoice.number) (reference \(try row.string("reference"))) has not arrived after the clearing window")
