@@ -51,6 +51,9 @@ public final class Scheduler {
   public var maxInFlight = 16
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
+  /// When card-expiry notices were last looked for: they are a daily matter, looked for at
+  /// most once an hour of the clock.
+  private var lastExpirySweep: Instant?
 
   public init(store: LedgerStore, processor: PaymentProcessor, config: DunningConfig, logger: Logger) {
     self.store = store
@@ -119,7 +122,11 @@ public final class Scheduler {
   @discardableResult
   public func runDue() async throws -> TickReport {
     var report = TickReport()
-    report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
+    let now = store.clock.now()
+    if lastExpirySweep.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch >= 3600 }) ?? true {
+      report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
+      lastExpirySweep = now
+    }
     while true {
       let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
       if due.isEmpty { break }

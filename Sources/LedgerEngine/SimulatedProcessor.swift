@@ -45,6 +45,7 @@ public actor SimulatedProcessor: PaymentProcessor {
         reference    TEXT,
         created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
       ) STRICT;
+      CREATE INDEX IF NOT EXISTS charges_token ON charges (token);
       """)
     self.db = db
     self.slowMilliseconds = slowMilliseconds

@@ -133,8 +133,13 @@ extension LedgerStore {
 
   /// The earliest scheduled action, for the daemon to sleep until.
   public func nextActionTime() throws -> Instant? {
+    // ORDER BY … LIMIT 1 walks the index and stops at the first match; min() with these
+    // filters would read every scheduled invoice.
     try db.scalarText(
-      "SELECT min(next_action_at) FROM invoices WHERE next_action_at IS NOT NULL AND next_action <> 'in_flight' AND status = 'open'"
+      """
+      SELECT next_action_at FROM invoices WHERE next_action_at IS NOT NULL AND next_action <> 'in_flight' AND status = 'open'
+      ORDER BY next_action_at LIMIT 1
+      """
     ).map { try Instant(iso8601: $0) }
   }
 
