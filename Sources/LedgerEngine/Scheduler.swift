@@ -188,10 +188,8 @@ public final class Scheduler {
     var index: [String: Int] = [:]
     for item in due {
       let key = "\(item.accountID)/\(item.currency.code)"
-      let state = try store.collectionState(invoiceID: item.invoiceID)
-      // A charge in dunning that no card change asked for is a scheduled retry (counted in
-      // retries_done for the auditors).
-      let scheduled = state.map { $0.dunningStartedAt != nil && $0.chargeRequestedAt == nil } ?? false
+      // A scheduled retry is counted in retries_done (for the policy and the auditors).
+      let scheduled = item.isScheduledRetry
       if let i = index[key] {
         rounds[i].invoiceIDs.append(item.invoiceID)
         rounds[i].scheduledRetry = rounds[i].scheduledRetry || scheduled

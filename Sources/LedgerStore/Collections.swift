@@ -11,6 +11,8 @@ public struct DueAction: Sendable, Equatable {
   public let due: Money
   public let action: CollectionAction
   public let at: Instant
+  /// A charge in dunning that no card change asked for: a scheduled retry.
+  public let isScheduledRetry: Bool
 }
 
 /// A card that may be charged, with what charging it needs.
@@ -62,7 +64,10 @@ extension LedgerStore {
     guard
       let row = try db.queryOne(
         """
-        SELECT i.*, (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
+        SELECT i.collection_method, i.created_at, i.due_date, i.dunning_started_at, i.grace_deadline, i.paused_seconds,
+          i.paused_at, i.last_charge_at, i.last_failure, i.retries_done, i.reminders_sent, i.charge_requested_at,
+          i.due_reminder_sent,
+          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
           EXISTS (SELECT 1 FROM cards c WHERE c.account_id = i.account_id AND c.status = 'active'
                   AND c.exp_year * 12 + c.exp_month >= ?2) AS usable
         FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
@@ -116,8 +121,10 @@ extension LedgerStore {
   public func dueActions(until: Instant, limit: Int) throws -> [DueAction] {
     try db.query(
       """
-      SELECT i.id, i.number, i.account_id, i.currency, b.due_minor, i.next_action, i.next_action_at
-      FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
+      SELECT i.id, i.number, i.account_id, i.currency, i.next_action, i.next_action_at,
+        i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
+        i.dunning_started_at IS NOT NULL AND i.charge_requested_at IS NULL AS scheduled_retry
+      FROM invoices i
       WHERE i.next_action_at IS NOT NULL AND i.next_action_at <= ? AND i.next_action <> 'in_flight' AND i.status = 'open'
       ORDER BY i.next_action_at, i.id LIMIT ?
       """, until.iso8601, limit
@@ -127,7 +134,7 @@ extension LedgerStore {
         invoiceID: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"), currency: currency,
         due: Money(minorUnits: try row.int("due_minor"), currency: currency),
         action: CollectionAction(rawValue: try row.string("next_action")) ?? .charge,
-        at: try Instant(iso8601: try row.string("next_action_at")))
+        at: try Instant(iso8601: try row.string("next_action_at")), isScheduledRetry: try row.bool("scheduled_retry"))
     }
   }
 

@@ -32,6 +32,7 @@ public struct MissingLedger: Error, CustomStringConvertible {
 public final class LedgerStore {
   public let db: Connection
   public let clock: LedgerClock
+  private var nowCache: (instant: Instant, text: String)?
 
   /// How a command uses the ledger.
   public enum Access: Sendable {
@@ -78,7 +79,15 @@ public final class LedgerStore {
     return try migrator.migrate(connection, now: clock.now().iso8601)
   }
 
-  var now: String { clock.now().iso8601 }
+  /// The clock's time as stored text; formatted once per instant, as every statement of a
+  /// batch writes the same one.
+  var now: String {
+    let instant = clock.now()
+    if let cached = nowCache, cached.instant == instant { return cached.text }
+    let text = instant.iso8601
+    nowCache = (instant, text)
+    return text
+  }
   var today: CivilDate { clock.now().date }
 
   /// Runs `body` as one write transaction. Called inside another write, it joins it, so

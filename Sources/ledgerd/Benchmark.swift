@@ -25,6 +25,7 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "Rows for the insert baseline.") var baselineRows: Int = 200_000
   @Option(help: "synchronous for both runs: FULL (default) or NORMAL.") var synchronous: String = "FULL"
   @Option(help: "Folder for the benchmark's databases (default: a new temporary folder).") var dir: String?
+  @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
   @OptionGroup var output: OutputOptions
 
   struct Result: Encodable {
@@ -83,7 +84,7 @@ struct Benchmark: AsyncParsableCommand {
       let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
       let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
       scheduler.batchSize = config.batchSize
-      scheduler.maxInFlight = 64
+      scheduler.maxInFlight = max(1, maxInFlight)
       let m0 = ContinuousClock.now
       let report = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
       result.monthSeconds = seconds(ContinuousClock.now - m0)

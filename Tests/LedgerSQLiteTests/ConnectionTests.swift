@@ -76,7 +76,7 @@ final class TempDatabase {
   @Test func writeCommitsOnReturnAndRollsBackOnThrow() throws {
     let db = try TempDatabase().open()
     try db.execute("CREATE TABLE t (x INTEGER)")
-    try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
     struct Boom: Error {}
     #expect(throws: Boom.self) {
       try db.write { db in
