@@ -1,0 +1,144 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+import LedgerStore
+import Logging
+import Testing
+
+@testable import LedgerEngine
+
+/// A ledger, a simulated processor and a scheduler in one temporary folder, on a clock that
+/// only moves when told.
+final class Bench {
+  let directory: String
+  let clock: ManualClock
+  let store: LedgerStore
+  let processor: SimulatedProcessor
+  let scheduler: Scheduler
+  let billing: Billing
+
+  init() throws {
+    directory = NSTemporaryDirectory() + "ledgerd-engine-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    clock = ManualClock(try Instant(iso8601: "2026-11-02T09:00:00Z"))
+    store = try LedgerStore.open(path: directory + "/ledger.db", access: .readWrite, clock: clock)
+    processor = try SimulatedProcessor(path: directory + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
+    scheduler = Scheduler(store: store, processor: processor, config: DunningConfig(), logger: Logger(label: "test"))
+    billing = Billing(store: store, config: DunningConfig())
+  }
+
+  /// An account with one card carrying `token` and one card invoice due now.
+  func accountWithInvoice(token: String) throws -> Invoice {
+    let account = try store.addAccount(email: "a@example.fr", name: "A", locale: .fr, planCode: "free", actor: .staff)
+    _ = try billing.addCard(
+      account: account.id,
+      NewCard(token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      actor: .customer)
+    let today = clock.now().date
+    return try billing.issueInvoice(
+      try InvoiceDraft(
+        accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
+        issueDate: today, dueDate: today, method: .card), actor: .staff)
+  }
+
+  func count(_ sql: String) throws -> Int64 { try store.db.scalarInt(sql) ?? -1 }
+}
+
+@Suite struct RecoveryTests {
+  @Test func aLostAnswerIsRecoveredByItsKeyAndNeverChargedAgain() async throws {
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_lost")
+    let report = try await b.scheduler.runDue()
+    #expect(report.attempts == 1 && report.unresolved == 1)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == 1)
+    #expect(try b.store.invoice(id: invoice.id)?.status == .open)
+    #expect(try await b.scheduler.recoverPending() == 1)
+    #expect(try b.store.invoice(id: invoice.id)?.status == .paid)
+    #expect(try await b.processor.succeededCharges().count == 1)
+    // Nothing is due any more, and a second recovery finds nothing to do.
+    #expect(try await b.scheduler.runDue().attempts == 0)
+    #expect(try await b.scheduler.recoverPending() == 0)
+    #expect(try b.store.check().ok)
+  }
+
+  @Test func anAttemptThatNeverReachedTheProcessorIsClosedAndRetriedLater() async throws {
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_ok")
+    // A crash right after the pending attempt was committed: the processor never heard of it.
+    let card = try #require(try b.store.chargeableCards(account: invoice.accountID, config: DunningConfig()).first)
+    _ = try b.store.write {
+      try b.store.beginAttempt(
+        account: invoice.accountID, card: card, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
+        key: "ldg_crashed", actor: .scheduler)
+    }
+    #expect(try b.store.nextActionTime() == nil)  // in flight: nothing else is scheduled
+    #expect(try await b.scheduler.recoverPending() == 1)
+    #expect(try b.store.db.scalarText("SELECT raw_code FROM charge_attempts WHERE idempotency_key = 'ldg_crashed'") == "not_received")
+    let next = try #require(try b.store.nextActionTime())
+    #expect(next == b.clock.now().adding(seconds: 4 * 3600))  // a processing error: retried within hours
+    b.clock.advance(to: next)
+    _ = try await b.scheduler.runDue()
+    #expect(try b.store.invoice(id: invoice.id)?.status == .paid)
+    #expect(try await b.processor.succeededCharges().map(\.key) != ["ldg_crashed"])
+    #expect(try await b.processor.succeededCharges().count == 1)
+  }
+
+  @Test func theSimulatedProcessorIsIdempotentByKey() async throws {
+    let b = try Bench()
+    let amount = Money(minorUnits: 500, currency: .eur)
+    let first = try await b.processor.charge(key: "k1", token: "tok_ok", amount: amount)
+    let again = try await b.processor.charge(key: "k1", token: "tok_ok", amount: amount)
+    #expect(first == again)
+    #expect(try await b.processor.succeededCharges().count == 1)
+    #expect(try await b.processor.charge(key: "k2", token: "tok_fail1_then_ok.7", amount: amount) == .declined(code: "insufficient_funds"))
+    if case .succeeded = try await b.processor.charge(key: "k3", token: "tok_fail1_then_ok.7", amount: amount) {} else {
+      Issue.record("the second charge of tok_fail1_then_ok should succeed")
+    }
+    #expect(try await b.processor.lookup(key: "unknown") == nil)
+  }
+}
+
+@Suite struct ConfigTests {
+  @Test func everyKeyIsOptionalAndDefaultsAreTheSeeds() throws {
+    let config = try LedgerConfig.parse(Data("{}".utf8))
+    #expect(config.dunning.graceDays == 9)
+    #expect(config.dunning.retryDays == [1, 3, 5, 7])
+    #expect(config.dunning.reminderDays == [3, 7])
+    #expect(config.dunning.downgradePlan == "free")
+    #expect(!config.dunning.restorePlanOnPayment)
+  }
+
+  @Test func aFullConfigIsRead() throws {
+    let json = """
+      {"dunning": {"grace_days": 14, "retry_days": [2, 4], "reminder_days": [5], "restore_plan_on_payment": true},
+       "transfers": {"window_business_days": 5}, "processor": {"kind": "simulated", "max_in_flight": 4},
+       "daemon": {"batch_size": 50}}
+      """
+    let config = try LedgerConfig.parse(Data(json.utf8))
+    #expect(config.dunning.graceDays == 14 && config.dunning.retryDays == [2, 4] && config.dunning.reminderDays == [5])
+    #expect(config.dunning.restorePlanOnPayment && config.dunning.transferWindowBusinessDays == 5)
+    #expect(config.maxInFlight == 4 && config.batchSize == 50)
+  }
+
+  @Test(arguments: [
+    (#"{"dunning": {"grace_dayz": 9}}"#, "dunning.grace_dayz"),
+    (#"{"dunning": {"retry_days": [1, 12]}}"#, "dunning.retry_days"),
+    (#"{"dunning": {"retry_days": [3, 1]}}"#, "dunning.retry_days"),
+    (#"{"dunning": {"grace_days": "nine"}}"#, "dunning.grace_days"),
+    (#"{"dunning": {"restore_plan_on_payment": 1}}"#, "dunning.restore_plan_on_payment"),
+    (#"{"processor": {"kind": "stripe"}}"#, "processor.kind"),
+    (#"{"daemon": {"batch_size": 0}}"#, "daemon.batch_size"),
+    (#"{"extra": {}}"#, "extra"),
+    (#"[1, 2]"#, "config"),
+  ])
+  func badSettingsNameTheirKey(json: String, field: String) {
+    #expect(throws: InputError.self) { try LedgerConfig.parse(Data(json.utf8)) }
+    do {
+      _ = try LedgerConfig.parse(Data(json.utf8))
+    } catch let error as InputError {
+      #expect(error.field == field)
+    } catch {
+      Issue.record("unexpected \(error)")
+    }
+  }
+}
