@@ -71,8 +71,8 @@ final class Workspace {
     process.environment = env
     let out = directory + "/.stdout-\(UUID().uuidString)"
     let err = directory + "/.stderr-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: out, contents: nil)
-    FileManager.default.createFile(atPath: err, contents: nil)
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
     let outHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
     let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
     process.standardOutput = outHandle
