@@ -26,6 +26,8 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "synchronous for both runs: FULL (default) or NORMAL.") var synchronous: String = "FULL"
   @Option(help: "Folder for the benchmark's databases (default: a new temporary folder).") var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
+  @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 1000
+  @Option(help: "WAL pages between automatic checkpoints.") var walAutocheckpoint: Int = 1000
   @OptionGroup var output: OutputOptions
 
   struct Result: Encodable {
@@ -73,7 +75,8 @@ struct Benchmark: AsyncParsableCommand {
       let clock = ManualClock(start)
       let store = try LedgerStore.open(path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync)
       var config = LedgerConfig()
-      config.batchSize = 1000
+      config.batchSize = max(1, batchSize)
+      try store.db.execute("PRAGMA wal_autocheckpoint = \(max(0, walAutocheckpoint))")
       let billing = Billing(store: store, config: config.dunning)
       var actions: [Int: [() throws -> Void]] = [:]
       let t0 = ContinuousClock.now
