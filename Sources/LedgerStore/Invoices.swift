@@ -61,6 +61,9 @@ extension LedgerStore {
         "UPDATE transfer_declarations SET closed_at = ?, outcome = 'cancelled' WHERE invoice_id = ? AND closed_at IS NULL", at,
         invoice.id)
       try post(try Posting.invoiceVoided(invoiceID: invoice.id, number: invoice.number, customer: invoice.accountID, total: invoice.total))
+      try db.run("UPDATE invoices SET next_action = NULL, next_action_at = NULL WHERE id = ?", invoice.id)
+      // Voiding the invoice that made the account past due ends that (a void restores no plan).
+      try settleAccountStatus(invoice.accountID, actor: actor, config: DunningConfig())
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_voided",
         reason: "invoice \(invoice.number) voided: \(reason)")

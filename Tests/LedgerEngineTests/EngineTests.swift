@@ -142,3 +142,33 @@ final class Bench {
     }
   }
 }
+
+@Suite struct DunningStateTests {
+  @Test func voidingTheInvoiceInDunningBringsTheAccountBack() async throws {
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_decline_insufficient_funds")
+    _ = try await b.scheduler.runDue()
+    #expect(try b.store.account(id: invoice.accountID)?.status == .pastDue)
+    _ = try b.billing.voidInvoice(invoice.number, reason: "billed in error", actor: .staff)
+    #expect(try b.store.account(id: invoice.accountID)?.status == .active)
+    #expect(try b.store.nextActionTime() == nil)
+    #expect(try b.store.check().ok)
+  }
+
+  @Test func aCardAddedBeforeTheDueDateDoesNotChargeEarly() async throws {
+    let b = try Bench()
+    let account = try b.store.addAccount(email: "a@example.fr", name: "A", locale: .en, planCode: "free", actor: .staff)
+    let today = b.clock.now().date
+    let invoice = try b.billing.issueInvoice(
+      try InvoiceDraft(
+        accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 900, currency: .eur))],
+        issueDate: today, dueDate: today.adding(days: 5), method: .card), actor: .staff)
+    _ = try b.billing.addCard(
+      account: account.id,
+      NewCard(token: "tok_ok", brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      actor: .customer)
+    #expect(try b.store.nextActionTime() == Instant(today.adding(days: 5)))
+    #expect(try await b.scheduler.runDue().attempts == 0)
+    #expect(try b.store.invoice(id: invoice.id)?.status == .open)
+  }
+}
