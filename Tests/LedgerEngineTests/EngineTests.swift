@@ -172,3 +172,18 @@ final class Bench {
     #expect(try b.store.invoice(id: invoice.id)?.status == .open)
   }
 }
+
+@Suite struct CardLimitTests {
+  @Test func noCardIsChargedMoreThanTheNetworkLimitInTheWindow() async throws {
+    let b = try Bench()
+    var config = DunningConfig()
+    config.maxChargesPerCard = 2
+    let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
+    let invoice = try b.accountWithInvoice(token: "tok_decline_insufficient_funds")
+    _ = try await scheduler.runUntil(b.clock.now().adding(days: 12), clock: b.clock)
+    // Day 0 and the day-1 retry; the day-3, -5 and -7 retries find the card at its limit.
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 2)
+    #expect(try b.store.invoice(id: invoice.id)?.status == .uncollectible)
+    #expect(try b.store.check().ok)
+  }
+}
