@@ -36,8 +36,36 @@ extension LedgerStore {
         reason: "invoice \(number) of \(draft.total) issued, due \(draft.dueDate), collected by \(draft.method.rawValue)"
           + (reference.map { " (reference \($0))" } ?? ""),
         data: ["number": number, "total_minor": String(draft.total.minorUnits), "currency": draft.currency.code])
+      try applyCredit(account: draft.accountID, invoiceID: id, number: number, total: draft.total, actor: actor)
       return try requireInvoice(number)
     }
+  }
+
+  /// Credit the account holds (from overpayments) pays the new invoice first: a `credit`
+  /// payment allocated to it, and customer credit / receivable in the journal.
+  func applyCredit(account: Int64, invoiceID: Int64, number: String, total: Money, actor: Actor) throws {
+    let credit = try db.scalarInt(
+      "SELECT coalesce(sum(credit_minor) - sum(debit_minor), 0) FROM journal_lines WHERE account_id = ? AND ledger_account = 'customer_credit' AND currency = ?",
+      account, total.currency.code) ?? 0
+    guard credit > 0 else { return }
+    let applied = Money(minorUnits: min(credit, total.minorUnits), currency: total.currency)
+    try db.run(
+      "INSERT INTO payments (account_id, method, amount_minor, currency, received_on, reference, actor, created_at) VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)",
+      account, applied.minorUnits, applied.currency.code, today.iso8601, "account credit", actor.rawValue, now)
+    let paymentID = db.lastInsertRowID
+    try db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, invoiceID, applied.minorUnits)
+    try post(
+      try JournalEntry(
+        kind: .creditApplied, memo: "account credit applied to \(number)",
+        lines: [.debit(.customerCredit, applied, customer: account), .credit(.receivable, applied, customer: account, invoice: invoiceID)],
+        invoiceID: invoiceID, paymentID: paymentID))
+    if applied == total {
+      try db.run("UPDATE invoices SET status = 'paid', closed_at = ? WHERE id = ?", now, invoiceID)
+    }
+    try recordEvent(
+      account: account, invoice: invoiceID, actor: actor, kind: "credit_applied",
+      reason: "\(applied) of account credit applied to \(number)" + (applied == total ? "; paid in full" : ""),
+      data: ["payment_id": String(paymentID)])
   }
 
   /// Voids an open invoice nothing has been paid on: the issue entry is reversed, and any

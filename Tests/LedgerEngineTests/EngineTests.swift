@@ -187,3 +187,30 @@ final class Bench {
     #expect(try b.store.check().ok)
   }
 }
+
+@Suite struct CreditTests {
+  @Test func anOverpaymentBecomesCreditThatTheNextInvoicesConsume() throws {
+    let b = try Bench()
+    let account = try b.store.addAccount(email: "a@example.fr", name: "A", locale: .fr, planCode: "free", actor: .staff)
+    let today = b.clock.now().date
+    func issue(_ minor: Int64) throws -> Invoice {
+      try b.billing.issueInvoice(
+        try InvoiceDraft(
+          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Item", unitAmount: Money(minorUnits: minor, currency: .eur))],
+          issueDate: today, dueDate: today.adding(days: 14), method: .transfer), actor: .staff)
+    }
+    let first = try issue(1900)
+    let record = try b.billing.recordPayment(
+      first.number, amount: Money(minorUnits: 3000, currency: .eur), method: "transfer", bankReference: "VIR 1", receivedOn: today, actor: .staff)
+    #expect(record.paidInvoices == [first.number] && record.credit.minorUnits == 1100)
+    #expect(try b.store.balances(account: account.id).first?.credit.minorUnits == 1100)
+
+    let second = try issue(500)  // covered by credit
+    #expect(second.status == .paid && second.due.minorUnits == 0)
+    let third = try issue(1000)  // 600 of credit left
+    #expect(third.status == .open && third.paid.minorUnits == 600 && third.due.minorUnits == 400)
+    #expect(try b.store.balances(account: account.id).first?.credit.minorUnits == 0)
+    #expect(try b.store.balances(account: account.id).first?.receivable.minorUnits == 400)
+    #expect(try b.store.check().ok)
+  }
+}
