@@ -248,8 +248,10 @@ public final class Scheduler {
           var round = rounds[call.round]
           switch outcome {
           case .some(.succeeded(let reference)):
-            _ = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
-            try reschedule(round.invoiceIDs)
+            let payment = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
+            // Paid invoices have no schedule left; any other of the round is asked again.
+            let paid = Set(payment.paidInvoiceIDs)
+            try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
             report.succeeded += 1
           case .some(.declined(let code)):
             let reason = DeclineReason(rawCode: code)
@@ -279,9 +281,7 @@ public final class Scheduler {
   /// charge now: committed that way, a crash in between leaves them scheduled (the next
   /// start begins a new round) instead of marked in flight with no attempt pending.
   func continueRound(_ invoiceIDs: [Int64]) throws {
-    for id in invoiceIDs where try store.collectionState(invoiceID: id) != nil {
-      try store.saveSchedule(invoiceID: id, ScheduledAction(.charge, at: store.clock.now()))
-    }
+    try store.scheduleChargeNow(invoiceIDs)
   }
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no

@@ -51,6 +51,8 @@ public struct PaymentRecord: Codable, Sendable, Equatable {
   public let amount: Money
   /// Invoice numbers fully paid by it.
   public let paidInvoices: [String]
+  /// The same invoices' ids.
+  public let paidInvoiceIDs: [Int64]
   /// What went to invoices, and what became account credit.
   public let allocated: Money
   public let credit: Money
@@ -115,6 +117,13 @@ extension LedgerStore {
         AND paused_at IS NULL AND next_action IS NOT 'in_flight' AND due_date <= ?3
       """, now, account, today.iso8601)
     return try openInvoiceIDs(account: account, method: .card)
+  }
+
+  /// Marks open invoices as due for a charge now (a round goes on with the next card).
+  public func scheduleChargeNow(_ invoiceIDs: [Int64]) throws {
+    for id in invoiceIDs {
+      try db.run("UPDATE invoices SET next_action = 'charge', next_action_at = ? WHERE id = ? AND status = 'open'", now, id)
+    }
   }
 
   /// Invoices whose next action is due by `until`, earliest first.
@@ -327,6 +336,7 @@ extension LedgerStore {
     var lines: [JournalLine] = [.debit(cash, amount)]
     var left = amount.minorUnits
     var paid: [String] = []
+    var paidIDs: [Int64] = []
     for id in invoices where left > 0 {
       let invoice = try requireInvoice(id: id)
       guard invoice.status == .open || invoice.status == .uncollectible, invoice.total.currency == amount.currency,
@@ -339,6 +349,7 @@ extension LedgerStore {
       lines.append(.credit(invoice.status == .uncollectible ? .badDebt : .receivable, Money(minorUnits: part, currency: amount.currency), customer: accountID, invoice: id))
       if part == invoice.due.minorUnits {
         paid.append(invoice.number)
+        paidIDs.append(id)
         try closePaidInvoice(invoice, actor: actor)
       }
     }
@@ -364,7 +375,7 @@ extension LedgerStore {
         "amount": amount.amountString, "currency": amount.currency.code, "method": method, "invoices": paid.joined(separator: ", "),
         "credit": credit.amountString, "reference": reference ?? "", "received_on": receivedOn.iso8601,
       ])
-    return PaymentRecord(paymentID: paymentID, amount: amount, paidInvoices: paid, allocated: allocated, credit: credit)
+    return PaymentRecord(paymentID: paymentID, amount: amount, paidInvoices: paid, paidInvoiceIDs: paidIDs, allocated: allocated, credit: credit)
   }
 
   func closePaidInvoice(_ invoice: Invoice, actor: Actor) throws {
