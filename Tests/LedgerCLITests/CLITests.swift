@@ -208,3 +208,34 @@ import Testing
     }
   }
 }
+
+/// The dunning commands' bad input: refused with field and rule, nothing written.
+@Suite(.serialized) struct CollectionInputTests {
+  @Test(arguments: [
+    (["transfer", "declare", "INV-000001", "--amount", "0", "--date", "2026-11-20", "--reference", "VIR 1"], "--amount", "greater than zero"),
+    (["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2030-01-01", "--reference", "VIR 1"], "--date", "in the future"),
+    (["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2026-11-31", "--reference", "VIR 1"], "--date", "not a calendar date"),
+    (["transfer", "declare", "INV-000404", "--amount", "5.00", "--date", "2026-11-20", "--reference", "VIR 1"], "invoice", "no invoice"),
+    (["payment", "record", "INV-000001", "--amount", "1.001"], "--amount", "decimals"),
+    (["payment", "record", "INV-000001", "--amount", "5.00", "--method", "card"], "--method", "must be transfer"),
+    (["invoice", "pause", "INV-000001", "--proof", "a\nb"], "--proof", "line breaks"),
+    (["invoice", "resume", "INV-000001"], "invoice INV-000001", "is not paused"),
+    (["run-due", "--until", "2026-13-01"], "--until", "not a"),
+    (["run-due", "--until", "2020-01-01"], "--until", "before now"),
+    (["card", "update", "999", "--expiry", "12/2030"], "card", "no card '999'"),
+    (["card", "update", "1"], "--expiry", "give a new --expiry or --token"),
+    (["explain", "999"], "account", "no account '999'"),
+  ] as [([String], String, String)])
+  func refusedWithNothingWritten(args: [String], field: String, rule: String) throws {
+    let w = try Workspace()
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
+    try w.ok(["card", "add", "1", "--token", "tok_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+    try w.ok(["invoice", "issue", "1", "--method", "transfer", "--line", "Plan=19.00"])
+    let before = w.fingerprint()
+    let outcome = try w.ledgerd(args)
+    #expect(outcome.status == 65, "exit \(outcome.status): \(outcome.stderr)")
+    #expect(outcome.stderr.hasPrefix("ledgerd: error: \(field): "), "\(outcome.stderr)")
+    #expect(outcome.stderr.contains(rule), "\(outcome.stderr)")
+    #expect(w.fingerprint() == before)
+  }
+}
