@@ -89,18 +89,6 @@ public final class InstanceLock: @unchecked Sendable {
     _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, pid.count, 0) }
   }
 
-  /// Whether some process holds the lock on `databasePath` right now.
-  public static func isHeld(databasePath: String) -> Bool {
-    let fd = open(databasePath + ".instance.lock", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    if flock(fd, LOCK_SH | LOCK_NB) == 0 {
-      flock(fd, LOCK_UN)
-      return false
-    }
-    return true
-  }
-
   deinit {
     flock(fd, LOCK_UN)
     close(fd)

@@ -60,23 +60,26 @@ public final class LedgerStore {
       try migrator.requireCurrent(on: connection)
       return LedgerStore(connection: connection, clock: clock)
     case .readWrite:
-      var options = ConnectionOptions()
-      options.synchronous = synchronous
-      let connection = try Connection(path: path, options: options)
-      _ = try migrator.pending(on: connection)  // refuses foreign and newer files untouched
-      try connection.enableWAL()
-      try migrator.migrate(connection, now: clock.now().iso8601)
-      return LedgerStore(connection: connection, clock: clock)
+      return LedgerStore(connection: try openMigrated(path: path, migrator: migrator, clock: clock, synchronous: synchronous).0, clock: clock)
     }
   }
 
   /// Applies pending migrations; returns the names applied and those already there.
   public static func migrate(path: String, clock: LedgerClock) throws -> Migrator.Outcome {
-    let migrator = try LedgerSchema.migrator()
-    let connection = try Connection(path: path)
-    _ = try migrator.pending(on: connection)
+    try openMigrated(path: path, migrator: LedgerSchema.migrator(), clock: clock, synchronous: .full).1
+  }
+
+  /// Opens for writing: the file is checked to be ours (or empty) and known to this binary
+  /// before WAL is switched on or any migration is applied.
+  private static func openMigrated(
+    path: String, migrator: Migrator, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous
+  ) throws -> (Connection, Migrator.Outcome) {
+    var options = ConnectionOptions()
+    options.synchronous = synchronous
+    let connection = try Connection(path: path, options: options)
+    _ = try migrator.pending(on: connection)  // refuses foreign and newer files untouched
     try connection.enableWAL()
-    return try migrator.migrate(connection, now: clock.now().iso8601)
+    return (connection, try migrator.migrate(connection, now: clock.now().iso8601))
   }
 
   /// The clock's time as stored text; formatted once per instant, as every statement of a
