@@ -78,13 +78,12 @@ public final class Scheduler {
   public func recoverPending() async throws -> Int {
     let pending = try store.pendingAttempts()
     guard !pending.isEmpty else { return 0 }
-    var answers: [(PendingAttempt, ChargeOutcome?)] = []
-    for attempt in pending {
-      do {
-        answers.append((attempt, try await processor.lookup(key: attempt.key)))
-      } catch {
-        logger.warning("cannot resolve attempt \(attempt.id) yet: \(String(describing: error))")
-      }
+    let answers: [(PendingAttempt, ChargeOutcome?)]
+    do {
+      answers = Array(zip(pending, try await processor.lookup(keys: pending.map(\.key))))
+    } catch {
+      logger.warning("cannot resolve \(pending.count) pending attempt(s) yet: \(String(describing: error))")
+      return 0
     }
     // Every answer is recorded in one transaction.
     try store.write {
@@ -218,7 +217,7 @@ public final class Scheduler {
             continue
           }
           let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
-          let key = "ldg_" + UUID().uuidString.lowercased()
+          let key = IdempotencyKey.make()
           let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
           calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
           rounds[i].tried.insert(card.id)

@@ -97,7 +97,9 @@ extension LedgerStore {
   /// Saves what the policy decided for an invoice (nil: nothing scheduled).
   public func saveSchedule(invoiceID: Int64, _ next: ScheduledAction?) throws {
     try db.run(
-      "UPDATE invoices SET next_action = ?, next_action_at = ? WHERE id = ?", next?.action.rawValue, next?.at.iso8601, invoiceID)
+      // An unchanged schedule is not written again: no page dirtied, no index entry moved.
+      "UPDATE invoices SET next_action = ?1, next_action_at = ?2 WHERE id = ?3 AND (next_action IS NOT ?1 OR next_action_at IS NOT ?2)",
+      next?.action.rawValue, next?.at.iso8601, invoiceID)
   }
 
   /// Open invoices of an account (optionally only those a card change should retry).
@@ -288,7 +290,7 @@ extension LedgerStore {
     let invoices = try invoiceIDs.map { try requireInvoice(id: $0) }
     let numbers = invoices.map(\.number)
     let amount = try Money.sum(invoices.map(\.due), currency: invoices[0].due.currency)
-    let downgradeOn = try db.scalarText("SELECT min(grace_deadline) FROM invoices WHERE id IN (\(invoiceIDs.map(String.init).joined(separator: ",")))")
+    let downgradeOn = invoices.compactMap(\.graceDeadline).min()
     try recordEvent(
       account: account.id, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
       reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"
