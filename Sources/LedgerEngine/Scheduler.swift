@@ -206,12 +206,7 @@ public final class Scheduler {
       try store.write {
         for (i, round) in rounds.enumerated() {
           let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
-          var parts: [(id: Int64, amount: Int64)] = []
-          for id in round.invoiceIDs {
-            if let invoice = try store.invoice(id: id), invoice.status == .open, invoice.due.minorUnits > 0 {
-              parts.append((id, invoice.due.minorUnits))
-            }
-          }
+          let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
           guard let card = cards.first, !parts.isEmpty else {
             exhausted.append(i)
             continue
@@ -226,7 +221,7 @@ public final class Scheduler {
         // Rounds with no card left (or nothing left to pay) end here.
         for i in exhausted {
           let round = rounds[i]
-          let open = try round.invoiceIDs.filter { try store.invoice(id: $0)?.status == .open }
+          let open = try store.openBalances(round.invoiceIDs).map(\.id)
           if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
             try store.recordRoundFailed(
               invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,

@@ -149,6 +149,19 @@ extension LedgerStore {
     }
   }
 
+  /// What is still owed on each of `ids` that is open, in the order given (closed invoices
+  /// are left out). The charge round's lean read: status and balance, nothing else.
+  public func openBalances(_ ids: [Int64]) throws -> [(id: Int64, dueMinor: Int64)] {
+    try ids.compactMap { id in
+      try db.queryOne(
+        """
+        SELECT i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor
+        FROM invoices i WHERE i.id = ? AND i.status = 'open'
+        """, id
+      ).map { (id, try $0.int("due_minor")) }
+    }
+  }
+
   /// The earliest scheduled action, for the daemon to sleep until.
   public func nextActionTime() throws -> Instant? {
     // ORDER BY … LIMIT 1 walks the index and stops at the first match; min() with these
