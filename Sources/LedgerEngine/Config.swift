@@ -221,8 +221,10 @@ public struct MailConfig: Sendable, Equatable {
       throw InputError(field: "mail.transport", rule: "'\(transportName)' is not a transport (spool, sendmail, smtp)")
     }
     transport = chosen
-    try r.string("from", into: &from)
-    from = try Validate.email(from, field: "mail.from")
+    if r.object["from"] != nil {
+      try r.string("from", into: &from)
+      from = try Validate.email(from, field: "mail.from")
+    }
     var name = fromName ?? ""
     try r.string("from_name", into: &name)
     fromName = try Validate.displayName(name, field: "mail.from_name")
