@@ -16,7 +16,7 @@ import LedgerCore
 ///   "mail": {"transport": "spool", "from": "billing@localhost", "from_name": "Billing",
 ///            "message_id_domain": "localhost", "spool_dir": "/var/lib/ledgerd/outbox",
 ///            "sendmail_command": "/usr/sbin/sendmail -i -t",
-///            "smtp": {"host": "localhost", "port": 25, "starttls": false, "username": "…",
+///            "smtp": {"host": "localhost", "port": 25, "starttls": false, "ca_file": "…", "username": "…",
 ///                     "password": "…", "password_file": "…", "helo": "localhost", "timeout_seconds": 30},
 ///            "max_attempts": 10, "backoff_seconds": 60, "backoff_max_seconds": 21600, "batch_size": 100,
 ///            "timeout_seconds": 30}
@@ -191,6 +191,8 @@ public struct MailConfig: Sendable, Equatable {
   public var smtpHost = "localhost"
   public var smtpPort = 25
   public var smtpStartTLS = false
+  /// PEM certificates to trust for STARTTLS instead of the system's roots.
+  public var smtpCAFile: String?
   public var smtpUsername: String?
   public var smtpPassword: String?
   /// Default: the host's name.
@@ -251,10 +253,18 @@ public struct MailConfig: Sendable, Equatable {
     try r.int("backoff_max_seconds", into: &backoffMaxSeconds, range: 1...604_800)
     try r.int("batch_size", into: &batchSize, range: 1...10_000)
     if let smtp = try r.section("smtp") {
-      try smtp.known(["host", "port", "starttls", "username", "password", "password_file", "helo", "timeout_seconds"])
+      try smtp.known(["host", "port", "starttls", "ca_file", "username", "password", "password_file", "helo", "timeout_seconds"])
       try smtp.string("host", into: &smtpHost)
       try smtp.int("port", into: &smtpPort, range: 1...65_535)
       try smtp.bool("starttls", into: &smtpStartTLS)
+      var caFile = ""
+      try smtp.string("ca_file", into: &caFile)
+      if !caFile.isEmpty {
+        guard FileManager.default.isReadableFile(atPath: caFile) else {
+          throw InputError(field: "mail.smtp.ca_file", rule: "cannot read \(caFile)")
+        }
+        smtpCAFile = caFile
+      }
       var user = ""
       try smtp.string("username", into: &user)
       if !user.isEmpty { smtpUsername = user }

@@ -119,7 +119,7 @@ extension MailConfig {
     case .sendmail: return SendmailTransport(command: sendmailCommand, timeoutSeconds: timeoutSeconds)
     case .smtp:
       return SMTPTransport(
-        host: smtpHost, port: smtpPort, startTLS: smtpStartTLS, username: smtpUsername, password: smtpPassword,
+        host: smtpHost, port: smtpPort, startTLS: smtpStartTLS, caFile: smtpCAFile, username: smtpUsername, password: smtpPassword,
         helo: smtpHelo ?? ProcessInfo.processInfo.hostName, timeoutSeconds: timeoutSeconds)
     }
   }

@@ -4,7 +4,7 @@ import NIOPosix
 import NIOSSL
 
 /// An SMTP client for a relay (RFC 5321): EHLO, STARTTLS when configured (the server's
-/// certificate checked against the system's roots), AUTH PLAIN when a username is set,
+/// certificate checked against the system's roots, or `caFile`), AUTH PLAIN when a username is set,
 /// then MAIL FROM, RCPT TO, DATA with dot-stuffing, and QUIT. Every reply code is
 /// checked: 4xx and lost connections are temporary, 5xx permanent. One connection per
 /// message; every connect and every reply has a timeout.
@@ -12,17 +12,21 @@ public struct SMTPTransport: MailTransport {
   public var host: String
   public var port: Int
   public var startTLS: Bool
+  /// PEM certificates to trust instead of the system's roots.
+  public var caFile: String?
   public var username: String?
   public var password: String?
   public var helo: String
   public var timeoutSeconds: Int
 
   public init(
-    host: String, port: Int, startTLS: Bool, username: String?, password: String?, helo: String, timeoutSeconds: Int
+    host: String, port: Int, startTLS: Bool, caFile: String? = nil, username: String?, password: String?, helo: String,
+    timeoutSeconds: Int
   ) {
     self.host = host
     self.port = port
     self.startTLS = startTLS
+    self.caFile = caFile
     self.username = username
     self.password = password
     self.helo = helo
@@ -56,7 +60,9 @@ public struct SMTPTransport: MailTransport {
             throw DeliveryFailure(permanent: false, reply: "\(host):\(port) does not offer STARTTLS, which the config requires")
           }
           try await session.expect("STARTTLS", 220...220, step: "STARTTLS")
-          let context = try NIOSSLContext(configuration: .makeClientConfiguration())
+          var tls = TLSConfiguration.makeClientConfiguration()
+          if let caFile { tls.trustRoots = .file(caFile) }
+          let context = try NIOSSLContext(configuration: tls)
           let serverName = host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } ? nil : host
           let raw = channel.channel
           try await raw.eventLoop.submit {

@@ -207,6 +207,41 @@ final class SMTPSink {
     #expect(mails.contains { $0.body.contains("Please update your card") })
   }
 
+  @Test func smtpWithStartTLSAndAuthPlain() throws {
+    let w = try Workspace()
+    try dunningBook(w)
+    let cert = w.directory + "/cert.pem"
+    let key = w.directory + "/key.pem"
+    let made = try w.run(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+       "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+    #expect(made.status == 0, "\(made.stderr)")
+    let sink = try SMTPSink(w)
+    try sink.start(["--tls-cert", cert, "--tls-key", key, "--auth", "ledgerd:s3cret pass"])
+    try Data("s3cret pass\n".utf8).write(to: URL(fileURLWithPath: w.directory + "/password"))
+    func config(_ smtp: String) throws -> String {
+      try w.writeConfig(
+        #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "localhost", "port": \#(sink.port), "timeout_seconds": 5\#(smtp)}}}"#)
+    }
+    // Without STARTTLS the server refuses (530, a 5xx): the messages fail at once, with the reply.
+    let plain = try flush(w, config: try config(""))
+    #expect(plain["delivered"] as? Int == 0)
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND last_error LIKE '%530%'") == q(w, "SELECT count(*) FROM outbox"))
+    #expect(try w.sqlite("UPDATE outbox SET failed_at = NULL, attempts = 0", readOnly: false).status == 0)
+    // A certificate the system does not trust: refused, retried later, nothing sent.
+    let untrusted = try flush(w, config: try config(#", "starttls": true"#))
+    #expect(untrusted["delivered"] as? Int == 0 && untrusted["deferred"] as? Int ?? 0 > 0)
+    #expect(try w.sqlite("UPDATE outbox SET next_attempt_at = created_at, attempts = 0", readOnly: false).status == 0)
+    // Trusted, with the password from a file: everything goes, over TLS, authenticated.
+    let secure = try flush(
+      w, config: try config(#", "starttls": true, "ca_file": "\#(cert)", "username": "ledgerd", "password_file": "\#(w.directory)/password""#))
+    let mails = try sink.messages()
+    #expect(secure["delivered"] as? Int == mails.count)
+    #expect(mails.allSatisfy { $0.json["tls"] as? Bool == true && $0.json["auth"] as? String == "ledgerd" })
+    try checkDunningMessages(w, mails)
+  }
+
   @Test func aServerDownForAWhileLosesNothing() throws {
     let w = try Workspace()
     try dunningBook(w)

@@ -2,11 +2,14 @@
 """The mail tests' tools.
 
   mailtool.py serve --port P --dir D [--tempfail N] [--reject ADDR] [--data-delay S]
+                    [--tls-cert CERT --tls-key KEY] [--auth USER:PASSWORD]
       An SMTP server (aiosmtpd) on 127.0.0.1:P. Each accepted message is written to D as
       NNNN.json (envelope and the message parsed by Python's `email` module) beside the raw
       NNNN.eml, both renamed into place once complete. --tempfail N answers the first N DATA
       commands with 451; --reject ADDR answers 550 to RCPT TO for that address; --data-delay
-      waits S seconds before accepting a message. D/ready is created once it listens.
+      waits S seconds before accepting a message. --tls-cert/--tls-key offer STARTTLS and
+      require it; --auth requires AUTH with that user and password. D/ready is created once
+      it listens.
 
   mailtool.py parse FILE...
       Parses .eml files with the `email` module and prints one JSON object per file.
@@ -80,6 +83,8 @@ class Handler:
         summary = describe(raw)
         summary["mail_from"] = envelope.mail_from
         summary["rcpt_tos"] = envelope.rcpt_tos
+        summary["tls"] = session.ssl is not None
+        summary["auth"] = session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data
         write_atomically(base + ".eml", raw)
         write_atomically(base + ".json", json.dumps(summary).encode())
         return "250 OK queued as %04d" % self.count
@@ -90,7 +95,24 @@ def serve(args) -> None:
 
     os.makedirs(args.dir, exist_ok=True)
     handler = Handler(args.dir, args.tempfail, args.reject or [], args.data_delay)
-    controller = Controller(handler, hostname="127.0.0.1", port=args.port, decode_data=False)
+    options = {}
+    if args.tls_cert:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        options.update(tls_context=context, require_starttls=True)
+    if args.auth:
+        from aiosmtpd.smtp import AuthResult
+
+        user, password = args.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok, auth_data=auth_data.login if ok else None)
+
+        options.update(authenticator=authenticator, auth_required=True, auth_require_tls=bool(args.tls_cert))
+    controller = Controller(handler, hostname="127.0.0.1", port=args.port, decode_data=False, **options)
     controller.start()
     open(os.path.join(args.dir, "ready"), "w").close()
     try:
@@ -111,6 +133,9 @@ def main() -> None:
     s.add_argument("--tempfail", type=int, default=0)
     s.add_argument("--reject", action="append")
     s.add_argument("--data-delay", type=float, default=0)
+    s.add_argument("--tls-cert")
+    s.add_argument("--tls-key")
+    s.add_argument("--auth")
     p = sub.add_parser("parse")
     p.add_argument("files", nargs="+")
     sub.add_parser("freeport")
