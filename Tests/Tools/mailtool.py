@@ -7,7 +7,8 @@
       NNNN.json (envelope and the message parsed by Python's `email` module) beside the raw
       NNNN.eml, both renamed into place once complete. --tempfail N answers the first N DATA
       commands with 451; --reject ADDR answers 550 to RCPT TO for that address; --data-delay
-      waits S seconds before accepting a message. --tls-cert/--tls-key offer STARTTLS and
+      keeps each message, then waits S seconds before its 250 (noting each wait in
+      D/data-started.log). --tls-cert/--tls-key offer STARTTLS and
       require it; --auth requires AUTH with that user and password. D/ready is created once
       it listens.
 
@@ -75,8 +76,6 @@ class Handler:
         if self.tempfail > 0:
             self.tempfail -= 1
             return "451 4.3.0 try again later"
-        if self.data_delay:
-            await asyncio.sleep(self.data_delay)
         self.count += 1
         base = os.path.join(self.directory, "%04d" % self.count)
         raw = envelope.original_content or envelope.content
@@ -87,6 +86,12 @@ class Handler:
         summary["auth"] = session.auth_data.decode() if isinstance(session.auth_data, bytes) else session.auth_data
         write_atomically(base + ".eml", raw)
         write_atomically(base + ".json", json.dumps(summary).encode())
+        if self.data_delay:
+            # Kept, but the 250 is late: a client that dies now never learns the message
+            # arrived (the classic SMTP duplicate).
+            with open(os.path.join(self.directory, "data-started.log"), "a") as f:
+                f.write("%s\n" % envelope.rcpt_tos)
+            await asyncio.sleep(self.data_delay)
         return "250 OK queued as %04d" % self.count
 
 
