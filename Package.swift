@@ -62,7 +62,7 @@ let package = Package(
     .testTarget(name: "LedgerMailTests", dependencies: ["LedgerMail", "LedgerCore"]),
     .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite"]),
     .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
-    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite"]),
+    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
     .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite"]),
   ],
   swiftLanguageModes: [.v6]
