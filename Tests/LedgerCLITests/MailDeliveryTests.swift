@@ -358,6 +358,26 @@ final class SMTPSink {
     #expect(byID.values.contains { $0.count > 1 })
   }
 
+  @Test func sigtermWithAMessageInHandFinishesItAndExitsCleanly() throws {
+    let w = try Workspace()
+    try dunningBook(w)
+    let sink = try SMTPSink(w)
+    try sink.start(["--data-delay", "2"])
+    let serve = try w.launch(["serve", "--config", try smtpConfig(w, port: sink.port)])
+    let deadline = Date().addingTimeInterval(15)
+    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil && Date() < deadline {
+      usleep(10_000)
+    }
+    let stopAsked = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 10))
+    #expect(serve.terminationStatus == 0)
+    #expect(Date().timeIntervalSince(stopAsked) < 10)
+    // The message in hand got its 250 and was marked; the rest wait for the next start.
+    #expect(try sink.messages().count == 1)
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL") == "1")
+  }
+
   @Test func badAddressesAreRefusedWhenAnAccountIsOpenedOrChangedSoNoHeaderCanBeInjected() throws {
     let w = try Workspace()
     try w.ok(["migrate"])
