@@ -22,15 +22,21 @@ public struct Envelope: Sendable, Equatable {
   }
 }
 
-/// The transport did not take the message. A permanent refusal (an SMTP 5xx, a sendmail
-/// exit that says the address is wrong) is not retried; anything else is, with back-off.
+/// The transport did not take the message. A permanent refusal (an SMTP 5xx to the
+/// recipient or the data, a sendmail exit that says the address or message is wrong) is not
+/// retried; anything else is, with back-off. A failure of the transport itself (the relay
+/// unreachable, refusing the connection or the sender, a timeout, a full disk) is never
+/// permanent, and holds back the other messages of the pass too.
 public struct DeliveryFailure: Error, CustomStringConvertible, Equatable {
   public let permanent: Bool
+  /// The transport, not this message, failed: the other due messages wait as well.
+  public let transportWide: Bool
   /// The server's reply or the command's error output, kept on the outbox row.
   public let reply: String
 
-  public init(permanent: Bool, reply: String) {
-    self.permanent = permanent
+  public init(permanent: Bool, reply: String, transportWide: Bool = false) {
+    self.permanent = permanent && !transportWide
+    self.transportWide = transportWide
     self.reply = reply
   }
 
@@ -71,7 +77,7 @@ public struct SpoolTransport: MailTransport {
     } catch let failure as DeliveryFailure {
       throw failure
     } catch {
-      throw DeliveryFailure(permanent: false, reply: String(describing: error))
+      throw DeliveryFailure(permanent: false, reply: String(describing: error), transportWide: true)
     }
   }
 
@@ -101,7 +107,9 @@ struct POSIXFailure: Error, CustomStringConvertible {
 /// Pipes each message to a sendmail-compatible command (`/usr/sbin/sendmail -i -t` by
 /// default: recipients from the headers, a lone `.` line is not the end). Exit 0 is
 /// acceptance; a non-zero exit is a failure, permanent for the sysexits that say the
-/// message or address is wrong (65, 67, 68, 69, 77), temporary otherwise.
+/// message or address is wrong (65 EX_DATAERR, which msmtp gives for a 5xx to the
+/// recipient or data, and 67 EX_NOUSER), temporary otherwise (msmtp gives 69 for a 4xx,
+/// 75 when the relay cannot be reached).
 public struct SendmailTransport: MailTransport {
   public let command: [String]
   public let timeoutSeconds: Int
@@ -113,10 +121,10 @@ public struct SendmailTransport: MailTransport {
     signal(SIGPIPE, SIG_IGN)
   }
 
-  static let permanentStatuses: Set<Int32> = [65, 67, 68, 69, 77]
+  static let permanentStatuses: Set<Int32> = [65, 67]
 
   public func send(_ envelope: Envelope) async throws -> String {
-    guard let program = command.first else { throw DeliveryFailure(permanent: false, reply: "no sendmail command configured") }
+    guard let program = command.first else { throw DeliveryFailure(permanent: false, reply: "no sendmail command configured", transportWide: true) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = Array(command.dropFirst())
@@ -132,7 +140,7 @@ public struct SendmailTransport: MailTransport {
       try process.run()
     } catch {
       try? errorHandle.close()
-      throw DeliveryFailure(permanent: false, reply: "cannot run \(program): \(error)")
+      throw DeliveryFailure(permanent: false, reply: "cannot run \(program): \(error)", transportWide: true)
     }
     try? errorHandle.close()
     // The local convention for a sendmail pipe is LF line ends.
@@ -149,7 +157,7 @@ public struct SendmailTransport: MailTransport {
       if ContinuousClock.now > deadline {
         process.terminate()
         process.waitUntilExit()
-        throw DeliveryFailure(permanent: false, reply: "\(program) did not finish within \(timeoutSeconds) s")
+        throw DeliveryFailure(permanent: false, reply: "\(program) did not finish within \(timeoutSeconds) s", transportWide: true)
       }
       try? await Task.sleep(for: .milliseconds(5))
     }

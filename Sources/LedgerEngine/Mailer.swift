@@ -24,6 +24,8 @@ public final class Mailer {
     public var deferred = 0
     /// Failed for good this time.
     public var failed = 0
+    /// Not tried: the transport failed on an earlier message, so they wait with it.
+    public var postponed = 0
     public init() {}
   }
 
@@ -50,23 +52,33 @@ public final class Mailer {
   public func deliverDue(shouldStop: () -> Bool = { false }) async throws -> Report {
     var report = Report()
     var tried: Set<Int64> = []
-    while !shouldStop() {
+    pass: while !shouldStop() {
       let due = try store.dueOutbox(until: store.clock.now(), limit: batchSize).filter { !tried.contains($0.id) }
       if due.isEmpty { break }
       for entry in due {
-        if shouldStop() { break }
+        if shouldStop() { break pass }
         tried.insert(entry.id)
         switch try await deliver(entry) {
         case .delivered: report.delivered += 1
         case .deferred: report.deferred += 1
         case .failed: report.failed += 1
+        case .transportDown(let retryAt):
+          // No use trying the others now: they wait as long as this one.
+          report.deferred += 1
+          report.postponed = try store.postponeDueOutbox(now: store.clock.now(), until: retryAt)
+          if report.postponed > 0 { logger.warning("outbox: \(report.postponed) other message(s) wait until \(retryAt) too") }
+          break pass
         }
       }
     }
     return report
   }
 
-  enum Outcome { case delivered, deferred, failed }
+  enum Outcome {
+    case delivered, deferred, failed
+    /// The transport itself failed; the next try is at this time.
+    case transportDown(Instant)
+  }
 
   /// The stable id of an outbox row's message: the SHA-256 of its key.
   public static func digest(key: String) -> String { SHA256.hex(Array(key.utf8)) }
@@ -103,7 +115,7 @@ public final class Mailer {
       try store.markOutboxAttemptFailed(id: entry.id, error: failure.reply, retryAt: retryAt)
       if let retryAt {
         logger.warning("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not delivered, next try \(retryAt): \(failure.reply)")
-        return .deferred
+        return failure.transportWide ? .transportDown(retryAt) : .deferred
       }
       logger.error("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed after \(entry.attempts + 1) attempt(s): \(failure.reply)")
       return .failed

@@ -48,7 +48,7 @@ public struct SMTPTransport: MailTransport {
           }
         }
     } catch {
-      throw DeliveryFailure(permanent: false, reply: "cannot connect to \(host):\(port): \(error)")
+      throw DeliveryFailure(permanent: false, reply: "cannot connect to \(host):\(port): \(error)", transportWide: true)
     }
     do {
       return try await channel.executeThenClose { inbound, outbound in
@@ -57,7 +57,8 @@ public struct SMTPTransport: MailTransport {
         var hello = try await session.expect("EHLO \(helo)", 250...250, step: "EHLO")
         if startTLS {
           guard hello.lines.contains(where: { $0.uppercased().hasPrefix("STARTTLS") }) else {
-            throw DeliveryFailure(permanent: false, reply: "\(host):\(port) does not offer STARTTLS, which the config requires")
+            throw DeliveryFailure(
+              permanent: false, reply: "\(host):\(port) does not offer STARTTLS, which the config requires", transportWide: true)
           }
           try await session.expect("STARTTLS", 220...220, step: "STARTTLS")
           var tls = TLSConfiguration.makeClientConfiguration()
@@ -73,24 +74,24 @@ public struct SMTPTransport: MailTransport {
         }
         if let username, let password {
           guard hello.lines.contains(where: { $0.uppercased().hasPrefix("AUTH") && $0.uppercased().contains("PLAIN") }) else {
-            throw DeliveryFailure(permanent: false, reply: "\(host):\(port) does not offer AUTH PLAIN")
+            throw DeliveryFailure(permanent: false, reply: "\(host):\(port) does not offer AUTH PLAIN", transportWide: true)
           }
           let token = Base64.encode([0] + Array(username.utf8) + [0] + Array(password.utf8))
-          try await session.expect("AUTH PLAIN \(token)", 235...235, step: "AUTH", shown: "AUTH PLAIN ****")
+          try await session.expect("AUTH PLAIN \(token)", 235...235, step: "AUTH PLAIN")
         }
         try await session.expect("MAIL FROM:<\(envelope.from)>", 250...250, step: "MAIL FROM")
         for recipient in envelope.recipients {
-          try await session.expect("RCPT TO:<\(recipient)>", 250...251, step: "RCPT TO <\(recipient)>")
+          try await session.expect("RCPT TO:<\(recipient)>", 250...251, step: "RCPT TO <\(recipient)>", perMessage: true)
         }
-        try await session.expect("DATA", 354...354, step: "DATA")
-        let accepted = try await session.expect(Self.dotStuffed(envelope.data) + ".", 250...250, step: "end of data")
+        try await session.expect("DATA", 354...354, step: "DATA", perMessage: true)
+        let accepted = try await session.expect(Self.dotStuffed(envelope.data) + ".", 250...250, step: "end of data", perMessage: true)
         _ = try? await session.expect("QUIT", 221...221, step: "QUIT")
         return accepted.text
       }
     } catch let failure as DeliveryFailure {
       throw failure
     } catch {
-      throw DeliveryFailure(permanent: false, reply: "\(host):\(port): \(error)")
+      throw DeliveryFailure(permanent: false, reply: "\(host):\(port): \(error)", transportWide: true)
     }
   }
 
@@ -109,15 +110,26 @@ public struct SMTPTransport: MailTransport {
 
     /// Sends `command` (nil: only reads, for the greeting) and requires a reply in `codes`.
     @discardableResult
-    mutating func expect(_ command: String?, _ codes: ClosedRange<Int>, step: String, shown: String? = nil) async throws -> SMTPReply {
+    /// A refusal of `perMessage` steps (RCPT TO, DATA) concerns this message only; one of
+    /// the others (greeting, EHLO, STARTTLS, AUTH, MAIL FROM) concerns the relay.
+    mutating func expect(_ command: String?, _ codes: ClosedRange<Int>, step: String, perMessage: Bool = false) async throws
+      -> SMTPReply
+    {
       if let command {
-        try await outbound.write(ByteBuffer(string: command + "\r\n"))
+        do {
+          try await outbound.write(ByteBuffer(string: command + "\r\n"))
+        } catch {
+          // The channel closed under us; its inbound side says why (a TLS handshake that
+          // failed, a timeout), which is the reply worth keeping.
+          _ = try await replies.next()
+          throw error
+        }
       }
       guard let reply = try await replies.next() else {
-        throw DeliveryFailure(permanent: false, reply: "connection closed at \(step)")
+        throw DeliveryFailure(permanent: false, reply: "connection closed at \(step)", transportWide: true)
       }
       guard codes.contains(reply.code) else {
-        throw DeliveryFailure(permanent: (500...599).contains(reply.code), reply: "\(step): \(reply.text)")
+        throw DeliveryFailure(permanent: (500...599).contains(reply.code), reply: "\(step): \(reply.text)", transportWide: !perMessage)
       }
       return reply
     }
@@ -139,7 +151,7 @@ final class SMTPReplyDecoder: ByteToMessageDecoder {
   func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
     let view = buffer.readableBytesView
     guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
-      if buffer.readableBytes > 8_192 { throw DeliveryFailure(permanent: false, reply: "reply line longer than 8 KiB") }
+      if buffer.readableBytes > 8_192 { throw DeliveryFailure(permanent: false, reply: "reply line longer than 8 KiB", transportWide: true) }
       return .needMoreData
     }
     let length = newline - view.startIndex + 1
@@ -148,7 +160,7 @@ final class SMTPReplyDecoder: ByteToMessageDecoder {
     let bytes = Array(line.utf8)
     guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (48...57).contains($0) }), let code = Int(String(decoding: bytes[0..<3], as: UTF8.self))
     else {
-      throw DeliveryFailure(permanent: false, reply: "not an SMTP reply: \(line.prefix(200))")
+      throw DeliveryFailure(permanent: false, reply: "not an SMTP reply: \(line.prefix(200))", transportWide: true)
     }
     lines.append(bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : "")
     if bytes.count > 3, bytes[3] == UInt8(ascii: "-") { return .continue }
@@ -171,7 +183,7 @@ final class ReadTimeoutHandler: ChannelInboundHandler {
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-      context.fireErrorCaught(DeliveryFailure(permanent: false, reply: "no reply within the timeout"))
+      context.fireErrorCaught(DeliveryFailure(permanent: false, reply: "no reply within the timeout", transportWide: true))
       context.close(promise: nil)
     } else {
       context.fireUserInboundEventTriggered(event)

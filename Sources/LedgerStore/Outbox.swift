@@ -157,6 +157,16 @@ extension LedgerStore {
     }
   }
 
+  /// The transport itself failed: every other message due by `now` waits until `retryAt`
+  /// too, without an attempt counted against it. Returns how many.
+  public func postponeDueOutbox(now: Instant, until retryAt: Instant) throws -> Int {
+    try write {
+      try db.run(
+        "UPDATE outbox SET next_attempt_at = ? WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?",
+        retryAt.iso8601, now.iso8601)
+    }
+  }
+
   /// Puts a failed message back in the queue (staff fixed the address or the relay).
   public func retryOutbox(id: Int64) throws -> OutboxEntry {
     try write {

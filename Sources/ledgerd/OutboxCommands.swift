@@ -24,6 +24,7 @@ struct OutboxCommand: AsyncParsableCommand {
     struct Summary: Encodable {
       let delivered: Int
       let deferred: Int
+      let postponed: Int
       let failed: Int
       let pending: Int
     }
@@ -44,9 +45,12 @@ struct OutboxCommand: AsyncParsableCommand {
         let report = try await mailer.deliverDue()
         let pending = try store.outbox(.pending).count
         withExtendedLifetime(lock) {}
-        let summary = Summary(delivered: report.delivered, deferred: report.deferred, failed: report.failed, pending: pending)
+        let summary = Summary(
+          delivered: report.delivered, deferred: report.deferred, postponed: report.postponed, failed: report.failed, pending: pending)
         try output.emit(summary) {
-          "outbox: \(summary.delivered) delivered, \(summary.deferred) to retry later, \(summary.failed) failed; \(summary.pending) waiting"
+          "outbox: \(summary.delivered) delivered, \(summary.deferred) to retry later"
+            + (summary.postponed > 0 ? " (and \(summary.postponed) held back: the transport failed)" : "")
+            + ", \(summary.failed) failed; \(summary.pending) waiting"
         }
       }
     }

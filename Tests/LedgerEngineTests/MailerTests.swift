@@ -81,6 +81,20 @@ final class ScriptedTransport: MailTransport {
     #expect(try await m.deliverDue().delivered == 1)
   }
 
+  @Test func whenTheTransportIsDownTheOtherMessagesWaitWithoutAnAttempt() async throws {
+    let b = try await bookWithOneMessage()
+    _ = try b.accountWithInvoice(token: "tok_decline_expired_card.2")
+    _ = try await b.scheduler.runDue()
+    #expect(try b.count("SELECT count(*) FROM outbox") == 2)
+    let down = DeliveryFailure(permanent: true, reply: "cannot connect", transportWide: true)
+    #expect(!down.permanent)
+    let transport = ScriptedTransport([down])
+    let report = try await mailer(b, transport).deliverDue()
+    #expect(report.deferred == 1 && report.postponed == 1 && transport.sent.count == 1)
+    #expect(try b.count("SELECT sum(attempts) FROM outbox") == 1)
+    #expect(try b.store.db.scalarText("SELECT group_concat(DISTINCT next_attempt_at) FROM outbox") == "2026-11-02T09:01:00Z")
+  }
+
   @Test func aPermanentRefusalFailsAtOnceAndKeepsTheReply() async throws {
     let b = try await bookWithOneMessage()
     let transport = ScriptedTransport([DeliveryFailure(permanent: true, reply: "RCPT TO <a@example.fr>: 550 no such user")])
