@@ -205,6 +205,7 @@ public struct MailConfig: Sendable, Equatable {
   /// Messages taken from the outbox per round.
   public var batchSize = 100
 
+  /// The defaults: spool beside the ledger, 10 attempts from 1 minute to 6 hours.
   public init() {}
 
   /// The spool directory when the config names none: `<db>.outbox` beside the ledger.

@@ -14,6 +14,7 @@ public struct Envelope: Sendable, Equatable {
   /// The outbox key's SHA-256 in hex: names the spool file, so a resend replaces it.
   public let digest: String
 
+  /// A message with its envelope; `data` must already be the rendered message.
   public init(from: String, recipients: [String], data: String, digest: String) {
     self.from = from
     self.recipients = recipients
@@ -34,6 +35,7 @@ public struct DeliveryFailure: Error, CustomStringConvertible, Equatable {
   /// The server's reply or the command's error output, kept on the outbox row.
   public let reply: String
 
+  /// A failure; one of the transport itself is never permanent.
   public init(permanent: Bool, reply: String, transportWide: Bool = false) {
     self.permanent = permanent && !transportWide
     self.transportWide = transportWide
@@ -56,6 +58,7 @@ public protocol MailTransport: Sendable {
 public struct SpoolTransport: MailTransport {
   public let directory: String
 
+  /// A spool in `directory`, created on the first message if missing.
   public init(directory: String) { self.directory = directory }
 
   public func send(_ envelope: Envelope) async throws -> String {
@@ -114,6 +117,7 @@ public struct SendmailTransport: MailTransport {
   public let command: [String]
   public let timeoutSeconds: Int
 
+  /// The command with its arguments; a run longer than `timeoutSeconds` is killed and retried.
   public init(command: [String], timeoutSeconds: Int) {
     self.command = command
     self.timeoutSeconds = timeoutSeconds

@@ -29,6 +29,7 @@ public final class Mailer {
     public init() {}
   }
 
+  /// A mailer on `store`'s outbox; `batchSize` rows are read at a time.
   public init(store: LedgerStore, transport: MailTransport, sender: Sender, policy: RetryPolicy, batchSize: Int, logger: Logger) {
     self.store = store
     self.transport = transport

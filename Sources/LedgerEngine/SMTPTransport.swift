@@ -19,6 +19,7 @@ public struct SMTPTransport: MailTransport {
   public var helo: String
   public var timeoutSeconds: Int
 
+  /// A client for the relay at `host`:`port`; AUTH PLAIN only when both credentials are set.
   public init(
     host: String, port: Int, startTLS: Bool, caFile: String? = nil, username: String?, password: String?, helo: String,
     timeoutSeconds: Int

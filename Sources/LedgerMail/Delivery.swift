@@ -41,6 +41,7 @@ public struct OutboxItem: Sendable, Equatable {
   public let createdAt: Instant
   public let attempts: Int
 
+  /// The row's fields, as the store read them.
   public init(
     id: Int64, key: String, kind: String, locale: CustomerLocale, recipient: String, data: [String: String], createdAt: Instant,
     attempts: Int
@@ -63,6 +64,7 @@ public struct Sender: Sendable, Equatable {
   /// The right-hand side of every `Message-ID`.
   public var messageIDDomain: String
 
+  /// The sender; the ids' domain defaults to the address's own.
   public init(address: String, name: String?, messageIDDomain: String? = nil) {
     self.address = address
     self.name = name

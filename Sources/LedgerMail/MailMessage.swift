@@ -5,6 +5,7 @@ public struct MailAddress: Sendable, Equatable {
   public let address: String
   public let name: String?
 
+  /// An address as stored on the account (already validated), and the name shown with it.
   public init(_ address: String, name: String? = nil) {
     self.address = address
     self.name = name
@@ -36,6 +37,7 @@ public struct MailMessage: Sendable, Equatable {
   /// Further headers, ASCII only (e.g. `Auto-Submitted`).
   public var extraHeaders: [(String, String)] = []
 
+  /// A message to render; nothing is checked or encoded until `rendered()`.
   public init(from: MailAddress, to: MailAddress, subject: String, body: String, date: Instant, messageID: String) {
     self.from = from
     self.to = to
@@ -186,6 +188,7 @@ public struct MailMessage: Sendable, Equatable {
 public enum Base64 {
   static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+  /// The padded Base64 text of `bytes`.
   public static func encode(_ bytes: [UInt8]) -> String {
     var out: [UInt8] = []
     out.reserveCapacity((bytes.count + 2) / 3 * 4)
