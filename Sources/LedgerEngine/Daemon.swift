@@ -134,7 +134,7 @@ public struct LedgerDaemon: Service {
       do {
         let report = try await mailer.deliverDue(shouldStop: stopping)
         if report.delivered + report.deferred + report.failed > 0 {
-          logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.failed) failed")
+          logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed")
         }
       } catch {
         logger.error("outbox delivery failed: \(String(describing: error))")
