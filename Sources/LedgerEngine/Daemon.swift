@@ -24,6 +24,12 @@ public struct LedgerDaemon: Service {
   public var maxSleep: Duration = .seconds(60)
   /// How often the sleeping loop polls `PRAGMA data_version` and the shutdown flag.
   public var pollInterval: Duration = .milliseconds(200)
+  /// The write lock and checkpoint policy of the daemon's connection. Its commits that
+  /// take the WAL past `checkpointAfterPages` checkpoint it under the lock at once.
+  public var discipline = WriteDiscipline()
+  /// Between ticks, the WAL left by anyone's commits is checkpointed (truncated) under the
+  /// write lock at most this often.
+  public var idleCheckpointInterval: Duration = .seconds(5)
 
   public init(
     databasePath: String, config: LedgerConfig, clock: LedgerClock, notifier: SystemdNotifier, logger: Logger,
@@ -38,12 +44,13 @@ public struct LedgerDaemon: Service {
   }
 
   public func run() async throws {
-    let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock)
+    let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
     let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
     scheduler.maxInFlight = config.maxInFlight
     scheduler.batchSize = config.batchSize
     var lastEvent = try store.lastEventID()
     let heartbeat = Heartbeat()
+    var lastCheckpoint = ContinuousClock.now - idleCheckpointInterval
     let beat = { heartbeat.beat() }
 
     let recovered = try await scheduler.recoverPending()
@@ -78,12 +85,30 @@ public struct LedgerDaemon: Service {
         }
         let next = try? store.nextActionTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
+        checkpointWhenIdle(store, last: &lastCheckpoint)
         try await sleep(until: next, store: store, beat: beat)
       }
       group.cancelAll()
     }
     notifier.stopping()
     logger.notice("stopped")
+  }
+
+  /// Before the loop sleeps: when the WAL file holds anything and the last checkpoint is
+  /// `idleCheckpointInterval` old, a truncating checkpoint under the write lock (it waits
+  /// briefly for readers, then copies what it can). A failure is logged; the next idle
+  /// moment tries again.
+  func checkpointWhenIdle(_ store: LedgerStore, last: inout ContinuousClock.Instant) {
+    guard ContinuousClock.now - last >= idleCheckpointInterval else { return }
+    let size = (try? FileManager.default.attributesOfItem(atPath: databasePath + "-wal")[.size] as? Int) ?? 0
+    guard size > 0 else { return }
+    last = ContinuousClock.now
+    do {
+      let result = try store.db.checkpoint(.truncate)
+      logger.debug("checkpoint: \(result.checkpointedFrames) of \(result.walFrames) WAL frames\(result.complete ? "" : " (readers kept the rest)")")
+    } catch {
+      logger.warning("checkpoint skipped: \(String(describing: error))")
+    }
   }
 
   /// Sleeps until `next` (at most `maxSleep`), returning early when another connection
