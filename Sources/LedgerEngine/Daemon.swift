@@ -44,6 +44,10 @@ public struct LedgerDaemon: Service {
   }
 
   public func run() async throws {
+    var discipline = discipline
+    // A write waiting for another process's lock gives up when shutdown begins, so that
+    // SIGTERM is answered within seconds even then.
+    discipline.stopWaiting = { Task.isShuttingDownGracefully || Task.isCancelled }
     let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
     let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
     scheduler.maxInFlight = config.maxInFlight
@@ -104,7 +108,7 @@ public struct LedgerDaemon: Service {
     guard size > 0 else { return }
     last = ContinuousClock.now
     do {
-      let result = try store.db.checkpoint(.truncate)
+      let result = try store.db.checkpoint(.truncate, lockTimeout: .seconds(1))
       logger.debug("checkpoint: \(result.checkpointedFrames) of \(result.walFrames) WAL frames\(result.complete ? "" : " (readers kept the rest)")")
     } catch {
       logger.warning("checkpoint skipped: \(String(describing: error))")

@@ -287,9 +287,9 @@ public final class Connection {
 
   /// Runs `body` holding this file's write lock (at once if this connection already holds
   /// it; nothing to take on a read-only or undisciplined connection).
-  public func withWriteLock<T>(_ body: () throws -> T) throws -> T {
+  public func withWriteLock<T>(timeout: Duration? = nil, _ body: () throws -> T) throws -> T {
     guard let writeLock, !holdsWriteLock else { return try body() }
-    try writeLock.acquire(timeout: options.discipline.lockTimeout)
+    try writeLock.acquire(timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
     holdsWriteLock = true
     defer {
       holdsWriteLock = false
@@ -324,15 +324,18 @@ public final class Connection {
   }
 
   /// Checkpoints the WAL under the write lock, so that it can never overlap a commit of
-  /// another connection. A truncating checkpoint waits at most `readerWaitMilliseconds`
-  /// for readers; then it copies what it can, like a passive one, and says so.
+  /// another connection. It waits for the lock up to `lockTimeout` (default: the
+  /// connection's). A truncating checkpoint waits at most `readerWaitMilliseconds` for
+  /// readers; then it copies what it can, like a passive one, and says so.
   @discardableResult
-  public func checkpoint(_ mode: CheckpointMode = .passive, readerWaitMilliseconds: Int32 = 200) throws -> CheckpointResult {
+  public func checkpoint(
+    _ mode: CheckpointMode = .passive, lockTimeout: Duration? = nil, readerWaitMilliseconds: Int32 = 200
+  ) throws -> CheckpointResult {
     guard !options.readOnly else {
       throw SQLiteError(extendedCode: SQLITE_READONLY, message: "a read-only connection never checkpoints")
     }
     let start = ContinuousClock.now
-    return try withWriteLock {
+    return try withWriteLock(timeout: lockTimeout) {
       let waited = ContinuousClock.now - start
       return try checkpointHoldingLock(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
     }

@@ -22,6 +22,9 @@ public struct WriteDiscipline: Sendable {
   /// A test hook: each write transaction sleeps this long before its COMMIT, holding the
   /// lock, so that a test can watch another process wait for it.
   public var holdWriteMilliseconds = 0
+  /// Asked while waiting for the lock: true gives up at once with `WriteLockBusy` (the
+  /// daemon stops waiting when it is asked to shut down).
+  public var stopWaiting: (@Sendable () -> Bool)?
 
   public init() {}
 }
@@ -130,15 +133,16 @@ public final class WriteLock: Sendable {
     }
   }
 
-  /// Waits for the lock up to `timeout`; returns how long it waited, or throws `WriteLockBusy`.
+  /// Waits for the lock up to `timeout` (or until `stopWaiting` says so); returns how long
+  /// it waited, or throws `WriteLockBusy`.
   @discardableResult
-  public func acquire(timeout: Duration) throws -> Duration {
+  public func acquire(timeout: Duration, stopWaiting: (@Sendable () -> Bool)? = nil) throws -> Duration {
     let start = ContinuousClock.now
     var pauseMicroseconds: UInt32 = 200
     while true {
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
-      if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited) }
+      if waited >= timeout || stopWaiting?() == true { throw WriteLockBusy(lockPath: path, waited: waited) }
       usleep(pauseMicroseconds)
       pauseMicroseconds = min(pauseMicroseconds * 2, 10_000)
     }

@@ -150,10 +150,8 @@ func checkpointBeforeExit() {
   for path in WriteLock.databasesWritten() where !InstanceLock.isHeld(databasePath: path) {
     let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
     guard size > 0 else { continue }
-    var options = ConnectionOptions(readOnly: false, create: false)
-    options.discipline.lockTimeout = .seconds(2)
-    guard let connection = try? Connection(path: path, options: options) else { continue }
-    _ = try? connection.checkpoint(.truncate)
+    guard let connection = try? Connection(path: path, options: ConnectionOptions(readOnly: false, create: false)) else { continue }
+    _ = try? connection.checkpoint(.truncate, lockTimeout: .seconds(2))
   }
 }
 
