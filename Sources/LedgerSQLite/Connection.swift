@@ -132,6 +132,7 @@ public final class Connection {
   /// that a caller can first check that the file is its own: changing the journal mode
   /// writes to the file, and a database that is not ours must be left untouched.
   public func enableWAL() throws {
+    if try scalarText("PRAGMA journal_mode")?.lowercased() == "wal" { return }
     let mode = try withWriteLock { try scalarText("PRAGMA journal_mode = WAL") }
     guard mode?.lowercased() == "wal" else {
       throw SQLiteError(
