@@ -89,8 +89,7 @@ public struct LedgerDaemon: Service {
         }
         let next = try? store.nextActionTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
-        checkpointWhenIdle(store, last: &lastCheckpoint)
-        try await sleep(until: next, store: store, beat: beat)
+        try await sleep(until: next, store: store, beat: beat, lastCheckpoint: &lastCheckpoint)
       }
       group.cancelAll()
     }
@@ -98,7 +97,7 @@ public struct LedgerDaemon: Service {
     logger.notice("stopped")
   }
 
-  /// Before the loop sleeps: when the WAL file holds anything and the last checkpoint is
+  /// While the loop sleeps: when the WAL file holds anything and the last checkpoint is
   /// `idleCheckpointInterval` old, a truncating checkpoint under the write lock (it waits
   /// briefly for readers, then copies what it can). A failure is logged; the next idle
   /// moment tries again.
@@ -116,14 +115,15 @@ public struct LedgerDaemon: Service {
   }
 
   /// Sleeps until `next` (at most `maxSleep`), returning early when another connection
-  /// commits or shutdown begins.
-  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void) async throws {
+  /// commits or shutdown begins; checkpoints when idle meanwhile.
+  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void, lastCheckpoint: inout ContinuousClock.Instant) async throws {
     let version = try store.db.dataVersion()
     let deadline = ContinuousClock.now + maxSleep
     while ContinuousClock.now < deadline {
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
       if let next, next <= clock.now() { return }
       if try store.db.dataVersion() != version { return }
+      checkpointWhenIdle(store, last: &lastCheckpoint)
       beat()
       do {
         try await Task.sleep(for: pollInterval)

@@ -104,4 +104,37 @@ func lockIsHeld(_ path: String) -> Bool {
     #expect((discipline["lock_file"] as? String)?.hasSuffix("/ledger.db.lock") == true)
     #expect(report["sqlite_version"] as? String != nil)
   }
+
+  /// While `serve` runs, one-shot commands leave checkpoints to it (their WAL stays), and the
+  /// daemon checkpoints the WAL when idle (truncating it to zero bytes).
+  @Test func theDaemonCheckpointsWhenIdleAndCommandsLeaveItToIt() throws {
+    let w = try Workspace()
+    try w.ok(["migrate"])
+    let serve = try w.launch(["serve"])
+    defer {
+      kill(serve.processIdentifier, SIGTERM)
+      _ = waitForExit(serve, seconds: 10)
+    }
+    var waited = 0
+    while !lockIsHeld(w.db + ".instance.lock") && waited < 100 {
+      usleep(50_000)
+      waited += 1
+    }
+    #expect(try w.json(["check"])["write_discipline"].flatMap { ($0 as? [String: Any])?["daemon_running"] as? Bool } == true)
+    let walSize = { (try? FileManager.default.attributesOfItem(atPath: w.db + "-wal")[.size] as? Int) ?? 0 }
+    func waitForEmptyWAL() -> Bool {
+      let deadline = Date().addingTimeInterval(12)
+      while walSize() > 0 && Date() < deadline { usleep(50_000) }
+      return walSize() == 0
+    }
+    // The first command's WAL is checkpointed by the daemon (not by the command: a daemon runs).
+    try w.ok(["account", "add", "--email", "a0@example.com", "--name", "A0"])
+    #expect(waitForEmptyWAL(), "the daemon did not checkpoint when idle")
+    // The next ones, within the daemon's 5 s between idle checkpoints, stay in the WAL…
+    for i in 1..<5 { try w.ok(["account", "add", "--email", "a\(i)@example.com", "--name", "A\(i)"]) }
+    #expect(walSize() > 0, "the commands checkpointed although a daemon runs")
+    // …until the daemon's next idle checkpoint.
+    #expect(waitForEmptyWAL(), "the daemon did not checkpoint when idle")
+    #expect(try w.sqlite("SELECT count(*) FROM accounts").stdout == "5\n")
+  }
 }
