@@ -36,10 +36,21 @@ public struct WriteLockBusy: Error, CustomStringConvertible, Sendable {
   public let lockPath: String
   /// How long this process waited.
   public let waited: Duration
+  /// The wait was cut short (the process is shutting down), not timed out.
+  public var stoppedWaiting = false
+
+  public init(lockPath: String, waited: Duration, stoppedWaiting: Bool = false) {
+    self.lockPath = lockPath
+    self.waited = waited
+    self.stoppedWaiting = stoppedWaiting
+  }
 
   public var description: String {
     let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
     let shown = seconds >= 10 ? String(Int(seconds.rounded())) : String(Double(Int(seconds * 10)) / 10)
+    if stoppedWaiting {
+      return "ledger busy: stopped waiting for the write lock (\(lockPath)) after \(shown) s to shut down; nothing was written"
+    }
     return "ledger busy: another ledgerd process has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
   }
 }
@@ -142,7 +153,8 @@ public final class WriteLock: Sendable {
     while true {
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
-      if waited >= timeout || stopWaiting?() == true { throw WriteLockBusy(lockPath: path, waited: waited) }
+      if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited) }
+      if stopWaiting?() == true { throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true) }
       usleep(pauseMicroseconds)
       pauseMicroseconds = min(pauseMicroseconds * 2, 10_000)
     }
