@@ -44,6 +44,17 @@ public struct LedgerDaemon: Service {
   }
 
   public func run() async throws {
+    do {
+      try await serve()
+    } catch let busy as WriteLockBusy where busy.stoppedWaiting {
+      // Shut down while start-up waited for another process's write lock: nothing was
+      // written, nothing is in flight; a graceful stop.
+      notifier.stopping()
+      logger.notice("stopped: \(busy)")
+    }
+  }
+
+  func serve() async throws {
     var discipline = discipline
     // A write waiting for another process's lock gives up when shutdown begins, so that
     // SIGTERM is answered within seconds even then.

@@ -137,4 +137,29 @@ func lockIsHeld(_ path: String) -> Bool {
     #expect(waitForEmptyWAL(), "the daemon did not checkpoint when idle")
     #expect(try w.sqlite("SELECT count(*) FROM accounts").stdout == "5\n")
   }
+
+  /// A daemon waiting for a write lock someone else holds still answers SIGTERM at once
+  /// (exit 0, within 10 s), having written nothing.
+  @Test func aDaemonWaitingForTheLockStopsOnSIGTERM() throws {
+    let w = try Workspace()
+    w.now = "2026-11-02T10:00:00Z"
+    #expect(try w.ledgerd(["simulate", "--build-only", "--accounts", "20", "--db", w.db]).status == 0)
+    let before = try w.sqlite("SELECT count(*) FROM charge_attempts").stdout
+    let fd = open(w.db + ".lock", O_RDWR | O_CREAT, 0o600)
+    #expect(fd >= 0)
+    defer { close(fd) }
+    #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+    let serve = try w.launch(["serve"])
+    usleep(1_500_000)  // started, and waiting for the lock to charge what is due
+    #expect(serve.isRunning)
+    let sent = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 10))
+    #expect(serve.terminationStatus == 0)
+    #expect(Date().timeIntervalSince(sent) < 10)
+    flock(fd, LOCK_UN)
+    #expect(try w.sqlite("SELECT count(*) FROM charge_attempts").stdout == before)
+    let log = (try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? ""
+    #expect(log.contains("stopped waiting for the write lock"), "\(log)")
+  }
 }
