@@ -21,4 +21,10 @@ static inline int ledgerd_db_config_dqs_off(sqlite3 *db) {
   return sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)0);
 }
 
+/// Without a checkpoint at close: the closing connection may not be able to take the
+/// write lock that every checkpoint must run under, so it leaves the WAL for a later one.
+static inline int ledgerd_db_config_no_checkpoint_on_close(sqlite3 *db) {
+  return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+}
+
 #endif

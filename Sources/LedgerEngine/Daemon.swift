@@ -26,6 +26,12 @@ public struct LedgerDaemon: Service {
   public var pollInterval: Duration = .milliseconds(200)
   /// The spool directory when the config names none: `<db>.outbox` beside the ledger.
   public var defaultSpool: String
+  /// The write lock and checkpoint policy of the daemon's connection. Its commits that
+  /// take the WAL past `checkpointAfterPages` checkpoint it under the lock at once.
+  public var discipline = WriteDiscipline()
+  /// Between ticks, the WAL left by anyone's commits is checkpointed (truncated) under the
+  /// write lock at most this often.
+  public var idleCheckpointInterval: Duration = .seconds(5)
 
   public init(
     databasePath: String, config: LedgerConfig, clock: LedgerClock, notifier: SystemdNotifier, logger: Logger,
@@ -41,12 +47,28 @@ public struct LedgerDaemon: Service {
   }
 
   public func run() async throws {
-    let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock)
+    do {
+      try await serve()
+    } catch let busy as WriteLockBusy where busy.stoppedWaiting {
+      // Shut down while start-up waited for another process's write lock: nothing was
+      // written, nothing is in flight; a graceful stop.
+      notifier.stopping()
+      logger.notice("stopped: \(busy)")
+    }
+  }
+
+  func serve() async throws {
+    var discipline = discipline
+    // A write waiting for another process's lock gives up when shutdown begins, so that
+    // SIGTERM is answered within seconds even then.
+    discipline.stopWaiting = { Task.isShuttingDownGracefully || Task.isCancelled }
+    let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
     let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
     scheduler.maxInFlight = config.maxInFlight
     scheduler.batchSize = config.batchSize
     var lastEvent = try store.lastEventID()
     let heartbeat = Heartbeat()
+    var lastCheckpoint = ContinuousClock.now - idleCheckpointInterval
     let beat = { heartbeat.beat() }
 
     let recovered = try await scheduler.recoverPending()
@@ -85,7 +107,7 @@ public struct LedgerDaemon: Service {
         }
         let next = try? store.nextActionTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
-        try await sleep(until: next, store: store, beat: beat)
+        try await sleep(until: next, store: store, beat: beat, lastCheckpoint: &lastCheckpoint)
       }
       group.cancelAll()
     }
@@ -99,15 +121,33 @@ public struct LedgerDaemon: Service {
     logger.notice("stopped")
   }
 
+  /// While the loop sleeps: when the WAL file holds anything and the last checkpoint is
+  /// `idleCheckpointInterval` old, a truncating checkpoint under the write lock (it waits
+  /// briefly for readers, then copies what it can). A failure is logged; the next idle
+  /// moment tries again.
+  func checkpointWhenIdle(_ store: LedgerStore, last: inout ContinuousClock.Instant) {
+    guard ContinuousClock.now - last >= idleCheckpointInterval else { return }
+    let size = (try? FileManager.default.attributesOfItem(atPath: databasePath + "-wal")[.size] as? Int) ?? 0
+    guard size > 0 else { return }
+    last = ContinuousClock.now
+    do {
+      let result = try store.db.checkpoint(.truncate, lockTimeout: .seconds(1))
+      logger.debug("checkpoint: \(result.checkpointedFrames) of \(result.walFrames) WAL frames\(result.complete ? "" : " (readers kept the rest)")")
+    } catch {
+      logger.warning("checkpoint skipped: \(String(describing: error))")
+    }
+  }
+
   /// Sleeps until `next` (at most `maxSleep`), returning early when another connection
-  /// commits or shutdown begins.
-  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void) async throws {
+  /// commits or shutdown begins; checkpoints when idle meanwhile.
+  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void, lastCheckpoint: inout ContinuousClock.Instant) async throws {
     let version = try store.db.dataVersion()
     let deadline = ContinuousClock.now + maxSleep
     while ContinuousClock.now < deadline {
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
       if let next, next <= clock.now() { return }
       if try store.db.dataVersion() != version { return }
+      checkpointWhenIdle(store, last: &lastCheckpoint)
       beat()
       do {
         try await Task.sleep(for: pollInterval)
@@ -123,7 +163,11 @@ public struct LedgerDaemon: Service {
     defer { stop.finish() }
     let store: LedgerStore
     do {
-      store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock)
+      // The daemon's discipline: marking a message delivered waits for the write lock like
+      // any write, and stops waiting when the daemon stops.
+      var discipline = discipline
+      discipline.stopWaiting = { stop.isSet || Task.isShuttingDownGracefully || Task.isCancelled }
+      store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
     } catch {
       logger.error("outbox delivery not started: \(String(describing: error))")
       return

@@ -25,9 +25,11 @@ public actor SimulatedProcessor: PaymentProcessor {
   private let slowMilliseconds: Int
   private let timeoutMilliseconds: Int
 
-  /// Opens (or creates) the processor's own record at `path`.
-  public init(path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200) throws {
+  /// Opens (or creates) the processor's own record at `path`; its writes and checkpoints
+  /// follow `discipline` on that file's own lock (`<path>.lock`).
+  public init(path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200, discipline: WriteDiscipline = WriteDiscipline()) throws {
     var options = ConnectionOptions()
+    options.discipline = discipline
     // The processor's file stands for a remote system; a process kill (what the crash
     // tests do) never loses its commits, and it does not need to survive power loss.
     options.synchronous = .off

@@ -4,6 +4,7 @@
   import Musl
 #endif
 import Foundation
+import LedgerSQLite
 
 /// Speaks systemd's notify protocol without libsystemd: each message is one datagram of
 /// `KEY=VALUE` lines sent to the socket named by `$NOTIFY_SOCKET` (a path, or an abstract
@@ -72,12 +73,18 @@ public final class InstanceLock: @unchecked Sendable {
     }
   }
 
-  /// Takes the lock at once or throws `Held`; never waits.
+  /// Takes the lock or throws `Held`. It retries for a quarter of a second only, so that
+  /// a one-shot command's probe (`isHeld`) of the same moment is not taken for a daemon.
   public init(databasePath: String) throws {
     path = databasePath + ".instance.lock"
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw Held(path: path, holder: "") }
-    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+    var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+    for _ in 0..<25 where !locked {
+      usleep(10_000)
+      locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+    }
+    if !locked {
       var buffer = [UInt8](repeating: 0, count: 32)
       let n = pread(fd, &buffer, 32, 0)
       let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
@@ -92,5 +99,11 @@ public final class InstanceLock: @unchecked Sendable {
   deinit {
     flock(fd, LOCK_UN)
     close(fd)
+  }
+
+  /// Whether a `ledgerd serve` holds the instance lock of the database at `databasePath`
+  /// (a non-blocking probe; a one-shot command checkpoints only when none does).
+  public static func isHeld(databasePath: String) -> Bool {
+    WriteLock.isHeldElsewhere(lockPath: databasePath + ".instance.lock")
   }
 }

@@ -1,5 +1,11 @@
 import CSQLite
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
 /// How a connection is opened.
 public struct ConnectionOptions: Sendable {
   /// Opens the file read-only; such a connection can never write or checkpoint.
@@ -15,6 +21,8 @@ public struct ConnectionOptions: Sendable {
   /// and a ledger must not forget a payment it has acknowledged. Lowered only by benchmarks
   /// that measure what durability costs.
   public var synchronous: Synchronous = .full
+  /// The write lock and checkpoint policy of a writable connection (see `WriteDiscipline`).
+  public var discipline = WriteDiscipline()
 
   public enum Synchronous: String, Sendable { case off = "OFF", normal = "NORMAL", full = "FULL" }
 
@@ -26,15 +34,32 @@ public struct ConnectionOptions: Sendable {
 
 /// One SQLite connection. Not thread-safe: use it from one task or thread at a time.
 ///
-/// Every connection enforces foreign keys, has a busy timeout, and maps no memory; writers
-/// switch the file to WAL with `enableWAL()`; write transactions are `BEGIN IMMEDIATE`, so the write lock
-/// is taken before the first read and a transaction never fails half-way on a lock upgrade.
+/// Every connection enforces foreign keys, has a busy timeout, maps no memory and never
+/// checkpoints on its own (`wal_autocheckpoint=0`); writers switch the file to WAL with
+/// `enableWAL()`; write transactions are `BEGIN IMMEDIATE`, so SQLite's write lock is taken
+/// before the first read and a transaction never fails half-way on a lock upgrade.
+///
+/// On a writable connection, every write (a `write {}` transaction, a statement that
+/// writes outside one, a journal-mode change) and every checkpoint runs under the
+/// database's `WriteLock`, taken before `BEGIN IMMEDIATE` and released after COMMIT or
+/// ROLLBACK. This is the one place where that rule is kept.
 public final class Connection {
   let handle: OpaquePointer
   /// The database file's path.
   public let path: String
   public let options: ConnectionOptions
   private var cache: [String: Statement] = [:]
+  /// The file's write lock; nil on read-only connections, in-memory databases, and when
+  /// the discipline is switched off.
+  public let writeLock: WriteLock?
+  /// Whether this connection holds `writeLock` now.
+  private var holdsWriteLock = false
+  private let wal = WALCounter()
+
+  /// The WAL's page count after this connection's last commit, reported by SQLite's WAL hook.
+  final class WALCounter {
+    var pages = 0
+  }
 
   /// Opens (and, unless read-only, configures) the database at `path`.
   public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
@@ -55,6 +80,7 @@ public final class Connection {
     self.handle = db
     self.path = path
     self.options = options
+    self.writeLock = options.readOnly || !options.discipline.lock ? nil : WriteLock.forDatabase(path)
     sqlite3_extended_result_codes(db, 1)
     do {
       try configure()
@@ -66,7 +92,15 @@ public final class Connection {
 
   deinit {
     cache.removeAll()
+    // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
+    // it runs under the write lock, or, when that is busy, not at all.
+    var locked = false
+    if let writeLock, !holdsWriteLock {
+      locked = (try? writeLock.tryAcquire()) ?? false
+      if !locked { _ = ledgerd_db_config_no_checkpoint_on_close(handle) }
+    }
     sqlite3_close_v2(handle)
+    if locked { writeLock?.release() }
   }
 
   private func configure() throws {
@@ -76,6 +110,15 @@ public final class Connection {
     // Defensive mode stops SQL from corrupting the file (writable_schema and the like).
     _ = ledgerd_db_config_defensive(handle, 1)
     try execute("PRAGMA mmap_size = 0")
+    // SQLite's automatic checkpoint runs after a commit without ledgerd's write lock;
+    // checkpoints are made by `checkpoint(_:)` under the lock instead.
+    try execute("PRAGMA wal_autocheckpoint = 0")
+    sqlite3_wal_hook(
+      handle,
+      { context, _, _, pages in
+        if let context { Unmanaged<WALCounter>.fromOpaque(context).takeUnretainedValue().pages = Int(pages) }
+        return SQLITE_OK
+      }, Unmanaged.passUnretained(wal).toOpaque())
     try execute("PRAGMA cache_size = -\(options.cacheSizeKiB)")
     if options.readOnly {
       try execute("PRAGMA query_only = ON")
@@ -89,7 +132,8 @@ public final class Connection {
   /// that a caller can first check that the file is its own: changing the journal mode
   /// writes to the file, and a database that is not ours must be left untouched.
   public func enableWAL() throws {
-    let mode = try scalarText("PRAGMA journal_mode = WAL")
+    if try scalarText("PRAGMA journal_mode")?.lowercased() == "wal" { return }
+    let mode = try withWriteLock { try scalarText("PRAGMA journal_mode = WAL") }
     guard mode?.lowercased() == "wal" else {
       throw SQLiteError(
         extendedCode: SQLITE_ERROR, message: "could not switch the database to WAL mode (got \(mode ?? "nothing"))")
@@ -98,14 +142,41 @@ public final class Connection {
 
   // MARK: - Running SQL
 
-  /// Runs one or more statements without parameters (schema scripts, pragmas).
+  /// Runs one or more statements without parameters (schema scripts, pragmas). A statement
+  /// that writes outside a transaction runs under the write lock.
   public func execute(_ sql: String) throws {
-    var errmsg: UnsafeMutablePointer<CChar>?
-    let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
-    if rc != SQLITE_OK {
-      let message = errmsg.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
-      sqlite3_free(errmsg)
-      throw SQLiteError(extendedCode: sqlite3_extended_errcode(handle), message: message, sql: sql)
+    try sql.withCString { start in
+      var next: UnsafePointer<CChar>? = start
+      while let current = next, current.pointee != 0 {
+        var stmt: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let rc = sqlite3_prepare_v2(handle, current, -1, &stmt, &tail)
+        guard rc == SQLITE_OK else { throw SQLiteError(connection: handle, code: rc, sql: sql) }
+        next = tail
+        guard let stmt else { continue }  // whitespace or a comment
+        defer { sqlite3_finalize(stmt) }
+        try guardWrite(readOnly: sqlite3_stmt_readonly(stmt) != 0, sql: sql) {
+          var step = sqlite3_step(stmt)
+          while step == SQLITE_ROW { step = sqlite3_step(stmt) }
+          guard step == SQLITE_DONE else { throw SQLiteError(connection: handle, code: step, sql: sql) }
+        }
+      }
+    }
+  }
+
+  /// Runs `body` under the write lock when `sql` writes outside a transaction (SQLite makes
+  /// it a transaction of its own); refuses a write inside a transaction that does not hold
+  /// the lock (a `read {}` or a hand-made BEGIN), which would commit unguarded.
+  private func guardWrite<T>(readOnly: Bool, sql: String, _ body: () throws -> T) throws -> T {
+    guard writeLock != nil, !readOnly, !holdsWriteLock else { return try body() }
+    if isInTransaction {
+      throw SQLiteError(
+        extendedCode: SQLITE_MISUSE, message: "a write outside write {} would commit without the write lock", sql: sql)
+    }
+    return try withWriteLock {
+      let result = try body()
+      checkpointIfDue()
+      return result
     }
   }
 
@@ -140,10 +211,12 @@ public final class Connection {
   @discardableResult
   public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
     let statement = try statement(sql)
-    try statement.prepare(arguments.map(\.sqlValue))
-    defer { statement.finish() }
-    while try statement.step() {}
-    return Int(sqlite3_changes(handle))
+    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
+      try statement.prepare(arguments.map(\.sqlValue))
+      defer { statement.finish() }
+      while try statement.step() {}
+      return Int(sqlite3_changes(handle))
+    }
   }
 
   /// Runs a query and returns all its rows.
@@ -153,11 +226,13 @@ public final class Connection {
 
   public func query(_ sql: String, arguments: [SQLBindable]) throws -> [Row] {
     let statement = try statement(sql)
-    try statement.prepare(arguments.map(\.sqlValue))
-    defer { statement.finish() }
-    var rows: [Row] = []
-    while try statement.step() { rows.append(statement.currentRow()) }
-    return rows
+    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
+      try statement.prepare(arguments.map(\.sqlValue))
+      defer { statement.finish() }
+      var rows: [Row] = []
+      while try statement.step() { rows.append(statement.currentRow()) }
+      return rows
+    }
   }
 
   /// Runs a query and returns its first row, if any.
@@ -167,9 +242,11 @@ public final class Connection {
 
   public func queryOne(_ sql: String, arguments: [SQLBindable]) throws -> Row? {
     let statement = try statement(sql)
-    try statement.prepare(arguments.map(\.sqlValue))
-    defer { statement.finish() }
-    return try statement.step() ? statement.currentRow() : nil
+    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
+      try statement.prepare(arguments.map(\.sqlValue))
+      defer { statement.finish() }
+      return try statement.step() ? statement.currentRow() : nil
+    }
   }
 
   /// The first column of the first row as an integer (nil for no row or NULL).
@@ -204,10 +281,103 @@ public final class Connection {
   // MARK: - Transactions
 
   /// Runs `body` in a `BEGIN IMMEDIATE` transaction: committed if it returns, rolled back
-  /// if it throws. Nothing a refused command tried to write survives.
+  /// if it throws. Nothing a refused command tried to write survives. The write lock is
+  /// taken before BEGIN and released after COMMIT or ROLLBACK (and after the checkpoint a
+  /// commit that filled the WAL makes).
   public func write<T>(_ body: (Connection) throws -> T) throws -> T {
-    try transaction("BEGIN IMMEDIATE", body)
+    try withWriteLock {
+      let hold = options.discipline.holdWriteMilliseconds
+      let result = try transaction("BEGIN IMMEDIATE") { db in
+        let result = try body(db)
+        if hold > 0 { usleep(UInt32(min(hold, 600_000)) * 1000) }
+        return result
+      }
+      checkpointIfDue()
+      return result
+    }
   }
+
+  /// Runs `body` holding this file's write lock (at once if this connection already holds
+  /// it; nothing to take on a read-only or undisciplined connection).
+  public func withWriteLock<T>(timeout: Duration? = nil, _ body: () throws -> T) throws -> T {
+    guard let writeLock, !holdsWriteLock else { return try body() }
+    try writeLock.acquire(timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+    holdsWriteLock = true
+    defer {
+      holdsWriteLock = false
+      writeLock.release()
+    }
+    return try body()
+  }
+
+  // MARK: - Checkpoints
+
+  /// How a checkpoint treats readers and the WAL file.
+  public enum CheckpointMode: String, Sendable {
+    /// Copies what no reader still needs; never waits.
+    case passive
+    /// Copies everything, waits briefly for readers, then truncates the WAL file to zero bytes.
+    case truncate
+
+    var code: Int32 { self == .passive ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_TRUNCATE }
+  }
+
+  /// What a checkpoint did.
+  public struct CheckpointResult: Sendable, Encodable {
+    public let mode: String
+    /// Frames in the WAL when it ran (after a truncating checkpoint that completed, 0).
+    public let walFrames: Int
+    /// Frames of those now in the database file.
+    public let checkpointedFrames: Int
+    /// False when readers kept it from copying everything (it copied what it could).
+    public let complete: Bool
+    /// How long it waited for the write lock, in milliseconds.
+    public let lockWaitMilliseconds: Int
+  }
+
+  /// Checkpoints the WAL under the write lock, so that it can never overlap a commit of
+  /// another connection. It waits for the lock up to `lockTimeout` (default: the
+  /// connection's). A truncating checkpoint waits at most `readerWaitMilliseconds` for
+  /// readers; then it copies what it can, like a passive one, and says so.
+  @discardableResult
+  public func checkpoint(
+    _ mode: CheckpointMode = .passive, lockTimeout: Duration? = nil, readerWaitMilliseconds: Int32 = 200
+  ) throws -> CheckpointResult {
+    guard !options.readOnly else {
+      throw SQLiteError(extendedCode: SQLITE_READONLY, message: "a read-only connection never checkpoints")
+    }
+    let start = ContinuousClock.now
+    return try withWriteLock(timeout: lockTimeout) {
+      let waited = ContinuousClock.now - start
+      return try checkpointHoldingLock(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
+    }
+  }
+
+  private func checkpointHoldingLock(_ mode: CheckpointMode, readerWaitMilliseconds: Int32, waited: Duration) throws -> CheckpointResult {
+    var log: Int32 = 0
+    var done: Int32 = 0
+    if mode != .passive { sqlite3_busy_timeout(handle, readerWaitMilliseconds) }
+    let rc = sqlite3_wal_checkpoint_v2(handle, nil, mode.code, &log, &done)
+    if mode != .passive { sqlite3_busy_timeout(handle, options.busyTimeoutMilliseconds) }
+    guard rc == SQLITE_OK || rc == SQLITE_BUSY else { throw SQLiteError(connection: handle, code: rc, sql: "checkpoint") }
+    let complete = rc == SQLITE_OK && log == done
+    if complete { wal.pages = 0 }
+    let ms = waited.components.seconds * 1000 + waited.components.attoseconds / 1_000_000_000_000_000
+    return CheckpointResult(
+      mode: mode.rawValue, walFrames: Int(max(log, 0)), checkpointedFrames: Int(max(done, 0)), complete: complete,
+      lockWaitMilliseconds: Int(ms))
+  }
+
+  /// After a commit, still holding the lock: a passive checkpoint once the WAL has reached
+  /// the threshold. Its failure does not undo the commit; the next commit tries again.
+  private func checkpointIfDue() {
+    let threshold = options.discipline.checkpointAfterPages
+    guard threshold > 0, wal.pages >= threshold, !isInTransaction else { return }
+    _ = try? checkpointHoldingLock(.passive, readerWaitMilliseconds: 0, waited: .zero)
+  }
+
+  /// The WAL's page count after this connection's last commit (0 after a complete checkpoint).
+  public var walPagesAfterLastCommit: Int { wal.pages }
 
   /// Runs `body` in a read transaction, so every query in it sees the same snapshot.
   public func read<T>(_ body: (Connection) throws -> T) throws -> T {

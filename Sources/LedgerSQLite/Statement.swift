@@ -23,6 +23,10 @@ public final class Statement {
     sqlite3_finalize(handle)
   }
 
+  /// Whether the statement leaves the database file as it is (queries, transaction
+  /// control, most pragmas); a statement that writes must hold the write lock.
+  public var isReadOnly: Bool { sqlite3_stmt_readonly(handle) != 0 }
+
   /// Resets the statement and binds `values` to its parameters, in order.
   func prepare(_ values: [SQLValue]) throws {
     sqlite3_reset(handle)

@@ -12,12 +12,43 @@ public struct Finding: Codable, Sendable, Equatable {
 /// The outcome of `ledgerd check`.
 public struct CheckReport: Codable, Sendable {
   public let sqliteVersion: String
+  /// Whether ledgerd's protection against the WAL-reset bug is on for this file.
+  public var writeDiscipline: WriteDisciplineReport
   public let checksRun: [String]
   public let findings: [Finding]
   public var ok: Bool { findings.isEmpty }
 }
 
+/// The facts behind "write discipline on" in `ledgerd check` (SPEC 9).
+public struct WriteDisciplineReport: Codable, Sendable {
+  /// Every ledgerd write and checkpoint on this file takes `lockFile`, automatic
+  /// checkpoints are off, nothing is memory-mapped, and the file is in WAL mode.
+  public let active: Bool
+  /// The lock file every write transaction and checkpoint takes (`flock`).
+  public let lockFile: String
+  /// The linked library carries the WAL-reset bug (3.7.0 through 3.51.2): the discipline is needed.
+  public let walResetBugInLibrary: Bool
+  public let journalMode: String
+  /// ledgerd's connections' `wal_autocheckpoint` (0: only explicit checkpoints, under the lock).
+  public let walAutocheckpoint: Int64
+  public let mmapSize: Int64
+  /// Whether `ledgerd serve` holds this file's instance lock (set by the command line).
+  public var daemonRunning: Bool?
+}
+
 extension LedgerStore {
+  /// How this binary's connections treat the file, as seen from this connection.
+  public func writeDisciplineReport() throws -> WriteDisciplineReport {
+    let journalMode = try db.scalarText("PRAGMA journal_mode")?.lowercased() ?? "unknown"
+    let autocheckpoint = try db.scalarInt("PRAGMA wal_autocheckpoint") ?? -1
+    let mmap = try db.scalarInt("PRAGMA mmap_size") ?? -1
+    let lockFile = WriteLock.lockPath(forDatabase: db.path) ?? db.path + ".lock"
+    return WriteDisciplineReport(
+      active: WriteDiscipline().lock && journalMode == "wal" && autocheckpoint == 0 && mmap == 0,
+      lockFile: lockFile, walResetBugInLibrary: SQLiteVersion.hasWALResetBug(Connection.libraryVersion),
+      journalMode: journalMode, walAutocheckpoint: autocheckpoint, mmapSize: mmap, daemonRunning: nil)
+  }
+
   /// The invariants of the ledger, each a query that returns one `detail` per violation.
   /// Adding an invariant is adding a row here.
   static let invariants: [(name: String, sql: String)] = [
@@ -156,7 +187,8 @@ extension LedgerStore {
         }
       }
     }
-    return CheckReport(sqliteVersion: Connection.libraryVersion, checksRun: names, findings: findings)
+    return CheckReport(
+      sqliteVersion: Connection.libraryVersion, writeDiscipline: try writeDisciplineReport(), checksRun: names, findings: findings)
   }
 
   /// Copies the ledger to `destination` with SQLite's online backup API, through a temporary
@@ -173,7 +205,10 @@ extension LedgerStore {
       // Verify the copy, and make it a self-contained single file (rollback journal, not
       // WAL), closing it before it is renamed into place.
       let pages: Int64 = try {
-        let copy = try Connection(path: temporary, options: ConnectionOptions(readOnly: false, create: false))
+        // A new private file that nothing else opens: no write lock (nor lock file) for it.
+        var options = ConnectionOptions(readOnly: false, create: false)
+        options.discipline.lock = false
+        let copy = try Connection(path: temporary, options: options)
         _ = try copy.scalarText("PRAGMA journal_mode = DELETE")
         let verdict = try copy.scalarText("PRAGMA integrity_check")
         guard verdict == "ok", try copy.applicationID() == LedgerSchema.applicationID else {

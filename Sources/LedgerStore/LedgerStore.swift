@@ -22,6 +22,7 @@ public struct SystemClock: LedgerClock {
 /// The database file does not exist and the command only reads.
 public struct MissingLedger: Error, CustomStringConvertible {
   public let path: String
+  public init(path: String) { self.path = path }
   public var description: String { "no ledger at \(path): create it with `ledgerd migrate --db \(path)`" }
 }
 
@@ -48,9 +49,12 @@ public final class LedgerStore {
   }
 
   /// Opens the ledger at `path`. Before anything is written, the file is checked to be
-  /// a ledgerd database (or empty) whose migrations this binary knows.
+  /// a ledgerd database (or empty) whose migrations this binary knows. Every connection
+  /// opened for writing follows `discipline`: its writes, migrations included, and its
+  /// checkpoints run under the file's write lock.
   public static func open(
-    path: String, access: Access, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous = .full
+    path: String, access: Access, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous = .full,
+    discipline: WriteDiscipline = WriteDiscipline()
   ) throws -> LedgerStore {
     let migrator = try LedgerSchema.migrator()
     switch access {
@@ -60,22 +64,25 @@ public final class LedgerStore {
       try migrator.requireCurrent(on: connection)
       return LedgerStore(connection: connection, clock: clock)
     case .readWrite:
-      return LedgerStore(connection: try openMigrated(path: path, migrator: migrator, clock: clock, synchronous: synchronous).0, clock: clock)
+      let connection = try openMigrated(path: path, migrator: migrator, clock: clock, synchronous: synchronous, discipline: discipline).0
+      return LedgerStore(connection: connection, clock: clock)
     }
   }
 
   /// Applies pending migrations; returns the names applied and those already there.
-  public static func migrate(path: String, clock: LedgerClock) throws -> Migrator.Outcome {
-    try openMigrated(path: path, migrator: LedgerSchema.migrator(), clock: clock, synchronous: .full).1
+  public static func migrate(path: String, clock: LedgerClock, discipline: WriteDiscipline = WriteDiscipline()) throws -> Migrator.Outcome {
+    try openMigrated(path: path, migrator: LedgerSchema.migrator(), clock: clock, synchronous: .full, discipline: discipline).1
   }
 
   /// Opens for writing: the file is checked to be ours (or empty) and known to this binary
   /// before WAL is switched on or any migration is applied.
   private static func openMigrated(
-    path: String, migrator: Migrator, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous
+    path: String, migrator: Migrator, clock: LedgerClock, synchronous: ConnectionOptions.Synchronous,
+    discipline: WriteDiscipline
   ) throws -> (Connection, Migrator.Outcome) {
     var options = ConnectionOptions()
     options.synchronous = synchronous
+    options.discipline = discipline
     let connection = try Connection(path: path, options: options)
     _ = try migrator.pending(on: connection)  // refuses foreign and newer files untouched
     try connection.enableWAL()

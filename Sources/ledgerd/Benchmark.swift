@@ -27,7 +27,8 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "Folder for the benchmark's databases (default: a new temporary folder).") var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
   @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
-  @Option(help: "WAL pages between automatic checkpoints.") var walAutocheckpoint: Int = 1000
+  @Option(help: "WAL pages after which a commit checkpoints (under the write lock).") var walAutocheckpoint: Int = 1000
+  @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).") var noWriteLock = false
   @Flag(help: "Also print the ledger's statements by cost (runs and SQLite VM steps in the month).") var statements = false
   @OptionGroup var output: OutputOptions
 
@@ -35,6 +36,7 @@ struct Benchmark: AsyncParsableCommand {
     var accounts = 0
     var invoices = 0
     var synchronous = ""
+    var writeLock = true
     var buildSeconds = 0.0
     var monthSeconds = 0.0
     /// Processor time (user + system) the month used: steadier than the wall clock on a busy machine.
@@ -57,9 +59,13 @@ struct Benchmark: AsyncParsableCommand {
       var result = Result()
       result.accounts = accounts
       result.synchronous = sync.rawValue
+      result.writeLock = !noWriteLock
+      var discipline = WriteDiscipline()
+      discipline.lock = !noWriteLock
+      discipline.checkpointAfterPages = max(0, walAutocheckpoint)
 
       // Baseline: plain single-row inserts, 1,000 per transaction, same settings.
-      let baseline = try Connection(path: folder + "/baseline.db", options: { var o = ConnectionOptions(); o.synchronous = sync; return o }())
+      let baseline = try Connection(path: folder + "/baseline.db", options: { var o = ConnectionOptions(); o.synchronous = sync; o.discipline = discipline; return o }())
       try baseline.enableWAL()
       try baseline.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, amount_minor INTEGER NOT NULL, note TEXT NOT NULL) STRICT")
       let b0 = ContinuousClock.now
@@ -76,10 +82,9 @@ struct Benchmark: AsyncParsableCommand {
 
       let start = Instant(try CivilDate(iso8601: "2026-11-02"), hour: 9)
       let clock = ManualClock(start)
-      let store = try LedgerStore.open(path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync)
+      let store = try LedgerStore.open(path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync, discipline: discipline)
       var config = LedgerConfig()
       config.batchSize = max(1, batchSize)
-      try store.db.execute("PRAGMA wal_autocheckpoint = \(max(0, walAutocheckpoint))")
       let billing = Billing(store: store, config: config.dunning)
       var actions: [Int: [() throws -> Void]] = [:]
       let t0 = ContinuousClock.now
@@ -87,7 +92,7 @@ struct Benchmark: AsyncParsableCommand {
       result.buildSeconds = seconds(ContinuousClock.now - t0)
       result.invoices = Int(try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0)
 
-      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
+      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0, discipline: discipline)
       let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
       scheduler.batchSize = config.batchSize
       scheduler.maxInFlight = max(1, maxInFlight)
@@ -105,7 +110,7 @@ struct Benchmark: AsyncParsableCommand {
       let r = result
       try output.emit(r) {
         """
-        benchmark: \(r.accounts) accounts, \(r.invoices) invoices, \(days) days, synchronous=\(r.synchronous) (in \(folder))
+        benchmark: \(r.accounts) accounts, \(r.invoices) invoices, \(days) days, synchronous=\(r.synchronous), write lock \(r.writeLock ? "on" : "OFF") (in \(folder))
           book built in             \(String(format: "%.1f", r.buildSeconds)) s (not timed below)
           dunning month             \(String(format: "%.1f", r.monthSeconds)) s, \(r.chargeAttempts) charge attempts
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))

@@ -23,12 +23,13 @@ struct Serve: AsyncParsableCommand {
       let lock = try InstanceLock(databasePath: database.path)
       let logger = makeLogger("ledgerd")
       let processorPath = database.processorPath(config)
-      let daemon = LedgerDaemon(
+      var daemon = LedgerDaemon(
         databasePath: database.path, config: config, clock: try SystemClock.fromEnvironment(), notifier: SystemdNotifier(),
         logger: logger,
         makeProcessor: {
           try SimulatedProcessor(path: processorPath, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
         })
+      daemon.discipline = try database.discipline()
       let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
       try await group.run()
       withExtendedLifetime(lock) {}

@@ -58,6 +58,7 @@ struct Simulate: AsyncParsableCommand {
       var options = DatabaseOptions()
       options.db = path
       options.config = config
+      options.lockTimeout = nil
       let ledgerConfig = try options.loadConfig()
       let start = Instant(try SystemClock.fromEnvironment().now().date, hour: 9)
       let clock = ManualClock(start)

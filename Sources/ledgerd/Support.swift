@@ -19,9 +19,39 @@ struct DatabaseOptions: ParsableArguments {
   @Option(name: .long, help: ArgumentHelp("The configuration file (JSON; default $LEDGERD_CONFIG, else built-in defaults).", valueName: "PATH"))
   var config: String?
 
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "How long a write waits for another process's write lock before failing with 'ledger busy' (exit 75); default 30, or $LEDGERD_LOCK_TIMEOUT.",
+      valueName: "SECONDS"))
+  var lockTimeout: Double?
+
+  /// The write discipline of this command's connections: the lock timeout from
+  /// `--lock-timeout` or `$LEDGERD_LOCK_TIMEOUT`; `$LEDGERD_TEST_HOLD_WRITE_MS` is a test hook
+  /// that holds each write transaction open that long before it commits.
+  func discipline() throws -> WriteDiscipline {
+    let env = ProcessInfo.processInfo.environment
+    var discipline = WriteDiscipline()
+    if let seconds = try lockTimeout ?? env["LEDGERD_LOCK_TIMEOUT"].flatMap({ $0.isEmpty ? nil : try Self.seconds($0) }) {
+      guard seconds >= 0, seconds <= 86_400 else {
+        throw InputError(field: "--lock-timeout", rule: "\(seconds) must be between 0 and 86400 seconds")
+      }
+      discipline.lockTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+    if let hold = env["LEDGERD_TEST_HOLD_WRITE_MS"].flatMap(Int.init), hold > 0 { discipline.holdWriteMilliseconds = hold }
+    return discipline
+  }
+
+  static func seconds(_ text: String) throws -> Double {
+    guard let value = Double(text) else {
+      throw InputError(field: "LEDGERD_LOCK_TIMEOUT", rule: "'\(text)' must be a number of seconds")
+    }
+    return value
+  }
+
   /// Opens the ledger for a command; read-only commands never write the file.
   func open(_ access: LedgerStore.Access, clock: LedgerClock? = nil) throws -> LedgerStore {
-    try LedgerStore.open(path: path, access: access, clock: try clock ?? SystemClock.fromEnvironment())
+    try LedgerStore.open(path: path, access: access, clock: try clock ?? SystemClock.fromEnvironment(), discipline: try discipline())
   }
 
   /// The configuration: the file given, or the defaults.
@@ -86,6 +116,9 @@ enum Exit {
   static let input: Int32 = 65
   static let refusedDatabase: Int32 = 66
   static let software: Int32 = 70
+  /// EX_TEMPFAIL: another process held the write lock for the whole wait; nothing was
+  /// written, and the same command can simply be run again.
+  static let busy: Int32 = 75
 }
 
 /// Runs a command body, turning the ledger's errors into one line on stderr naming the
@@ -96,6 +129,7 @@ func runGuarded(_ body: () throws -> Void) throws {
   } catch {
     throw report(error)
   }
+  checkpointBeforeExit()
 }
 
 /// The same for commands that await.
@@ -104,6 +138,20 @@ func runGuarded(_ body: () async throws -> Void) async throws {
     try await body()
   } catch {
     throw report(error)
+  }
+  checkpointBeforeExit()
+}
+
+/// A one-shot command's last act (SPEC 9): for each file it wrote, when no `ledgerd serve`
+/// holds that file's instance lock, it checkpoints the WAL (truncating, under the write
+/// lock, waiting at most 2 s for it). Best effort: what it cannot do now, the next
+/// writer's threshold checkpoint or the daemon does.
+func checkpointBeforeExit() {
+  for path in WriteLock.databasesWritten() where !InstanceLock.isHeld(databasePath: path) {
+    let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+    guard size > 0 else { continue }
+    guard let connection = try? Connection(path: path, options: ConnectionOptions(readOnly: false, create: false)) else { continue }
+    _ = try? connection.checkpoint(.truncate, lockTimeout: .seconds(2))
   }
 }
 
@@ -123,9 +171,12 @@ func describe(_ error: Error) -> (String, Int32) {
   case let e as MissingLedger: return (e.description, Exit.refusedDatabase)
   case let e as SQLiteError where e.isNotADatabase:
     return ("the file is not a ledgerd database (not an SQLite file); refusing to touch it", Exit.refusedDatabase)
+  case let e as SQLiteError where e.isBusy: return ("ledger busy: \(e.description)", Exit.busy)
   case let e as SQLiteError: return (e.description, Exit.software)
   case let e as UnbalancedEntry: return (e.description, Exit.software)
   case let e as InstanceLock.Held: return (e.description, Exit.refusedDatabase)
+  case let e as WriteLockBusy: return (e.description, Exit.busy)
+  case let e as WriteLockUnavailable: return (e.description, Exit.refusedDatabase)
   default: return (String(describing: error), Exit.software)
   }
 }

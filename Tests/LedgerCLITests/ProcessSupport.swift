@@ -61,6 +61,11 @@ final class Workspace {
   }
 
   func run(_ program: String, _ args: [String], environment: [String: String] = [:]) throws -> Outcome {
+    try Workspace.run(program, args, in: directory, environment: environment)
+  }
+
+  /// Runs a program in `directory` and waits for it; usable from any thread.
+  static func run(_ program: String, _ args: [String], in directory: String, environment: [String: String] = [:]) throws -> Outcome {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     process.arguments = program.hasPrefix("/") ? args : [program] + args

@@ -105,6 +105,7 @@ final class TempDatabase {
     let a = try tmp.open()
     var options = ConnectionOptions()
     options.busyTimeoutMilliseconds = 50
+    options.discipline.lock = false  // SQLite's own lock is under test here, not ledgerd's
     let b = try Connection(path: tmp.path, options: options)
     try a.execute("CREATE TABLE t (x INTEGER)")
     try a.write { _ in

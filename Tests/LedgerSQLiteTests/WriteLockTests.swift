@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+
+@testable import LedgerSQLite
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The write discipline against the WAL-reset bug: every write and checkpoint under one
+/// `flock` on `<db>.lock`, SQLite's automatic checkpoints off.
+@Suite struct WriteLockTests {
+  func options(timeout: Duration = .milliseconds(300), readOnly: Bool = false) -> ConnectionOptions {
+    var options = ConnectionOptions(readOnly: readOnly)
+    options.discipline.lockTimeout = timeout
+    return options
+  }
+
+  @Test func automaticCheckpointsAreOffOnEveryConnection() throws {
+    let tmp = TempDatabase()
+    let rw = try tmp.open()
+    try rw.execute("CREATE TABLE t (x INTEGER)")
+    let ro = try tmp.open(readOnly: true)
+    #expect(try rw.scalarInt("PRAGMA wal_autocheckpoint") == 0)
+    #expect(try ro.scalarInt("PRAGMA wal_autocheckpoint") == 0)
+    #expect(rw.writeLock?.path != nil)
+    #expect(rw.writeLock?.path == WriteLock.lockPath(forDatabase: tmp.path))
+    #expect(ro.writeLock == nil)
+  }
+
+  /// A lock taken through another open file description (what another process does):
+  /// writes, statements outside a transaction, and checkpoints all wait, then fail busy.
+  @Test func anotherHolderBlocksWritesAndCheckpointsThenTheyFailBusy() throws {
+    let tmp = TempDatabase()
+    let db = try Connection(path: tmp.path, options: options())
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    let fd = open(tmp.path + ".lock", O_RDWR)
+    #expect(fd >= 0)
+    defer { close(fd) }
+    #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+
+    let started = ContinuousClock.now
+    let busy = try #require(throws: WriteLockBusy.self) { try db.write { try $0.run("INSERT INTO t VALUES (1)") } }
+    #expect(ContinuousClock.now - started >= .milliseconds(300))
+    #expect(busy.description.hasPrefix("ledger busy: another ledgerd process has held the write lock for"))
+    #expect(throws: WriteLockBusy.self) { try db.run("INSERT INTO t VALUES (2)") }
+    #expect(throws: WriteLockBusy.self) { try db.execute("INSERT INTO t VALUES (3)") }
+    #expect(throws: WriteLockBusy.self) { try db.checkpoint(.passive) }
+    // Reads need no lock.
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 0)
+
+    flock(fd, LOCK_UN)
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
+  }
+
+  /// Two connections of one process share one lock object: the second waits for the
+  /// first's transaction (no self-deadlock, no overlap).
+  @Test func connectionsOfOneProcessExcludeEachOther() throws {
+    let tmp = TempDatabase()
+    let a = try Connection(path: tmp.path, options: options())
+    try a.enableWAL()
+    try a.execute("CREATE TABLE t (x INTEGER)")
+    let b = try Connection(path: tmp.path, options: options())
+    #expect(a.writeLock === b.writeLock)
+    try a.write { db in
+      try db.run("INSERT INTO t VALUES (1)")
+      #expect(throws: WriteLockBusy.self) { try b.write { _ in } }
+      #expect(throws: WriteLockBusy.self) { try b.checkpoint(.truncate) }
+    }
+    _ = try b.write { try $0.run("INSERT INTO t VALUES (2)") }
+    #expect(try a.scalarInt("SELECT count(*) FROM t") == 2)
+  }
+
+  @Test func aWriteInsideAReadTransactionIsRefused() throws {
+    let tmp = TempDatabase()
+    let db = try tmp.open()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    let error = try #require(throws: SQLiteError.self) {
+      try db.read { try $0.run("INSERT INTO t VALUES (1)") }
+    }
+    #expect(error.primaryCode == 21)  // SQLITE_MISUSE
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 0)
+  }
+
+  /// A commit that takes the WAL past the threshold checkpoints it before the lock is released.
+  @Test func aCommitPastTheThresholdCheckpoints() throws {
+    let tmp = TempDatabase()
+    var o = options()
+    o.discipline.checkpointAfterPages = 50
+    let db = try Connection(path: tmp.path, options: o)
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x TEXT)")
+    try db.write { db in for _ in 0..<10 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "x", count: 100)) } }
+    #expect(db.walPagesAfterLastCommit > 0 && db.walPagesAfterLastCommit < 50)
+    try db.write { db in for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) } }
+    #expect(db.walPagesAfterLastCommit == 0)
+    let after = try db.checkpoint(.passive)
+    #expect(after.complete)
+    #expect(after.walFrames == after.checkpointedFrames)
+  }
+
+  @Test func aTruncatingCheckpointEmptiesTheWAL() throws {
+    let tmp = TempDatabase()
+    let db = try tmp.open()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    try db.write { db in for i in 0..<100 { try db.run("INSERT INTO t VALUES (?)", i) } }
+    let size = { (try? FileManager.default.attributesOfItem(atPath: tmp.path + "-wal")[.size] as? Int) ?? -1 }
+    #expect(size() > 0)
+    let result = try db.checkpoint(.truncate)
+    #expect(result.complete)
+    #expect(size() == 0)
+  }
+
+  @Test(arguments: [
+    ("3.40.1", true), ("3.7.0", true), ("3.51.2", true), ("3.51.3", false), ("3.52.0", false), ("3.6.23", false),
+    ("4.0.0", false),
+  ])
+  func walResetBugVersions(version: String, affected: Bool) {
+    #expect(SQLiteVersion.hasWALResetBug(version) == affected)
+  }
+}
