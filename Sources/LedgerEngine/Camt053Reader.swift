@@ -44,7 +44,14 @@ public final class Camt053Reader {
     version = handler.version
     if let error = handler.failure { throw error }
     guard ok else {
-      let detail = parser.parserError.map { String(describing: $0) } ?? "unknown error"
+      let code = (parser.parserError as NSError?)?.code ?? 0
+      // libxml2: 5 document end, 77 tag not finished: the input stopped too early.
+      if handler.version != nil, !handler.closedDocument, [5, 77].contains(code) {
+        throw InputError(
+          field: path,
+          rule: "ends at line \(parser.lineNumber) before its document element closes (truncated file?); nothing was imported")
+      }
+      let detail = Self.libxmlErrors[code].map { "\($0), libxml2 error \(code)" } ?? "libxml2 error \(code)"
       throw InputError(
         field: path, rule: "malformed XML at line \(parser.lineNumber), column \(parser.columnNumber) (\(detail)); nothing was imported")
     }
@@ -308,6 +315,14 @@ public final class Camt053Reader {
       }
     }
   }
+
+  /// Words for the libxml2 errors a damaged statement usually raises.
+  static let libxmlErrors: [Int: String] = [
+    4: "document is empty", 5: "extra content at the end of the document", 9: "invalid character",
+    23: "'&' not followed by an entity name", 26: "undefined entity", 38: "attribute without a value",
+    39: "attribute value not quoted", 41: "unescaped '<' in an attribute value", 64: "XML declaration not well-formed",
+    68: "expected a name", 73: "expected '>'", 76: "opening and ending tag mismatch", 77: "premature end of data in a tag",
+  ]
 
   /// A camt amount: digits with an optional dot, never more decimals than the currency has.
   static func amount(_ text: String, currency: Currency, field: String) throws -> Money {
