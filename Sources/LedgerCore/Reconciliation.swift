@@ -31,6 +31,7 @@ public struct BankLine: Sendable, Equatable, Codable {
   public var counterpartyName: String?
   public var counterpartyIBAN: String?
 
+  /// A line with every field given; the readers build these.
   public init(
     lineKey: String, source: String, statementID: String? = nil, accountIBAN: String? = nil, accountServicerRef: String? = nil,
     bookingDate: String?, valueDate: String?, amount: Money, direction: BankDirection, isReversal: Bool = false,
@@ -193,6 +194,7 @@ public struct CSVReader {
   /// The longest field accepted; a longer one is refused rather than buffered without end.
   public var maxFieldBytes = 64 * 1024
 
+  /// A reader at the start of a file.
   public init() {}
 
   /// Feeds the next bytes; `emit` receives each complete record with its first line number.
@@ -278,7 +280,9 @@ public struct CSVReader {
 /// `status` (`booked`, the default, or `pending`), `reversal` (`true`/`false`),
 /// `reference`, `remittance`, `counterparty_name`, `counterparty_iban`, `account_iban`.
 public struct BankCSVFormat {
+  /// Columns every bank CSV must have.
   public static let required = ["booking_date", "amount", "currency"]
+  /// Every column the format knows; others are refused.
   public static let known = required + [
     "id", "value_date", "status", "reversal", "reference", "remittance", "counterparty_name", "counterparty_iban", "account_iban",
   ]
@@ -364,11 +368,14 @@ public struct ProcessorReportRow: Sendable, Equatable, Codable {
 /// The processor's report columns (see the README): named as in a common processor's
 /// itemized payout report; other columns are ignored, as such reports carry many.
 public struct ProcessorReportFormat {
+  /// Columns every report must have.
   public static let required = ["balance_transaction_id", "created", "currency", "gross", "fee", "net", "reporting_category"]
+  /// Where the ledger's idempotency key may travel, first found wins.
   public static let keyColumns = ["payment_metadata[idempotency_key]", "metadata[idempotency_key]", "idempotency_key"]
   let index: [String: Int]
   let count: Int
 
+  /// Reads the header; a missing required column refuses the report.
   public init(header: [String]) throws {
     var index: [String: Int] = [:]
     for (i, raw) in header.enumerated() { index[raw.trimmingCSV.lowercased()] = i }
@@ -390,6 +397,7 @@ public struct ProcessorReportFormat {
     return text.isEmpty ? nil : text
   }
 
+  /// One row, checked: known currency, amounts within its decimals, net = gross - fee.
   public func row(_ record: [String], lineNumber: Int) throws -> ProcessorReportRow {
     let field = "line \(lineNumber)"
     guard record.count == count else { throw InputError(field: field, rule: "has \(record.count) fields; the header has \(count)") }

@@ -24,6 +24,7 @@ public final class Camt053Reader {
   /// Set once the document element has been seen: the version number (2 to 8).
   public private(set) var version: Int?
 
+  /// A reader of the file at `path`; nothing is opened until `read`.
   public init(path: String) {
     self.path = path
   }

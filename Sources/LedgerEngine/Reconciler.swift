@@ -72,6 +72,7 @@ public struct Reconciler {
   /// Findings kept in a report (the total is always counted).
   public var findingsLimit = 1_000
 
+  /// Reconciles against `store`; payments are rescheduled with `config`'s policy.
   public init(store: LedgerStore, config: DunningConfig) {
     self.store = store
     self.config = config
@@ -82,6 +83,8 @@ public struct Reconciler {
     case camt053, bankCSV = "bank_csv", processorCSV = "processor_csv"
   }
 
+  /// camt.053 when the first non-blank byte is `<`; a processor report when the CSV
+  /// header has `balance_transaction_id`; otherwise the bank CSV.
   public static func detect(path: String) throws -> FileKind {
     guard let handle = FileHandle(forReadingAtPath: path) else { throw InputError(field: path, rule: "cannot be opened") }
     defer { try? handle.close() }

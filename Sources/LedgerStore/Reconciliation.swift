@@ -36,6 +36,7 @@ public struct KnownPayers: Sendable {
   public var names: [String: Set<Int64>] = [:]
   public var ibans: [String: Set<Int64>] = [:]
 
+  /// Nobody known yet.
   public init() {}
 
   /// The accounts a line's counterparty may be.
@@ -76,6 +77,7 @@ extension LedgerStore {
     try db.queryOne(Self.bankLineSelect + " WHERE b.line_key = ?", key).map(bankLine(from:))
   }
 
+  /// The stored line with this id (what staff quote).
   public func bankLine(id: Int64) throws -> StoredBankLine? {
     try db.queryOne(Self.bankLineSelect + " WHERE b.id = ?", id).map(bankLine(from:))
   }
@@ -85,6 +87,7 @@ extension LedgerStore {
     try db.query(Self.bankLineSelect + " WHERE b.match_status = 'unmatched' ORDER BY b.id LIMIT ?", limit).map(bankLine(from:))
   }
 
+  /// How many lines wait for staff.
   public func unmatchedBankLineCount() throws -> Int64 {
     try db.scalarInt("SELECT count(*) FROM bank_statement_lines WHERE match_status = 'unmatched'") ?? 0
   }

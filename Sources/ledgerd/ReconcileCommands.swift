@@ -180,6 +180,10 @@ struct ReconcileCommand: ParsableCommand {
     func run() throws {
       try runGuarded {
         let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: inbox, isDirectory: &isDirectory), isDirectory.boolValue else {
+          throw InputError(field: "--inbox", rule: "\(inbox) is not a directory")
+        }
         let billing = try database.billing()
         let reconciler = Reconciler(store: billing.store, config: billing.config)
         let rejected = (archive as NSString).appendingPathComponent("rejected")
