@@ -84,6 +84,9 @@ public final class Camt053Reader {
     var details: [DetailFields] = []
     var detail: DetailFields?
     var entryIndex = 0
+    /// Where the entry and the transaction detail in hand sit in `stack`.
+    var ntryDepth: Int?
+    var txDepth: Int?
     var seenFallbackKeys: [String: Int] = [:]
 
     struct EntryFields {
@@ -151,17 +154,19 @@ public final class Camt053Reader {
         inStatement = true
         statementID = nil
         accountIBAN = nil
-      case "Ntry" where inStatement:
+      case "Ntry" where inStatement && ntryDepth == nil:
+        ntryDepth = stack.count - 1
         entry = EntryFields(line: parser.lineNumber)
         details = []
         entryIndex += 1
-      case "TxDtls" where stack.contains("Ntry"):
+      case "TxDtls" where ntryDepth != nil && txDepth == nil:
+        txDepth = stack.count - 1
         detail = DetailFields()
       case "Amt":
         if let ccy = attributeDict["Ccy"] {
-          if parent(1) == "Ntry" {
+          if let n = ntryDepth, stack.count - n - 1 == 1 {
             entry.currency = ccy
-          } else if detail != nil {
+          } else if txDepth != nil {
             let rank = amountRank()
             if rank < (detail?.amountRank ?? .max) { detail?.currency = ccy }
           }
@@ -175,76 +180,98 @@ public final class Camt053Reader {
       text += string
     }
 
-    /// The element `n` levels above the current one.
-    func parent(_ n: Int) -> String? { stack.count > n ? stack[stack.count - 1 - n] : nil }
-
-    /// Path of the current element relative to the innermost `TxDtls`.
-    func detailPath() -> [String] {
-      guard let i = stack.lastIndex(of: "TxDtls") else { return [] }
-      return Array(stack[(i + 1)...])
-    }
+    /// The k-th element below the element at `base` in the stack.
+    @inline(__always) func below(_ base: Int, _ k: Int) -> String { stack[base + 1 + k] }
 
     /// Which amount of a transaction detail wins: `TxDtls/Amt` (v04+), then the transaction
     /// amount, then the instructed amount (v02, v03).
     func amountRank() -> Int {
-      switch detailPath() {
-      case ["Amt"]: return 0
-      case ["AmtDtls", "TxAmt", "Amt"]: return 1
-      case ["AmtDtls", "InstdAmt", "Amt"]: return 2
+      guard let t = txDepth else { return .max }
+      switch stack.count - t - 1 {
+      case 1: return 0
+      case 3 where below(t, 0) == "AmtDtls": return below(t, 1) == "TxAmt" ? 1 : below(t, 1) == "InstdAmt" ? 2 : .max
       default: return .max
       }
     }
 
+    /// The text of the element that just closed, without surrounding white space.
+    func value() -> String {
+      let u = text.utf8
+      func blank(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 }
+      guard let first = u.first, let last = u.last, blank(first) || blank(last) else { return text }
+      return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
       guard failure == nil else { return }
-      let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
-      let inEntry = stack.contains("Ntry")
-      if inStatement && !inEntry {
-        if elementName == "Id" && parent(1) == "Stmt" { statementID = value }
-        if elementName == "IBAN" && Array(stack.suffix(4)) == ["Stmt", "Acct", "Id", "IBAN"] { accountIBAN = value }
+      if inStatement && ntryDepth == nil {
+        let depth = stack.count
+        if elementName == "Id" && depth >= 2 && stack[depth - 2] == "Stmt" { statementID = value() }
+        if elementName == "IBAN" && depth >= 4 && stack[depth - 4] == "Stmt" && stack[depth - 3] == "Acct" && stack[depth - 2] == "Id" {
+          accountIBAN = value()
+        }
       }
-      if detail != nil && stack.contains("TxDtls") {
-        let path = detailPath()
-        switch path {
-        case ["Amt"], ["AmtDtls", "TxAmt", "Amt"], ["AmtDtls", "InstdAmt", "Amt"]:
+      if let t = txDepth {
+        let n = stack.count - t - 1
+        switch elementName {
+        case "Amt":
           let rank = amountRank()
-          if rank <= (detail?.amountRank ?? .max) {
-            detail?.amount = value
+          if rank != .max, rank <= (detail?.amountRank ?? .max) {
+            detail?.amount = value()
             detail?.amountRank = rank
           }
-        case ["CdtDbtInd"]: detail?.creditDebit = value
-        case ["Refs", "AcctSvcrRef"]: detail?.servicerRef = value
-        case ["Refs", "EndToEndId"]: detail?.endToEnd = value
-        case ["RmtInf", "Ustrd"]: if !value.isEmpty { detail?.remittance.append(value) }
-        case ["RmtInf", "Strd", "CdtrRefInf", "Ref"]: if detail?.reference == nil { detail?.reference = value }
-        case ["RltdPties", "Dbtr", "Nm"], ["RltdPties", "Dbtr", "Pty", "Nm"]: detail?.debtorName = value
-        case ["RltdPties", "DbtrAcct", "Id", "IBAN"]: detail?.debtorIBAN = value
-        case ["RltdPties", "Cdtr", "Nm"], ["RltdPties", "Cdtr", "Pty", "Nm"]: detail?.creditorName = value
-        case ["RltdPties", "CdtrAcct", "Id", "IBAN"]: detail?.creditorIBAN = value
-        case []:
+        case "CdtDbtInd" where n == 1: detail?.creditDebit = value()
+        case "AcctSvcrRef" where n == 2 && below(t, 0) == "Refs": detail?.servicerRef = value()
+        case "EndToEndId" where n == 2 && below(t, 0) == "Refs": detail?.endToEnd = value()
+        case "Ustrd" where n == 2 && below(t, 0) == "RmtInf":
+          let v = value()
+          if !v.isEmpty { detail?.remittance.append(v) }
+        case "Ref" where n == 4 && below(t, 0) == "RmtInf" && below(t, 1) == "Strd" && below(t, 2) == "CdtrRefInf":
+          if detail?.reference == nil { detail?.reference = value() }
+        case "Nm" where (n == 3 || (n == 4 && below(t, 2) == "Pty")) && below(t, 0) == "RltdPties":
+          switch below(t, 1) {
+          case "Dbtr": detail?.debtorName = value()
+          case "Cdtr": detail?.creditorName = value()
+          default: break
+          }
+        case "IBAN" where n == 4 && below(t, 0) == "RltdPties" && below(t, 2) == "Id":
+          switch below(t, 1) {
+          case "DbtrAcct": detail?.debtorIBAN = value()
+          case "CdtrAcct": detail?.creditorIBAN = value()
+          default: break
+          }
+        case "TxDtls" where n == 0:
           if let d = detail { details.append(d) }
           detail = nil
+          txDepth = nil
         default: break
         }
-      } else if inEntry, let i = stack.lastIndex(of: "Ntry") {
-        let path = Array(stack[(i + 1)...])
-        switch path {
-        case ["Amt"]: entry.amount = value
-        case ["CdtDbtInd"]: entry.creditDebit = value
-        case ["RvslInd"]: entry.reversal = value
-        case ["Sts"]: if entry.status == nil, !value.isEmpty { entry.status = value }
-        case ["Sts", "Cd"]: entry.status = value
-        case ["BookgDt", "Dt"], ["BookgDt", "DtTm"]: entry.bookingDate = value
-        case ["ValDt", "Dt"], ["ValDt", "DtTm"]: entry.valueDate = value
-        case ["AcctSvcrRef"]: entry.servicerRef = value
-        case ["NtryRef"]: entry.entryRef = value
-        case ["AddtlNtryInf"]: entry.additionalInfo = value
-        case []:
+      } else if let e = ntryDepth {
+        let n = stack.count - e - 1
+        switch elementName {
+        case "Amt" where n == 1: entry.amount = value()
+        case "CdtDbtInd" where n == 1: entry.creditDebit = value()
+        case "RvslInd" where n == 1: entry.reversal = value()
+        case "Sts" where n == 1:
+          let v = value()
+          if entry.status == nil, !v.isEmpty { entry.status = v }
+        case "Cd" where n == 2 && below(e, 0) == "Sts": entry.status = value()
+        case "Dt" where n == 2, "DtTm" where n == 2:
+          switch below(e, 0) {
+          case "BookgDt": entry.bookingDate = value()
+          case "ValDt": entry.valueDate = value()
+          default: break
+          }
+        case "AcctSvcrRef" where n == 1: entry.servicerRef = value()
+        case "NtryRef" where n == 1: entry.entryRef = value()
+        case "AddtlNtryInf" where n == 1: entry.additionalInfo = value()
+        case "Ntry" where n == 0:
+          ntryDepth = nil
           do { try finishEntry() } catch { fail(error) }
         default: break
         }
       }
-      if elementName == "Stmt" { inStatement = false }
+      if elementName == "Stmt" && ntryDepth == nil { inStatement = false }
       stack.removeLast()
       text = ""
       if stack.isEmpty { closedDocument = true }
