@@ -208,29 +208,48 @@ public struct Reconciler {
     case unmatched(id: Int64, kind: String, detail: String)
   }
 
-  /// Stores one line (unless its key is known) and tries to match it.
+  /// What a line should become, decided before it is stored.
+  enum Verdict {
+    case pay(Invoice, rule: String)
+    case unmatched(kind: String, note: String)
+  }
+
+  /// Stores one line (unless its key is known) and matches it.
   func importLine(_ line: BankLine, payers: inout KnownPayers) throws -> LineOutcome {
-    let id: Int64
+    var existingID: Int64?
     if let existing = try store.bankLine(key: line.lineKey) {
       guard existing.bookingStatus == .pending, line.status == .booked else { return .duplicate(existing) }
       // The bank has booked what it announced: match it now.
       try store.bookPendingLine(id: existing.id, line)
-      id = existing.id
+      existingID = existing.id
     } else if line.status == .pending {
       _ = try store.insertBankLine(
         line, matchStatus: "ignored", note: "pending: announced, not booked; matched when the bank books it")
       return .pending
-    } else {
-      id = try store.insertBankLine(line, matchStatus: "unmatched", note: nil)
     }
-    return try match(line, id: id, payers: &payers)
+    switch try decide(line, payers: payers) {
+    case .unmatched(let kind, let note):
+      let id: Int64
+      if let existingID {
+        id = existingID
+        try store.markBankLine(id, status: "unmatched", invoiceID: nil, rule: nil, note: note)
+      } else {
+        id = try store.insertBankLine(line, matchStatus: "unmatched", note: note)
+      }
+      return .unmatched(id: id, kind: kind, detail: note)
+    case .pay(let invoice, let rule):
+      let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
+      return try pay(line, id: id, invoice: invoice, rule: rule, payers: &payers)
+    }
   }
 
-  func match(_ line: BankLine, id: Int64, payers: inout KnownPayers) throws -> LineOutcome {
+  /// The matching rules, in order (see the README): debits and reversals go to staff; a
+  /// credit is matched by its reference, else by a known payer and the exact amount.
+  func decide(_ line: BankLine, payers: KnownPayers) throws -> Verdict {
     if line.direction == .debit || line.isReversal {
-      var detail: String
+      let detail: String
       let kind: String
-      if let original = try store.reversedCreditLine(for: line), line.isReversal || line.direction == .debit {
+      if let original = try store.reversedCreditLine(for: line) {
         kind = "reversal"
         detail = "\(line.isReversal ? "reversal" : "debit") of \(line.amount) undoing credit line \(original.lineID)"
           + (original.paymentID.map { " (payment \($0)" + (original.invoice.map { " on \($0)" } ?? "") + ")" } ?? "")
@@ -242,43 +261,34 @@ public struct Reconciler {
         kind = "debit"
         detail = "debit of \(line.amount)\(line.counterpartyName.map { " to \($0)" } ?? ""): not a customer payment; dismiss with a reason once reviewed"
       }
-      detail = String(detail.prefix(500))
-      try store.markBankLine(id, status: "unmatched", invoiceID: nil, rule: nil, note: detail)
-      return .unmatched(id: id, kind: kind, detail: detail)
+      return .unmatched(kind: kind, note: String(detail.prefix(500)))
     }
     // 1. The payment reference, structured or in the remittance text.
-    var referenceNote: String?
     for candidate in ReferenceFinder.candidates(structured: line.reference, remittance: line.remittance) {
       guard let invoiceID = try store.invoiceID(paymentReference: candidate), let invoice = try store.invoice(id: invoiceID) else {
         continue
       }
       guard invoice.total.currency == line.amount.currency else {
-        referenceNote = "reference \(candidate) names \(invoice.number), which is in \(invoice.total.currency.code); the line is in \(line.amount.currency.code)"
-        break
+        return .unmatched(
+          kind: "currency_mismatch",
+          note: "reference \(candidate) names \(invoice.number), which is in \(invoice.total.currency.code); the line is in \(line.amount.currency.code)")
       }
-      return try pay(line, id: id, invoice: invoice, rule: "reference", payers: &payers)
-    }
-    if let referenceNote {
-      try store.markBankLine(id, status: "unmatched", invoiceID: nil, rule: nil, note: referenceNote)
-      return .unmatched(id: id, kind: "currency_mismatch", detail: referenceNote)
+      return .pay(invoice, rule: "reference")
     }
     // 2. A known payer and the exact amount of their single open transfer invoice.
     let accounts = payers.accounts(name: line.counterpartyName, iban: line.counterpartyIBAN)
     if !accounts.isEmpty {
       let candidates = try store.openTransferInvoices(accounts: accounts, due: line.amount)
       if candidates.count == 1, let invoice = try store.invoice(id: candidates[0]) {
-        return try pay(line, id: id, invoice: invoice, rule: "payer_amount", payers: &payers)
+        return .pay(invoice, rule: "payer_amount")
       }
-      let detail =
-        candidates.isEmpty
-        ? "known payer (account \(accounts.sorted().map(String.init).joined(separator: ", "))) but no open transfer invoice of exactly \(line.amount), and no valid reference"
-        : "known payer with \(candidates.count) open transfer invoices of \(line.amount): assign one"
-      try store.markBankLine(id, status: "unmatched", invoiceID: nil, rule: nil, note: detail)
-      return .unmatched(id: id, kind: "unmatched_credit", detail: detail)
+      return .unmatched(
+        kind: "unmatched_credit",
+        note: candidates.isEmpty
+          ? "known payer (account \(accounts.sorted().map(String.init).joined(separator: ", "))) but no open transfer invoice of exactly \(line.amount), and no valid reference"
+          : "known payer with \(candidates.count) open transfer invoices of \(line.amount): assign one")
     }
-    let detail = "no valid invoice reference and an unknown payer" + (line.counterpartyName.map { " (\($0))" } ?? "")
-    try store.markBankLine(id, status: "unmatched", invoiceID: nil, rule: nil, note: detail)
-    return .unmatched(id: id, kind: "unmatched_credit", detail: detail)
+    return .unmatched(kind: "unmatched_credit", note: "no valid invoice reference and an unknown payer" + (line.counterpartyName.map { " (\($0))" } ?? ""))
   }
 
   /// Records the line as a payment on `invoice` through the same code as
