@@ -550,3 +550,33 @@ import Testing
     }
   }
 }
+
+extension ReconciliationTests {
+  /// A statement line goes through the same code as `ledgerd payment record`: a declared
+  /// transfer's window closes as received, a paused invoice's pause ends as paid, a
+  /// written-off invoice recovers its bad debt, and the account is active again.
+  @Test func paymentPathEndsWindowsAndPauses() throws {
+    let w = try Workspace()
+    let refs = try w.transferBook([("Marie Curie", "100.00"), ("Jo Bloggs", "50.00"), ("Ada Lovelace", "30.00")])
+    try w.ok(["transfer", "declare", "INV-000001", "--amount", "100.00", "--date", "2026-11-22", "--reference", "VIR 1"])
+    try w.ok(["invoice", "pause", "INV-000002", "--proof", "receipt 42"])
+    let s1 = Camt.Statement(id: "S1", entries: [Camt.entry("W1", "100.00", structured: refs[0]), Camt.entry("W2", "50.00", ustrd: [refs[1]])])
+    let r1 = try report(w, try w.write("w1.xml", Camt.xml(version: 7, [s1])), expect: 0)
+    #expect(r1["matched_by_reference"] as? Int == 2)
+    #expect(try w.scalar("SELECT outcome FROM transfer_declarations WHERE invoice_id = 1") == "received")
+    #expect(try w.scalar("SELECT resolution FROM pauses WHERE invoice_id = 2") == "paid")
+    // Ada's invoice goes overdue and is written off at the end of grace; then her money comes.
+    try w.ok(["run-due", "--until", "2027-01-15"])
+    #expect(try w.scalar("SELECT status FROM invoices WHERE number = 'INV-000003'") == "uncollectible")
+    #expect(try w.scalar("SELECT status FROM accounts WHERE name = 'Ada Lovelace'") == "downgraded")
+    w.now = "2027-01-15T10:00:00Z"
+    let s2 = Camt.Statement(id: "S2", entries: [Camt.entry("W3", "30.00", booked: "2027-01-14", ustrd: ["late " + refs[2]])])
+    let r2 = try report(w, try w.write("w2.xml", Camt.xml(version: 7, [s2])), expect: 0)
+    #expect(r2["matched_by_reference"] as? Int == 1)
+    #expect(try w.scalar("SELECT group_concat(status) FROM invoices ORDER BY id") == "paid,paid,paid")
+    #expect(try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'bad_debt'") == "0")
+    #expect(try w.scalar("SELECT count(*) FROM outbox WHERE kind = 'payment_received'") == "3")
+    #expect(try w.scalar("SELECT count(*) FROM events WHERE kind = 'payment_received' AND actor = 'reconciliation'") == "3")
+    try checkClean(w)
+  }
+}
