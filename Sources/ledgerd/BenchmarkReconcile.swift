@@ -26,6 +26,8 @@ struct BenchmarkReconcile: ParsableCommand {
     var bookSeconds = 0.0
     var generateSeconds = 0.0
     var importSeconds = 0.0
+    /// CPU time (user + system) of the import: steadier than wall time on a shared machine.
+    var importCPUSeconds = 0.0
     var entriesPerSecond = 0.0
     var matchedByReference = 0
     var matchedByPayer = 0
@@ -84,8 +86,10 @@ struct BenchmarkReconcile: ParsableCommand {
       r.generateSeconds = seconds(ContinuousClock.now - start)
 
       start = ContinuousClock.now
+      let cpuBefore = cpuSeconds()
       let report = try Reconciler(store: store, config: config).importBank(path: file)
       r.importSeconds = seconds(ContinuousClock.now - start)
+      r.importCPUSeconds = cpuSeconds() - cpuBefore
       r.peakMemoryMB = peakMemoryMB()
       r.entriesPerSecond = Double(report.linesRead) / max(r.importSeconds, 0.001)
       r.matchedByReference = report.matchedByReference
@@ -99,7 +103,7 @@ struct BenchmarkReconcile: ParsableCommand {
         benchmark-reconcile: \(r.entries) entries (camt.053.001.0\(version), \(String(format: "%.0f", r.fileMB)) MB), \(r.invoices) open transfer invoices\(keep ? " (in \(folder))" : "")
           book built in             \(String(format: "%.1f", r.bookSeconds)) s (not timed below)
           statement written in      \(String(format: "%.1f", r.generateSeconds)) s (not timed below)
-          import and match          \(String(format: "%.1f", r.importSeconds)) s, one transaction
+          import and match          \(String(format: "%.1f", r.importSeconds)) s, one transaction (\(String(format: "%.1f", r.importCPUSeconds)) s CPU)
           entries/s                 \(String(format: "%.0f", r.entriesPerSecond))
           matched by reference      \(r.matchedByReference)
           matched by payer          \(r.matchedByPayer)
@@ -175,6 +179,12 @@ struct BenchmarkReconcile: ParsableCommand {
 
   func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+  }
+
+  func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
   }
 
   func peakMemoryMB() -> Double {
