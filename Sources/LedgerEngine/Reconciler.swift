@@ -71,6 +71,14 @@ public struct Reconciler {
   public let config: DunningConfig
   /// Findings kept in a report (the total is always counted).
   public var findingsLimit = 1_000
+  /// Commit every this many lines instead of once (nil: once, unless the file is larger
+  /// than `batchAboveBytes`). A batched import first reads the whole file once without
+  /// writing, so a bad file is still refused with nothing imported; an import interrupted
+  /// between batches resumes by line keys when run again.
+  public var commitEvery: Int?
+  /// Files larger than this are imported in batches of `defaultBatchLines`.
+  public var batchAboveBytes = 64 * 1_000_000
+  public static let defaultBatchLines = 10_000
 
   /// Reconciles against `store`; payments are rescheduled with `config`'s policy.
   public init(store: LedgerStore, config: DunningConfig) {
@@ -152,10 +160,17 @@ public struct Reconciler {
     var report = BankImportReport(file: path, format: kind.rawValue)
     var received: [Currency: Int64] = [:]
     var credit: [Currency: Int64] = [:]
-    try store.write {
+    let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    let batch = commitEvery ?? (size > batchAboveBytes ? Self.defaultBatchLines : nil)
+    if batch != nil {
+      // Refuse a bad file before anything is committed.
+      _ = try Self.readBankFile(path: path, kind: kind) { _ in }
+    }
+    try store.batchedWrite { commit in
       var payers = try store.knownPayers()
       report.version = try Self.readBankFile(path: path, kind: kind) { line in
         report.linesRead += 1
+        if let batch, report.linesRead % batch == 0 { try commit() }
         let outcome = try importLine(line, payers: &payers)
         switch outcome {
         case .duplicate(let stored):

@@ -100,6 +100,26 @@ public final class LedgerStore {
     return try db.write { _ in try body() }
   }
 
+  /// Runs `body` in write transactions that `body` may commit and reopen at safe points
+  /// (`commit()`), so a long import does not hold other writers off for its whole length.
+  /// What was committed stays; the transaction in hand is rolled back if `body` throws.
+  public func batchedWrite<T>(_ body: (_ commit: @escaping () throws -> Void) throws -> T) throws -> T {
+    precondition(!db.isInTransaction, "a batched write cannot join another transaction")
+    try db.execute("BEGIN IMMEDIATE")
+    do {
+      let connection = db
+      let result = try body {
+        try connection.execute("COMMIT")
+        try connection.execute("BEGIN IMMEDIATE")
+      }
+      try db.execute("COMMIT")
+      return result
+    } catch {
+      if db.isInTransaction { try? db.execute("ROLLBACK") }
+      throw error
+    }
+  }
+
   /// Runs `body` in one read snapshot.
   public func read<T>(_ body: () throws -> T) throws -> T {
     if db.isInTransaction { return try body() }

@@ -15,13 +15,23 @@ struct ReconcileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Import a bank statement (camt.053 v02 to v08, or the bank CSV) and match its credits to invoices.")
     @Argument(help: "The statement file.") var file: String
+    @Option(
+      help: ArgumentHelp(
+        "Commit every N lines, after a first pass that checks the whole file (default: one transaction; files over 64 MB: 10000).",
+        valueName: "N")) var commitEvery: Int?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+      if let commitEvery, commitEvery < 1 { throw ValidationError("--commit-every must be at least 1") }
+    }
 
     func run() throws {
       try runGuarded {
         let billing = try database.billing()
-        let report = try Reconciler(store: billing.store, config: billing.config).importBank(path: file)
+        var reconciler = Reconciler(store: billing.store, config: billing.config)
+        reconciler.commitEvery = commitEvery
+        let report = try reconciler.importBank(path: file)
         try output.emit(report) { bankText(report) }
         if !report.ok { throw ExitCode(Exit.findings) }
       }
