@@ -19,6 +19,8 @@ public struct BankImportReport: Codable, Sendable {
   public var file: String
   public var format: String
   public var version: String?
+  /// Lines per transaction when the import was batched (nil: one transaction).
+  public var commitEvery: Int?
   public var linesRead = 0
   public var newLines = 0
   public var alreadyImported = 0
@@ -162,6 +164,7 @@ public struct Reconciler {
     var credit: [Currency: Int64] = [:]
     let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     let batch = commitEvery ?? (size > batchAboveBytes ? Self.defaultBatchLines : nil)
+    report.commitEvery = batch
     if batch != nil {
       // Refuse a bad file before anything is committed.
       _ = try Self.readBankFile(path: path, kind: kind) { _ in }
