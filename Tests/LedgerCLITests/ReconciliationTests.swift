@@ -181,6 +181,13 @@ import Testing
     let lines08 = try #require(try parsed(w8, v08)["lines"] as? [[String: Any]])
     #expect(lines02.count == 6)
     #expect(NSArray(array: lines02).isEqual(to: lines08))
+    // The same document with a namespace prefix on every element reads the same.
+    var prefixed = Camt.xml(version: 8, Self.mixedStatements(refs))
+    for pattern in [("<", "<c:"), ("<c:/", "</c:"), ("<c:?xml", "<?xml"), (" xmlns=", " xmlns:c=")] {
+      prefixed = prefixed.replacingOccurrences(of: pattern.0, with: pattern.1)
+    }
+    let linesPrefixed = try #require(try parsed(w8, try w8.write("prefixed.xml", prefixed))["lines"] as? [[String: Any]])
+    #expect(NSArray(array: linesPrefixed).isEqual(to: lines08))
     let r02 = try report(w2, v02, expect: 1)
     // Committed line by line here, in one transaction above: the same outcome.
     let r08 = try report(w8, v08, expect: 1, extra: ["--commit-every", "1"])
