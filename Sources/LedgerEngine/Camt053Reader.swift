@@ -32,6 +32,7 @@ public final class Camt053Reader {
   /// Reads the file, calling `body` for each line in document order. A malformed,
   /// truncated or unknown document throws an `InputError` naming the file and the place.
   public func read(_ body: @escaping (BankLine) throws -> Void) throws {
+    try refuseDocumentTypeDeclaration()
     guard let stream = InputStream(fileAtPath: path) else {
       throw InputError(field: path, rule: "cannot be opened")
     }
@@ -59,6 +60,27 @@ public final class Camt053Reader {
     guard handler.version != nil else { throw InputError(field: path, rule: "is empty or not an XML document; nothing was imported") }
     guard handler.closedDocument else {
       throw InputError(field: path, rule: "ends before its document element closes (truncated file?); nothing was imported")
+    }
+  }
+
+  /// A statement never has a DTD. One that declares entities could expand them without
+  /// bound (an "entity bomb") or reach outside the file, so a `<!DOCTYPE` in the prolog (the
+  /// bytes before the document element) refuses the file before it is parsed.
+  func refuseDocumentTypeDeclaration() throws {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw InputError(field: path, rule: "cannot be opened") }
+    defer { try? handle.close() }
+    let head = Array((try? handle.read(upToCount: 64 * 1024)) ?? Data())
+    let doctype = Array("<!DOCTYPE".utf8)
+    var i = 0
+    while i < head.count {
+      if head[i] == UInt8(ascii: "<") {
+        if head[i...].starts(with: doctype) {
+          throw InputError(field: path, rule: "has a document type declaration (<!DOCTYPE); a camt.053 statement has none; nothing was imported")
+        }
+        // The document element: the prolog is over.
+        if i + 1 < head.count, head[i + 1] != UInt8(ascii: "?"), head[i + 1] != UInt8(ascii: "!") { return }
+      }
+      i += 1
     }
   }
 

@@ -268,6 +268,7 @@ import Testing
     ("indicator", "CdtDbtInd: 'CREDIT' must be CRDT or DBIT"),
     ("currency", "'EURO' is not an ISO 4217 code"),
     ("empty", "is empty"),
+    ("entities", "has a document type declaration (<!DOCTYPE)"),
     ("csvHeader", "the column 'currency' is missing"),
   ])
   func badInput(_ kind: String, _ message: String) throws {
@@ -296,6 +297,11 @@ import Testing
     case "camt054": xml = xml.replacingOccurrences(of: "camt.053.001.08", with: "camt.054.001.08")
     case "indicator": xml = xml.replacingOccurrences(of: "<CdtDbtInd>DBIT</CdtDbtInd>", with: "").replacingOccurrences(of: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CRDT", with: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CREDIT")
     case "empty": xml = ""
+    case "entities":
+      xml = xml.replacingOccurrences(
+        of: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
+        with: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE Document [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]>\n")
+      xml = xml.replacingOccurrences(of: "<Ustrd>x</Ustrd>", with: "<Ustrd>&lol2;</Ustrd>")
     case "csvHeader": xml = "id,booking_date,amount\n1,2026-11-20,5.00\n"
     default: break
     }
