@@ -11,6 +11,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
   ],
   targets: [
     // The system libsqlite3, reached through a module map (see Sources/CSQLite).
@@ -29,28 +31,38 @@ let package = Package(
       dependencies: ["LedgerCore", "LedgerSQLite"],
       resources: [.embedInCode("migrations")]
     ),
+    // Customer messages: the templates (embedded) and their rendering. Pure: no I/O.
+    .target(
+      name: "LedgerMail",
+      dependencies: ["LedgerCore"],
+      resources: [.embedInCode("templates")]
+    ),
     // The scheduler, the processor interface and the simulated processor.
     .target(
       name: "LedgerEngine",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite",
+        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerMail",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]
     ),
     .executableTarget(
       name: "ledgerd",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerEngine",
+        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerEngine", "LedgerMail",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
     .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
+    .testTarget(name: "LedgerMailTests", dependencies: ["LedgerMail", "LedgerCore"]),
     .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite"]),
     .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
-    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite"]),
+    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
     .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite"]),
   ],
   swiftLanguageModes: [.v6]

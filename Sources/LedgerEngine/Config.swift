@@ -12,7 +12,14 @@ import LedgerCore
 ///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
 ///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
 ///                 "max_in_flight": 16, "slow_ms": 1500, "timeout_ms": 200},
-///   "daemon": {"batch_size": 500}
+///   "daemon": {"batch_size": 500},
+///   "mail": {"transport": "spool", "from": "billing@localhost", "from_name": "Billing",
+///            "message_id_domain": "localhost", "spool_dir": "/var/lib/ledgerd/outbox",
+///            "sendmail_command": "/usr/sbin/sendmail -i -t",
+///            "smtp": {"host": "localhost", "port": 25, "starttls": false, "ca_file": "…", "username": "…",
+///                     "password": "…", "password_file": "…", "helo": "localhost", "timeout_seconds": 30},
+///            "max_attempts": 10, "backoff_seconds": 60, "backoff_max_seconds": 21600, "batch_size": 100,
+///            "timeout_seconds": 30}
 /// }
 /// ```
 public struct LedgerConfig: Sendable, Equatable {
@@ -23,6 +30,7 @@ public struct LedgerConfig: Sendable, Equatable {
   public var batchSize = 500
   public var slowMilliseconds = 1_500
   public var timeoutMilliseconds = 200
+  public var mail = MailConfig()
 
   public init() {}
 
@@ -40,7 +48,7 @@ public struct LedgerConfig: Sendable, Equatable {
     }
     let reader = Reader(object: root, path: "")
     var config = LedgerConfig()
-    try reader.known(["dunning", "transfers", "processor", "daemon"])
+    try reader.known(["dunning", "transfers", "processor", "daemon", "mail"])
     if let d = try reader.section("dunning") {
       try d.known([
         "grace_days", "retry_days", "reminder_days", "transient_retry_hours", "fraud_pause_hours", "downgrade_plan",
@@ -84,6 +92,9 @@ public struct LedgerConfig: Sendable, Equatable {
     if let daemon = try reader.section("daemon") {
       try daemon.known(["batch_size"])
       try daemon.int("batch_size", into: &config.batchSize, range: 1...100_000)
+    }
+    if let mail = try reader.section("mail") {
+      try config.mail.read(mail)
     }
     return config
   }
@@ -151,6 +162,132 @@ public struct LedgerConfig: Sendable, Equatable {
       guard let value = object[key] else { return }
       guard case .bool(let b) = value else { throw InputError(field: name(key), rule: "must be true or false") }
       target = b
+    }
+  }
+}
+
+/// How customer messages leave: the transport and its settings, the sender, and the retry
+/// policy. Every key is optional; the defaults spool to `<db>.outbox/` beside the ledger.
+public struct MailConfig: Sendable, Equatable {
+  /// Where messages go.
+  public enum Transport: String, Sendable, Equatable, CaseIterable {
+    /// One `.eml` file per message in `spoolDirectory` (the default).
+    case spool
+    /// Piped to a sendmail-compatible command.
+    case sendmail
+    /// Over SMTP to a relay.
+    case smtp
+  }
+
+  public var transport = Transport.spool
+  public var from = "billing@localhost"
+  public var fromName: String? = "Billing"
+  /// Default: the domain of `from`.
+  public var messageIDDomain: String?
+  /// Default: `<db>.outbox` beside the ledger.
+  public var spoolDirectory: String?
+  /// Split on spaces; the message goes to its standard input.
+  public var sendmailCommand = ["/usr/sbin/sendmail", "-i", "-t"]
+  public var smtpHost = "localhost"
+  public var smtpPort = 25
+  public var smtpStartTLS = false
+  /// PEM certificates to trust for STARTTLS instead of the system's roots.
+  public var smtpCAFile: String?
+  public var smtpUsername: String?
+  public var smtpPassword: String?
+  /// Default: the host's name.
+  public var smtpHelo: String?
+  /// For each connection, reply and command; also bounds a sendmail run.
+  public var timeoutSeconds = 30
+  public var maxAttempts = 10
+  public var backoffSeconds = 60
+  public var backoffMaxSeconds = 21_600
+  /// Messages taken from the outbox per round.
+  public var batchSize = 100
+
+  /// The defaults: spool beside the ledger, 10 attempts from 1 minute to 6 hours.
+  public init() {}
+
+  /// The spool directory when the config names none: `<db>.outbox` beside the ledger.
+  public static func defaultSpool(databasePath: String) -> String {
+    (databasePath.hasSuffix(".db") ? String(databasePath.dropLast(3)) : databasePath) + ".outbox"
+  }
+
+  mutating func read(_ r: LedgerConfig.Reader) throws {
+    try r.known([
+      "transport", "from", "from_name", "message_id_domain", "spool_dir", "sendmail_command", "smtp", "max_attempts",
+      "backoff_seconds", "backoff_max_seconds", "batch_size", "timeout_seconds",
+    ])
+    var transportName = transport.rawValue
+    try r.string("transport", into: &transportName)
+    guard let chosen = Transport(rawValue: transportName) else {
+      throw InputError(field: "mail.transport", rule: "'\(transportName)' is not a transport (spool, sendmail, smtp)")
+    }
+    transport = chosen
+    if r.object["from"] != nil {
+      try r.string("from", into: &from)
+      from = try Validate.email(from, field: "mail.from")
+    }
+    var name = fromName ?? ""
+    try r.string("from_name", into: &name)
+    fromName = try Validate.displayName(name, field: "mail.from_name")
+    var domain = ""
+    try r.string("message_id_domain", into: &domain)
+    if !domain.isEmpty {
+      _ = try Validate.email("x@" + domain, field: "mail.message_id_domain")
+      messageIDDomain = domain
+    }
+    var spool = ""
+    try r.string("spool_dir", into: &spool)
+    if !spool.isEmpty { spoolDirectory = spool }
+    var command = ""
+    try r.string("sendmail_command", into: &command)
+    if !command.isEmpty {
+      sendmailCommand = command.split(separator: " ").map(String.init)
+      guard sendmailCommand.first?.hasPrefix("/") == true else {
+        throw InputError(field: "mail.sendmail_command", rule: "must start with an absolute path (e.g. /usr/sbin/sendmail -i -t)")
+      }
+    }
+    try r.int("timeout_seconds", into: &timeoutSeconds, range: 1...600)
+    try r.int("max_attempts", into: &maxAttempts, range: 1...100)
+    try r.int("backoff_seconds", into: &backoffSeconds, range: 1...86_400)
+    try r.int("backoff_max_seconds", into: &backoffMaxSeconds, range: 1...604_800)
+    try r.int("batch_size", into: &batchSize, range: 1...10_000)
+    if let smtp = try r.section("smtp") {
+      try smtp.known(["host", "port", "starttls", "ca_file", "username", "password", "password_file", "helo", "timeout_seconds"])
+      try smtp.string("host", into: &smtpHost)
+      try smtp.int("port", into: &smtpPort, range: 1...65_535)
+      try smtp.bool("starttls", into: &smtpStartTLS)
+      var caFile = ""
+      try smtp.string("ca_file", into: &caFile)
+      if !caFile.isEmpty {
+        guard FileManager.default.isReadableFile(atPath: caFile) else {
+          throw InputError(field: "mail.smtp.ca_file", rule: "cannot read \(caFile)")
+        }
+        smtpCAFile = caFile
+      }
+      var user = ""
+      try smtp.string("username", into: &user)
+      if !user.isEmpty { smtpUsername = user }
+      var password = ""
+      try smtp.string("password", into: &password)
+      var passwordFile = ""
+      try smtp.string("password_file", into: &passwordFile)
+      if !passwordFile.isEmpty {
+        guard password.isEmpty else { throw InputError(field: "mail.smtp.password_file", rule: "give password or password_file, not both") }
+        guard let data = FileManager.default.contents(atPath: passwordFile) else {
+          throw InputError(field: "mail.smtp.password_file", rule: "cannot read \(passwordFile)")
+        }
+        password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+      }
+      if !password.isEmpty { smtpPassword = password }
+      if (smtpUsername == nil) != (smtpPassword == nil) {
+        throw InputError(field: "mail.smtp.username", rule: "username and password (or password_file) go together")
+      }
+      var helo = ""
+      try smtp.string("helo", into: &helo)
+      if !helo.isEmpty { smtpHelo = helo }
+      try smtp.int("timeout_seconds", into: &timeoutSeconds, range: 1...600)
     }
   }
 }

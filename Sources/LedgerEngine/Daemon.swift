@@ -24,6 +24,8 @@ public struct LedgerDaemon: Service {
   public var maxSleep: Duration = .seconds(60)
   /// How often the sleeping loop polls `PRAGMA data_version` and the shutdown flag.
   public var pollInterval: Duration = .milliseconds(200)
+  /// The spool directory when the config names none: `<db>.outbox` beside the ledger.
+  public var defaultSpool: String
 
   public init(
     databasePath: String, config: LedgerConfig, clock: LedgerClock, notifier: SystemdNotifier, logger: Logger,
@@ -35,6 +37,7 @@ public struct LedgerDaemon: Service {
     self.notifier = notifier
     self.logger = logger
     self.makeProcessor = makeProcessor
+    self.defaultSpool = MailConfig.defaultSpool(databasePath: databasePath)
   }
 
   public func run() async throws {
@@ -51,6 +54,10 @@ public struct LedgerDaemon: Service {
     lastEvent = try logEvents(store, after: lastEvent)
     notifier.ready(status: "serving \(databasePath)")
     logger.notice("serving \(databasePath)")
+
+    // The outbox is delivered beside the scheduler, on a connection of its own.
+    let stop = StopFlag()
+    let delivery = Task { await deliveryLoop(stop: stop) }
 
     try await withThrowingTaskGroup(of: Void.self) { group in
       if let interval = notifier.watchdogInterval {
@@ -82,6 +89,12 @@ public struct LedgerDaemon: Service {
       }
       group.cancelAll()
     }
+    // The message in hand gets a few seconds to finish; one cut short is resent later.
+    stop.set()
+    let grace = ContinuousClock.now + .seconds(5)
+    while !stop.isFinished && ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(20)) }
+    delivery.cancel()
+    await delivery.value
     notifier.stopping()
     logger.notice("stopped")
   }
@@ -102,6 +115,49 @@ public struct LedgerDaemon: Service {
         return
       }
     }
+  }
+
+  /// Delivers the outbox until `stop`: every due message, then a sleep until the next one
+  /// is due, another process commits (a new row may be waiting), or `maxSleep` passes.
+  func deliveryLoop(stop: StopFlag) async {
+    defer { stop.finish() }
+    let store: LedgerStore
+    do {
+      store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock)
+    } catch {
+      logger.error("outbox delivery not started: \(String(describing: error))")
+      return
+    }
+    let mailer = Mailer(store: store, config: config.mail, defaultSpool: defaultSpool, logger: logger)
+    func stopping() -> Bool { stop.isSet || Task.isCancelled || Task.isShuttingDownGracefully }
+    while !stopping() {
+      do {
+        let report = try await mailer.deliverDue(shouldStop: stopping)
+        if report.delivered + report.deferred + report.failed > 0 {
+          logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed")
+        }
+      } catch {
+        logger.error("outbox delivery failed: \(String(describing: error))")
+      }
+      let next = try? store.nextOutboxAttempt()
+      let version = try? store.db.dataVersion()
+      let deadline = ContinuousClock.now + maxSleep
+      while !stopping() && ContinuousClock.now < deadline {
+        if let next, next <= clock.now() { break }
+        if let version, (try? store.db.dataVersion()) != version { break }
+        try? await Task.sleep(for: pollInterval)
+      }
+    }
+  }
+
+  /// Tells the delivery task to stop, and tells the daemon when it has.
+  final class StopFlag: Sendable {
+    private let requested = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    func set() { requested.store(true, ordering: .sequentiallyConsistent) }
+    var isSet: Bool { requested.load(ordering: .sequentiallyConsistent) }
+    func finish() { finished.store(true, ordering: .sequentiallyConsistent) }
+    var isFinished: Bool { finished.load(ordering: .sequentiallyConsistent) }
   }
 
   /// When the loop last showed it was alive; read by the watchdog task.

@@ -25,4 +25,15 @@ public protocol PaymentProcessor: Sendable {
   func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome
   /// What happened to the charge made with `key`, or nil if the processor never got it.
   func lookup(key: String) async throws -> ChargeOutcome?
+  /// The same for many keys at once (recovery after a restart asks about every pending
+  /// attempt); the default asks one key at a time.
+  func lookup(keys: [String]) async throws -> [ChargeOutcome?]
+}
+
+extension PaymentProcessor {
+  public func lookup(keys: [String]) async throws -> [ChargeOutcome?] {
+    var answers: [ChargeOutcome?] = []
+    for key in keys { answers.append(try await lookup(key: key)) }
+    return answers
+  }
 }

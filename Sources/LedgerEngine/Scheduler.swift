@@ -78,13 +78,12 @@ public final class Scheduler {
   public func recoverPending() async throws -> Int {
     let pending = try store.pendingAttempts()
     guard !pending.isEmpty else { return 0 }
-    var answers: [(PendingAttempt, ChargeOutcome?)] = []
-    for attempt in pending {
-      do {
-        answers.append((attempt, try await processor.lookup(key: attempt.key)))
-      } catch {
-        logger.warning("cannot resolve attempt \(attempt.id) yet: \(String(describing: error))")
-      }
+    let answers: [(PendingAttempt, ChargeOutcome?)]
+    do {
+      answers = Array(zip(pending, try await processor.lookup(keys: pending.map(\.key))))
+    } catch {
+      logger.warning("cannot resolve \(pending.count) pending attempt(s) yet: \(String(describing: error))")
+      return 0
     }
     // Every answer is recorded in one transaction.
     try store.write {
@@ -207,18 +206,13 @@ public final class Scheduler {
       try store.write {
         for (i, round) in rounds.enumerated() {
           let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
-          var parts: [(id: Int64, amount: Int64)] = []
-          for id in round.invoiceIDs {
-            if let invoice = try store.invoice(id: id), invoice.status == .open, invoice.due.minorUnits > 0 {
-              parts.append((id, invoice.due.minorUnits))
-            }
-          }
+          let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
           guard let card = cards.first, !parts.isEmpty else {
             exhausted.append(i)
             continue
           }
           let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
-          let key = "ldg_" + UUID().uuidString.lowercased()
+          let key = IdempotencyKey.make()
           let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
           calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
           rounds[i].tried.insert(card.id)
@@ -227,7 +221,7 @@ public final class Scheduler {
         // Rounds with no card left (or nothing left to pay) end here.
         for i in exhausted {
           let round = rounds[i]
-          let open = try round.invoiceIDs.filter { try store.invoice(id: $0)?.status == .open }
+          let open = try store.openBalances(round.invoiceIDs).map(\.id)
           if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
             try store.recordRoundFailed(
               invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,

@@ -52,22 +52,69 @@ public actor SimulatedProcessor: PaymentProcessor {
     self.timeoutMilliseconds = timeoutMilliseconds
   }
 
+  /// One charge request waiting for the next group commit.
+  private struct Request {
+    let key: String
+    let token: String
+    let kind: String
+    let amount: Money
+    let answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>
+  }
+
+  /// Requests that arrived while others were being recorded: they are decided and recorded
+  /// together, in one transaction, and every caller hears back only after its commit.
+  private var queued: [Request] = []
+  private var flushScheduled = false
+
   public func charge(key: String, token fullToken: String, amount: Money) async throws -> ChargeOutcome {
-    if let known = try recorded(key) { return known }
     let token = String(fullToken.prefix { $0 != "." })
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
-    let outcome = try decide(token: token, fullToken: fullToken)
+    let (outcome, fresh) = try await withCheckedThrowingContinuation { (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
+      queued.append(Request(key: key, token: fullToken, kind: token, amount: amount, answer: answer))
+      if !flushScheduled {
+        flushScheduled = true
+        Task { self.flush() }
+      }
+    }
+    // A repeated key gets the first answer: the timeout and the lost answer apply only to
+    // the request that made the charge.
+    guard fresh else { return outcome }
     if token == "tok_timeout" {
       try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
-      try record(key: key, token: fullToken, amount: amount, outcome: .failed(code: "timeout"))
       throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")
     }
-    try record(key: key, token: fullToken, amount: amount, outcome: outcome)
     if token == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
     return outcome
   }
 
+  /// Decides and records every queued request in one transaction (a key already recorded
+  /// gets its recorded outcome), then answers each caller.
+  private func flush() {
+    flushScheduled = false
+    let batch = queued
+    queued = []
+    guard !batch.isEmpty else { return }
+    do {
+      let outcomes = try db.write { _ in
+        try batch.map { request -> (outcome: ChargeOutcome, fresh: Bool) in
+          if let known = try recorded(request.key) { return (known, false) }
+          let outcome = request.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: request.kind, fullToken: request.token)
+          try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome)
+          return (outcome, true)
+        }
+      }
+      for (request, outcome) in zip(batch, outcomes) { request.answer.resume(returning: outcome) }
+    } catch {
+      for request in batch { request.answer.resume(throwing: error) }
+    }
+  }
+
   public func lookup(key: String) async throws -> ChargeOutcome? { try recorded(key) }
+
+  /// Looks up many keys in one read transaction.
+  public func lookup(keys: [String]) async throws -> [ChargeOutcome?] {
+    try db.read { _ in try keys.map { try recorded($0) } }
+  }
 
   /// Charges that took money, per idempotency key (a test's ground truth).
   public func succeededCharges() throws -> [(key: String, amountMinor: Int64)] {

@@ -120,6 +120,17 @@ public final class Connection {
   /// The number of statements held in this connection's cache.
   public var cachedStatementCount: Int { cache.count }
 
+  /// What each cached statement has cost so far: runs, virtual-machine steps, rows read by
+  /// full scans, sorts. For benchmarks and profiling (`ledgerd benchmark --statements`).
+  public func statementStats() -> [StatementStats] {
+    cache.values.map { statement in
+      func status(_ op: Int32) -> Int64 { Int64(sqlite3_stmt_status(statement.handle, op, 0)) }
+      return StatementStats(
+        sql: statement.sql, runs: status(SQLITE_STMTSTATUS_RUN), vmSteps: status(SQLITE_STMTSTATUS_VM_STEP),
+        fullScanSteps: status(SQLITE_STMTSTATUS_FULLSCAN_STEP), sorts: status(SQLITE_STMTSTATUS_SORT))
+    }
+  }
+
   /// Runs a statement that returns no rows; returns the number of rows it changed.
   @discardableResult
   public func run(_ sql: String, _ arguments: SQLBindable...) throws -> Int {
@@ -268,4 +279,13 @@ public final class Connection {
       throw SQLiteError(connection: target, code: rc == SQLITE_DONE ? finish : rc, sql: nil)
     }
   }
+}
+
+/// The cost counters SQLite keeps for one prepared statement.
+public struct StatementStats: Sendable, Codable {
+  public let sql: String
+  public let runs: Int64
+  public let vmSteps: Int64
+  public let fullScanSteps: Int64
+  public let sorts: Int64
 }

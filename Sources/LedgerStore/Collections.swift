@@ -97,7 +97,9 @@ extension LedgerStore {
   /// Saves what the policy decided for an invoice (nil: nothing scheduled).
   public func saveSchedule(invoiceID: Int64, _ next: ScheduledAction?) throws {
     try db.run(
-      "UPDATE invoices SET next_action = ?, next_action_at = ? WHERE id = ?", next?.action.rawValue, next?.at.iso8601, invoiceID)
+      // An unchanged schedule is not written again: no page dirtied, no index entry moved.
+      "UPDATE invoices SET next_action = ?1, next_action_at = ?2 WHERE id = ?3 AND (next_action IS NOT ?1 OR next_action_at IS NOT ?2)",
+      next?.action.rawValue, next?.at.iso8601, invoiceID)
   }
 
   /// Open invoices of an account (optionally only those a card change should retry).
@@ -144,6 +146,19 @@ extension LedgerStore {
         due: Money(minorUnits: try row.int("due_minor"), currency: currency),
         action: CollectionAction(rawValue: try row.string("next_action")) ?? .charge,
         at: try Instant(iso8601: try row.string("next_action_at")), isScheduledRetry: try row.bool("scheduled_retry"))
+    }
+  }
+
+  /// What is still owed on each of `ids` that is open, in the order given (closed invoices
+  /// are left out). The charge round's lean read: status and balance, nothing else.
+  public func openBalances(_ ids: [Int64]) throws -> [(id: Int64, dueMinor: Int64)] {
+    try ids.compactMap { id in
+      try db.queryOne(
+        """
+        SELECT i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor
+        FROM invoices i WHERE i.id = ? AND i.status = 'open'
+        """, id
+      ).map { (id, try $0.int("due_minor")) }
     }
   }
 
@@ -288,7 +303,7 @@ extension LedgerStore {
     let invoices = try invoiceIDs.map { try requireInvoice(id: $0) }
     let numbers = invoices.map(\.number)
     let amount = try Money.sum(invoices.map(\.due), currency: invoices[0].due.currency)
-    let downgradeOn = try db.scalarText("SELECT min(grace_deadline) FROM invoices WHERE id IN (\(invoiceIDs.map(String.init).joined(separator: ",")))")
+    let downgradeOn = invoices.compactMap(\.graceDeadline).min()
     try recordEvent(
       account: account.id, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
       reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"

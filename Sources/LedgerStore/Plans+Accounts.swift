@@ -56,6 +56,33 @@ extension LedgerStore {
     }
   }
 
+  /// Changes an account's email, name or language. The address and the name end up in
+  /// mail headers, so they pass the same checks as at opening (no line break, one `@`, a
+  /// bounded length). Messages not yet delivered follow the new address.
+  public func updateAccount(_ id: Int64, email: String?, name: String?, locale: CustomerLocale?, actor: Actor) throws -> Account {
+    guard email != nil || name != nil || locale != nil else {
+      throw InputError(field: "--email", rule: "give at least one of --email, --name, --locale")
+    }
+    let email = try email.map { try Validate.email($0) }
+    let name = try name.map { try Validate.displayName($0) }
+    return try write {
+      let before = try requireAccount(id, field: "account")
+      try db.run(
+        "UPDATE accounts SET email = coalesce(?, email), name = coalesce(?, name), locale = coalesce(?, locale), updated_at = ? WHERE id = ?",
+        email, name, locale?.rawValue, now, id)
+      if let email, email != before.email {
+        try db.run("UPDATE outbox SET recipient = ? WHERE account_id = ? AND delivered_at IS NULL", email, id)
+      }
+      var changes: [String] = []
+      if let email, email != before.email { changes.append("email \(before.email) → \(email)") }
+      if let name, name != before.name { changes.append("name \(before.name) → \(name)") }
+      if let locale, locale != before.locale { changes.append("locale \(before.locale.rawValue) → \(locale.rawValue)") }
+      try recordEvent(
+        account: id, actor: actor, kind: "account_updated", reason: changes.isEmpty ? "account saved unchanged" : changes.joined(separator: "; "))
+      return try requireAccount(id)
+    }
+  }
+
   public func account(id: Int64) throws -> Account? {
     try db.queryOne(Self.accountSelect + " WHERE a.id = ?", id).map(account(from:))
   }

@@ -26,8 +26,9 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "synchronous for both runs: FULL (default) or NORMAL.") var synchronous: String = "FULL"
   @Option(help: "Folder for the benchmark's databases (default: a new temporary folder).") var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
-  @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 1000
+  @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
   @Option(help: "WAL pages between automatic checkpoints.") var walAutocheckpoint: Int = 1000
+  @Flag(help: "Also print the ledger's statements by cost (runs and SQLite VM steps in the month).") var statements = false
   @OptionGroup var output: OutputOptions
 
   struct Result: Encodable {
@@ -36,6 +37,8 @@ struct Benchmark: AsyncParsableCommand {
     var synchronous = ""
     var buildSeconds = 0.0
     var monthSeconds = 0.0
+    /// Processor time (user + system) the month used: steadier than the wall clock on a busy machine.
+    var monthCPUSeconds = 0.0
     var chargeAttempts = 0
     var attemptsPerSecond = 0.0
     var baselineInsertsPerSecond = 0.0
@@ -89,11 +92,14 @@ struct Benchmark: AsyncParsableCommand {
       scheduler.batchSize = config.batchSize
       scheduler.maxInFlight = max(1, maxInFlight)
       let m0 = ContinuousClock.now
+      let cpu0 = cpuSeconds()
       let report = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
       result.monthSeconds = seconds(ContinuousClock.now - m0)
+      result.monthCPUSeconds = cpuSeconds() - cpu0
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
+      let statementCosts = store.db.statementStats().sorted { $0.vmSteps > $1.vmSteps }
       result.peakMemoryMB = peakMemoryMB()
       result.checkFindings = try store.check().findings.count
       let r = result
@@ -103,17 +109,35 @@ struct Benchmark: AsyncParsableCommand {
           book built in             \(String(format: "%.1f", r.buildSeconds)) s (not timed below)
           dunning month             \(String(format: "%.1f", r.monthSeconds)) s, \(r.chargeAttempts) charge attempts
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
+          CPU time of the month     \(String(format: "%.1f", r.monthCPUSeconds)) s (user + system), \(String(format: "%.0f", Double(r.chargeAttempts) / max(r.monthCPUSeconds, 0.001))) attempts per CPU second
           baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
           ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)
           ledger check              \(r.checkFindings == 0 ? "ok" : "\(r.checkFindings) finding(s)")
         """
       }
+      if statements {
+        let attempts = max(1, r.chargeAttempts)
+        print("statements by SQLite VM steps (build and month; per charge attempt):")
+        for s in statementCosts.prefix(40) {
+          let sql = s.sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+          print(
+            String(format: "  %9.2f runs %9.1f steps  ", Double(s.runs) / Double(attempts), Double(s.vmSteps) / Double(attempts))
+              + String(sql.prefix(110)))
+        }
+      }
     }
   }
 
   func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+  }
+
+  func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return s(usage.ru_utime) + s(usage.ru_stime)
   }
 
   func peakMemoryMB() -> Double {

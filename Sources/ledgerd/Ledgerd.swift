@@ -14,7 +14,8 @@ struct Ledgerd: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       Migrate.self, Check.self, Backup.self, PlanCommand.self, AccountCommand.self, CardCommand.self,
-      InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, Serve.self, ReconcileCommand.self, Simulate.self, Benchmark.self, BenchmarkReconcile.self,
+      InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, OutboxCommand.self, Serve.self,
+      ReconcileCommand.self, Simulate.self, Benchmark.self, BenchmarkReconcile.self,
     ]
   )
 }

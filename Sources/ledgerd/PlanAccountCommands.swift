@@ -46,7 +46,7 @@ struct PlanCommand: ParsableCommand {
 
 struct AccountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "account", abstract: "Manage customer accounts.", subcommands: [Add.self, Show.self, List.self])
+    commandName: "account", abstract: "Manage customer accounts.", subcommands: [Add.self, Update.self, Show.self, List.self])
 
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Open a customer account.")
@@ -66,6 +66,29 @@ struct AccountCommand: ParsableCommand {
         let account = try database.open(.readWrite).addAccount(
           email: email, name: name, locale: locale, planCode: plan, actor: try actor.resolve())
         try output.emit(account) { "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)" }
+      }
+    }
+  }
+
+  struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Change an account's email, name or language.",
+      discussion: "Messages not yet delivered go to the new address. The address and name are checked as at opening.")
+    @Argument(help: "The account's id.") var account: String
+    @Option(help: "Where the customer's emails go.") var email: String?
+    @Option(help: "The customer's display name.") var name: String?
+    @Option(help: "Language of the customer's emails: fr or en.") var locale: String?
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let id = try parseID(account, field: "account")
+        let locale = try locale.map { try CustomerLocale(parsing: $0) }
+        let account = try database.open(.readWrite).updateAccount(
+          id, email: email, name: name, locale: locale, actor: try actor.resolve())
+        try output.emit(account) { "account \(account.id): \(account.name) <\(account.email)>, locale \(account.locale.rawValue)" }
       }
     }
   }

@@ -96,6 +96,45 @@ final class Bench {
     }
     #expect(try await b.processor.lookup(key: "unknown") == nil)
   }
+
+  @Test func concurrentChargesAreRecordedTogetherAndAnsweredEach() async throws {
+    let b = try Bench()
+    let amount = Money(minorUnits: 700, currency: .eur)
+    let processor = b.processor
+    // Forty calls in flight at once, a repeated key among them, and a card that declines
+    // twice then pays: each caller gets its own answer, each key is charged once.
+    let outcomes = try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
+      for i in 0..<40 {
+        group.addTask {
+          let key = i == 39 ? "key-0" : "key-\(i)"
+          let token = i % 10 == 3 ? "tok_decline_insufficient_funds.\(i)" : i % 10 == 5 ? "tok_lost.\(i)" : "tok_ok.\(i)"
+          do { return (i, try await processor.charge(key: key, token: i == 39 ? "tok_ok.0" : token, amount: amount)) } catch { return (i, nil) }
+        }
+      }
+      var all: [Int: ChargeOutcome?] = [:]
+      for try await (i, outcome) in group { all[i] = outcome }
+      return all
+    }
+    #expect(outcomes.count == 40)
+    for i in 0..<39 {
+      switch i % 10 {
+      case 3: #expect(outcomes[i]! == .declined(code: "insufficient_funds"))
+      case 5: #expect(outcomes[i]! == nil, "tok_lost loses the answer")
+      default: if case .succeeded = outcomes[i]! {} else { Issue.record("charge \(i) should succeed") }
+      }
+    }
+    #expect(outcomes[39]! == outcomes[0]!, "a repeated key gets the first answer")
+    let keys = try await processor.succeededCharges().map(\.key)
+    #expect(keys.count == 35 && Set(keys).count == 35, "39 keys, 4 declined")
+    let answers = try await processor.lookup(keys: ["key-5", "key-3", "nope"])
+    if case .succeeded = answers[0] {} else { Issue.record("the lost answer is found by its key") }
+    #expect(answers[1] == .declined(code: "insufficient_funds"))
+    #expect(answers[2] == nil)
+    for n in 0..<3 {
+      let outcome = try await processor.charge(key: "fail-\(n)", token: "tok_fail2_then_ok.1", amount: amount)
+      #expect((n < 2) == (outcome == .declined(code: "insufficient_funds")))
+    }
+  }
 }
 
 @Suite struct ConfigTests {
