@@ -297,6 +297,49 @@ public final class Connection {
     }
   }
 
+  /// Write transactions that `body` commits part-way: `commit()` ends the one open and
+  /// begins the next, and the write lock is let go in between, so that other processes'
+  /// writes get their turn (a long import does not hold the daemon off). A throw rolls back
+  /// the transaction open at that moment; what `commit()` committed stays.
+  public func batchedWrite<T>(_ body: (_ commit: @escaping () throws -> Void) throws -> T) throws -> T {
+    precondition(!isInTransaction, "a batched write cannot join another transaction")
+    // Inside `withWriteLock` the lock is the caller's to let go.
+    let lockedByCaller = holdsWriteLock
+    func release() {
+      guard !lockedByCaller, let writeLock, holdsWriteLock else { return }
+      holdsWriteLock = false
+      writeLock.release()
+    }
+    func begin() throws {
+      if let writeLock, !holdsWriteLock {
+        try writeLock.acquire(timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+        holdsWriteLock = true
+      }
+      do { try execute("BEGIN IMMEDIATE") } catch {
+        release()
+        throw error
+      }
+    }
+    func commit() throws {
+      try execute("COMMIT")
+      checkpointIfDue()
+      release()
+    }
+    try begin()
+    do {
+      let result = try body {
+        try commit()
+        try begin()
+      }
+      try commit()
+      return result
+    } catch {
+      if isInTransaction { try? execute("ROLLBACK") }
+      release()
+      throw error
+    }
+  }
+
   /// Runs `body` holding this file's write lock (at once if this connection already holds
   /// it; nothing to take on a read-only or undisciplined connection).
   public func withWriteLock<T>(timeout: Duration? = nil, _ body: () throws -> T) throws -> T {

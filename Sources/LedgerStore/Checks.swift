@@ -149,6 +149,18 @@ extension LedgerStore {
       """
     ),
     (
+      "bank_line_payment_consistent",
+      """
+      SELECT 'bank line ' || b.id || ' is matched but has ' || count(p.id) || ' payments' AS detail
+      FROM bank_statement_lines b LEFT JOIN payments p ON p.bank_line_id = b.id
+      WHERE b.match_status = 'matched' GROUP BY b.id HAVING count(p.id) <> 1
+      UNION ALL
+      SELECT 'payment ' || p.id || ' comes from bank line ' || b.id || ', which is ' || b.match_status
+      FROM payments p JOIN bank_statement_lines b ON b.id = p.bank_line_id
+      WHERE b.match_status <> 'matched' OR b.direction <> 'credit' OR b.amount_minor <> p.amount_minor OR b.currency <> p.currency
+      """
+    ),
+    (
       "one_open_pause_matches_flag",
       """
       SELECT i.number || CASE WHEN i.paused_at IS NULL THEN ' has an open pause but is not paused' ELSE ' is paused without an open pause' END AS detail

@@ -107,6 +107,13 @@ public final class LedgerStore {
     return try db.write { _ in try body() }
   }
 
+  /// Runs `body` in write transactions that `body` may commit and reopen at safe points
+  /// (`commit()`), so a long import does not hold other writers off for its whole length.
+  /// What was committed stays; the transaction in hand is rolled back if `body` throws.
+  public func batchedWrite<T>(_ body: (_ commit: @escaping () throws -> Void) throws -> T) throws -> T {
+    try db.batchedWrite(body)
+  }
+
   /// Runs `body` in one read snapshot.
   public func read<T>(_ body: () throws -> T) throws -> T {
     if db.isInTransaction { return try body() }

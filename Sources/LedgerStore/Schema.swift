@@ -11,6 +11,7 @@ public enum LedgerSchema {
   static let files: [(name: String, bytes: [UInt8])] = [
     ("0001_schema.sql", PackageResources._001_schema_sql),
     ("0002_audit_views.sql", PackageResources._002_audit_views_sql),
+    ("0003_reconciliation.sql", PackageResources._003_reconciliation_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -225,6 +225,21 @@ final class Bench {
     #expect(try b.store.invoice(id: invoice.id)?.status == .uncollectible)
     #expect(try b.store.check().ok)
   }
+
+  @Test func aCardAtItsLimitIsNotUsableSoTheScheduleMovesOn() async throws {
+    let b = try Bench()
+    var config = DunningConfig()
+    config.maxChargesPerCard = 1
+    let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
+    let invoice = try b.accountWithInvoice(token: "tok_decline_insufficient_funds")
+    // The first charge uses the card's one allowed attempt; every retry day then finds no
+    // usable card and the invoice goes on to its reminders and the downgrade.
+    _ = try await scheduler.runUntil(b.clock.now().adding(days: 12), clock: b.clock)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
+    #expect(try b.count("SELECT retries_done FROM invoices") <= Int64(config.retryDays.count))
+    #expect(try b.store.invoice(id: invoice.id)?.status == .uncollectible)
+    #expect(try b.store.check().ok)
+  }
 }
 
 @Suite struct CreditTests {

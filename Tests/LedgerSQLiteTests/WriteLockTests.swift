@@ -55,6 +55,34 @@ import Testing
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
   }
 
+  /// A batched write (a long import) holds the lock in each batch, keeps what it committed
+  /// when a later batch fails, and leaves the lock free.
+  @Test func batchedWritesHoldTheLockPerBatchAndKeepWhatTheyCommitted() throws {
+    let tmp = TempDatabase()
+    let db = try Connection(path: tmp.path, options: options())
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    let fd = open(tmp.path + ".lock", O_RDWR)
+    #expect(fd >= 0)
+    defer { close(fd) }
+    struct Stop: Error {}
+    #expect(throws: Stop.self) {
+      try db.batchedWrite { commit in
+        for i in 1...10 {
+          try db.run("INSERT INTO t VALUES (?)", i)
+          #expect(flock(fd, LOCK_EX | LOCK_NB) != 0, "another process cannot take the lock mid-batch")
+          if i % 4 == 0 { try commit() }
+        }
+        throw Stop()
+      }
+    }
+    // Batches 1-4 and 5-8 were committed; 9 and 10 were rolled back with the failure.
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 8)
+    #expect(!db.isInTransaction)
+    #expect(flock(fd, LOCK_EX | LOCK_NB) == 0, "the lock is free afterwards")
+    flock(fd, LOCK_UN)
+  }
+
   /// Two connections of one process share one lock object: the second waits for the
   /// first's transaction (no self-deadlock, no overlap).
   @Test func connectionsOfOneProcessExcludeEachOther() throws {

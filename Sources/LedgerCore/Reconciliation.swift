@@ -1,0 +1,443 @@
+/// Which way money moved on the ledger's bank account.
+public enum BankDirection: String, Sendable, Codable, Equatable {
+  case credit, debit
+}
+
+/// Whether the bank has booked an entry or only announces it.
+public enum BookingStatus: String, Sendable, Codable, Equatable {
+  case booked, pending
+}
+
+/// One line of a bank statement as read from a file, before it is stored: a camt.053
+/// transaction detail (or entry without details) or a row of the bank CSV.
+public struct BankLine: Sendable, Equatable, Codable {
+  /// What makes a re-import record nothing twice (see `README.md`, "Line keys").
+  public var lineKey: String
+  public var source: String
+  public var statementID: String?
+  public var accountIBAN: String?
+  /// The bank's reference of the entry (camt.053 `AcctSvcrRef`), when given.
+  public var accountServicerRef: String?
+  public var bookingDate: String?
+  public var valueDate: String?
+  public var amount: Money
+  public var direction: BankDirection
+  public var isReversal: Bool
+  public var status: BookingStatus
+  /// Structured creditor reference (`CdtrRefInf/Ref`), when given.
+  public var reference: String?
+  /// Unstructured remittance information, several `Ustrd` joined with a space.
+  public var remittance: String?
+  public var counterpartyName: String?
+  public var counterpartyIBAN: String?
+
+  /// A line with every field given; the readers build these.
+  public init(
+    lineKey: String, source: String, statementID: String? = nil, accountIBAN: String? = nil, accountServicerRef: String? = nil,
+    bookingDate: String?, valueDate: String?, amount: Money, direction: BankDirection, isReversal: Bool = false,
+    status: BookingStatus = .booked, reference: String? = nil, remittance: String? = nil, counterpartyName: String? = nil,
+    counterpartyIBAN: String? = nil
+  ) {
+    self.lineKey = lineKey
+    self.source = source
+    self.statementID = statementID
+    self.accountIBAN = accountIBAN
+    self.accountServicerRef = accountServicerRef
+    self.bookingDate = bookingDate
+    self.valueDate = valueDate
+    self.amount = amount
+    self.direction = direction
+    self.isReversal = isReversal
+    self.status = status
+    self.reference = reference
+    self.remittance = remittance
+    self.counterpartyName = counterpartyName
+    self.counterpartyIBAN = counterpartyIBAN
+  }
+
+  /// The fields that identify an entry when the bank gave no reference of its own, in a
+  /// fixed order (the fallback line key hashes them).
+  public var identityFields: [String] {
+    [
+      accountIBAN ?? "", bookingDate ?? "", valueDate ?? "", String(amount.minorUnits), amount.currency.code, direction.rawValue,
+      isReversal ? "1" : "0", reference ?? "", remittance ?? "", counterpartyName ?? "", counterpartyIBAN ?? "",
+    ]
+  }
+}
+
+/// Finds invoice payment references in what a payer wrote.
+public enum ReferenceFinder {
+  /// Every ISO 11649 reference with valid check digits that the structured reference or
+  /// the remittance text may hold, in the order found (structured first). Spaces, dashes
+  /// and case are ignored (`rf18 inv0 0000 1`), and a missing `RF` prefix is tolerated at
+  /// the start of a word (`18INV000001`); the check digits must match either way. The
+  /// caller keeps the first one that names an invoice.
+  public static func candidates(structured: String?, remittance: String?) -> [String] {
+    var found: [String] = []
+    for text in [structured, remittance].compactMap({ $0 }) {
+      for segment in segments(of: text) {
+        let chars = segment.chars
+        for start in chars.indices {
+          let hasPrefix = start + 1 < chars.count && chars[start] == 82 && chars[start + 1] == 70  // "RF"
+          guard hasPrefix || segment.wordStarts.contains(start) else { continue }
+          let bodyStart = hasPrefix ? start + 2 : start
+          guard bodyStart + 3 <= chars.count, isDigit(chars[bodyStart]), isDigit(chars[bodyStart + 1]) else { continue }
+          let check = Int(chars[bodyStart] - 48) * 10 + Int(chars[bodyStart + 1] - 48)
+          guard (2...98).contains(check) else { continue }
+          var remainder = 0
+          var valid: [Int] = []
+          for end in (bodyStart + 2)..<min(chars.count, bodyStart + 23) {
+            remainder = step(remainder, chars[end])
+            // The body followed by "RF" and the check digits must leave 1 (ISO 7064 mod 97-10).
+            var r = step(remainder, 82)
+            r = step(r, 70)
+            r = step(r, chars[bodyStart])
+            r = step(r, chars[bodyStart + 1])
+            if r == 1 { valid.append(end + 1) }
+          }
+          for end in valid.reversed() {
+            let candidate = "RF" + String(decoding: chars[bodyStart..<end], as: UTF8.self)
+            if !found.contains(candidate) { found.append(candidate) }
+          }
+        }
+      }
+    }
+    return found
+  }
+
+  static func isDigit(_ c: UInt8) -> Bool { (48...57).contains(c) }
+
+  static func step(_ remainder: Int, _ c: UInt8) -> Int {
+    if isDigit(c) { return (remainder * 10 + Int(c - 48)) % 97 }
+    return (remainder * 100 + Int(c - 55)) % 97
+  }
+
+  /// Runs of ASCII letters and digits, upper-cased, with spaces and dashes inside a run
+  /// dropped (payers group references by four); any other character ends a run. Where each
+  /// original word began is kept, for references quoted without their `RF`.
+  static func segments(of text: String) -> [(chars: [UInt8], wordStarts: Set<Int>)] {
+    var result: [(chars: [UInt8], wordStarts: Set<Int>)] = []
+    var current: [UInt8] = []
+    var starts: Set<Int> = []
+    var atWordStart = true
+    for byte in text.utf8 {
+      switch byte {
+      case 48...57, 65...90, 97...122:
+        if atWordStart { starts.insert(current.count) }
+        current.append(byte >= 97 ? byte - 32 : byte)
+        atWordStart = false
+      case 32, 45:  // space, dash
+        atWordStart = true
+      default:
+        if !current.isEmpty { result.append((current, starts)) }
+        current = []
+        starts = []
+        atWordStart = true
+      }
+    }
+    if !current.isEmpty { result.append((current, starts)) }
+    return result
+  }
+}
+
+/// How payer names and IBANs are compared: case, accents, punctuation and spacing ignored.
+public enum PayerIdentity {
+  /// `"  Marie-Curie "`, `"MARIE CURIE"` and `"Marié Curie"` compare equal; empty stays nil.
+  public static func normalizedName(_ name: String?) -> String? {
+    guard let name else { return nil }
+    var words: [String] = []
+    var current = ""
+    for scalar in name.lowercased().unicodeScalars {
+      let folded = fold(scalar)
+      if folded.allSatisfy({ $0.isLetter || $0.isNumber }) && !folded.isEmpty {
+        current += folded
+      } else if !current.isEmpty {
+        words.append(current)
+        current = ""
+      }
+    }
+    if !current.isEmpty { words.append(current) }
+    let joined = words.joined(separator: " ")
+    return joined.isEmpty ? nil : String(joined.prefix(200))
+  }
+
+  /// An IBAN without spaces, upper-cased; nil when empty.
+  public static func normalizedIBAN(_ iban: String?) -> String? {
+    guard let iban else { return nil }
+    let compact = iban.uppercased().filter { !$0.isWhitespace }
+    return compact.isEmpty ? nil : String(compact.prefix(200))
+  }
+
+  /// Latin letters with accents lose them (enough for payer names on European statements).
+  static func fold(_ scalar: Unicode.Scalar) -> String {
+    let table: [ClosedRange<UInt32>: String] = [
+      0xE0...0xE5: "a", 0xE7...0xE7: "c", 0xE8...0xEB: "e", 0xEC...0xEF: "i", 0xF1...0xF1: "n", 0xF2...0xF6: "o", 0xF8...0xF8: "o",
+      0xF9...0xFC: "u", 0xFD...0xFD: "y", 0xFF...0xFF: "y", 0xDF...0xDF: "ss", 0xE6...0xE6: "ae", 0x153...0x153: "oe",
+    ]
+    for (range, replacement) in table where range.contains(scalar.value) { return replacement }
+    return String(scalar)
+  }
+}
+
+/// A streaming RFC 4180 CSV reader: fed bytes in chunks, it hands over each record as it
+/// completes, so a file of any size is read in bounded memory. Quoted fields may hold
+/// commas, doubled quotes and line breaks; a trailing CR is dropped.
+public struct CSVReader {
+  private var field: [UInt8] = []
+  private var record: [String] = []
+  private var inQuotes = false
+  private var quoteSeen = false
+  private var fieldStarted = false
+  /// The line the current record started on (1-based), for error messages.
+  public private(set) var recordLine = 1
+  private var line = 1
+  /// The longest field accepted; a longer one is refused rather than buffered without end.
+  public var maxFieldBytes = 64 * 1024
+
+  /// A reader at the start of a file.
+  public init() {}
+
+  /// Feeds the next bytes; `emit` receives each complete record with its first line number.
+  public mutating func feed(_ bytes: some Sequence<UInt8>, emit: ([String], Int) throws -> Void) throws {
+    for byte in bytes {
+      if inQuotes {
+        if byte == UInt8(ascii: "\"") {
+          inQuotes = false
+          quoteSeen = true
+        } else {
+          if byte == UInt8(ascii: "\n") { line += 1 }
+          try append(byte)
+        }
+        continue
+      }
+      switch byte {
+      case UInt8(ascii: "\""):
+        if quoteSeen {
+          // A doubled quote inside a quoted field.
+          try append(byte)
+          inQuotes = true
+          quoteSeen = false
+        } else if !fieldStarted {
+          inQuotes = true
+          fieldStarted = true
+        } else {
+          throw InputError(field: "line \(line)", rule: "a quote in the middle of an unquoted field (quote the whole field)")
+        }
+      case UInt8(ascii: ","):
+        endField()
+      case UInt8(ascii: "\n"):
+        endField()
+        if field.isEmpty && record.count == 1 && record[0].isEmpty {
+          record = []  // an empty line
+        } else {
+          try emit(record, recordLine)
+          record = []
+        }
+        line += 1
+        recordLine = line
+      case UInt8(ascii: "\r"):
+        continue
+      default:
+        if quoteSeen {
+          throw InputError(field: "line \(line)", rule: "text after a closing quote (a quote inside a field is written twice)")
+        }
+        fieldStarted = true
+        try append(byte)
+      }
+    }
+  }
+
+  /// Ends the input: a last record without a final newline is emitted; an open quote is refused.
+  public mutating func finish(emit: ([String], Int) throws -> Void) throws {
+    if inQuotes { throw InputError(field: "line \(recordLine)", rule: "a quoted field is not closed (truncated file?)") }
+    if fieldStarted || !record.isEmpty || !field.isEmpty {
+      endField()
+      try emit(record, recordLine)
+      record = []
+    }
+  }
+
+  private mutating func append(_ byte: UInt8) throws {
+    guard field.count < maxFieldBytes else {
+      throw InputError(field: "line \(recordLine)", rule: "a field longer than \(maxFieldBytes) bytes")
+    }
+    field.append(byte)
+  }
+
+  private mutating func endField() {
+    record.append(String(decoding: field, as: UTF8.self))
+    field.removeAll(keepingCapacity: true)
+    quoteSeen = false
+    fieldStarted = false
+  }
+}
+
+/// The bank CSV format (documented in the README): a header row naming the columns, then
+/// one row per line.
+///
+/// Required: `booking_date` (YYYY-MM-DD), `amount` (decimal with a dot, negative for a
+/// debit), `currency`. Optional: `id` (the bank's reference: the line key), `value_date`,
+/// `status` (`booked`, the default, or `pending`), `reversal` (`true`/`false`),
+/// `reference`, `remittance`, `counterparty_name`, `counterparty_iban`, `account_iban`.
+public struct BankCSVFormat {
+  /// Columns every bank CSV must have.
+  public static let required = ["booking_date", "amount", "currency"]
+  /// Every column the format knows; others are refused.
+  public static let known = required + [
+    "id", "value_date", "status", "reversal", "reference", "remittance", "counterparty_name", "counterparty_iban", "account_iban",
+  ]
+  let index: [String: Int]
+
+  /// Reads the header; unknown columns are refused so a misspelt one is not silently empty.
+  public init(header: [String]) throws {
+    var index: [String: Int] = [:]
+    for (i, raw) in header.enumerated() {
+      let name = raw.trimmingCSV.lowercased()
+      guard BankCSVFormat.known.contains(name) else {
+        throw InputError(field: "header", rule: "unknown column '\(raw)' (known: \(BankCSVFormat.known.joined(separator: ", ")))")
+      }
+      guard index[name] == nil else { throw InputError(field: "header", rule: "column '\(name)' appears twice") }
+      index[name] = i
+    }
+    for name in BankCSVFormat.required where index[name] == nil {
+      throw InputError(field: "header", rule: "the column '\(name)' is missing (required: \(BankCSVFormat.required.joined(separator: ", ")))")
+    }
+    self.index = index
+  }
+
+  func value(_ record: [String], _ name: String) -> String? {
+    guard let i = index[name], i < record.count else { return nil }
+    let text = record[i].trimmingCSV
+    return text.isEmpty ? nil : text
+  }
+
+  /// One row as a bank line; `fallbackKey` is used when the row has no `id`.
+  public func line(_ record: [String], lineNumber: Int, fallbackKey: (BankLine) -> String) throws -> BankLine {
+    let field = "line \(lineNumber)"
+    guard record.count == index.count else {
+      throw InputError(field: field, rule: "has \(record.count) fields; the header has \(index.count)")
+    }
+    let currency = try Currency(code: (value(record, "currency") ?? "").uppercased(), field: "\(field) currency")
+    let signed = try Money.parse(value(record, "amount") ?? "", currency: currency, field: "\(field) amount")
+    guard signed.minorUnits != 0 else { throw InputError(field: "\(field) amount", rule: "must not be zero") }
+    let booking = try CivilDate(iso8601: value(record, "booking_date") ?? "", field: "\(field) booking_date").iso8601
+    let valueDate = try value(record, "value_date").map { try CivilDate(iso8601: $0, field: "\(field) value_date").iso8601 }
+    let status: BookingStatus
+    switch value(record, "status")?.lowercased() ?? "booked" {
+    case "booked": status = .booked
+    case "pending": status = .pending
+    case let other: throw InputError(field: "\(field) status", rule: "'\(other)' must be booked or pending")
+    }
+    let reversal: Bool
+    switch value(record, "reversal")?.lowercased() ?? "false" {
+    case "true", "1", "yes": reversal = true
+    case "false", "0", "no": reversal = false
+    case let other: throw InputError(field: "\(field) reversal", rule: "'\(other)' must be true or false")
+    }
+    var line = BankLine(
+      lineKey: "", source: "csv", accountIBAN: PayerIdentity.normalizedIBAN(value(record, "account_iban")),
+      accountServicerRef: value(record, "id"), bookingDate: booking, valueDate: valueDate,
+      amount: Money(minorUnits: abs(signed.minorUnits), currency: currency),
+      direction: signed.minorUnits < 0 ? .debit : .credit, isReversal: reversal, status: status, reference: value(record, "reference"),
+      remittance: value(record, "remittance"), counterpartyName: value(record, "counterparty_name"),
+      counterpartyIBAN: PayerIdentity.normalizedIBAN(value(record, "counterparty_iban")))
+    if let id = line.accountServicerRef {
+      guard id.count <= 200 else { throw InputError(field: "\(field) id", rule: "longer than 200 characters") }
+      line.lineKey = "csv:" + id
+    } else {
+      line.lineKey = fallbackKey(line)
+    }
+    return line
+  }
+}
+
+/// One row of the processor's settlement report (an itemized payout report).
+public struct ProcessorReportRow: Sendable, Equatable, Codable {
+  public var balanceTransactionID: String
+  public var created: String
+  public var gross: Money
+  public var fee: Money
+  public var net: Money
+  public var reportingCategory: String
+  public var sourceID: String?
+  public var paymentIntentID: String?
+  /// The ledger's idempotency key, from the `payment_metadata[idempotency_key]` column.
+  public var idempotencyKey: String?
+}
+
+/// The processor's report columns (see the README): named as in a common processor's
+/// itemized payout report; other columns are ignored, as such reports carry many.
+public struct ProcessorReportFormat {
+  /// Columns every report must have.
+  public static let required = ["balance_transaction_id", "created", "currency", "gross", "fee", "net", "reporting_category"]
+  /// Where the ledger's idempotency key may travel, first found wins.
+  public static let keyColumns = ["payment_metadata[idempotency_key]", "metadata[idempotency_key]", "idempotency_key"]
+  let index: [String: Int]
+  let count: Int
+
+  /// Reads the header; a missing required column refuses the report.
+  public init(header: [String]) throws {
+    var index: [String: Int] = [:]
+    for (i, raw) in header.enumerated() { index[raw.trimmingCSV.lowercased()] = i }
+    for name in ProcessorReportFormat.required where index[name] == nil {
+      throw InputError(field: "header", rule: "the column '\(name)' is missing (required: \(ProcessorReportFormat.required.joined(separator: ", ")))")
+    }
+    self.index = index
+    self.count = header.count
+  }
+
+  /// True when a header row looks like a processor report rather than a bank CSV.
+  public static func looksLikeReport(_ header: [String]) -> Bool {
+    header.contains { $0.trimmingCSV.lowercased() == "balance_transaction_id" }
+  }
+
+  func value(_ record: [String], _ name: String) -> String? {
+    guard let i = index[name], i < record.count else { return nil }
+    let text = record[i].trimmingCSV
+    return text.isEmpty ? nil : text
+  }
+
+  /// One row, checked: known currency, amounts within its decimals, net = gross - fee.
+  public func row(_ record: [String], lineNumber: Int) throws -> ProcessorReportRow {
+    let field = "line \(lineNumber)"
+    guard record.count == count else { throw InputError(field: field, rule: "has \(record.count) fields; the header has \(count)") }
+    guard let id = value(record, "balance_transaction_id"), id.count <= 255 else {
+      throw InputError(field: "\(field) balance_transaction_id", rule: "is required (at most 255 characters)")
+    }
+    let currency = try Currency(code: (value(record, "currency") ?? "").uppercased(), field: "\(field) currency")
+    let gross = try Money.parse(value(record, "gross") ?? "", currency: currency, field: "\(field) gross")
+    let fee = try Money.parse(value(record, "fee") ?? "", currency: currency, field: "\(field) fee")
+    let net = try Money.parse(value(record, "net") ?? "", currency: currency, field: "\(field) net")
+    guard try gross.subtracting(fee) == net else {
+      throw InputError(field: "\(field) net", rule: "\(net.amountString) is not gross \(gross.amountString) minus fee \(fee.amountString)")
+    }
+    guard let created = value(record, "created") else { throw InputError(field: "\(field) created", rule: "is required") }
+    let instant = try ProcessorReportFormat.instant(created, field: "\(field) created")
+    guard let category = value(record, "reporting_category") else {
+      throw InputError(field: "\(field) reporting_category", rule: "is required")
+    }
+    return ProcessorReportRow(
+      balanceTransactionID: id, created: instant, gross: gross, fee: fee, net: net, reportingCategory: category.lowercased(),
+      sourceID: value(record, "source_id"), paymentIntentID: value(record, "payment_intent_id"),
+      idempotencyKey: ProcessorReportFormat.keyColumns.lazy.compactMap { self.value(record, $0) }.first)
+  }
+
+  /// `created` as the ledger stores instants: accepts `YYYY-MM-DD HH:MM:SS` (UTC, as the
+  /// reports print it), ISO 8601 with `T…Z`, or Unix seconds.
+  static func instant(_ text: String, field: String) throws -> String {
+    if let seconds = Int64(text) { return Instant(secondsSinceEpoch: seconds).iso8601 }
+    var iso = String(text.map { $0 == " " ? "T" : $0 })
+    if !iso.hasSuffix("Z") { iso += "Z" }
+    return try Instant(iso8601: iso, field: field).iso8601
+  }
+}
+
+extension String {
+  /// Trimmed of spaces, tabs and a byte-order mark (spreadsheets write one before the header).
+  var trimmingCSV: String {
+    var s = Substring(self)
+    while let f = s.first, f == " " || f == "\t" || f == "\u{FEFF}" { s = s.dropFirst() }
+    while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+    return String(s)
+  }
+}

@@ -1,0 +1,298 @@
+import LedgerCore
+import LedgerSQLite
+
+/// A stored bank-statement line, as staff see it.
+public struct StoredBankLine: Codable, Sendable, Equatable {
+  public let id: Int64
+  public let lineKey: String
+  public let source: String
+  public let statementID: String?
+  public let bookingDate: String?
+  public let valueDate: String?
+  public let amount: Money
+  public let direction: BankDirection
+  public let isReversal: Bool
+  public let bookingStatus: BookingStatus
+  public let reference: String?
+  public let remittance: String?
+  public let counterpartyName: String?
+  public let counterpartyIban: String?
+  public let matchStatus: String
+  public let matchRule: String?
+  public let invoice: String?
+  public let note: String?
+  public let dismissReason: String?
+}
+
+/// A charge attempt as the processor's report is compared with it.
+public struct AttemptForReport: Sendable, Equatable {
+  public let attempt: PendingAttempt
+  public let status: AttemptStatus
+  public let processorRef: String?
+}
+
+/// The payers the ledger knows, by normalized name and IBAN.
+public struct KnownPayers: Sendable {
+  public var names: [String: Set<Int64>] = [:]
+  public var ibans: [String: Set<Int64>] = [:]
+
+  /// Nobody known yet.
+  public init() {}
+
+  /// The accounts a line's counterparty may be.
+  public func accounts(name: String?, iban: String?) -> Set<Int64> {
+    var result: Set<Int64> = []
+    if let iban = PayerIdentity.normalizedIBAN(iban), let ids = ibans[iban] { result.formUnion(ids) }
+    if let name = PayerIdentity.normalizedName(name), let ids = names[name] { result.formUnion(ids) }
+    return result
+  }
+}
+
+extension LedgerStore {
+  // MARK: - Bank lines
+
+  static let bankLineSelect = """
+    SELECT b.id, b.line_key, b.source, b.statement_id, b.booking_date, b.value_date, b.amount_minor, b.currency, b.direction,
+      b.is_reversal, b.booking_status, b.reference, b.remittance, b.counterparty_name, b.counterparty_iban, b.match_status,
+      b.match_rule, i.number AS invoice, b.note, b.dismiss_reason
+    FROM bank_statement_lines b LEFT JOIN invoices i ON i.id = b.invoice_id
+    """
+
+  func bankLine(from row: Row) throws -> StoredBankLine {
+    StoredBankLine(
+      id: try row.int("id"), lineKey: try row.string("line_key"), source: try row.string("source"),
+      statementID: try row.optionalString("statement_id"), bookingDate: try row.optionalString("booking_date"),
+      valueDate: try row.optionalString("value_date"),
+      amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+      direction: BankDirection(rawValue: try row.string("direction")) ?? .credit, isReversal: try row.bool("is_reversal"),
+      bookingStatus: BookingStatus(rawValue: try row.string("booking_status")) ?? .booked, reference: try row.optionalString("reference"),
+      remittance: try row.optionalString("remittance"), counterpartyName: try row.optionalString("counterparty_name"),
+      counterpartyIban: try row.optionalString("counterparty_iban"), matchStatus: try row.string("match_status"),
+      matchRule: try row.optionalString("match_rule"), invoice: try row.optionalString("invoice"), note: try row.optionalString("note"),
+      dismissReason: try row.optionalString("dismiss_reason"))
+  }
+
+  /// The stored line with this key, if a statement already brought it.
+  public func bankLine(key: String) throws -> StoredBankLine? {
+    try db.queryOne(Self.bankLineSelect + " WHERE b.line_key = ?", key).map(bankLine(from:))
+  }
+
+  /// The stored line with this id (what staff quote).
+  public func bankLine(id: Int64) throws -> StoredBankLine? {
+    try db.queryOne(Self.bankLineSelect + " WHERE b.id = ?", id).map(bankLine(from:))
+  }
+
+  /// Lines waiting for staff, oldest first.
+  public func unmatchedBankLines(limit: Int = 100_000) throws -> [StoredBankLine] {
+    try db.query(Self.bankLineSelect + " WHERE b.match_status = 'unmatched' ORDER BY b.id LIMIT ?", limit).map(bankLine(from:))
+  }
+
+  /// How many lines wait for staff.
+  public func unmatchedBankLineCount() throws -> Int64 {
+    try db.scalarInt("SELECT count(*) FROM bank_statement_lines WHERE match_status = 'unmatched'") ?? 0
+  }
+
+  /// Stores a new line with its first verdict.
+  public func insertBankLine(_ line: BankLine, matchStatus: String, note: String?) throws -> Int64 {
+    try db.run(
+      """
+      INSERT INTO bank_statement_lines (line_key, source, statement_id, booking_date, value_date, amount_minor, currency, direction,
+        is_reversal, booking_status, reference, remittance, counterparty_name, counterparty_iban, match_status, note,
+        account_servicer_ref, imported_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      """, line.lineKey, line.source, line.statementID, line.bookingDate, line.valueDate, line.amount.minorUnits,
+      line.amount.currency.code, line.direction.rawValue, line.isReversal ? 1 : 0, line.status.rawValue, line.reference,
+      line.remittance, line.counterpartyName, line.counterpartyIBAN, matchStatus, note, line.accountServicerRef, now)
+    return db.lastInsertRowID
+  }
+
+  /// A pending line the bank has now booked: its booked fields replace the announced ones.
+  public func bookPendingLine(id: Int64, _ line: BankLine) throws {
+    try db.run(
+      """
+      UPDATE bank_statement_lines SET booking_status = 'booked', booking_date = ?, value_date = ?, amount_minor = ?, currency = ?,
+        direction = ?, is_reversal = ?, reference = ?, remittance = ?, counterparty_name = ?, counterparty_iban = ?,
+        match_status = 'unmatched', note = NULL
+      WHERE id = ? AND booking_status = 'pending'
+      """, line.bookingDate, line.valueDate, line.amount.minorUnits, line.amount.currency.code, line.direction.rawValue,
+      line.isReversal ? 1 : 0, line.reference, line.remittance, line.counterpartyName, line.counterpartyIBAN, id)
+  }
+
+  /// Records the verdict on a line.
+  public func markBankLine(_ id: Int64, status: String, invoiceID: Int64?, rule: String?, note: String?) throws {
+    try db.run(
+      "UPDATE bank_statement_lines SET match_status = ?, invoice_id = ?, match_rule = ?, note = ? WHERE id = ?", status, invoiceID, rule,
+      note, id)
+  }
+
+  /// Staff set a line aside with a reason; it leaves the unmatched list.
+  public func dismissBankLine(_ id: Int64, reason: String, actor: Actor) throws -> StoredBankLine {
+    try write {
+      guard let line = try bankLine(id: id) else { throw NotFoundError(field: "LINE", value: String(id)) }
+      guard line.matchStatus == "unmatched" else {
+        throw StateError(subject: "bank line \(id)", rule: "is \(line.matchStatus); only an unmatched line can be dismissed")
+      }
+      try db.run(
+        "UPDATE bank_statement_lines SET match_status = 'dismissed', dismiss_reason = ?, dismissed_at = ? WHERE id = ?", reason, now, id)
+      try recordEvent(
+        account: nil, actor: actor, kind: "bank_line_dismissed",
+        reason: "bank line \(id) (\(line.direction.rawValue) of \(line.amount)\(line.counterpartyName.map { " from \($0)" } ?? "")) dismissed: \(reason)",
+        data: ["line_id": String(id), "line_key": line.lineKey])
+      return try bankLine(id: id)!
+    }
+  }
+
+  /// The invoice whose payment reference is exactly this compact RF reference.
+  public func invoiceID(paymentReference: String) throws -> Int64? {
+    try db.scalarInt("SELECT id FROM invoices WHERE payment_reference = ?", paymentReference)
+  }
+
+  /// Account names, and the IBANs and names learned from matched lines.
+  public func knownPayers() throws -> KnownPayers {
+    var known = KnownPayers()
+    for row in try db.query("SELECT id, name FROM accounts WHERE status <> 'closed'") {
+      if let name = PayerIdentity.normalizedName(try row.string("name")) { known.names[name, default: []].insert(try row.int("id")) }
+    }
+    for row in try db.query("SELECT kind, value, account_id FROM payer_identities") {
+      let id = try row.int("account_id")
+      if try row.string("kind") == "iban" {
+        known.ibans[try row.string("value"), default: []].insert(id)
+      } else {
+        known.names[try row.string("value"), default: []].insert(id)
+      }
+    }
+    return known
+  }
+
+  /// Remembers who paid for an account, so their next transfer can be matched by amount.
+  public func learnPayer(account: Int64, name: String?, iban: String?, lineID: Int64) throws {
+    for (kind, value) in [("iban", PayerIdentity.normalizedIBAN(iban)), ("name", PayerIdentity.normalizedName(name))] {
+      guard let value else { continue }
+      try db.run(
+        "INSERT INTO payer_identities (kind, value, account_id, learned_from_line, learned_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        kind, value, account, lineID, now)
+    }
+  }
+
+  /// Open transfer invoices of these accounts whose amount due is exactly `amount`.
+  public func openTransferInvoices(accounts: Set<Int64>, due amount: Money) throws -> [Int64] {
+    var ids: [Int64] = []
+    for account in accounts.sorted() {
+      ids += try db.query(
+        """
+        SELECT i.id FROM invoices i WHERE i.account_id = ? AND i.status = 'open' AND i.collection_method = 'transfer' AND i.currency = ?
+          AND i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) = ?
+        ORDER BY i.id
+        """, account, amount.currency.code, amount.minorUnits
+      ).map { try $0.int("id") }
+    }
+    return ids
+  }
+
+  /// The matched credit line a debit (or a reversal) seems to undo: same amount and
+  /// currency, and the same reference, remittance or payer IBAN; the newest first.
+  public func reversedCreditLine(for line: BankLine) throws -> (lineID: Int64, paymentID: Int64?, invoice: String?)? {
+    guard
+      let row = try db.queryOne(
+        """
+        SELECT b.id, p.id AS payment_id, i.number FROM bank_statement_lines b
+        LEFT JOIN payments p ON p.bank_line_id = b.id LEFT JOIN invoices i ON i.id = b.invoice_id
+        WHERE b.amount_minor = ?1 AND b.currency = ?2 AND b.direction = 'credit' AND b.match_status = 'matched'
+          AND ((?3 IS NOT NULL AND b.reference = ?3) OR (?4 IS NOT NULL AND b.remittance = ?4) OR (?5 IS NOT NULL AND b.counterparty_iban = ?5))
+        ORDER BY b.id DESC LIMIT 1
+        """, line.amount.minorUnits, line.amount.currency.code, line.reference, line.remittance, line.counterpartyIBAN)
+    else { return nil }
+    return (try row.int("id"), try row.optionalInt("payment_id"), try row.optionalString("number"))
+  }
+
+  // MARK: - Processor report
+
+  /// True when a report row with this balance transaction id was already imported.
+  public func processorRowOutcome(_ balanceTransactionID: String) throws -> (outcome: String, detail: String?)? {
+    try db.queryOne("SELECT outcome, detail FROM processor_report_rows WHERE balance_transaction_id = ?", balanceTransactionID).map {
+      (try $0.string("outcome"), try $0.optionalString("detail"))
+    }
+  }
+
+  /// The charge attempt a report row names, by idempotency key, else by the processor's charge id.
+  public func attemptForReport(key: String?, processorRef: String?) throws -> AttemptForReport? {
+    let select = """
+      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, a.amount_minor, a.currency, a.status, a.processor_ref,
+        (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
+      FROM charge_attempts a JOIN cards c ON c.id = a.card_id
+      """
+    var row: Row?
+    if let key { row = try db.queryOne(select + " WHERE a.idempotency_key = ?", key) }
+    if row == nil, let processorRef { row = try db.queryOne(select + " WHERE a.processor_ref = ?", processorRef) }
+    guard let row else { return nil }
+    let attempt = PendingAttempt(
+      id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"), cardID: try row.int("card_id"),
+      token: try row.string("token"),
+      amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+      invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
+    return AttemptForReport(
+      attempt: attempt, status: AttemptStatus(rawValue: try row.string("status")) ?? .pending, processorRef: try row.optionalString("processor_ref"))
+  }
+
+  /// Stores a report row with the comparison's outcome.
+  public func insertProcessorRow(_ row: ProcessorReportRow, attemptID: Int64?, outcome: String, detail: String?, feeEntryID: Int64?) throws {
+    try db.run(
+      """
+      INSERT INTO processor_report_rows (balance_transaction_id, created, currency, gross_minor, fee_minor, net_minor, reporting_category,
+        source_id, payment_intent_id, idempotency_key, attempt_id, outcome, detail, fee_entry_id, imported_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      """, row.balanceTransactionID, row.created, row.gross.currency.code, row.gross.minorUnits, row.fee.minorUnits, row.net.minorUnits,
+      row.reportingCategory, row.sourceID, row.paymentIntentID, row.idempotencyKey, attemptID, outcome, detail, feeEntryID, now)
+  }
+
+  /// Posts the processor's fee on a settled charge: processor fees / processor clearing, so
+  /// what stays in clearing is the payout's net.
+  public func postProcessorFee(_ fee: Money, balanceTransactionID: String, paymentID: Int64?) throws -> Int64? {
+    guard fee.minorUnits != 0 else { return nil }
+    let lines: [JournalLine] =
+      fee.minorUnits > 0
+      ? [.debit(.processorFees, fee), .credit(.processorClearing, fee)]
+      : [.debit(.processorClearing, Money(minorUnits: -fee.minorUnits, currency: fee.currency)),
+        .credit(.processorFees, Money(minorUnits: -fee.minorUnits, currency: fee.currency))]
+    return try post(
+      try JournalEntry(kind: .processorFee, memo: "processor fee \(fee) on \(balanceTransactionID)", lines: lines, paymentID: paymentID))
+  }
+
+  /// True when another charge attempt already paid this invoice successfully.
+  public func invoicePaidByOtherCharge(_ invoiceID: Int64, attempt: Int64) throws -> Bool {
+    try db.scalarInt(
+      """
+      SELECT count(*) FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id
+      WHERE ci.invoice_id = ? AND a.id <> ? AND a.status = 'succeeded'
+      """, invoiceID, attempt) ?? 0 > 0
+  }
+
+  /// The payment a succeeded attempt recorded.
+  public func paymentID(attempt: Int64) throws -> Int64? {
+    try db.scalarInt("SELECT id FROM payments WHERE charge_attempt_id = ?", attempt)
+  }
+
+  /// Succeeded attempts created on the report's days that no report row has named.
+  public func succeededAttemptsMissingFromReports(fromDay: String, toDay: String) throws -> [(id: Int64, key: String, amount: Money, createdAt: String)] {
+    try db.query(
+      """
+      SELECT a.id, a.idempotency_key, a.amount_minor, a.currency, a.created_at FROM charge_attempts a
+      WHERE a.status = 'succeeded' AND substr(a.created_at, 1, 10) BETWEEN ? AND ?
+        AND NOT EXISTS (SELECT 1 FROM processor_report_rows r WHERE r.attempt_id = a.id)
+      ORDER BY a.id
+      """, fromDay, toDay
+    ).map {
+      (
+        try $0.int("id"), try $0.string("idempotency_key"),
+        Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency"))), try $0.string("created_at")
+      )
+    }
+  }
+
+  /// Records an event about reconciliation.
+  public func recordReconciliationEvent(account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:])
+    throws
+  {
+    try recordEvent(account: account, invoice: invoice, actor: actor, kind: kind, reason: reason, data: data)
+  }
+}
