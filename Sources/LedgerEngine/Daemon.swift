@@ -95,6 +95,10 @@ public struct LedgerDaemon: Service {
       while !Task.isShuttingDownGracefully && !Task.isCancelled {
         beat()
         do {
+          // Attempts left pending by a tick that failed after its processor calls (the
+          // loop runs one tick at a time, so none is in flight here).
+          let resolved = try await scheduler.recoverPending()
+          if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s)") }
           let report = try await scheduler.runDue()
           if report.attempts > 0 || report.reminders > 0 || report.downgrades > 0 {
             logger.info("tick: \(report.attempts) attempts, \(report.succeeded) paid, \(report.reminders) reminders, \(report.downgrades) downgrades")
@@ -102,8 +106,17 @@ public struct LedgerDaemon: Service {
           lastEvent = try logEvents(store, after: lastEvent)
           if report.unresolved > 0 { _ = try await scheduler.recoverPending() }
         } catch {
-          // A failed tick is logged and retried on the next wake; the loop goes on.
+          // A failed tick is logged and retried on the next wake; the loop goes on. A tick
+          // can fail after its processor calls (the write of their outcomes found the
+          // ledger busy): the attempts it left pending are resolved by their keys at once,
+          // not at the next start, so a charge the processor made is recorded now.
           logger.error("tick failed: \(String(describing: error))")
+          do {
+            let resolved = try await scheduler.recoverPending()
+            if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s) after the failed tick") }
+          } catch {
+            logger.error("pending attempts not resolved yet: \(String(describing: error))")
+          }
         }
         let next = try? store.nextActionTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")

@@ -177,4 +177,38 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     #expect(try w.ledgerd(["check"]).status == 0)
     print("SIGTERM during a busy batch: exit 0 after \(String(format: "%.2f", took)) s")
   }
+  /// The write of a charge's outcome finds the ledger busy (another process holds the write
+  /// lock longer than the daemon waits): the tick fails after the processor took the money.
+  /// The daemon resolves the pending attempt by its key as soon as it can write again,
+  /// without a restart.
+  @Test func aChargeWhoseOutcomeCouldNotBeWrittenIsRecordedWithoutARestart() throws {
+    let w = try Workspace()
+    let config = try w.writeConfig(#"{"processor": {"slow_ms": 2000}}"#)
+    try w.ok(["migrate"])
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    try w.ok(["account", "add", "--email", "slow@example.com", "--name", "Slow", "--plan", "pro"])
+    try w.ok(["card", "add", "1", "--token", "tok_slow.1", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
+    let serve = try w.launch(["serve", "--config", config, "--lock-timeout", "1"], environment: ["LEDGERD_LOG": "info"])
+    defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+    try w.ok(["invoice", "issue", "1", "--plan-line"])
+    func scalar(_ sql: String) throws -> String { try w.sqlite(sql).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+    var deadline = Date().addingTimeInterval(10)
+    while try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") != "1" && Date() < deadline { usleep(20_000) }
+    #expect(try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == "1", "the charge never started")
+    // While the processor takes its 2 s, another command holds the write lock for 6 s.
+    let holder = try w.launch(
+      ["account", "add", "--email", "holder@example.com", "--name", "Holder"],
+      environment: ["LEDGERD_TEST_HOLD_WRITE_MS": "6000"], log: "holder.log")
+    deadline = Date().addingTimeInterval(20)
+    while try scalar("SELECT status FROM invoices WHERE id = 1") != "paid" && Date() < deadline { usleep(100_000) }
+    #expect(waitForExit(holder, seconds: 10) && holder.terminationStatus == 0)
+    let log = (try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? ""
+    #expect(log.contains("tick failed"), "the outcome's write was expected to find the ledger busy: \(log)")
+    #expect(try scalar("SELECT status FROM invoices WHERE id = 1") == "paid", "\(log)")
+    #expect(try scalar("SELECT status FROM charge_attempts") == "succeeded")
+    #expect(serve.isRunning, "resolved by the running daemon, not by a restart")
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 10) && serve.terminationStatus == 0)
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
 }
