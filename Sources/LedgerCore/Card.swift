@@ -142,4 +142,58 @@ public enum CardPolicy {
     let usable = cards.filter { $0.status == .active && !$0.expiry.isExpired(on: date) }
     return usable.filter(\.isDefault).map(\.id) + usable.filter { !$0.isDefault }.map(\.id)
   }
+
+  /// Which of an account's cards can be charged at `now`, in charge order, once the card
+  /// network's limit is applied; and, for the cards left out only because of that limit,
+  /// when the first of them can be charged again. `charges` holds, per card id, the times
+  /// of the attempts that count toward the limit (pending, succeeded or declined).
+  public static func availability(
+    _ cards: [CardSummary], charges: [Int64: [Instant]], now: Instant, config: DunningConfig
+  ) -> CardAvailability {
+    var chargeable: [Int64] = []
+    var limitedUntil: Instant?
+    for id in chargeOrder(cards, on: now.date) {
+      let from = CardLimit.chargeableFrom(charges: charges[id] ?? [], now: now, config: config)
+      if from <= now {
+        chargeable.append(id)
+      } else if let card = cards.first(where: { $0.id == id }), !card.expiry.isExpired(on: from.date) {
+        // A card that will have expired by then is no help.
+        limitedUntil = min(limitedUntil ?? from, from)
+      }
+    }
+    return CardAvailability(chargeable: chargeable, limitedUntil: limitedUntil)
+  }
+}
+
+/// What an account's cards allow at one moment.
+public struct CardAvailability: Sendable, Equatable {
+  /// The cards that can be charged now, in charge order.
+  public var chargeable: [Int64]
+  /// The earliest moment a card left out only because of the network's limit can be
+  /// charged again; nil when no card is held back that way.
+  public var limitedUntil: Instant?
+
+  public init(chargeable: [Int64], limitedUntil: Instant?) {
+    self.chargeable = chargeable
+    self.limitedUntil = limitedUntil
+  }
+}
+
+/// The card network's rule: no card is charged more than `maxChargesPerCard` times in
+/// `cardChargeWindowDays`. Attempts pending, succeeded or declined count; an attempt that
+/// never reached the issuer (a processing error) does not.
+public enum CardLimit {
+  /// When a card whose counted attempts were made at `charges` (any order; those already
+  /// out of the window are ignored) can be charged: `now` if it is under the limit, else
+  /// the moment enough of them have left the window, which is always after `now`.
+  public static func chargeableFrom(charges: [Instant], now: Instant, config: DunningConfig) -> Instant {
+    let window = Int64(config.cardChargeWindowDays) * 86_400
+    let windowStart = now.adding(seconds: -window)
+    let recent = charges.filter { $0 > windowStart }.sorted()
+    let limit = max(config.maxChargesPerCard, 1)
+    guard recent.count >= limit else { return now }
+    // Under the limit once at most `limit - 1` remain: when the one that many places from
+    // the newest leaves the window (an attempt made at t counts until t + window).
+    return recent[recent.count - limit].adding(seconds: window)
+  }
 }

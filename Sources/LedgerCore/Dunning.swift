@@ -72,8 +72,12 @@ public struct CollectionState: Sendable, Equatable {
   public var chargeRequestedAt: Instant?
   /// Whether the transfer due-date reminder went out.
   public var dueReminderSent = false
-  /// Whether any card of the account can be charged now.
+  /// Whether any card of the account can be charged now: active, not expired, and under
+  /// the card network's limit of charges in its window.
   public var hasUsableCard: Bool
+  /// When no card is usable now only because the network's limit holds cards back: the
+  /// moment the first of them can be charged again. Charges wait until then.
+  public var cardUsableAgainAt: Instant?
 
   public init(method: CollectionMethod, issuedAt: Instant, dueDate: CivilDate, hasUsableCard: Bool) {
     self.method = method
@@ -107,12 +111,8 @@ public enum DunningPolicy {
     if let started = s.dunningStartedAt {
       func day(_ d: Int) -> Instant { started.adding(seconds: s.pausedSeconds).adding(days: d) }
       let deadline = s.graceDeadline ?? day(config.graceDays)
-      if s.method == .card, s.hasUsableCard {
-        if let requested = s.chargeRequestedAt {
-          candidates.append(ScheduledAction(.charge, at: requested))
-        } else if let retry = retryTime(s, config: config, day: day) {
-          candidates.append(ScheduledAction(.charge, at: retry))
-        }
+      if s.method == .card, let at = chargeTime(s.chargeRequestedAt ?? retryTime(s, config: config, day: day), s) {
+        candidates.append(ScheduledAction(.charge, at: at))
       }
       if s.remindersSent < config.reminderDays.count {
         candidates.append(ScheduledAction(.remind, at: day(config.reminderDays[s.remindersSent])))
@@ -121,11 +121,10 @@ public enum DunningPolicy {
     } else {
       switch s.method {
       case .card:
-        if s.hasUsableCard {
-          let first = s.lastChargeAt == nil ? max(dueStart, s.issuedAt) : nil
-          if let at = s.chargeRequestedAt ?? first { candidates.append(ScheduledAction(.charge, at: at)) }
-        }
-        // With no usable card on the due date, dunning starts without a charge.
+        let first = s.lastChargeAt == nil ? max(dueStart, s.issuedAt) : nil
+        if let at = chargeTime(s.chargeRequestedAt ?? first, s) { candidates.append(ScheduledAction(.charge, at: at)) }
+        // With no usable card on the due date, dunning starts without a charge (a card at
+        // the network's limit that frees up by then is charged first).
         if !s.hasUsableCard {
           candidates.append(ScheduledAction(.startDunning, at: max(dueStart, s.issuedAt)))
         }
@@ -144,6 +143,15 @@ public enum DunningPolicy {
     return candidates.min { a, b in
       a.at != b.at ? a.at < b.at : (order.firstIndex(of: a.action) ?? 0) < (order.firstIndex(of: b.action) ?? 0)
     }
+  }
+
+  /// When a charge wanted at `wanted` can be made: then, if a card is usable now; if cards
+  /// are held back only by the network's limit, not before the first of them is free again
+  /// (always later than now, so the schedule moves on); never, with no card to wait for.
+  static func chargeTime(_ wanted: Instant?, _ s: CollectionState) -> Instant? {
+    guard let wanted else { return nil }
+    if s.hasUsableCard { return wanted }
+    return s.cardUsableAgainAt.map { max(wanted, $0) }
   }
 
   /// When the next retry of a failed charge is due, if one is: the first retry day not yet

@@ -7,7 +7,7 @@ extension LedgerStore {
   public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig) throws {
     try write {
       for id in invoiceIDs {
-        try saveSchedule(invoiceID: id, try collectionState(invoiceID: id).flatMap { DunningPolicy.next($0, config: config) })
+        try saveSchedule(invoiceID: id, try collectionState(invoiceID: id, config: config).flatMap { DunningPolicy.next($0, config: config) })
       }
     }
   }

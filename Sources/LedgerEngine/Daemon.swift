@@ -24,6 +24,10 @@ public struct LedgerDaemon: Service {
   public var maxSleep: Duration = .seconds(60)
   /// How often the sleeping loop polls `PRAGMA data_version` and the shutdown flag.
   public var pollInterval: Duration = .milliseconds(200)
+  /// After a failed tick, how long the loop waits before running what is due again (a
+  /// change by another process or shutdown still wakes it): an action that fails at once
+  /// is not retried in a tight loop.
+  public var failedTickPause: Duration = .seconds(5)
   /// The spool directory when the config names none: `<db>.outbox` beside the ledger.
   public var defaultSpool: String
   /// The write lock and checkpoint policy of the daemon's connection. Its commits that
@@ -94,6 +98,7 @@ public struct LedgerDaemon: Service {
 
       while !Task.isShuttingDownGracefully && !Task.isCancelled {
         beat()
+        var pauseUntil = ContinuousClock.now
         do {
           // Attempts left pending by a tick that failed after its processor calls (the
           // loop runs one tick at a time, so none is in flight here).
@@ -111,6 +116,7 @@ public struct LedgerDaemon: Service {
           // ledger busy): the attempts it left pending are resolved by their keys at once,
           // not at the next start, so a charge the processor made is recorded now.
           logger.error("tick failed: \(String(describing: error))")
+          pauseUntil = ContinuousClock.now + failedTickPause
           do {
             let resolved = try await scheduler.recoverPending()
             if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s) after the failed tick") }
@@ -120,7 +126,7 @@ public struct LedgerDaemon: Service {
         }
         let next = try? store.nextActionTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
-        try await sleep(until: next, store: store, beat: beat, lastCheckpoint: &lastCheckpoint)
+        try await sleep(until: next, notBefore: pauseUntil, store: store, beat: beat, lastCheckpoint: &lastCheckpoint)
       }
       group.cancelAll()
     }
@@ -151,14 +157,17 @@ public struct LedgerDaemon: Service {
     }
   }
 
-  /// Sleeps until `next` (at most `maxSleep`), returning early when another connection
-  /// commits or shutdown begins; checkpoints when idle meanwhile.
-  func sleep(until next: Instant?, store: LedgerStore, beat: () -> Void, lastCheckpoint: inout ContinuousClock.Instant) async throws {
+  /// Sleeps until `next` (at most `maxSleep`, and not before `notBefore`), returning early
+  /// when another connection commits or shutdown begins; checkpoints when idle meanwhile.
+  func sleep(
+    until next: Instant?, notBefore: ContinuousClock.Instant, store: LedgerStore, beat: () -> Void,
+    lastCheckpoint: inout ContinuousClock.Instant
+  ) async throws {
     let version = try store.db.dataVersion()
     let deadline = ContinuousClock.now + maxSleep
     while ContinuousClock.now < deadline {
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
-      if let next, next <= clock.now() { return }
+      if let next, next <= clock.now(), ContinuousClock.now >= notBefore { return }
       if try store.db.dataVersion() != version { return }
       checkpointWhenIdle(store, last: &lastCheckpoint)
       beat()

@@ -102,17 +102,27 @@ public final class Scheduler {
             invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
             wasScheduledRetry: false, actor: .system, config: config)
           try reschedule(attempt.invoiceIDs)
+          try rescheduleAfterFreedCharge(attempt)
         case nil:
           try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
           try store.recordRoundFailed(
             invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
             wasScheduledRetry: false, actor: .system, config: config)
           try reschedule(attempt.invoiceIDs)
+          try rescheduleAfterFreedCharge(attempt)
         }
         logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
       }
     }
     return answers.count
+  }
+
+  /// A pending attempt counted toward its card's network limit; closed as an error it no
+  /// longer does. The account's other card invoices that may have been waiting for that
+  /// card are asked again (those with a charge in flight are left alone).
+  func rescheduleAfterFreedCharge(_ attempt: PendingAttempt) throws {
+    let own = Set(attempt.invoiceIDs)
+    try reschedule(try store.scheduledCardInvoiceIDs(account: attempt.accountID).filter { !own.contains($0) })
   }
 
   // MARK: - Running what is due
@@ -126,12 +136,29 @@ public final class Scheduler {
       report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
       lastExpirySweep = now
     }
+    var previous: [DueAction] = []
     while true {
       let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
       if due.isEmpty { break }
+      // Every batch carried out gives its invoices a later action or none. One that comes
+      // back unchanged would be run again and again at this instant: stop instead, naming it.
+      if Self.sameSchedule(due, previous) {
+        let item = due[0]
+        throw StateError(
+          subject: "invoice \(item.number)",
+          rule: "the schedule does not advance: its \(item.action.rawValue) at \(item.at) came due again unchanged after being run"
+            + (due.count > 1 ? " (with \(due.count - 1) other invoice(s))" : ""))
+      }
       report.add(try await run(due))
+      previous = due
     }
     return report
+  }
+
+  /// Whether two batches of due actions are the same invoices with the same actions at the
+  /// same times.
+  static func sameSchedule(_ a: [DueAction], _ b: [DueAction]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { $0.invoiceID == $1.invoiceID && $0.action == $1.action && $0.at == $1.at }
   }
 
   func run(_ due: [DueAction]) async throws -> TickReport {

@@ -61,25 +61,27 @@ public struct PaymentRecord: Codable, Sendable, Equatable {
 extension LedgerStore {
   // MARK: - Schedule
 
-  /// The state the dunning policy decides on, for an open invoice.
-  public func collectionState(invoiceID: Int64) throws -> CollectionState? {
+  /// The state the dunning policy decides on, for an open invoice. Whether a card is
+  /// usable is the charge round's own answer (`chargeableCards`), the network's limit
+  /// included.
+  public func collectionState(invoiceID: Int64, config: DunningConfig) throws -> CollectionState? {
     guard
       let row = try db.queryOne(
         """
-        SELECT i.collection_method, i.created_at, i.due_date, i.dunning_started_at, i.grace_deadline, i.paused_seconds,
+        SELECT i.account_id, i.collection_method, i.created_at, i.due_date, i.dunning_started_at, i.grace_deadline, i.paused_seconds,
           i.paused_at, i.last_charge_at, i.last_failure, i.retries_done, i.reminders_sent, i.charge_requested_at,
           i.due_reminder_sent,
-          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
-          EXISTS (SELECT 1 FROM cards c WHERE c.account_id = i.account_id AND c.status = 'active'
-                  AND c.exp_year * 12 + c.exp_month >= ?2) AS usable
+          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end
         FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
-        """, invoiceID, today.year * 12 + today.month)
+        """, invoiceID)
     else { return nil }
     func instant(_ column: String) throws -> Instant? { try row.optionalString(column).map { try Instant(iso8601: $0) } }
+    let cards = try cardAvailability(account: try row.int("account_id"), config: config).availability
     var s = CollectionState(
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       issuedAt: try Instant(iso8601: try row.string("created_at")),
-      dueDate: try CivilDate(iso8601: try row.string("due_date")), hasUsableCard: try row.bool("usable"))
+      dueDate: try CivilDate(iso8601: try row.string("due_date")), hasUsableCard: !cards.chargeable.isEmpty)
+    s.cardUsableAgainAt = cards.chargeable.isEmpty ? cards.limitedUntil : nil
     s.dunningStartedAt = try instant("dunning_started_at")
     s.graceDeadline = try instant("grace_deadline")
     s.pausedSeconds = try row.int("paused_seconds")
@@ -107,6 +109,16 @@ extension LedgerStore {
     try db.query(
       "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND (?2 IS NULL OR collection_method = ?2) ORDER BY id",
       account, method?.rawValue
+    ).map { try $0.int("id") }
+  }
+
+  /// The account's open card invoices, except those with a charge in flight.
+  public func scheduledCardInvoiceIDs(account: Int64) throws -> [Int64] {
+    try db.query(
+      """
+      SELECT id FROM invoices WHERE account_id = ? AND status = 'open' AND collection_method = 'card'
+        AND next_action IS NOT 'in_flight' ORDER BY id
+      """, account
     ).map { try $0.int("id") }
   }
 
@@ -180,17 +192,21 @@ extension LedgerStore {
   /// then the others oldest first; expired cards, cards needing an update and cards at the
   /// network's limit of charges in the window are left out.
   public func chargeableCards(account: Int64, config: DunningConfig) throws -> [ChargeCard] {
-    let windowStart = clock.now().adding(days: -config.cardChargeWindowDays).iso8601
-    let rows = try db.query(
-      """
-      SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
-        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2
-           AND a.status IN ('pending', 'succeeded', 'declined')) AS recent
-      FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
-      """, account, windowStart)
+    let (cards, availability) = try cardAvailability(account: account, config: config)
+    return availability.chargeable.compactMap { cards[$0] }
+  }
+
+  /// The account's cards, and what the card rules and the network's limit allow of them now
+  /// (`CardPolicy.availability`): loaded here, decided there.
+  func cardAvailability(account: Int64, config: DunningConfig) throws -> (cards: [Int64: ChargeCard], availability: CardAvailability) {
     var summaries: [CardSummary] = []
     var byID: [Int64: ChargeCard] = [:]
-    for row in rows where try row.int("recent") < config.maxChargesPerCard {
+    for row in try db.query(
+      """
+      SELECT id, token, brand, last4, is_default, status, exp_month, exp_year FROM cards
+      WHERE account_id = ? AND status <> 'removed' ORDER BY id
+      """, account)
+    {
       let id = try row.int("id")
       summaries.append(
         CardSummary(
@@ -201,7 +217,20 @@ extension LedgerStore {
         id: id, token: try row.string("token"), brand: CardBrand(rawValue: try row.string("brand")) ?? .other,
         last4: try row.string("last4"), isDefault: try row.bool("is_default"))
     }
-    return CardPolicy.chargeOrder(summaries, on: today).compactMap { byID[$0] }
+    // The attempts that count toward the limit, within the window.
+    var charges: [Int64: [Instant]] = [:]
+    if !summaries.isEmpty {
+      let windowStart = clock.now().adding(days: -config.cardChargeWindowDays).iso8601
+      for row in try db.query(
+        """
+        SELECT a.card_id, a.created_at FROM cards c JOIN charge_attempts a ON a.card_id = c.id
+        WHERE c.account_id = ?1 AND c.status <> 'removed' AND a.created_at > ?2 AND a.status IN ('pending', 'succeeded', 'declined')
+        """, account, windowStart)
+      {
+        charges[try row.int("card_id"), default: []].append(try Instant(iso8601: try row.string("created_at")))
+      }
+    }
+    return (byID, CardPolicy.availability(summaries, charges: charges, now: clock.now(), config: config))
   }
 
   /// Writes a pending attempt for `invoices` on `card`; committed before the processor is
@@ -453,7 +482,7 @@ extension LedgerStore {
 
   /// Queues the reminder of the coming downgrade.
   public func remind(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    guard let state = try collectionState(invoiceID: due.invoiceID), let started = state.dunningStartedAt else { return }
+    guard let state = try collectionState(invoiceID: due.invoiceID, config: config), let started = state.dunningStartedAt else { return }
     let sent = DunningPolicy.remindersSent(afterRemindingAt: clock.now(), state, config: config)
     let day = config.reminderDays[min(sent, config.reminderDays.count) - 1]
     let deadline = state.graceDeadline ?? DunningPolicy.deadline(start: started, config: config)

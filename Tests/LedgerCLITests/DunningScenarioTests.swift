@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The seeds' behaviours, each through the real binary and `ledgerd run-due`, with the
 /// clock pinned by LEDGERD_NOW and moved by run-due.
 @Suite(.serialized) struct DunningScenarioTests {
@@ -142,6 +146,46 @@ import Testing
     #expect(try q(w, "SELECT amount_minor || ' ' || invoices FROM v_charge_attempts") == "6000 INV-000001,INV-000002,INV-000003,INV-000004,INV-000005")
     #expect(try q(w, "SELECT count(*) FROM invoices WHERE status = 'paid'") == "5")
     #expect(try q(w, "SELECT count(*) FROM payment_allocations") == "5")
+    #expect(try processorCharges(w) == "1")
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
+
+  /// `run-due` in a process of its own, stopped (and reported) if it runs longer than
+  /// `seconds`: a schedule that does not advance must fail the test, not hang it.
+  func runDue(_ w: Workspace, until: String, config: String, seconds: Double = 30) throws -> Outcome {
+    let log = "run-due-\(UUID().uuidString).log"
+    let process = try w.launch(["run-due", "--until", until, "--config", config], log: log)
+    guard waitForExit(process, seconds: seconds) else {
+      kill(process.processIdentifier, SIGKILL)
+      process.waitUntilExit()
+      let spins = try q(w, "SELECT coalesce(max(retries_done), 0) FROM invoices")
+      return Outcome(status: -9, stdout: "", stderr: "run-due still running after \(Int(seconds)) s (retries_done up to \(spins))")
+    }
+    let output = (try? String(contentsOfFile: w.directory + "/" + log, encoding: .utf8)) ?? ""
+    return Outcome(status: process.terminationStatus, stdout: output, stderr: output)
+  }
+
+  /// The card network limit (here one charge per card in 30 days) with two invoices on one
+  /// account, falling due on different days: the first is charged on the only card; the
+  /// second finds that card at its limit, so it has no usable card until the window frees
+  /// up. Its dunning starts, then reminders and the downgrade follow; the card is not
+  /// charged again and run-due ends.
+  @Test func aSecondInvoiceWhoseOnlyCardIsAtTheNetworkLimitMovesOnWithoutACharge() throws {
+    let w = try Workspace()
+    w.now = Self.day0
+    let config = try w.writeConfig(#"{"dunning": {"max_charges_per_card": 1}}"#)
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--config", config])
+    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028", "--config", config])
+    try w.ok(["invoice", "issue", "1", "--line", "Domain example.fr=12.00", "--config", config])
+    try w.ok(["invoice", "issue", "1", "--line", "Domain example.com=12.00", "--due", "2026-11-03", "--config", config])
+    let run = try runDue(w, until: Self.day(12), config: config)
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(try q(w, "SELECT count(*) FROM charge_attempts") == "1")
+    #expect(try q(w, "SELECT number || ' ' || status || ' ' || retries_done FROM invoices ORDER BY id")
+      == "INV-000001 paid 0\nINV-000002 uncollectible 0")
+    #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == "2026-11-12T00:00:00Z")
+    #expect(try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "no_usable_card")
     #expect(try processorCharges(w) == "1")
     #expect(try w.ledgerd(["check"]).status == 0)
   }

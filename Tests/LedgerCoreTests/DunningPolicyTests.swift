@@ -1258,3 +1258,96 @@ struct DunningPolicyReasonTests {
     #expect(DeclineReason(rawCode: "something_new").retryClass == .soft)
   }
 }
+
+// MARK: - The card network's limit
+
+/// No card is usable now only because the network's limit holds the account's cards back
+/// until `until`.
+private func limited(_ s: CollectionState, until: Instant) -> CollectionState {
+  var s = s
+  s.hasUsableCard = false
+  s.cardUsableAgainAt = until
+  return s
+}
+
+@Suite("DunningPolicy: cards held back by the network's limit")
+struct DunningPolicyCardLimitTests {
+  @Test("dunning started without a charge (card at its limit): the charge waits for the window, not day 0")
+  func startedWithoutAChargeWaitsForTheWindow() {
+    // What the store left when the round found the only card at its limit: dunning
+    // started, no charge made, no failure reason.
+    let s = inDunning(after: nil, usable: false)
+    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(3)))
+    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 9)), config: DunningConfig()) == ScheduledAction(.charge, at: day(2, hours: 9)))
+    // Usable again: the charge is due at once (day 0 is past; the scheduler runs it now).
+    var usable = s
+    usable.hasUsableCard = true
+    #expect(DunningPolicy.next(usable, config: DunningConfig()) == ScheduledAction(.charge, at: day(0)))
+  }
+
+  @Test("a scheduled retry waits for the window; a window that frees before it changes nothing")
+  func retryWaitsForTheWindow() {
+    let s = inDunning()
+    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 5)), config: DunningConfig()) == ScheduledAction(.charge, at: day(2, hours: 5)))
+    #expect(DunningPolicy.next(limited(s, until: day(0, hours: 5)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1)))
+  }
+
+  @Test("a processing error's retry within hours waits for the window too")
+  func transientRetryWaitsForTheWindow() {
+    var s = inDunning(after: .processingError)
+    s.retriesDone = 4  // no scheduled retry left: only the 4-hour retry, already past
+    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(0, hours: 4)))
+    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 6)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1, hours: 6)))
+  }
+
+  @Test("a charge asked for by a card change waits for the window")
+  func requestedChargeWaitsForTheWindow() {
+    var s = inDunning()
+    s.chargeRequestedAt = day(0, hours: 12)
+    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 3)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1, hours: 3)))
+  }
+
+  @Test("a window that frees after the deadline: reminders and the downgrade, no charge")
+  func windowAfterTheDeadline() {
+    var scheduler = Scheduler(limited(inDunning(after: nil, usable: false), until: day(30)), now: day(0))
+    let done = scheduler.run()
+    #expect(done.steps() == [Step(.remind, day: 3), Step(.remind, day: 7), Step(.downgrade, day: 9)])
+    #expect(scheduler.charges == 0)
+  }
+
+  @Test("before the due date: charged on the due date if the window frees by then, else dunning starts")
+  func beforeTheDueDate() {
+    let fresh = freshCardInvoice(usable: false)
+    #expect(DunningPolicy.next(limited(fresh, until: day(-2)), config: DunningConfig()) == ScheduledAction(.charge, at: dueMidnight))
+    #expect(DunningPolicy.next(limited(fresh, until: day(2)), config: DunningConfig()) == ScheduledAction(.startDunning, at: dueMidnight))
+  }
+
+  @Test("the card frees up on day 5: charged then, and the retries go on from there without a burst")
+  func chargingResumesWhenTheWindowFreesUp() {
+    var scheduler = Scheduler(limited(freshCardInvoice(usable: false), until: day(5)), now: issued)
+    scheduler.events = [(day(5), { s, _ in s.hasUsableCard = true; s.cardUsableAgainAt = nil })]
+    let done = scheduler.run()
+    #expect(
+      done.steps() == [
+        Step(.startDunning, day: 0), Step(.remind, day: 3), Step(.charge, day: 5), Step(.charge, day: 7), Step(.remind, day: 7),
+        Step(.downgrade, day: 9),
+      ])
+  }
+
+  @Test(
+    "with every card held back, no charge is ever asked for before the window frees",
+    arguments: [nil, DeclineReason.insufficientFunds, .processingError, .suspectedFraud, .expiredCard])
+  func neverBeforeTheWindow(reason: DeclineReason?) {
+    for retries in 0...4 {
+      for requested in [nil, day(0, hours: 1)] {
+        var s = inDunning(after: reason, usable: false)
+        s.retriesDone = retries
+        s.chargeRequestedAt = requested
+        let until = day(1, hours: 7)
+        if let next = DunningPolicy.next(limited(s, until: until), config: DunningConfig()), next.action == .charge {
+          #expect(next.at >= until)
+        }
+      }
+    }
+  }
+}

@@ -242,6 +242,106 @@ final class Bench {
   }
 }
 
+/// The card network's limit with more than one invoice on the account: the card is used
+/// up by one invoice while the next falls due.
+@Suite struct CardLimitAcrossInvoicesTests {
+  /// One charge per card in `windowDays`; one card that pays; an invoice due now and a
+  /// second due tomorrow.
+  func twoInvoices(token: String, windowDays: Int) throws -> (Bench, Scheduler, DunningConfig, first: Invoice, second: Invoice) {
+    let b = try Bench()
+    var config = DunningConfig()
+    config.maxChargesPerCard = 1
+    config.cardChargeWindowDays = windowDays
+    let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
+    let billing = Billing(store: b.store, config: config)
+    let account = try b.store.addAccount(email: "a@example.fr", name: "A", locale: .fr, planCode: "free", actor: .staff)
+    _ = try billing.addCard(
+      account: account.id,
+      NewCard(token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      actor: .customer)
+    let today = b.clock.now().date
+    func issue(due: CivilDate) throws -> Invoice {
+      try billing.issueInvoice(
+        try InvoiceDraft(
+          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Domain", unitAmount: Money(minorUnits: 1200, currency: .eur))],
+          issueDate: today, dueDate: due, method: .card), actor: .staff)
+    }
+    return (b, scheduler, config, try issue(due: today), try issue(due: today.adding(days: 1)))
+  }
+
+  @Test func anInvoiceDueWhileItsOnlyCardIsAtTheLimitIsChargedWhenTheWindowFreesUp() async throws {
+    let (b, scheduler, _, first, second) = try twoInvoices(token: "tok_ok", windowDays: 3)
+    let day0 = b.clock.now()  // 09:00, the first invoice's charge
+    // Day 1: the second invoice falls due, its card is at the limit until day 3 at 09:00.
+    _ = try await scheduler.runUntil(day0.adding(days: 1).adding(seconds: 3600), clock: b.clock)
+    #expect(try b.store.invoice(id: first.id)?.status == .paid)
+    #expect(try b.store.invoice(id: second.id)?.status == .open)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
+    #expect(try b.store.account(id: second.accountID)?.status == .pastDue)
+    #expect(try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
+      == "charge \(day0.adding(days: 3).iso8601)")
+    // Then it is charged at that moment and paid; the account is active again.
+    _ = try await scheduler.runUntil(day0.adding(days: 12), clock: b.clock)
+    #expect(try b.store.invoice(id: second.id)?.status == .paid)
+    #expect(try b.store.db.scalarText("SELECT group_concat(created_at, ' ') FROM charge_attempts")
+      == "\(day0.iso8601) \(day0.adding(days: 3).iso8601)")
+    #expect(try b.store.account(id: second.accountID)?.status == .active)
+    #expect(try b.count("SELECT max(retries_done) FROM invoices") == 0)
+    #expect(try await b.processor.succeededCharges().count == 2)
+    #expect(try b.store.check().ok)
+  }
+
+  @Test func aWindowThatFreesUpAfterTheDeadlineLeavesTheDowngrade() async throws {
+    let (b, scheduler, _, first, second) = try twoInvoices(token: "tok_ok", windowDays: 30)
+    _ = try await scheduler.runUntil(b.clock.now().adding(days: 12), clock: b.clock)
+    #expect(try b.store.invoice(id: first.id)?.status == .paid)
+    #expect(try b.store.invoice(id: second.id)?.status == .uncollectible)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
+    #expect(try b.count("SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == 2)
+    #expect(try b.count("SELECT count(*) FROM outbox WHERE kind = 'charge_failed'") == 1)
+    #expect(try b.store.check().ok)
+  }
+
+  @Test func aCardChangeWhileTheOnlyCardIsAtItsLimitWaitsForTheWindowAndRetriesKeepTheirPace() async throws {
+    // The first invoice's charge is declined (declines count toward the limit); the
+    // second's first round, the next day, ends with no usable card. Updating the card asks
+    // for a charge at once, which has to wait for the window too; every later charge does.
+    let (b, scheduler, config, _, second) = try twoInvoices(token: "tok_decline_insufficient_funds", windowDays: 2)
+    let day0 = b.clock.now()
+    _ = try await scheduler.runUntil(day0.adding(days: 1).adding(seconds: 60), clock: b.clock)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
+    _ = try Billing(store: b.store, config: config).updateCard(
+      try #require(try b.store.cards(account: second.accountID).first).id, expiry: try CardExpiry(parsing: "11/2031"), token: nil,
+      actor: .customer)
+    #expect(try b.store.nextActionTime() == day0.adding(days: 2))
+    _ = try await scheduler.runUntil(day0.adding(days: 12), clock: b.clock)
+    let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map { try Instant(iso8601: try $0.string("created_at")) }
+    #expect(times == [0, 2, 4, 6, 8].map { day0.adding(days: $0) })
+    #expect(try b.count("SELECT max(retries_done) FROM invoices") <= Int64(config.retryDays.count))
+    #expect(try b.count("SELECT count(*) FROM invoices WHERE status = 'uncollectible'") == 2)
+    #expect(try b.store.check().ok)
+  }
+
+  @Test func aBatchThatComesBackUnchangedStopsRunDueWithAnErrorNamingTheInvoice() async throws {
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_ok")
+    // An inconsistent ledger: the invoice is open with nothing left to pay, so its charge
+    // round has nothing to charge and the policy asks for the same charge again.
+    try b.store.db.run(
+      "INSERT INTO payments (account_id, method, amount_minor, currency, received_on, actor, created_at) VALUES (?, 'transfer', 1900, 'EUR', '2026-11-02', 'staff', '2026-11-02T09:00:00Z')",
+      invoice.accountID)
+    try b.store.db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (1, ?, 1900)", invoice.id)
+    do {
+      _ = try await b.scheduler.runDue()
+      Issue.record("runDue should stop")
+    } catch let error as StateError {
+      #expect(error.subject == "invoice \(invoice.number)")
+      #expect(error.rule.contains("the schedule does not advance"))
+    }
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 0)
+  }
+}
+
 @Suite struct CreditTests {
   @Test func anOverpaymentBecomesCreditThatTheNextInvoicesConsume() throws {
     let b = try Bench()
