@@ -211,4 +211,39 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     #expect(waitForExit(serve, seconds: 10) && serve.terminationStatus == 0)
     #expect(try w.ledgerd(["check"]).status == 0)
   }
+
+  /// A schedule that does not advance (here an inconsistent ledger: an open invoice with
+  /// nothing left to pay, whose charge round has nothing to charge) stops the tick with an
+  /// error naming the invoice; the daemon logs it, keeps serving, and answers SIGTERM.
+  @Test func aScheduleThatDoesNotAdvanceFailsTheTickAndSigtermIsStillAnswered() throws {
+    let w = try Workspace()
+    w.now = "2026-11-02T10:00:00Z"
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
+    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+    try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
+    let corrupt = try w.sqlite(
+      """
+      INSERT INTO payments (account_id, method, amount_minor, currency, received_on, actor, created_at)
+        VALUES (1, 'transfer', 1900, 'EUR', '2026-11-02', 'staff', '2026-11-02T10:00:00Z');
+      INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (last_insert_rowid(), 1, 1900);
+      """, readOnly: false)
+    #expect(corrupt.status == 0, "\(corrupt.stderr)")
+    let serve = try w.launch(["serve"], environment: ["LEDGERD_LOG": "info"])
+    let log = w.directory + "/serve.log"
+    var waited = 0
+    while waited < 150, !(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("does not advance")) {
+      usleep(100_000)
+      waited += 1
+    }
+    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+    #expect(text.contains("tick failed: invoice INV-000001: the schedule does not advance"), "\(text.suffix(2000))")
+    #expect(serve.isRunning)
+    let sent = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 10))
+    #expect(serve.terminationStatus == 0)
+    #expect(Date().timeIntervalSince(sent) < 10)
+    #expect(try w.sqlite("SELECT count(*) FROM charge_attempts").stdout == "0\n")
+  }
 }
