@@ -322,6 +322,31 @@ final class Bench {
     #expect(try b.store.check().ok)
   }
 
+  @Test func aPendingAttemptClosedAsAnErrorFreesItsSlotForTheAccountsOtherInvoices() async throws {
+    let (b, scheduler, config, first, second) = try twoInvoices(token: "tok_ok", windowDays: 30)
+    // A crash right after the first invoice's pending attempt was committed: it counts
+    // toward the card's limit until it is resolved.
+    let card = try #require(try b.store.chargeableCards(account: first.accountID, config: config).first)
+    _ = try b.store.write {
+      try b.store.beginAttempt(
+        account: first.accountID, card: card, amount: first.total, invoices: [(first.id, first.total.minorUnits)], key: "ldg_crashed",
+        actor: .scheduler)
+    }
+    b.clock.advance(to: b.clock.now().adding(days: 1))
+    _ = try await scheduler.runDue()
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
+    // No charge before the window frees up (in 29 days): the day-3 reminder comes first.
+    #expect(try b.store.db.scalarText("SELECT next_action FROM invoices WHERE id = \(second.id)") == "remind")
+    // The processor never got it: closed as an error, the card is free again at once.
+    #expect(try await scheduler.recoverPending() == 1)
+    #expect(try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
+      == "charge \(b.clock.now().iso8601)")
+    _ = try await scheduler.runDue()
+    #expect(try b.store.invoice(id: second.id)?.status == .paid)
+    #expect(try b.store.invoice(id: first.id)?.status == .paid)
+    #expect(try b.store.check().ok)
+  }
+
   @Test func aBatchThatComesBackUnchangedStopsRunDueWithAnErrorNamingTheInvoice() async throws {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
