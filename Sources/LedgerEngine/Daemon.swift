@@ -111,10 +111,11 @@ public struct LedgerDaemon: Service {
           lastEvent = try logEvents(store, after: lastEvent)
           if report.unresolved > 0 { _ = try await scheduler.recoverPending() }
         } catch {
-          // A failed tick is logged and retried on the next wake; the loop goes on. A tick
-          // can fail after its processor calls (the write of their outcomes found the
-          // ledger busy): the attempts it left pending are resolved by their keys at once,
-          // not at the next start, so a charge the processor made is recorded now.
+          // A failed tick is logged and retried on the next wake (after `failedTickPause`,
+          // or sooner when another process commits); the loop goes on. A tick can fail after
+          // its processor calls (the write of their outcomes found the ledger busy): the
+          // attempts it left pending are resolved by their keys at once, not at the next
+          // start, so a charge the processor made is recorded now.
           logger.error("tick failed: \(String(describing: error))")
           pauseUntil = ContinuousClock.now + failedTickPause
           do {
