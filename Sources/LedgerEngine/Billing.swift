@@ -11,6 +11,16 @@ extension LedgerStore {
       }
     }
   }
+
+  /// The same for a change made by an operator or a customer, which can happen while the
+  /// scheduler has a charge of the invoice at the processor: such an invoice keeps its
+  /// in-flight mark (a new schedule now could start a second charge beside it); the
+  /// scheduler asks the policy again once it has recorded the outcome.
+  public func rescheduleUnlessInFlight(_ invoiceIDs: [Int64], config: DunningConfig) throws {
+    try write {
+      try reschedule(try invoiceIDs.filter { try !hasPendingAttempt(invoiceID: $0) }, config: config)
+    }
+  }
 }
 
 /// The operator's and customer's actions that change what the scheduler must do next: each
@@ -27,7 +37,7 @@ public struct Billing {
   public func issueInvoice(_ draft: InvoiceDraft, actor: Actor) throws -> Invoice {
     try store.write {
       let invoice = try store.issueInvoice(draft, actor: actor)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return invoice
     }
   }
@@ -36,7 +46,7 @@ public struct Billing {
   public func addCard(account: Int64, _ card: NewCard, actor: Actor) throws -> Card {
     try store.write {
       let saved = try store.addCard(account: account, card, actor: actor)
-      try store.reschedule(try store.requestCharge(account: account), config: config)
+      try store.rescheduleUnlessInFlight(try store.requestCharge(account: account), config: config)
       return saved
     }
   }
@@ -45,7 +55,7 @@ public struct Billing {
   public func updateCard(_ id: Int64, expiry: CardExpiry?, token: String?, actor: Actor) throws -> Card {
     try store.write {
       let card = try store.updateCard(id, expiry: expiry, token: token, actor: actor)
-      try store.reschedule(try store.requestCharge(account: card.accountID), config: config)
+      try store.rescheduleUnlessInFlight(try store.requestCharge(account: card.accountID), config: config)
       return card
     }
   }
@@ -53,7 +63,7 @@ public struct Billing {
   public func setDefaultCard(_ id: Int64, actor: Actor) throws -> Card {
     try store.write {
       let card = try store.setDefaultCard(id, actor: actor)
-      try store.reschedule(try store.requestCharge(account: card.accountID), config: config)
+      try store.rescheduleUnlessInFlight(try store.requestCharge(account: card.accountID), config: config)
       return card
     }
   }
@@ -61,7 +71,7 @@ public struct Billing {
   public func removeCard(_ id: Int64, actor: Actor) throws -> (removed: Card, newDefault: Card?) {
     try store.write {
       let result = try store.removeCard(id, actor: actor)
-      try store.reschedule(try store.openInvoiceIDs(account: result.removed.accountID), config: config)
+      try store.rescheduleUnlessInFlight(try store.openInvoiceIDs(account: result.removed.accountID), config: config)
       return result
     }
   }
@@ -69,7 +79,7 @@ public struct Billing {
   public func voidInvoice(_ reference: String, reason: String, actor: Actor) throws -> Invoice {
     try store.write {
       let invoice = try store.voidInvoice(reference, reason: reason, actor: actor)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return invoice
     }
   }
@@ -77,7 +87,7 @@ public struct Billing {
   public func pause(_ reference: String, proof: String, actor: Actor) throws -> Invoice {
     try store.write {
       let invoice = try store.pauseInvoice(reference, proof: proof, actor: actor)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return invoice
     }
   }
@@ -85,7 +95,7 @@ public struct Billing {
   public func resume(_ reference: String, actor: Actor) throws -> Invoice {
     try store.write {
       let invoice = try store.resumeInvoice(reference, actor: actor)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return try store.requireInvoice(invoice.number)
     }
   }
@@ -96,7 +106,7 @@ public struct Billing {
     try store.write {
       let (invoice, end) = try store.declareTransfer(
         reference, amount: amount, sentOn: sentOn, bankReference: bankReference, actor: actor, config: config)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return (try store.requireInvoice(invoice.number), end)
     }
   }
@@ -121,7 +131,7 @@ public struct Billing {
       let record = try store.applyPayment(
         account: invoice.accountID, amount: amount, method: method, reference: bankReference, receivedOn: receivedOn,
         chargeAttemptID: nil, bankLineID: nil, invoices: [invoice.id], actor: actor, config: config)
-      try store.reschedule([invoice.id], config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return record
     }
   }

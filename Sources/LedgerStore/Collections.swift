@@ -134,10 +134,22 @@ extension LedgerStore {
   }
 
   /// Marks open invoices as due for a charge now (a round goes on with the next card).
+  /// Paused invoices are left out (paused while the charge was at the processor): the round
+  /// goes on without them.
   public func scheduleChargeNow(_ invoiceIDs: [Int64]) throws {
     for id in invoiceIDs {
-      try db.run("UPDATE invoices SET next_action = 'charge', next_action_at = ? WHERE id = ? AND status = 'open'", now, id)
+      try db.run(
+        "UPDATE invoices SET next_action = 'charge', next_action_at = ? WHERE id = ? AND status = 'open' AND paused_at IS NULL", now, id)
     }
+  }
+
+  /// Whether a charge of the invoice is at the processor (its attempt not yet resolved).
+  public func hasPendingAttempt(invoiceID: Int64) throws -> Bool {
+    try db.scalarInt(
+      """
+      SELECT EXISTS (SELECT 1 FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id
+                     WHERE ci.invoice_id = ? AND a.status = 'pending')
+      """, invoiceID) == 1
   }
 
   /// Invoices whose next action is due by `until`, earliest first.
@@ -161,14 +173,14 @@ extension LedgerStore {
     }
   }
 
-  /// What is still owed on each of `ids` that is open, in the order given (closed invoices
-  /// are left out). The charge round's lean read: status and balance, nothing else.
+  /// What is still owed on each of `ids` that is open and not paused, in the order given
+  /// (others are left out). The charge round's lean read: status and balance, nothing else.
   public func openBalances(_ ids: [Int64]) throws -> [(id: Int64, dueMinor: Int64)] {
     try ids.compactMap { id in
       try db.queryOne(
         """
         SELECT i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor
-        FROM invoices i WHERE i.id = ? AND i.status = 'open'
+        FROM invoices i WHERE i.id = ? AND i.status = 'open' AND i.paused_at IS NULL
         """, id
       ).map { (id, try $0.int("due_minor")) }
     }

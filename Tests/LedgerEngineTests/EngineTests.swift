@@ -83,6 +83,31 @@ final class Bench {
     #expect(try await b.processor.succeededCharges().count == 1)
   }
 
+  @Test func anOperatorChangeWhileAChargeIsAtTheProcessorDoesNotStartASecondCharge() async throws {
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_timeout")
+    // The charge gets no answer: its attempt stays pending, the invoice in flight.
+    let report = try await b.scheduler.runDue()
+    #expect(report.unresolved == 1)
+    let inFlight = "SELECT count(*) FROM invoices WHERE next_action = 'in_flight'"
+    #expect(try b.count(inFlight) == 1)
+    // Meanwhile the customer adds a card: that may not schedule a charge beside the one at
+    // the processor.
+    _ = try b.billing.addCard(
+      account: invoice.accountID,
+      NewCard(token: "tok_ok.2", brand: .visa, last4: "1881", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      actor: .customer)
+    #expect(try b.count(inFlight) == 1)
+    #expect(try b.store.dueActions(until: b.clock.now().adding(days: 30), limit: 10).isEmpty)
+    // Once the attempt is resolved (the processor never charged it), the invoice is
+    // scheduled again by the policy, and nothing was charged.
+    _ = try await b.scheduler.recoverPending()
+    #expect(try b.count(inFlight) == 0)
+    #expect(try b.count("SELECT count(*) FROM invoices WHERE next_action = 'charge' AND next_action_at > '\(b.clock.now().iso8601)'") == 1)
+    #expect(try await b.processor.succeededCharges().isEmpty)
+    #expect(try b.store.check().ok)
+  }
+
   @Test func theSimulatedProcessorIsIdempotentByKey() async throws {
     let b = try Bench()
     let amount = Money(minorUnits: 500, currency: .eur)
