@@ -111,10 +111,18 @@ public struct LedgerDaemon: Service {
       }
       group.cancelAll()
     }
-    // The message in hand gets a few seconds to finish; one cut short is resent later.
+    // The message in hand gets a few seconds to finish; then the hand-off is cut short (a
+    // sendmail command is killed, an SMTP connection closed) and the message, not recorded
+    // as delivered nor as an attempt, is sent again later with the same Message-ID.
     stop.set()
     let grace = ContinuousClock.now + .seconds(5)
-    while !stop.isFinished && ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(20)) }
+    while !stop.isFinished && ContinuousClock.now < grace {
+      do {
+        try await Task.sleep(for: .milliseconds(20))
+      } catch {
+        break  // this task is cancelled: no more grace
+      }
+    }
     delivery.cancel()
     await delivery.value
     notifier.stopping()
@@ -189,7 +197,11 @@ public struct LedgerDaemon: Service {
       while !stopping() && ContinuousClock.now < deadline {
         if let next, next <= clock.now() { break }
         if let version, (try? store.db.dataVersion()) != version { break }
-        try? await Task.sleep(for: pollInterval)
+        do {
+          try await Task.sleep(for: pollInterval)
+        } catch {
+          break
+        }
       }
     }
   }
