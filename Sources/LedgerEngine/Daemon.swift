@@ -183,16 +183,20 @@ public struct LedgerDaemon: Service {
     let mailer = Mailer(store: store, config: config.mail, defaultSpool: defaultSpool, logger: logger)
     func stopping() -> Bool { stop.isSet || Task.isCancelled || Task.isShuttingDownGracefully }
     while !stopping() {
+      var storeFailed = false
       do {
         let report = try await mailer.deliverDue(shouldStop: stopping)
         if report.delivered + report.deferred + report.failed > 0 {
           logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed")
         }
       } catch {
-        logger.error("outbox delivery failed: \(String(describing: error))")
+        // The ledger, not the transport, failed: the pass stopped; the next one waits
+        // `maxSleep` rather than resending at once what could not be recorded.
+        storeFailed = true
+        logger.error("outbox delivery stopped, the ledger is unavailable: \(String(describing: error))")
       }
-      let next = try? store.nextOutboxAttempt()
-      let version = try? store.db.dataVersion()
+      let next = storeFailed ? nil : try? store.nextOutboxAttempt()
+      let version = storeFailed ? nil : try? store.db.dataVersion()
       let deadline = ContinuousClock.now + maxSleep
       while !stopping() && ContinuousClock.now < deadline {
         if let next, next <= clock.now() { break }

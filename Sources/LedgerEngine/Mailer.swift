@@ -50,7 +50,9 @@ public final class Mailer {
 
   /// Delivers every message due now, one at a time, until none is left or `shouldStop`
   /// says so (checked between messages, so a message in hand is finished unless the task is
-  /// cancelled, which abandons it unrecorded).
+  /// cancelled, which abandons it unrecorded). Throws a store error, which ends the pass,
+  /// including one that kept a message the transport accepted from being marked delivered:
+  /// that row is left as it was, to be sent again.
   public func deliverDue(shouldStop: () -> Bool = { false }) async throws -> Report {
     var report = Report()
     var tried: Set<Int64> = []
@@ -129,7 +131,18 @@ public final class Mailer {
       logger.error("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed after \(entry.attempts + 1) attempt(s): \(failure.reply)")
       return .failed
     }
-    try store.markOutboxDelivered(id: entry.id)
+    do {
+      try store.markOutboxDelivered(id: entry.id)
+    } catch {
+      // The transport took the message but the ledger could not record it (the write lock
+      // busy, the disk full): the row stays as it was, with no attempt or failure counted,
+      // and is sent again later with the same Message-ID. This is a store error, not a
+      // delivery failure; it ends the pass.
+      logger.error(
+        "outbox \(entry.id) (\(entry.kind)) delivered to \(entry.recipient) (\(reply)) but not recorded: \(String(describing: error)); it will be sent again with the same Message-ID"
+      )
+      throw error
+    }
     logger.info("outbox \(entry.id) (\(entry.kind)) delivered to \(entry.recipient): \(reply)")
     return .delivered
   }
