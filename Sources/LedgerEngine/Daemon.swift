@@ -131,10 +131,18 @@ public struct LedgerDaemon: Service {
       }
       group.cancelAll()
     }
-    // The message in hand gets a few seconds to finish; one cut short is resent later.
+    // The message in hand gets a few seconds to finish; then the hand-off is cut short (a
+    // sendmail command is killed, an SMTP connection closed) and the message, not recorded
+    // as delivered nor as an attempt, is sent again later with the same Message-ID.
     stop.set()
     let grace = ContinuousClock.now + .seconds(5)
-    while !stop.isFinished && ContinuousClock.now < grace { try? await Task.sleep(for: .milliseconds(20)) }
+    while !stop.isFinished && ContinuousClock.now < grace {
+      do {
+        try await Task.sleep(for: .milliseconds(20))
+      } catch {
+        break  // this task is cancelled: no more grace
+      }
+    }
     delivery.cancel()
     await delivery.value
     notifier.stopping()
@@ -198,21 +206,29 @@ public struct LedgerDaemon: Service {
     let mailer = Mailer(store: store, config: config.mail, defaultSpool: defaultSpool, logger: logger)
     func stopping() -> Bool { stop.isSet || Task.isCancelled || Task.isShuttingDownGracefully }
     while !stopping() {
+      var storeFailed = false
       do {
         let report = try await mailer.deliverDue(shouldStop: stopping)
         if report.delivered + report.deferred + report.failed > 0 {
           logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed")
         }
       } catch {
-        logger.error("outbox delivery failed: \(String(describing: error))")
+        // The ledger, not the transport, failed: the pass stopped; the next one waits
+        // `maxSleep` rather than resending at once what could not be recorded.
+        storeFailed = true
+        logger.error("outbox delivery stopped, the ledger is unavailable: \(String(describing: error))")
       }
-      let next = try? store.nextOutboxAttempt()
-      let version = try? store.db.dataVersion()
+      let next = storeFailed ? nil : try? store.nextOutboxAttempt()
+      let version = storeFailed ? nil : try? store.db.dataVersion()
       let deadline = ContinuousClock.now + maxSleep
       while !stopping() && ContinuousClock.now < deadline {
         if let next, next <= clock.now() { break }
         if let version, (try? store.db.dataVersion()) != version { break }
-        try? await Task.sleep(for: pollInterval)
+        do {
+          try await Task.sleep(for: pollInterval)
+        } catch {
+          break
+        }
       }
     }
   }

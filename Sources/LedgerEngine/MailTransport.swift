@@ -48,7 +48,8 @@ public struct DeliveryFailure: Error, CustomStringConvertible, Equatable {
 /// Hands messages to whatever carries them on.
 public protocol MailTransport: Sendable {
   /// Returns once the message is accepted (with the acceptance text, e.g. the SMTP reply);
-  /// throws `DeliveryFailure` otherwise.
+  /// throws `DeliveryFailure` otherwise, or `CancellationError` when the task is cancelled
+  /// (shutdown) before the message was accepted: an abandoned hand-off, not a failure.
   func send(_ envelope: Envelope) async throws -> String
 }
 
@@ -158,12 +159,20 @@ public struct SendmailTransport: MailTransport {
     try? writer.close()
     let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
     while process.isRunning {
+      if Task.isCancelled {
+        // Shutdown: the hand-off is abandoned, not failed; the row is sent again later.
+        Self.stop(process)
+        throw CancellationError()
+      }
       if ContinuousClock.now > deadline {
-        process.terminate()
-        process.waitUntilExit()
+        Self.stop(process)
         throw DeliveryFailure(permanent: false, reply: "\(program) did not finish within \(timeoutSeconds) s", transportWide: true)
       }
-      try? await Task.sleep(for: .milliseconds(5))
+      do {
+        try await Task.sleep(for: .milliseconds(5))
+      } catch {
+        continue  // cancelled: the next turn stops the command
+      }
     }
     process.waitUntilExit()
     let output = (try? String(contentsOf: errorFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
@@ -177,5 +186,29 @@ public struct SendmailTransport: MailTransport {
         reply: "\(program) exited \(status)" + (output.isEmpty ? "" : ": \(String(output.suffix(800)))"))
     }
     return "\(program) exited 0"
+  }
+
+  /// Ends the command: SIGTERM, then SIGKILL if it has not exited a second later. Returns
+  /// once it has exited, without waiting for children it left behind (Foundation reports the
+  /// exit only once they close the descriptors they inherited), and after 2 s at most.
+  static func stop(_ process: Process) {
+    guard process.isRunning else { return }
+    let pid = process.processIdentifier
+    process.terminate()
+    func gone() -> Bool { !process.isRunning || hasExited(pid) }
+    var limit = ContinuousClock.now + .seconds(1)
+    while !gone() && ContinuousClock.now < limit { usleep(10_000) }
+    if gone() { return }
+    kill(pid, SIGKILL)
+    limit = ContinuousClock.now + .seconds(1)
+    while !gone() && ContinuousClock.now < limit { usleep(10_000) }
+  }
+
+  /// The process has exited (a zombie not yet reaped, or gone), from `/proc/<pid>/stat`.
+  static func hasExited(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+    return state == "Z" || state == "X"
   }
 }

@@ -49,7 +49,10 @@ public final class Mailer {
   }
 
   /// Delivers every message due now, one at a time, until none is left or `shouldStop`
-  /// says so (checked between messages, so a message in hand is finished).
+  /// says so (checked between messages, so a message in hand is finished unless the task is
+  /// cancelled, which abandons it unrecorded). Throws a store error, which ends the pass,
+  /// including one that kept a message the transport accepted from being marked delivered:
+  /// that row is left as it was, to be sent again.
   public func deliverDue(shouldStop: () -> Bool = { false }) async throws -> Report {
     var report = Report()
     var tried: Set<Int64> = []
@@ -63,6 +66,7 @@ public final class Mailer {
         case .delivered: report.delivered += 1
         case .deferred: report.deferred += 1
         case .failed: report.failed += 1
+        case .interrupted: break pass
         case .transportDown(let retryAt):
           // No use trying the others now: they wait as long as this one.
           report.deferred += 1
@@ -77,6 +81,8 @@ public final class Mailer {
 
   enum Outcome {
     case delivered, deferred, failed
+    /// Shutdown cut the hand-off short: nothing recorded, the pass ends.
+    case interrupted
     /// The transport itself failed; the next try is at this time.
     case transportDown(Instant)
   }
@@ -105,12 +111,16 @@ public final class Mailer {
       logger.error("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed: \(reason)")
       return .failed
     }
+    let reply: String
     do {
-      let reply = try await transport.send(envelope)
-      try store.markOutboxDelivered(id: entry.id)
-      logger.info("outbox \(entry.id) (\(entry.kind)) delivered to \(entry.recipient): \(reply)")
-      return .delivered
+      reply = try await transport.send(envelope)
     } catch {
+      if error is CancellationError || Task.isCancelled {
+        // Shutdown cut the hand-off short: not a failure of the message, no attempt is
+        // counted; it is sent again, with the same Message-ID, on the next start.
+        logger.notice("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not handed off: shutting down; it will be sent again")
+        return .interrupted
+      }
       let failure = error as? DeliveryFailure ?? DeliveryFailure(permanent: false, reply: String(describing: error))
       let retryAt = policy.nextAttempt(afterFailures: entry.attempts + 1, permanent: failure.permanent, now: store.clock.now())
       try store.markOutboxAttemptFailed(id: entry.id, error: failure.reply, retryAt: retryAt)
@@ -121,6 +131,20 @@ public final class Mailer {
       logger.error("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed after \(entry.attempts + 1) attempt(s): \(failure.reply)")
       return .failed
     }
+    do {
+      try store.markOutboxDelivered(id: entry.id)
+    } catch {
+      // The transport took the message but the ledger could not record it (the write lock
+      // busy, the disk full): the row stays as it was, with no attempt or failure counted,
+      // and is sent again later with the same Message-ID. This is a store error, not a
+      // delivery failure; it ends the pass.
+      logger.error(
+        "outbox \(entry.id) (\(entry.kind)) delivered to \(entry.recipient) (\(reply)) but not recorded: \(String(describing: error)); it will be sent again with the same Message-ID"
+      )
+      throw error
+    }
+    logger.info("outbox \(entry.id) (\(entry.kind)) delivered to \(entry.recipient): \(reply)")
+    return .delivered
   }
 }
 

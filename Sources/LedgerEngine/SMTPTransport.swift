@@ -2,6 +2,7 @@ import LedgerMail
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// An SMTP client for a relay (RFC 5321): EHLO, STARTTLS when configured (the server's
 /// certificate checked against the system's roots, or `caFile`), AUTH PLAIN when a username is set,
@@ -37,20 +38,43 @@ public struct SMTPTransport: MailTransport {
   public func send(_ envelope: Envelope) async throws -> String {
     let timeout = TimeAmount.seconds(Int64(timeoutSeconds))
     let channel: NIOAsyncChannel<SMTPReply, ByteBuffer>
+    let (host, port) = (host, port)
     do {
-      channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connectTimeout(timeout)
-        .connect(host: host, port: port) { channel in
-          channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout))
-            try channel.pipeline.syncOperations.addHandler(ReadTimeoutHandler())
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
-            return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
+      // NIO's connect does not answer cancellation: at shutdown it is abandoned (and the
+      // connection closed if it is made after all) rather than waited for.
+      channel = try await Self.unlessCancelled {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+          .connectTimeout(timeout)
+          .connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+              try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: timeout))
+              try channel.pipeline.syncOperations.addHandler(ReadTimeoutHandler())
+              try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
+              return try NIOAsyncChannel<SMTPReply, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
           }
-        }
+      } abandoned: { channel in
+        channel.channel.close(promise: nil)
+      }
     } catch {
+      if error is CancellationError || Task.isCancelled { throw CancellationError() }
       throw DeliveryFailure(permanent: false, reply: "cannot connect to \(host):\(port): \(error)", transportWide: true)
     }
+    do {
+      // At shutdown the conversation is cut short: closing the channel ends any wait for a
+      // reply at once, and the message counts as not accepted.
+      return try await withTaskCancellationHandler {
+        try await send(envelope, on: channel)
+      } onCancel: {
+        channel.channel.close(promise: nil)
+      }
+    } catch {
+      if Task.isCancelled { throw CancellationError() }
+      throw error
+    }
+  }
+
+  func send(_ envelope: Envelope, on channel: NIOAsyncChannel<SMTPReply, ByteBuffer>) async throws -> String {
     do {
       return try await channel.executeThenClose { inbound, outbound in
         var session = Session(replies: inbound.makeAsyncIterator(), outbound: outbound)
@@ -94,6 +118,57 @@ public struct SMTPTransport: MailTransport {
     } catch {
       throw DeliveryFailure(permanent: false, reply: "\(host):\(port): \(error)", transportWide: true)
     }
+  }
+
+  /// The result of `operation`, or `CancellationError` as soon as the calling task is
+  /// cancelled, without waiting for `operation`, whose late result goes to `abandoned`.
+  static func unlessCancelled<T: Sendable>(
+    _ operation: @escaping @Sendable () async throws -> T, abandoned: @escaping @Sendable (T) -> Void
+  ) async throws -> T {
+    let waiter = Waiter<T>()
+    @Sendable func finish(_ result: Result<T, Error>) -> Bool {
+      let continuation: CheckedContinuation<T, Error>? = waiter.state.withLock { state in
+        if state.done { return nil }
+        guard let continuation = state.continuation else {
+          // Cancelled before the continuation was stored: mark it so that it resumes at once.
+          if case .failure = result { state.done = true }
+          return nil
+        }
+        state.done = true
+        state.continuation = nil
+        return continuation
+      }
+      guard let continuation else { return false }
+      continuation.resume(with: result)
+      return true
+    }
+    return try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+        let cancelledAlready = waiter.state.withLock { state in
+          if state.done { return true }
+          state.continuation = continuation
+          return false
+        }
+        if cancelledAlready {
+          continuation.resume(throwing: CancellationError())
+          return
+        }
+        Task {
+          do {
+            let value = try await operation()
+            if !finish(.success(value)) { abandoned(value) }
+          } catch {
+            _ = finish(.failure(error))
+          }
+        }
+      }
+    } onCancel: {
+      _ = finish(.failure(CancellationError()))
+    }
+  }
+
+  final class Waiter<T: Sendable>: Sendable {
+    let state = Mutex<(continuation: CheckedContinuation<T, Error>?, done: Bool)>((nil, false))
   }
 
   /// The message with every line that starts with `.` given one more (RFC 5321 4.5.2),

@@ -404,6 +404,75 @@ final class SMTPSink {
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL") == "1")
   }
 
+  /// A relay that never answers the end of data does not hold up SIGTERM either: after the
+  /// grace the connection is closed and the message, not counted as an attempt, waits.
+  @Test func sigtermClosesAHangingSMTPConversation() throws {
+    let w = try Workspace()
+    try dunningBook(w)
+    let sink = try SMTPSink(w)
+    try sink.start(["--data-delay", "30"])
+    let serve = try w.launch(["serve", "--config", try w.writeConfig(
+      #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "127.0.0.1", "port": \#(sink.port), "timeout_seconds": 120}}}"#)])
+    let deadline = Date().addingTimeInterval(15)
+    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil && Date() < deadline {
+      usleep(10_000)
+    }
+    let stopAsked = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    let exited = waitForExit(serve, seconds: 10)
+    #expect(exited)
+    if !exited {
+      kill(serve.processIdentifier, SIGKILL)
+      serve.waitUntilExit()
+    }
+    #expect(serve.terminationStatus == 0 && serve.terminationReason == .exit)
+    #expect(Date().timeIntervalSince(stopAsked) < 10)
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL OR failed_at IS NOT NULL OR attempts > 0") == "0")
+  }
+
+  /// A hand-off that hangs (a sendmail command that ignores SIGTERM and sleeps 30 s) does
+  /// not hold up SIGTERM: after the grace the command is killed, the daemon exits 0 within
+  /// 10 s, and the message, neither delivered nor counted as an attempt, goes on a later
+  /// flush with the same Message-ID.
+  @Test func sigtermEndsAHangingSendmailHandOffAndTheMessageIsSentLater() throws {
+    let w = try Workspace()
+    try dunningBook(w)
+    let started = w.directory + "/sendmail-started"
+    let script = w.directory + "/slow-sendmail"
+    try Data("#!/bin/sh\ntrap '' TERM\ncat >/dev/null\ntouch '\(started)'\nsleep 30\n".utf8).write(to: URL(fileURLWithPath: script))
+    chmod(script, 0o755)
+    let config = try w.writeConfig(#"{"mail": {"transport": "sendmail", "sendmail_command": "\#(script)", "timeout_seconds": 120}}"#)
+    let serve = try w.launch(["serve", "--config", config])
+    let deadline = Date().addingTimeInterval(15)
+    while !FileManager.default.fileExists(atPath: started) && Date() < deadline { usleep(10_000) }
+    #expect(FileManager.default.fileExists(atPath: started))
+    let stopAsked = Date()
+    kill(serve.processIdentifier, SIGTERM)
+    let exited = waitForExit(serve, seconds: 10)
+    let took = Date().timeIntervalSince(stopAsked)
+    #expect(exited)
+    if !exited {
+      kill(serve.processIdentifier, SIGKILL)
+      serve.waitUntilExit()
+    }
+    #expect(serve.terminationStatus == 0 && serve.terminationReason == .exit)
+    #expect(took < 10)
+    print("SIGTERM with a hanging sendmail: exit 0 after \(String(format: "%.2f", took)) s")
+    // Nothing delivered, nothing failed, no attempt counted for the message cut short.
+    let total = try q(w, "SELECT count(*) FROM outbox")
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0") == total)
+    let pending = try w.ok(["outbox", "list", "--pending", "--json"]).json() as? [[String: Any]] ?? []
+    #expect(String(pending.count) == total)
+    // A later flush with a working transport (the spool) delivers every one, under the
+    // same Message-ID as the one cut short.
+    let summary = try w.json(["outbox", "flush"])
+    #expect(String(summary["delivered"] as? Int ?? -1) == total)
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1") == total)
+    let keys = try q(w, "SELECT key FROM outbox").split(separator: "\n").map(String.init)
+    let files = try FileManager.default.contentsOfDirectory(atPath: w.directory + "/ledger.outbox").filter { $0.hasSuffix(".eml") }
+    #expect(Set(files) == Set(keys.map { SHA256.hex(Array($0.utf8)) + ".eml" }))
+  }
+
   @Test func badAddressesAreRefusedWhenAnAccountIsOpenedOrChangedSoNoHeaderCanBeInjected() throws {
     let w = try Workspace()
     try w.ok(["migrate"])

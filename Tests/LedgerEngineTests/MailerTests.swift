@@ -95,6 +95,41 @@ final class ScriptedTransport: MailTransport {
     #expect(try b.store.db.scalarText("SELECT group_concat(DISTINCT next_attempt_at) FROM outbox") == "2026-11-02T09:01:00Z")
   }
 
+  /// The transport accepts, then the ledger cannot record it (another process holds the
+  /// write lock for a moment): a store error, not a delivery failure. The row stays as it was (no
+  /// attempt, no error, not failed, still due), the pass stops with the error, and the next
+  /// pass sends the same message again.
+  @Test func aDeliveredMessageTheLedgerCannotRecordIsNeitherFailedNorCounted() async throws {
+    let b = try await bookWithOneMessage()
+    _ = try b.accountWithInvoice(token: "tok_decline_expired_card.2")
+    _ = try await b.scheduler.runDue()
+    #expect(try b.count("SELECT count(*) FROM outbox") == 2)
+    var discipline = WriteDiscipline()
+    discipline.lockTimeout = .milliseconds(500)
+    let store = try LedgerStore.open(path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
+    let lockPath = try #require(WriteLock.lockPath(forDatabase: b.directory + "/ledger.db"))
+    let transport = LockTakingTransport(lockPath: lockPath)
+    defer { transport.release() }
+    let m = Mailer(
+      store: store, transport: transport, sender: Sender(address: "billing@example.com", name: "Billing"),
+      policy: RetryPolicy(maxAttempts: 1, baseSeconds: 60, maxSeconds: 3600), batchSize: 2, logger: Logger(label: "test"))
+    // Marking it delivered gives up after 0.5 s; the lock is free again at 0.8 s, so a
+    // failure recorded after that would get through.
+    await #expect(throws: WriteLockBusy.self) { try await m.deliverDue() }
+    try await Task.sleep(for: .milliseconds(1200))
+    // One hand-off only: the pass stopped at the store error.
+    #expect(transport.sent.count == 1)
+    #expect(
+      try b.count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0 AND last_error IS NULL")
+        == 2)
+    #expect(try b.store.outbox(.failed).isEmpty)
+    // The store is back: the same message goes again, and this time is recorded.
+    let again = ScriptedTransport()
+    #expect(try await mailer(b, again, attempts: 1).deliverDue().delivered == 2)
+    #expect(again.sent.first?.data == transport.sent.first?.data)
+    #expect(try b.count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1 AND failed_at IS NULL") == 2)
+  }
+
   @Test func aPermanentRefusalFailsAtOnceAndKeepsTheReply() async throws {
     let b = try await bookWithOneMessage()
     let transport = ScriptedTransport([DeliveryFailure(permanent: true, reply: "RCPT TO <a@example.fr>: 550 no such user")])
@@ -146,5 +181,36 @@ final class ScriptedTransport: MailTransport {
     }
     #expect(throws: InputError.self) { try LedgerConfig.parse(Data(#"{"mail": {"max_attempts": 0}}"#.utf8)) }
     #expect(throws: InputError.self) { try LedgerConfig.parse(Data(#"{"mail": {"from": "a\nb@example.com"}}"#.utf8)) }
+  }
+}
+
+/// A transport that accepts each message, then takes the database's write lock through an
+/// open file description of its own, as another process would, and keeps it 0.8 s.
+final class LockTakingTransport: MailTransport {
+  let lockPath: String
+  private let state = Mutex<(fd: Int32, sent: [Envelope])>((-1, []))
+
+  init(lockPath: String) { self.lockPath = lockPath }
+
+  var sent: [Envelope] { state.withLock { $0.sent } }
+
+  func send(_ envelope: Envelope) async throws -> String {
+    try state.withLock { s in
+      s.sent.append(envelope)
+      if s.fd < 0 {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw POSIXFailure(operation: "flock \(lockPath)", code: errno) }
+        s.fd = fd
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(800)) { [self] in release() }
+      }
+    }
+    return "250 OK"
+  }
+
+  func release() {
+    state.withLock { s in
+      if s.fd >= 0 { close(s.fd) }
+      s.fd = -1
+    }
   }
 }
