@@ -125,11 +125,11 @@ public struct Reconciler {
           return
         }
         try body(
-          try f.line(record, lineNumber: line) { l in
-            let hash = SHA256.hex(Array(l.identityFields.joined(separator: "\u{1F}").utf8))
+          try f.line(record, lineNumber: line) { l, account in
+            let hash = SHA256.hex(Array(([account ?? ""] + l.identityFields).joined(separator: "\u{1F}").utf8))
             let n = seen[hash, default: 0] + 1
             seen[hash] = n
-            return "csv:sha256:\(hash):\(n)"
+            return BankLineKey.fallback(account: account, hash: hash, occurrence: n)
           })
       }
       guard format != nil else { throw InputError(field: path, rule: "has no header row; nothing was imported") }

@@ -30,6 +30,8 @@ struct Camt {
     var id: String
     var iban = "FR7630006000011234567890189"
     var entries: [Entry]
+    /// The account as the bank's own number (`Acct/Id/Othr/Id`) instead of an IBAN.
+    var otherID: String? = nil
   }
 
   static func entry(
@@ -54,7 +56,7 @@ struct Camt {
             <Stmt>
               <Id>\(s.id)</Id>
               <CreDtTm>2026-11-23T06:00:00</CreDtTm>
-              <Acct><Id><IBAN>\(s.iban)</IBAN></Id><Ccy>EUR</Ccy></Acct>
+              <Acct><Id>\(s.otherID.map { "<Othr><Id>\($0)</Id></Othr>" } ?? "<IBAN>\(s.iban)</IBAN>")</Id><Ccy>EUR</Ccy></Acct>
               <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-19</Dt></Dt></Bal>
 
         """
