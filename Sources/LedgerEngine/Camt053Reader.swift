@@ -343,17 +343,39 @@ public final class Camt053Reader {
       }
       let split = details.count > 1 && details.allSatisfy { $0.amount != nil }
       let parts: [DetailFields] = split ? details : [details.first ?? DetailFields()]
+      // A batch booking's details, each signed by its own CdtDbtInd (else the entry's), must
+      // add up to the entry, or money would be recorded that the account never received.
+      var signed: [(Money, BankDirection)] = []
       for (n, d) in parts.enumerated() {
-        var amount = entryAmount
-        var direction = entryDirection
-        if split {
-          let c = try Currency(code: d.currency ?? ccy, field: "\(at) TxDtls \(n + 1) Amt@Ccy")
-          guard c == currency else {
-            throw InputError(field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
-          }
-          amount = try Camt053Reader.amount(d.amount ?? "", currency: c, field: "\(at) TxDtls \(n + 1) Amt")
-          if let cd = d.creditDebit { direction = try Camt053Reader.direction(cd, field: "\(at) TxDtls \(n + 1) CdtDbtInd") }
+        guard split else {
+          signed.append((entryAmount, entryDirection))
+          continue
         }
+        let c = try Currency(code: d.currency ?? ccy, field: "\(at) TxDtls \(n + 1) Amt@Ccy")
+        guard c == currency else {
+          throw InputError(field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
+        }
+        let amount = try Camt053Reader.amount(d.amount ?? "", currency: c, field: "\(at) TxDtls \(n + 1) Amt")
+        let direction = try d.creditDebit.map { try Camt053Reader.direction($0, field: "\(at) TxDtls \(n + 1) CdtDbtInd") } ?? entryDirection
+        signed.append((amount, direction))
+      }
+      if split {
+        var total: Int64 = 0
+        for (amount, direction) in signed {
+          let (sum, overflow) = total.addingReportingOverflow(direction == .credit ? amount.minorUnits : -amount.minorUnits)
+          guard !overflow else { throw InputError(field: "\(at) TxDtls", rule: "the details' amounts overflow; nothing was imported") }
+          total = sum
+        }
+        let expected = entryDirection == .credit ? entryAmount.minorUnits : -entryAmount.minorUnits
+        guard total == expected else {
+          let net = Money(minorUnits: abs(total), currency: currency)
+          throw InputError(
+            field: "\(at) TxDtls",
+            rule: "the \(parts.count) details net \(net) \(total < 0 ? "DBIT" : "CRDT") (each signed by its CdtDbtInd, else the entry's); the entry is \(entryAmount) \(entryDirection == .credit ? "CRDT" : "DBIT"); a batch booking's details must add up to its entry; nothing was imported")
+        }
+      }
+      for (n, d) in parts.enumerated() {
+        let (amount, direction) = signed[n]
         let remittance = split || details.count <= 1 ? d.remittance : details.flatMap(\.remittance)
         var line = BankLine(
           lineKey: "", source: "camt053", statementID: statementID, accountIBAN: PayerIdentity.normalizedIBAN(accountIBAN),

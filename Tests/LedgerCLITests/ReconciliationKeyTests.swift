@@ -71,3 +71,41 @@ extension ReconciliationTests {
     #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines") == "0")
   }
 }
+
+extension ReconciliationTests {
+  /// A batch booking whose details do not add up to the entry is refused whole (exit 65,
+  /// the entry and the rule named, nothing written), in one transaction or batched: a
+  /// credit of 10.00 split as 100.00 + 900.00, and a debit of 100.00 whose details are a
+  /// credit of 100.00 and a debit of 0.01. Details that add up, signs mixed, are read.
+  @Test func batchBookingDetailsMustAddUp() throws {
+    let w = try Workspace()
+    let refs = try w.transferBook([("Marie Curie", "100.00")])
+    var inflated = Camt.Entry(ref: "B9", amount: "10.00")
+    inflated.details = [Camt.Detail(amount: "100.00", structured: refs[0]), Camt.Detail(amount: "900.00")]
+    var flipped = Camt.Entry(ref: "B10", amount: "100.00", credit: false)
+    flipped.details = [Camt.Detail(amount: "100.00", structured: refs[0], creditDebit: "CRDT"), Camt.Detail(amount: "0.01")]
+    let good = Camt.entry("G1", "5.00", ustrd: ["first, valid entry"])
+    for (name, entry, message) in [
+      ("split", inflated, "the 2 details net 1000.00 EUR CRDT (each signed by its CdtDbtInd, else the entry's); the entry is 10.00 EUR CRDT"),
+      ("split2", flipped, "the 2 details net 99.99 EUR CRDT (each signed by its CdtDbtInd, else the entry's); the entry is 100.00 EUR DBIT"),
+    ] {
+      let file = try w.write("\(name).xml", Camt.xml(version: 8, [Camt.Statement(id: name, entries: [good, entry])]))
+      let before = w.fingerprint()
+      for extra in [[], ["--commit-every", "1"]] {
+        let outcome = try w.ledgerd(["reconcile", "bank", file] + extra)
+        #expect(outcome.status == 65, "\(outcome.stdout)")
+        #expect(outcome.stderr.contains("AcctSvcrRef \(entry.ref!)) TxDtls: \(message)"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("a batch booking's details must add up to its entry; nothing was imported"), "\(outcome.stderr)")
+        #expect(w.fingerprint() == before)
+      }
+    }
+    #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines") == "0")
+    #expect(try w.scalar("SELECT count(*) FROM payments") == "0")
+    // A debit of 100.00 made of a debit of 150.00 and a credit of 50.00 adds up.
+    var mixed = Camt.Entry(ref: "B11", amount: "100.00", credit: false)
+    mixed.details = [Camt.Detail(amount: "150.00", unstructured: ["out"]), Camt.Detail(amount: "50.00", unstructured: ["in"], creditDebit: "CRDT")]
+    let lines = try #require(try parsed(w, try w.write("mixed.xml", Camt.xml(version: 8, [Camt.Statement(id: "M", entries: [mixed])])))["lines"] as? [[String: Any]])
+    #expect(lines.map { $0["direction"] as? String ?? "" } == ["debit", "credit"])
+    #expect(lines.map { ($0["amount"] as? [String: Any])?["amount"] as? String ?? "" } == ["150.00", "50.00"])
+  }
+}

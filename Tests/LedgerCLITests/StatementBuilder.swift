@@ -12,6 +12,8 @@ struct Camt {
     var name: String? = nil
     var iban: String? = nil
     var servicerRef: String? = nil
+    /// The detail's own `CdtDbtInd` (`CRDT`/`DBIT`), when it differs from the entry's.
+    var creditDebit: String? = nil
   }
 
   struct Entry {
@@ -88,6 +90,7 @@ struct Camt {
         if let a = d.amount {
           x += version >= 4 ? "            <Amt Ccy=\"\(e.ccy)\">\(a)</Amt>\n" : "            <AmtDtls><TxAmt><Amt Ccy=\"\(e.ccy)\">\(a)</Amt></TxAmt></AmtDtls>\n"
         }
+        if let cd = d.creditDebit { x += "            <CdtDbtInd>\(cd)</CdtDbtInd>\n" }
         if d.name != nil || d.iban != nil {
           x += "            <RltdPties>\n"
           let party = e.credit ? "Dbtr" : "Cdtr"
