@@ -109,3 +109,78 @@ extension ReconciliationTests {
     #expect(lines.map { ($0["amount"] as? [String: Any])?["amount"] as? String ?? "" } == ["150.00", "50.00"])
   }
 }
+
+extension ReconciliationTests {
+  /// Five Pro accounts with a card each, charged on their due date: four succeed, the
+  /// fifth is declined. Returns the processor's charges as [key, amount, outcome, charge id].
+  func processorBook(_ w: Workspace) throws -> (succeeded: [[String]], declined: [String]) {
+    try w.ok(["migrate"])
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    for (i, token) in ["tok_ok.1", "tok_ok.2", "tok_ok.3", "tok_ok.4", "tok_decline_insufficient_funds.5"].enumerated() {
+      let id = try w.json(["account", "add", "--email", "c\(i)@example.com", "--name", "Customer \(i)", "--plan", "pro"])["id"] as? Int ?? 0
+      try w.ok(["card", "add", "\(id)", "--token", token, "--brand", "visa", "--last4", "424\(i)", "--expiry", "12/2030"])
+      try w.ok(["invoice", "issue", "\(id)", "--plan-line"])
+    }
+    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z"])
+    let charges = try w.sqlite("SELECT key, amount_minor, outcome, coalesce(reference, '') FROM charges ORDER BY rowid", db: w.directory + "/ledger.processor.db")
+      .stdout.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+    let succeeded = charges.filter { $0[2] == "succeeded" }
+    let declined = try #require(charges.first { $0[2] == "declined" })
+    #expect(succeeded.count == 4)
+    return (succeeded, declined)
+  }
+
+  static let reportHeader =
+    "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,payment_metadata[idempotency_key]\n"
+
+  static func reportRow(_ id: String, _ gross: String, _ fee: String, _ net: String, _ category: String, source: String, intent: String, key: String) -> String {
+    "\(id),2026-11-23 10:00:00,eur,\(gross),\(fee),\(net),\(category),\(source),\(intent),\(key)\n"
+  }
+
+  /// A second charge row for an attempt another row already settled (in the same report
+  /// or a later one) posts no fee and records nothing: a `duplicate_settlement` finding.
+  /// A dispute, refund or chargeback naming a known charge (by key, charge id or payment
+  /// intent) is a `charge_adjustment` finding; a payout stays informational.
+  @Test func processorDuplicatesAndAdjustmentsAreFindings() throws {
+    let w = try Workspace()
+    let (ok, _) = try processorBook(w)
+    var csv = Self.reportHeader
+    for (i, c) in ok.enumerated() {
+      csv += Self.reportRow("txn_\(i)", "19.00", "0.55", "18.45", "charge", source: c[3], intent: "pi_\(i)", key: c[0])
+    }
+    csv += Self.reportRow("txn_0b", "19.00", "0.55", "18.45", "charge", source: ok[0][3], intent: "pi_0", key: ok[0][0])
+    csv += Self.reportRow("txn_1d", "-19.00", "15.00", "-34.00", "dispute", source: "dp_1", intent: "", key: ok[1][0])
+    csv += Self.reportRow("txn_2r", "-19.00", "0.00", "-19.00", "refund", source: "re_2", intent: "pi_2", key: "")
+    csv += Self.reportRow("txn_3c", "-19.00", "0.00", "-19.00", "chargeback", source: ok[3][3], intent: "", key: "")
+    csv += Self.reportRow("txn_po", "-50.00", "0.00", "-50.00", "payout", source: "po_1", intent: "", key: "")
+    let file = try w.write("report.csv", csv)
+    let outcome = try w.ledgerd(["reconcile", "processor", file, "--json"])
+    #expect(outcome.status == 1, "\(outcome.stderr)")
+    let r = try #require(try outcome.json() as? [String: Any])
+    #expect(r["matched"] as? Int == 4)
+    #expect(r["duplicates"] as? Int == 1)
+    #expect(r["adjustments"] as? Int == 3)
+    #expect(r["other"] as? Int == 1)
+    #expect(r["missing_from_report"] as? Int == 0)
+    #expect(r["fees"] as? [String: String] == ["EUR": "2.20"])
+    let kinds = (r["findings"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }.sorted()
+    #expect(kinds == ["charge_adjustment", "charge_adjustment", "charge_adjustment", "duplicate_settlement"])
+    #expect(try w.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'processor_fee'") == "4")
+    #expect(try w.scalar("SELECT count(*) FROM payments WHERE method = 'card'") == "4")
+    #expect(try w.scalar("SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM processor_report_rows ORDER BY balance_transaction_id)")
+      == "matched,duplicate,matched,adjustment,matched,adjustment,matched,adjustment,other")
+    // Again: nothing new, the same findings, still a non-zero exit.
+    let again = try #require(try w.ledgerd(["reconcile", "processor", file, "--json"]).json() as? [String: Any])
+    #expect(again["new_rows"] as? Int == 0)
+    #expect(again["findings_total"] as? Int == 4)
+    // A later report settling the same charge again: a duplicate, no fee posted.
+    let later = try w.write(
+      "later.csv", Self.reportHeader + Self.reportRow("txn_9", "19.00", "0.55", "18.45", "charge", source: ok[2][3], intent: "pi_9", key: ok[2][0]))
+    let l = try w.ledgerd(["reconcile", "processor", later, "--json"])
+    #expect(l.status == 1)
+    #expect(((try l.json() as? [String: Any])?["findings"] as? [[String: Any]])?.first?["kind"] as? String == "duplicate_settlement")
+    #expect(try w.scalar("SELECT count(*) FROM journal_entries WHERE kind = 'processor_fee'") == "4")
+    #expect(try w.ledgerd(["reconcile", "processor", later]).stdout.contains("duplicate_settlement  txn_9"))
+    try checkClean(w)
+  }
+}
