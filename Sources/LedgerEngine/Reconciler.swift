@@ -464,15 +464,26 @@ public struct Reconciler {
             finding(ReconciliationFinding(kind: "charged_twice", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail!))
             return
           }
-          _ = try store.recordChargeSucceeded(attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
+          // Paid meanwhile by a transfer, a manual payment or account credit: the money the
+          // processor took is still recorded (as account credit), so the ledger matches the
+          // processor, but the customer paid twice and staff must refund.
+          let paidByOthers = try store.invoicesPaidByOtherPayments(attempt: attempt.id)
+          let record = try store.recordChargeSucceeded(
+            attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
           touched += attempt.invoiceIDs
           outcome = "recorded"
           detail = "attempt \(attempt.id) was \(found.status.rawValue) in the ledger; the processor settled it: recorded as a payment"
+          if !paidByOthers.isEmpty {
+            detail! += ", but \(paidByOthers.joined(separator: ", ")) had already been paid by another payment: the customer was charged twice; \(record.credit) kept as account credit, refund it"
+          }
           try store.recordReconciliationEvent(
             account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: .reconciliation, kind: "charge_settled_unrecorded",
             reason: detail!, data: ["attempt_id": String(attempt.id), "balance_transaction_id": row.balanceTransactionID])
           report.recorded += 1
-          finding(ReconciliationFinding(kind: "settled_not_recorded", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail!))
+          finding(
+            ReconciliationFinding(
+              kind: paidByOthers.isEmpty ? "settled_not_recorded" : "charged_twice", lineID: nil, reference: row.balanceTransactionID,
+              amount: row.gross, detail: detail!))
         } else {
           report.matched += 1
         }

@@ -294,6 +294,19 @@ extension LedgerStore {
       """, invoiceID, attempt) ?? 0 > 0
   }
 
+  /// The attempt's invoices that a payment other than this attempt's (a transfer, a
+  /// manual payment, account credit, another charge) already paid in whole or in part.
+  public func invoicesPaidByOtherPayments(attempt: Int64) throws -> [String] {
+    try db.query(
+      """
+      SELECT DISTINCT i.number FROM charge_attempt_invoices ci JOIN invoices i ON i.id = ci.invoice_id
+      JOIN payment_allocations pa ON pa.invoice_id = i.id JOIN payments p ON p.id = pa.payment_id
+      WHERE ci.attempt_id = ?1 AND (p.charge_attempt_id IS NULL OR p.charge_attempt_id <> ?1)
+      ORDER BY i.id
+      """, attempt
+    ).map { try $0.string("number") }
+  }
+
   /// The payment a succeeded attempt recorded.
   public func paymentID(attempt: Int64) throws -> Int64? {
     try db.scalarInt("SELECT id FROM payments WHERE charge_attempt_id = ?", attempt)

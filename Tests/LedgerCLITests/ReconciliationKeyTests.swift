@@ -183,4 +183,31 @@ extension ReconciliationTests {
     #expect(try w.ledgerd(["reconcile", "processor", later]).stdout.contains("duplicate_settlement  txn_9"))
     try checkClean(w)
   }
+
+  /// The processor settled a charge the ledger had as declined, after the invoice was paid
+  /// by a transfer: the money is recorded (as account credit) and it is `charged_twice`.
+  @Test func settledChargeOnAnInvoicePaidByTransferIsChargedTwice() throws {
+    let w = try Workspace()
+    let (ok, declined) = try processorBook(w)
+    let invoice = try w.scalar(
+      "SELECT i.number FROM invoices i JOIN charge_attempt_invoices ci ON ci.invoice_id = i.id JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.idempotency_key = '\(declined[0])'")
+    try w.ok(["payment", "record", invoice, "--amount", "19.00", "--reference", "transfer instead"])
+    var csv = Self.reportHeader
+    for (i, c) in ok.enumerated() {
+      csv += Self.reportRow("txn_\(i)", "19.00", "0.55", "18.45", "charge", source: c[3], intent: "pi_\(i)", key: c[0])
+    }
+    csv += Self.reportRow("txn_d", "19.00", "0.55", "18.45", "charge", source: "ch_settled", intent: "pi_d", key: declined[0])
+    let outcome = try w.ledgerd(["reconcile", "processor", try w.write("r.csv", csv), "--json"])
+    #expect(outcome.status == 1, "\(outcome.stderr)")
+    let r = try #require(try outcome.json() as? [String: Any])
+    #expect(r["recorded"] as? Int == 1)
+    let findings = r["findings"] as? [[String: Any]] ?? []
+    #expect(findings.compactMap { $0["kind"] as? String } == ["charged_twice"])
+    let detail = findings.first?["detail"] as? String ?? ""
+    #expect(detail.contains("\(invoice) had already been paid by another payment"), "\(detail)")
+    #expect(try w.scalar("SELECT status FROM charge_attempts WHERE idempotency_key = '\(declined[0])'") == "succeeded")
+    #expect(try w.scalar("SELECT credit_minor FROM v_account_balances WHERE name = 'Customer 4'") == "1900")
+    #expect(try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'processor_clearing'") == "\(5 * 1900 - 5 * 55)")
+    try checkClean(w)
+  }
 }
