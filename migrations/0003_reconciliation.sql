@@ -42,8 +42,11 @@ CREATE TABLE processor_report_rows (
   -- 'matched': the ledger has it as succeeded with the same amount; 'recorded': settled by
   -- the processor but not succeeded in the ledger, now recorded as a payment (flagged);
   -- 'mismatch': amount or currency differ; 'unknown': no charge attempt has this key;
-  -- 'other': not a charge (refunds, payouts, adjustments), kept for the record.
-  outcome            TEXT NOT NULL CHECK (outcome IN ('matched', 'recorded', 'mismatch', 'unknown', 'other')),
+  -- 'duplicate': a second charge row for an attempt another row already settled (nothing
+  -- posted); 'adjustment': a refund, dispute, chargeback… naming a charge the ledger knows
+  -- (a finding, nothing posted); 'other': payouts and rows naming no known charge, kept for
+  -- the record.
+  outcome            TEXT NOT NULL CHECK (outcome IN ('matched', 'recorded', 'mismatch', 'unknown', 'duplicate', 'adjustment', 'other')),
   detail             TEXT,
   fee_entry_id       INTEGER REFERENCES journal_entries (id),
   imported_at        TEXT NOT NULL,

@@ -65,6 +65,49 @@ public struct BankLine: Sendable, Equatable, Codable {
   }
 }
 
+/// How a bank line is keyed, whatever file brought it (see `README.md`, "Line keys"): the
+/// servicing account and the bank's own reference of the movement, never the statement, so
+/// overlapping statements, the same movement in a CSV export and in a camt.053 statement,
+/// and two accounts whose banks number their lines alike each give one key per movement.
+public enum BankLineKey {
+  /// The longest key stored (the column's limit).
+  public static let maxLength = 300
+
+  /// The servicing account as keys name it: the IBAN (or, without one, the bank's other
+  /// account id) upper-cased without spaces, with `%` and `:` escaped; nil when empty.
+  public static func account(_ raw: String?) -> String? {
+    guard let compact = PayerIdentity.normalizedIBAN(raw) else { return nil }
+    var escaped = ""
+    for ch in compact {
+      switch ch {
+      case "%": escaped += "%25"
+      case ":": escaped += "%3A"
+      default: escaped.append(ch)
+      }
+    }
+    return escaped
+  }
+
+  /// `acct:<account>:ref:<bank reference>`.
+  public static func reference(account: String, ref: String) -> String {
+    "acct:\(account):ref:\(ref)"
+  }
+
+  /// Without a bank reference: `acct:<account>:sha256:<hash of the line's fields>:<k>`, k
+  /// counting identical lines in the same file.
+  public static func fallback(account: String?, hash: String, occurrence: Int) -> String {
+    "acct:\(account ?? ""):sha256:\(hash):\(occurrence)"
+  }
+
+  /// Refuses a key longer than the column allows rather than cutting it (two cut keys could meet).
+  public static func checked(_ key: String, field: String) throws -> String {
+    guard key.count <= maxLength else {
+      throw InputError(field: field, rule: "account and bank reference make a line key longer than \(maxLength) characters")
+    }
+    return key
+  }
+}
+
 /// Finds invoice payment references in what a payer wrote.
 public enum ReferenceFinder {
   /// Every ISO 11649 reference with valid check digits that the structured reference or
@@ -276,15 +319,17 @@ public struct CSVReader {
 /// one row per line.
 ///
 /// Required: `booking_date` (YYYY-MM-DD), `amount` (decimal with a dot, negative for a
-/// debit), `currency`. Optional: `id` (the bank's reference: the line key), `value_date`,
-/// `status` (`booked`, the default, or `pending`), `reversal` (`true`/`false`),
-/// `reference`, `remittance`, `counterparty_name`, `counterparty_iban`, `account_iban`.
+/// debit), `currency`. Optional: `id` (the bank's reference: with the account, the line
+/// key), `account_iban` or `account` (the servicing account; required with `id`),
+/// `value_date`, `status` (`booked`, the default, or `pending`), `reversal` (`true`/`false`),
+/// `reference`, `remittance`, `counterparty_name`, `counterparty_iban`.
 public struct BankCSVFormat {
   /// Columns every bank CSV must have.
   public static let required = ["booking_date", "amount", "currency"]
   /// Every column the format knows; others are refused.
   public static let known = required + [
     "id", "value_date", "status", "reversal", "reference", "remittance", "counterparty_name", "counterparty_iban", "account_iban",
+    "account",
   ]
   let index: [String: Int]
 
@@ -302,6 +347,11 @@ public struct BankCSVFormat {
     for name in BankCSVFormat.required where index[name] == nil {
       throw InputError(field: "header", rule: "the column '\(name)' is missing (required: \(BankCSVFormat.required.joined(separator: ", ")))")
     }
+    if index["id"] != nil && index["account_iban"] == nil && index["account"] == nil {
+      throw InputError(
+        field: "header",
+        rule: "the column 'id' needs 'account_iban' (or 'account'): a line is keyed by its account and the bank's reference")
+    }
     self.index = index
   }
 
@@ -311,8 +361,9 @@ public struct BankCSVFormat {
     return text.isEmpty ? nil : text
   }
 
-  /// One row as a bank line; `fallbackKey` is used when the row has no `id`.
-  public func line(_ record: [String], lineNumber: Int, fallbackKey: (BankLine) -> String) throws -> BankLine {
+  /// One row as a bank line; `fallbackKey` (given the line and its key account) is used
+  /// when the row has no `id`.
+  public func line(_ record: [String], lineNumber: Int, fallbackKey: (BankLine, String?) -> String) throws -> BankLine {
     let field = "line \(lineNumber)"
     guard record.count == index.count else {
       throw InputError(field: field, rule: "has \(record.count) fields; the header has \(index.count)")
@@ -341,11 +392,16 @@ public struct BankCSVFormat {
       direction: signed.minorUnits < 0 ? .debit : .credit, isReversal: reversal, status: status, reference: value(record, "reference"),
       remittance: value(record, "remittance"), counterpartyName: value(record, "counterparty_name"),
       counterpartyIBAN: PayerIdentity.normalizedIBAN(value(record, "counterparty_iban")))
+    let accountColumn = value(record, "account_iban") != nil || index["account"] == nil ? "account_iban" : "account"
+    let account = BankLineKey.account(value(record, "account_iban") ?? value(record, "account"))
     if let id = line.accountServicerRef {
       guard id.count <= 200 else { throw InputError(field: "\(field) id", rule: "longer than 200 characters") }
-      line.lineKey = "csv:" + id
+      guard let account else {
+        throw InputError(field: "\(field) \(accountColumn)", rule: "is required when id is given (the line key is the account and the id)")
+      }
+      line.lineKey = try BankLineKey.checked(BankLineKey.reference(account: account, ref: id), field: "\(field) id")
     } else {
-      line.lineKey = fallbackKey(line)
+      line.lineKey = fallbackKey(line, account)
     }
     return line
   }

@@ -11,11 +11,12 @@ import LedgerSQLite
 /// `InputStream`, and each transaction is handed over as soon as its entry closes, so a
 /// statement of any size is read in bounded memory.
 ///
-/// One `BankLine` per `TxDtls`, or per `Ntry` without details. The line key is
-/// `camt:<account IBAN>:<AcctSvcrRef>` (with `/<n>` for the n-th of several `TxDtls`,
-/// or the detail's own `Refs/AcctSvcrRef` when it has one); without a bank reference it is
-/// `camt:<account IBAN>:sha256:<hash of the line's fields>:<n>`, n counting identical lines
-/// in the file.
+/// One `BankLine` per `TxDtls`, or per `Ntry` without details. The line key (`BankLineKey`)
+/// is `acct:<account>:ref:<AcctSvcrRef>`, the account being `Acct/Id/IBAN` or else
+/// `Acct/Id/Othr/Id` (with `/<n>` for the n-th of several `TxDtls`, or the detail's own
+/// `Refs/AcctSvcrRef` when it has one); without a bank reference it is
+/// `acct:<account>:sha256:<hash of the line's fields>:<n>`, n counting identical lines in
+/// the file. The statement's id is never part of it.
 public final class Camt053Reader {
   /// The namespaces read: `urn:iso:std:iso:20022:tech:xsd:camt.053.001.02` to `.08`.
   public static let namespaces = (2...8).map { "urn:iso:std:iso:20022:tech:xsd:camt.053.001.0\($0)" }
@@ -100,6 +101,7 @@ public final class Camt053Reader {
     // Statement level.
     var statementID: String?
     var accountIBAN: String?
+    var accountOther: String?
     var inStatement = false
     // Entry level.
     var entry = EntryFields()
@@ -176,6 +178,7 @@ public final class Camt053Reader {
         inStatement = true
         statementID = nil
         accountIBAN = nil
+        accountOther = nil
       case "Ntry" where inStatement && ntryDepth == nil:
         ntryDepth = stack.count - 1
         entry = EntryFields(line: parser.lineNumber)
@@ -231,6 +234,11 @@ public final class Camt053Reader {
         if elementName == "Id" && depth >= 2 && stack[depth - 2] == "Stmt" { statementID = value() }
         if elementName == "IBAN" && depth >= 4 && stack[depth - 4] == "Stmt" && stack[depth - 3] == "Acct" && stack[depth - 2] == "Id" {
           accountIBAN = value()
+        }
+        if elementName == "Id" && depth >= 5 && stack[depth - 5] == "Stmt" && stack[depth - 4] == "Acct" && stack[depth - 3] == "Id"
+          && stack[depth - 2] == "Othr"
+        {
+          accountOther = value()
         }
       }
       if let t = txDepth {
@@ -328,19 +336,46 @@ public final class Camt053Reader {
         throw InputError(field: "\(at) BookgDt", rule: "a booked entry needs a booking date")
       }
       // Several details each with an amount become several lines; otherwise the entry is one.
+      guard let account = BankLineKey.account(accountIBAN) ?? BankLineKey.account(accountOther) else {
+        throw InputError(
+          field: "\(at) Stmt \(statementID ?? "")/Acct/Id",
+          rule: "has neither an IBAN nor Othr/Id; a line is keyed by its account and the bank's reference; nothing was imported")
+      }
       let split = details.count > 1 && details.allSatisfy { $0.amount != nil }
       let parts: [DetailFields] = split ? details : [details.first ?? DetailFields()]
+      // A batch booking's details, each signed by its own CdtDbtInd (else the entry's), must
+      // add up to the entry, or money would be recorded that the account never received.
+      var signed: [(Money, BankDirection)] = []
       for (n, d) in parts.enumerated() {
-        var amount = entryAmount
-        var direction = entryDirection
-        if split {
-          let c = try Currency(code: d.currency ?? ccy, field: "\(at) TxDtls \(n + 1) Amt@Ccy")
-          guard c == currency else {
-            throw InputError(field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
-          }
-          amount = try Camt053Reader.amount(d.amount ?? "", currency: c, field: "\(at) TxDtls \(n + 1) Amt")
-          if let cd = d.creditDebit { direction = try Camt053Reader.direction(cd, field: "\(at) TxDtls \(n + 1) CdtDbtInd") }
+        guard split else {
+          signed.append((entryAmount, entryDirection))
+          continue
         }
+        let c = try Currency(code: d.currency ?? ccy, field: "\(at) TxDtls \(n + 1) Amt@Ccy")
+        guard c == currency else {
+          throw InputError(field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
+        }
+        let amount = try Camt053Reader.amount(d.amount ?? "", currency: c, field: "\(at) TxDtls \(n + 1) Amt")
+        let direction = try d.creditDebit.map { try Camt053Reader.direction($0, field: "\(at) TxDtls \(n + 1) CdtDbtInd") } ?? entryDirection
+        signed.append((amount, direction))
+      }
+      if split {
+        var total: Int64 = 0
+        for (amount, direction) in signed {
+          let (sum, overflow) = total.addingReportingOverflow(direction == .credit ? amount.minorUnits : -amount.minorUnits)
+          guard !overflow else { throw InputError(field: "\(at) TxDtls", rule: "the details' amounts overflow; nothing was imported") }
+          total = sum
+        }
+        let expected = entryDirection == .credit ? entryAmount.minorUnits : -entryAmount.minorUnits
+        guard total == expected else {
+          let net = Money(minorUnits: abs(total), currency: currency)
+          throw InputError(
+            field: "\(at) TxDtls",
+            rule: "the \(parts.count) details net \(net) \(total < 0 ? "DBIT" : "CRDT") (each signed by its CdtDbtInd, else the entry's); the entry is \(entryAmount) \(entryDirection == .credit ? "CRDT" : "DBIT"); a batch booking's details must add up to its entry; nothing was imported")
+        }
+      }
+      for (n, d) in parts.enumerated() {
+        let (amount, direction) = signed[n]
         let remittance = split || details.count <= 1 ? d.remittance : details.flatMap(\.remittance)
         var line = BankLine(
           lineKey: "", source: "camt053", statementID: statementID, accountIBAN: PayerIdentity.normalizedIBAN(accountIBAN),
@@ -349,18 +384,18 @@ public final class Camt053Reader {
           remittance: remittance.isEmpty ? nil : String(remittance.joined(separator: " ").prefix(500)),
           counterpartyName: direction == .credit ? d.debtorName : d.creditorName,
           counterpartyIBAN: PayerIdentity.normalizedIBAN(direction == .credit ? d.debtorIBAN : d.creditorIBAN))
-        let account = line.accountIBAN ?? statementID ?? "-"
         if let ref = d.servicerRef, split, !ref.isEmpty, ref != entry.servicerRef {
-          line.lineKey = "camt:\(account):\(ref)"
+          line.lineKey = BankLineKey.reference(account: account, ref: ref)
         } else if let ref = entry.servicerRef, !ref.isEmpty {
-          line.lineKey = "camt:\(account):\(ref)" + (split ? "/\(n + 1)" : "")
+          line.lineKey = BankLineKey.reference(account: account, ref: ref + (split ? "/\(n + 1)" : ""))
         } else {
-          let hash = SHA256.hex(Array((line.identityFields + [entry.entryRef ?? "", d.endToEnd ?? ""]).joined(separator: "\u{1F}").utf8))
+          let fields = [account] + line.identityFields + [entry.entryRef ?? "", d.endToEnd ?? ""]
+          let hash = SHA256.hex(Array(fields.joined(separator: "\u{1F}").utf8))
           let seen = seenFallbackKeys[hash, default: 0] + 1
           seenFallbackKeys[hash] = seen
-          line.lineKey = "camt:\(account):sha256:\(hash):\(seen)"
+          line.lineKey = BankLineKey.fallback(account: account, hash: hash, occurrence: seen)
         }
-        line.lineKey = String(line.lineKey.prefix(300))
+        line.lineKey = try BankLineKey.checked(line.lineKey, field: "\(at) AcctSvcrRef")
         try body(line)
       }
     }

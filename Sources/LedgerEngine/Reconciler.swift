@@ -6,7 +6,8 @@ import LedgerStore
 /// Something reconciliation could not settle on its own: staff must look.
 public struct ReconciliationFinding: Codable, Sendable, Equatable {
   /// `unmatched_credit`, `debit`, `reversal`, `pending`, `already_paid`, `currency_mismatch`,
-  /// `settled_not_recorded`, `missing_from_report`, `amount_mismatch`, `unknown_charge`, …
+  /// `settled_not_recorded`, `charged_twice`, `missing_from_report`, `amount_mismatch`,
+  /// `unknown_charge`, `duplicate_settlement`, `charge_adjustment`, …
   public let kind: String
   public let lineID: Int64?
   public let reference: String?
@@ -56,6 +57,11 @@ public struct ProcessorImportReport: Codable, Sendable {
   public var mismatched = 0
   public var unknown = 0
   public var missingFromReport = 0
+  /// Second charge rows for an attempt already settled: nothing posted (`duplicate_settlement`).
+  public var duplicates = 0
+  /// Refunds, disputes, chargebacks… naming a charge the ledger knows (`charge_adjustment`).
+  public var adjustments = 0
+  /// Payouts and rows naming no known charge, kept for the record.
   public var other = 0
   public var fees: [String: String] = [:]
   public var findings: [ReconciliationFinding] = []
@@ -125,11 +131,11 @@ public struct Reconciler {
           return
         }
         try body(
-          try f.line(record, lineNumber: line) { l in
-            let hash = SHA256.hex(Array(l.identityFields.joined(separator: "\u{1F}").utf8))
+          try f.line(record, lineNumber: line) { l, account in
+            let hash = SHA256.hex(Array(([account ?? ""] + l.identityFields).joined(separator: "\u{1F}").utf8))
             let n = seen[hash, default: 0] + 1
             seen[hash] = n
-            return "csv:sha256:\(hash):\(n)"
+            return BankLineKey.fallback(account: account, hash: hash, occurrence: n)
           })
       }
       guard format != nil else { throw InputError(field: path, rule: "has no header row; nothing was imported") }
@@ -398,13 +404,26 @@ public struct Reconciler {
         }
         if let (outcome, detail) = try store.processorRowOutcome(row.balanceTransactionID) {
           report.alreadyImported += 1
-          if ["mismatch", "unknown"].contains(outcome) {
-            finding(ReconciliationFinding(kind: outcome == "unknown" ? "unknown_charge" : "amount_mismatch", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail ?? outcome))
+          let kinds = ["mismatch": "amount_mismatch", "unknown": "unknown_charge", "duplicate": "duplicate_settlement", "adjustment": "charge_adjustment"]
+          if let kind = kinds[outcome] {
+            finding(ReconciliationFinding(kind: kind, lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail ?? outcome))
           }
           return
         }
         report.newRows += 1
         guard row.reportingCategory == "charge" else {
+          // Payouts are the processor paying the balance out: informational. Any other row
+          // (refund, dispute, chargeback…) that names a charge the ledger knows moves money
+          // on that charge: staff must see it; nothing is posted.
+          if !row.reportingCategory.hasPrefix("payout"),
+            let named = try store.attemptNamedByAdjustment(key: row.idempotencyKey, sourceID: row.sourceID, paymentIntentID: row.paymentIntentID)
+          {
+            report.adjustments += 1
+            let detail = "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): nothing posted; staff must record it"
+            try store.insertProcessorRow(row, attemptID: named.attempt.id, outcome: "adjustment", detail: detail, feeEntryID: nil)
+            finding(ReconciliationFinding(kind: "charge_adjustment", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+            return
+          }
           report.other += 1
           try store.insertProcessorRow(row, attemptID: nil, outcome: "other", detail: "\(row.reportingCategory): kept for the record", feeEntryID: nil)
           return
@@ -417,6 +436,14 @@ public struct Reconciler {
           return
         }
         let attempt = found.attempt
+        if let first = try store.settlingReportRow(attempt: attempt.id) {
+          // The same charge settled twice in the reports: never post its fee or record it again.
+          report.duplicates += 1
+          let detail = "attempt \(attempt.id) (key \(attempt.key)) was already settled by \(first); this second charge row of \(row.gross) is not posted: ask the processor whether the customer was charged twice"
+          try store.insertProcessorRow(row, attemptID: attempt.id, outcome: "duplicate", detail: detail, feeEntryID: nil)
+          finding(ReconciliationFinding(kind: "duplicate_settlement", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+          return
+        }
         if row.gross != attempt.amount {
           report.mismatched += 1
           let detail = "attempt \(attempt.id) (key \(attempt.key)) is \(attempt.amount) in the ledger; the processor settled \(row.gross)"
@@ -437,15 +464,26 @@ public struct Reconciler {
             finding(ReconciliationFinding(kind: "charged_twice", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail!))
             return
           }
-          _ = try store.recordChargeSucceeded(attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
+          // Paid meanwhile by a transfer, a manual payment or account credit: the money the
+          // processor took is still recorded (as account credit), so the ledger matches the
+          // processor, but the customer paid twice and staff must refund.
+          let paidByOthers = try store.invoicesPaidByOtherPayments(attempt: attempt.id)
+          let record = try store.recordChargeSucceeded(
+            attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
           touched += attempt.invoiceIDs
           outcome = "recorded"
           detail = "attempt \(attempt.id) was \(found.status.rawValue) in the ledger; the processor settled it: recorded as a payment"
+          if !paidByOthers.isEmpty {
+            detail! += ", but \(paidByOthers.joined(separator: ", ")) had already been paid by another payment: the customer was charged twice; \(record.credit) kept as account credit, refund it"
+          }
           try store.recordReconciliationEvent(
             account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: .reconciliation, kind: "charge_settled_unrecorded",
             reason: detail!, data: ["attempt_id": String(attempt.id), "balance_transaction_id": row.balanceTransactionID])
           report.recorded += 1
-          finding(ReconciliationFinding(kind: "settled_not_recorded", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail!))
+          finding(
+            ReconciliationFinding(
+              kind: paidByOthers.isEmpty ? "settled_not_recorded" : "charged_twice", lineID: nil, reference: row.balanceTransactionID,
+              amount: row.gross, detail: detail!))
         } else {
           report.matched += 1
         }

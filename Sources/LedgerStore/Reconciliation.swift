@@ -215,7 +215,7 @@ extension LedgerStore {
   }
 
   /// The charge attempt a report row names, by idempotency key, else by the processor's charge id.
-  public func attemptForReport(key: String?, processorRef: String?) throws -> AttemptForReport? {
+  public func attemptForReport(key: String?, processorRef: String?, attemptID: Int64? = nil) throws -> AttemptForReport? {
     let select = """
       SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, a.amount_minor, a.currency, a.status, a.processor_ref,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
@@ -224,6 +224,7 @@ extension LedgerStore {
     var row: Row?
     if let key { row = try db.queryOne(select + " WHERE a.idempotency_key = ?", key) }
     if row == nil, let processorRef { row = try db.queryOne(select + " WHERE a.processor_ref = ?", processorRef) }
+    if row == nil, let attemptID { row = try db.queryOne(select + " WHERE a.id = ?", attemptID) }
     guard let row else { return nil }
     let attempt = PendingAttempt(
       id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"), cardID: try row.int("card_id"),
@@ -232,6 +233,32 @@ extension LedgerStore {
       invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
     return AttemptForReport(
       attempt: attempt, status: AttemptStatus(rawValue: try row.string("status")) ?? .pending, processorRef: try row.optionalString("processor_ref"))
+  }
+
+  /// The charge attempt a non-charge row (refund, dispute…) names: by idempotency key, by
+  /// its `source_id` or `payment_intent_id` as the attempt's processor reference, else
+  /// through a charge row already imported with that charge or payment intent id.
+  public func attemptNamedByAdjustment(key: String?, sourceID: String?, paymentIntentID: String?) throws -> AttemptForReport? {
+    if let found = try attemptForReport(key: key, processorRef: sourceID) { return found }
+    if let paymentIntentID, let found = try attemptForReport(key: nil, processorRef: paymentIntentID) { return found }
+    guard sourceID != nil || paymentIntentID != nil,
+      let id = try db.scalarInt(
+        """
+        SELECT attempt_id FROM processor_report_rows WHERE attempt_id IS NOT NULL AND reporting_category = 'charge'
+          AND ((?1 IS NOT NULL AND (source_id = ?1 OR payment_intent_id = ?1)) OR (?2 IS NOT NULL AND payment_intent_id = ?2))
+        ORDER BY created LIMIT 1
+        """, sourceID, paymentIntentID)
+    else { return nil }
+    return try attemptForReport(key: nil, processorRef: nil, attemptID: id)
+  }
+
+  /// The balance transaction of a charge row that already settled this attempt (matched
+  /// or recorded), if any.
+  public func settlingReportRow(attempt: Int64) throws -> String? {
+    try db.queryOne(
+      "SELECT balance_transaction_id FROM processor_report_rows WHERE attempt_id = ? AND outcome IN ('matched', 'recorded') ORDER BY created LIMIT 1",
+      attempt
+    ).map { try $0.string("balance_transaction_id") }
   }
 
   /// Stores a report row with the comparison's outcome.
@@ -267,6 +294,19 @@ extension LedgerStore {
       """, invoiceID, attempt) ?? 0 > 0
   }
 
+  /// The attempt's invoices that a payment other than this attempt's (a transfer, a
+  /// manual payment, account credit, another charge) already paid in whole or in part.
+  public func invoicesPaidByOtherPayments(attempt: Int64) throws -> [String] {
+    try db.query(
+      """
+      SELECT DISTINCT i.number FROM charge_attempt_invoices ci JOIN invoices i ON i.id = ci.invoice_id
+      JOIN payment_allocations pa ON pa.invoice_id = i.id JOIN payments p ON p.id = pa.payment_id
+      WHERE ci.attempt_id = ?1 AND (p.charge_attempt_id IS NULL OR p.charge_attempt_id <> ?1)
+      ORDER BY i.id
+      """, attempt
+    ).map { try $0.string("number") }
+  }
+
   /// The payment a succeeded attempt recorded.
   public func paymentID(attempt: Int64) throws -> Int64? {
     try db.scalarInt("SELECT id FROM payments WHERE charge_attempt_id = ?", attempt)
@@ -278,7 +318,7 @@ extension LedgerStore {
       """
       SELECT a.id, a.idempotency_key, a.amount_minor, a.currency, a.created_at FROM charge_attempts a
       WHERE a.status = 'succeeded' AND substr(a.created_at, 1, 10) BETWEEN ? AND ?
-        AND NOT EXISTS (SELECT 1 FROM processor_report_rows r WHERE r.attempt_id = a.id)
+        AND NOT EXISTS (SELECT 1 FROM processor_report_rows r WHERE r.attempt_id = a.id AND r.reporting_category = 'charge')
       ORDER BY a.id
       """, fromDay, toDay
     ).map {

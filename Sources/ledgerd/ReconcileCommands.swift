@@ -297,7 +297,9 @@ func processorText(_ r: ProcessorImportReport) -> String {
     "  amount/currency mismatches   \(r.mismatched)",
     "  unknown to the ledger        \(r.unknown)",
     "  ledger successes not in it   \(r.missingFromReport)",
-    "  other rows (refunds, payouts) \(r.other)",
+    "  charges settled twice        \(r.duplicates)",
+    "  refunds, disputes… on charges \(r.adjustments)",
+    "  other rows (payouts, …)      \(r.other)",
     "  fees posted                  " + (r.fees.isEmpty ? "none" : r.fees.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")),
   ]
   if r.ok {

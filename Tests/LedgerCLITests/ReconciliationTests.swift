@@ -5,6 +5,8 @@ import Testing
 /// the tests.
 @Suite(.serialized) struct ReconciliationTests {
   static let marieIBAN = "FR1420041010050500013M02606"
+  /// The ledger's own account, the default of `Camt.Statement`.
+  static let ourIBAN = "FR7630006000011234567890189"
 
   /// Groups a reference by four in lower case, as a payer may type it.
   static func sloppy(_ ref: String) -> String {
@@ -127,8 +129,8 @@ import Testing
 
     let unmatched = try #require(try w.ok(["reconcile", "unmatched", "--json"]).json() as? [[String: Any]])
     #expect(unmatched.count == 2)
-    let p3 = try #require(unmatched.first { $0["line_key"] as? String == "camt:FR7630006000011234567890189:P3" }?["id"] as? Int)
-    let p4 = try #require(unmatched.first { $0["line_key"] as? String == "camt:FR7630006000011234567890189:P4" }?["id"] as? Int)
+    let p3 = try #require(unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P3" }?["id"] as? Int)
+    let p4 = try #require(unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P4" }?["id"] as? Int)
     let assigned = try w.json(["reconcile", "assign", "\(p3)", "INV-000003"])
     #expect((assigned["payment"] as? [String: Any])?["paid_invoices"] as? [String] == ["INV-000003"])
     #expect((assigned["line"] as? [String: Any])?["match_rule"] as? String == "staff")
@@ -225,11 +227,11 @@ import Testing
     let w = try Workspace()
     let refs = try w.transferBook([("Marie Curie", "100.00"), ("Jo Bloggs", "50.00")])
     let csv = """
-      id,booking_date,value_date,amount,currency,status,reversal,reference,remittance,counterparty_name,counterparty_iban
-      C1,2026-11-20,2026-11-20,100.00,EUR,booked,false,\(refs[0]),,Marie Curie,\(Self.marieIBAN)
-      C2,2026-11-20,,60.00,EUR,,,,"Invoice \(Self.sloppy(refs[1])), with thanks",Jo Bloggs,
-      ,2026-11-21,,-3.00,EUR,booked,,,"fee, monthly",Bank,
-      C4,2026-11-21,,15.00,EUR,pending,,,soon,Someone,
+      id,booking_date,value_date,amount,currency,status,reversal,reference,remittance,counterparty_name,counterparty_iban,account_iban
+      C1,2026-11-20,2026-11-20,100.00,EUR,booked,false,\(refs[0]),,Marie Curie,\(Self.marieIBAN),\(Self.ourIBAN)
+      C2,2026-11-20,,60.00,EUR,,,,"Invoice \(Self.sloppy(refs[1])), with thanks",Jo Bloggs,,\(Self.ourIBAN)
+      ,2026-11-21,,-3.00,EUR,booked,,,"fee, monthly",Bank,,\(Self.ourIBAN)
+      C4,2026-11-21,,15.00,EUR,pending,,,soon,Someone,,\(Self.ourIBAN)
 
       """
     let file = try w.write("bank.csv", csv)
@@ -239,14 +241,15 @@ import Testing
     #expect(r["debits"] as? Int == 1)
     #expect(r["pending"] as? Int == 1)
     #expect(r["credit"] as? [String: String] == ["EUR": "10.00"])
-    #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines WHERE line_key LIKE 'csv:sha256:%'") == "1")
+    #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines WHERE line_key LIKE 'acct:\(Self.ourIBAN):sha256:%'") == "1")
+    #expect(try w.scalar("SELECT line_key FROM bank_statement_lines WHERE account_servicer_ref = 'C1'") == "acct:\(Self.ourIBAN):ref:C1")
     let again = try report(w, file, expect: 1)
     #expect(again["new_lines"] as? Int == 0)
     #expect(try w.scalar("SELECT count(*) FROM payments WHERE method = 'transfer'") == "2")
     try checkClean(w)
     // A bad row refuses the whole file.
     let before = w.fingerprint()
-    let bad = try w.write("bad.csv", "id,booking_date,amount,currency\nD1,2026-11-22,10.00,EUR\nD2,2026-11-22,1.005,EUR\n")
+    let bad = try w.write("bad.csv", "id,booking_date,amount,currency,account\nD1,2026-11-22,10.00,EUR,123\nD2,2026-11-22,1.005,EUR,123\n")
     let refused = try w.ledgerd(["reconcile", "bank", bad])
     #expect(refused.status == 65)
     #expect(refused.stderr.contains("line 3 amount: '1.005' has 3 decimals; EUR allows at most 2 decimals"), "\(refused.stderr)")
@@ -473,7 +476,7 @@ import Testing
     let archive = w.directory + "/archive"
     try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
     _ = try w.write("inbox/1-statement.xml", Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])]))
-    _ = try w.write("inbox/2-bank.csv", "id,booking_date,amount,currency,reference\nK1,2026-11-21,50.00,EUR,\(refs[1])\n")
+    _ = try w.write("inbox/2-bank.csv", "id,booking_date,amount,currency,reference,account_iban\nK1,2026-11-21,50.00,EUR,\(refs[1]),\(Self.ourIBAN)\n")
     _ = try w.write(
       "inbox/3-settlement.csv",
       "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id\ntxn_po,2026-11-22 00:00:00,eur,-10.00,0.00,-10.00,payout,po_1\n")

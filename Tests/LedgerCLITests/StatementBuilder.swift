@@ -12,6 +12,8 @@ struct Camt {
     var name: String? = nil
     var iban: String? = nil
     var servicerRef: String? = nil
+    /// The detail's own `CdtDbtInd` (`CRDT`/`DBIT`), when it differs from the entry's.
+    var creditDebit: String? = nil
   }
 
   struct Entry {
@@ -30,6 +32,8 @@ struct Camt {
     var id: String
     var iban = "FR7630006000011234567890189"
     var entries: [Entry]
+    /// The account as the bank's own number (`Acct/Id/Othr/Id`) instead of an IBAN.
+    var otherID: String? = nil
   }
 
   static func entry(
@@ -54,7 +58,7 @@ struct Camt {
             <Stmt>
               <Id>\(s.id)</Id>
               <CreDtTm>2026-11-23T06:00:00</CreDtTm>
-              <Acct><Id><IBAN>\(s.iban)</IBAN></Id><Ccy>EUR</Ccy></Acct>
+              <Acct><Id>\(s.otherID.map { "<Othr><Id>\($0)</Id></Othr>" } ?? "<IBAN>\(s.iban)</IBAN>")</Id><Ccy>EUR</Ccy></Acct>
               <Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1000.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-19</Dt></Dt></Bal>
 
         """
@@ -86,6 +90,7 @@ struct Camt {
         if let a = d.amount {
           x += version >= 4 ? "            <Amt Ccy=\"\(e.ccy)\">\(a)</Amt>\n" : "            <AmtDtls><TxAmt><Amt Ccy=\"\(e.ccy)\">\(a)</Amt></TxAmt></AmtDtls>\n"
         }
+        if let cd = d.creditDebit { x += "            <CdtDbtInd>\(cd)</CdtDbtInd>\n" }
         if d.name != nil || d.iban != nil {
           x += "            <RltdPties>\n"
           let party = e.credit ? "Dbtr" : "Cdtr"
