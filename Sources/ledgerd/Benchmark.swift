@@ -5,10 +5,6 @@ import LedgerEngine
 import LedgerSQLite
 import LedgerStore
 
-#if canImport(Glibc)
-  import Glibc
-#endif
-
 struct Benchmark: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "benchmark",
@@ -132,22 +128,5 @@ struct Benchmark: AsyncParsableCommand {
         }
       }
     }
-  }
-
-  func seconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-  }
-
-  func cpuSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-    return s(usage.ru_utime) + s(usage.ru_stime)
-  }
-
-  func peakMemoryMB() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
   }
 }
