@@ -27,4 +27,10 @@ static inline int ledgerd_db_config_no_checkpoint_on_close(sqlite3 *db) {
   return sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
 }
 
+/// Turns off SQLite's memory statistics, which take a process-wide mutex on every
+/// allocation. Only takes effect before SQLite is initialized (before the first open).
+static inline int ledgerd_config_memstatus_off(void) {
+  return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 #endif

@@ -6,8 +6,11 @@ extension LedgerStore {
   /// that can alter an invoice's schedule ends with this, in the same transaction.
   public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig) throws {
     try write {
+      // Saving a schedule changes no card and no attempt: an account's cards are read once.
+      var cards: [Int64: CardAvailability] = [:]
       for id in invoiceIDs {
-        try saveSchedule(invoiceID: id, try collectionState(invoiceID: id, config: config).flatMap { DunningPolicy.next($0, config: config) })
+        try saveSchedule(
+          invoiceID: id, try collectionState(invoiceID: id, config: config, cards: &cards).flatMap { DunningPolicy.next($0, config: config) })
       }
     }
   }

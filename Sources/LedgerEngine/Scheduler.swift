@@ -51,6 +51,10 @@ public final class Scheduler {
   public var maxInFlight = 16
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
+  /// Below this many charge rounds in a batch, they run in one lane (a daemon's usual tick).
+  var minimumRoundsForTwoLanes = 256
+  /// How many batches ran in two lanes (for tests).
+  private(set) var twoLaneBatches = 0
   /// When card-expiry notices were last looked for: they are a daily matter, looked for at
   /// most once an hour of the clock.
   private var lastExpirySweep: Instant?
@@ -209,7 +213,6 @@ public final class Scheduler {
   }
 
   func charge(_ due: [DueAction]) async throws -> TickReport {
-    var report = TickReport()
     var rounds: [Round] = []
     var index: [String: Int] = [:]
     for item in due {
@@ -225,77 +228,123 @@ public final class Scheduler {
       }
     }
 
-    while !rounds.isEmpty {
-      // Phase 1: the next card of every round gets a pending attempt, all committed
-      // before any processor call.
-      var calls: [(round: Int, attempt: PendingAttempt)] = []
-      var exhausted: [Int] = []
-      try store.write {
-        for (i, round) in rounds.enumerated() {
-          let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
-          let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
-          guard let card = cards.first, !parts.isEmpty else {
-            exhausted.append(i)
-            continue
-          }
-          let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
-          let key = IdempotencyKey.make()
-          let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
-          calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
-          rounds[i].tried.insert(card.id)
-          rounds[i].lastAttempt = id
-        }
-        // Rounds with no card left (or nothing left to pay) end here.
-        for i in exhausted {
-          let round = rounds[i]
-          let open = try store.openBalances(round.invoiceIDs).map(\.id)
-          if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
-            try store.recordRoundFailed(
-              invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
-              wasScheduledRetry: round.scheduledRetry, actor: .scheduler, config: config)
-          }
-          try reschedule(round.invoiceIDs)
-        }
+    // Many rounds run in two lanes, so that the processor answers one lane's calls while
+    // the ledger records the other lane's outcomes and next attempts. An account's rounds
+    // stay in one lane; each lane has half of the calls allowed in flight.
+    var lanes: [Lane]
+    if rounds.count >= minimumRoundsForTwoLanes, maxInFlight >= 2 {
+      var split = [Lane(), Lane()]
+      var laneOf: [Int64: Int] = [:]
+      for round in rounds {
+        let lane = laneOf[round.accountID] ?? (laneOf.count % 2)
+        laneOf[round.accountID] = lane
+        split[lane].rounds.append(round)
       }
-      report.attempts += calls.count
+      lanes = split
+      twoLaneBatches += 1
+    } else {
+      lanes = [Lane(rounds: rounds)]
+    }
+    let perLane = max(1, maxInFlight / lanes.count)
 
-      // Phase 2: the processor calls, a bounded number at a time.
-      let outcomes = try await callProcessor(calls.map(\.attempt))
-
-      // Phase 3: every outcome with its payment, journal entry, events and emails.
-      var next: [Round] = []
-      try store.write {
-        for (call, outcome) in zip(calls, outcomes) {
-          var round = rounds[call.round]
-          switch outcome {
-          case .some(.succeeded(let reference)):
-            let payment = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
-            // Paid invoices have no schedule left; any other of the round is asked again.
-            let paid = Set(payment.paidInvoiceIDs)
-            try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
-            report.succeeded += 1
-          case .some(.declined(let code)):
-            let reason = DeclineReason(rawCode: code)
-            try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
-            try continueRound(call.attempt.invoiceIDs)
-            round.lastReason = reason
-            next.append(round)
-            report.declined += 1
-          case .some(.failed(let code)):
-            try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
-            try continueRound(call.attempt.invoiceIDs)
-            round.lastReason = .processingError
-            next.append(round)
-            report.declined += 1
-          case .none:
-            // No answer: the attempt stays pending and its invoices wait for recovery.
-            report.unresolved += 1
-          }
-        }
+    var report = TickReport()
+    let processor = self.processor
+    let logger = self.logger
+    try await withThrowingTaskGroup(of: (lane: Int, outcomes: [ChargeOutcome?]).self) { group in
+      func send(_ lane: Int) {
+        let attempts = lanes[lane].calls.map(\.attempt)
+        group.addTask { (lane, try await Self.callProcessor(attempts, processor: processor, maxInFlight: perLane, logger: logger)) }
       }
-      rounds = next
+      for lane in lanes.indices {
+        try store.write { try nextAttempts(&lanes[lane], report: &report) }
+        if !lanes[lane].calls.isEmpty { send(lane) }
+      }
+      while let (lane, outcomes) = try await group.next() {
+        // One transaction records a lane's outcomes and writes its next attempts.
+        try store.write {
+          try recordOutcomes(&lanes[lane], outcomes, report: &report)
+          try nextAttempts(&lanes[lane], report: &report)
+        }
+        if !lanes[lane].calls.isEmpty { send(lane) }
+      }
     }
     return report
+  }
+
+
+  /// Rounds charged together, and the calls of theirs at the processor.
+  struct Lane {
+    var rounds: [Round] = []
+    var calls: [(round: Int, attempt: PendingAttempt)] = []
+  }
+
+  /// The next card of every round of the lane gets a pending attempt, committed (by the
+  /// caller's transaction) before any processor call; rounds with no card left, or nothing
+  /// left to pay, end here.
+  func nextAttempts(_ lane: inout Lane, report: inout TickReport) throws {
+    var calls: [(round: Int, attempt: PendingAttempt)] = []
+    var exhausted: [Int] = []
+    for (i, round) in lane.rounds.enumerated() {
+      let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
+      let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
+      guard let card = cards.first, !parts.isEmpty else {
+        exhausted.append(i)
+        continue
+      }
+      let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
+      let key = IdempotencyKey.make()
+      let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
+      calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
+      lane.rounds[i].tried.insert(card.id)
+      lane.rounds[i].lastAttempt = id
+    }
+    for i in exhausted {
+      let round = lane.rounds[i]
+      let open = try store.openBalances(round.invoiceIDs).map(\.id)
+      if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
+        try store.recordRoundFailed(
+          invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
+          wasScheduledRetry: round.scheduledRetry, actor: .scheduler, config: config)
+      }
+      try reschedule(round.invoiceIDs)
+    }
+    report.attempts += calls.count
+    lane.calls = calls
+  }
+
+  /// Every outcome of the lane's calls with its payment, journal entry, events and emails;
+  /// the rounds that go on with another card stay in the lane.
+  func recordOutcomes(_ lane: inout Lane, _ outcomes: [ChargeOutcome?], report: inout TickReport) throws {
+    var next: [Round] = []
+    for (call, outcome) in zip(lane.calls, outcomes) {
+      var round = lane.rounds[call.round]
+      switch outcome {
+      case .some(.succeeded(let reference)):
+        let payment = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
+        // Paid invoices have no schedule left; any other of the round is asked again.
+        let paid = Set(payment.paidInvoiceIDs)
+        try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
+        report.succeeded += 1
+      case .some(.declined(let code)):
+        let reason = DeclineReason(rawCode: code)
+        try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
+        try continueRound(call.attempt.invoiceIDs)
+        round.lastReason = reason
+        next.append(round)
+        report.declined += 1
+      case .some(.failed(let code)):
+        try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
+        try continueRound(call.attempt.invoiceIDs)
+        round.lastReason = .processingError
+        next.append(round)
+        report.declined += 1
+      case .none:
+        // No answer: the attempt stays pending and its invoices wait for recovery.
+        report.unresolved += 1
+      }
+    }
+    lane.rounds = next
+    lane.calls = []
   }
 
   /// Between one card's decline and the next card's attempt, the invoices are due for a
@@ -307,10 +356,10 @@ public final class Scheduler {
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
   /// answer came back.
-  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
+  static func callProcessor(_ attempts: [PendingAttempt], processor: PaymentProcessor, maxInFlight: Int, logger: Logger) async throws
+    -> [ChargeOutcome?]
+  {
     var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
-    let processor = self.processor
-    let logger = self.logger
     try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
       var next = 0
       func launch(_ i: Int) {

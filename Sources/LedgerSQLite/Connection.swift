@@ -63,6 +63,7 @@ public final class Connection {
 
   /// Opens (and, unless read-only, configures) the database at `path`.
   public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
+    Self.configureLibrary
     var flags = SQLITE_OPEN_NOMUTEX
     if options.readOnly {
       flags |= SQLITE_OPEN_READONLY
@@ -89,6 +90,12 @@ public final class Connection {
       throw error
     }
   }
+
+  /// Process-wide settings, made once before the first connection opens: no memory
+  /// statistics (ledgerd reads none, and keeping them serializes every allocation).
+  private static let configureLibrary: Void = {
+    _ = ledgerd_config_memstatus_off()
+  }()
 
   deinit {
     cache.removeAll()

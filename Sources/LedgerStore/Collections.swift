@@ -65,6 +65,16 @@ extension LedgerStore {
   /// usable is the charge round's own answer (`chargeableCards`), the network's limit
   /// included.
   public func collectionState(invoiceID: Int64, config: DunningConfig) throws -> CollectionState? {
+    var cards: [Int64: CardAvailability] = [:]
+    return try collectionState(invoiceID: invoiceID, config: config, cards: &cards)
+  }
+
+  /// The same, for several invoices in a row: `cards` keeps each account's card
+  /// availability for the next invoice of the same account. Only for reads between which
+  /// no card and no charge attempt changes (saving schedules in between is fine).
+  public func collectionState(invoiceID: Int64, config: DunningConfig, cards known: inout [Int64: CardAvailability]) throws
+    -> CollectionState?
+  {
     guard
       let row = try db.queryOne(
         """
@@ -76,7 +86,9 @@ extension LedgerStore {
         """, invoiceID)
     else { return nil }
     func instant(_ column: String) throws -> Instant? { try row.optionalString(column).map { try Instant(iso8601: $0) } }
-    let cards = try cardAvailability(account: try row.int("account_id"), config: config).availability
+    let accountID = try row.int("account_id")
+    let cards = try known[accountID] ?? cardAvailability(account: accountID, config: config).availability
+    known[accountID] = cards
     var s = CollectionState(
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       issuedAt: try Instant(iso8601: try row.string("created_at")),
@@ -213,36 +225,41 @@ extension LedgerStore {
   func cardAvailability(account: Int64, config: DunningConfig) throws -> (cards: [Int64: ChargeCard], availability: CardAvailability) {
     var summaries: [CardSummary] = []
     var byID: [Int64: ChargeCard] = [:]
+    // Each card comes with how many of its attempts count toward the limit in the window;
+    // the times themselves are read only for a card at the limit (when it frees up).
+    let now = clock.now()
+    let windowStart = now.adding(days: -config.cardChargeWindowDays).iso8601
+    let limit = Int64(max(config.maxChargesPerCard, 1))
+    var atLimit: [Int64] = []
     for row in try db.query(
       """
-      SELECT id, token, brand, last4, is_default, status, exp_month, exp_year FROM cards
-      WHERE account_id = ? AND status <> 'removed' ORDER BY id
-      """, account)
+      SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
+        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2
+           AND a.status IN ('pending', 'succeeded', 'declined')) AS counted
+      FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
+      """, account, windowStart)
     {
       let id = try row.int("id")
+      let isDefault = try row.bool("is_default")
       summaries.append(
         CardSummary(
           id: id, status: CardStatus(rawValue: try row.string("status")) ?? .removed,
           expiry: try CardExpiry(month: Int(try row.int("exp_month")), year: Int(try row.int("exp_year"))),
-          isDefault: try row.bool("is_default")))
+          isDefault: isDefault))
       byID[id] = ChargeCard(
         id: id, token: try row.string("token"), brand: CardBrand(rawValue: try row.string("brand")) ?? .other,
-        last4: try row.string("last4"), isDefault: try row.bool("is_default"))
+        last4: try row.string("last4"), isDefault: isDefault)
+      if try row.int("counted") >= limit { atLimit.append(id) }
     }
-    // The attempts that count toward the limit, within the window.
     var charges: [Int64: [Instant]] = [:]
-    if !summaries.isEmpty {
-      let windowStart = clock.now().adding(days: -config.cardChargeWindowDays).iso8601
-      for row in try db.query(
+    for card in atLimit {
+      charges[card] = try db.query(
         """
-        SELECT a.card_id, a.created_at FROM cards c JOIN charge_attempts a ON a.card_id = c.id
-        WHERE c.account_id = ?1 AND c.status <> 'removed' AND a.created_at > ?2 AND a.status IN ('pending', 'succeeded', 'declined')
-        """, account, windowStart)
-      {
-        charges[try row.int("card_id"), default: []].append(try Instant(iso8601: try row.string("created_at")))
-      }
+        SELECT created_at FROM charge_attempts WHERE card_id = ?1 AND created_at > ?2 AND status IN ('pending', 'succeeded', 'declined')
+        """, card, windowStart
+      ).map { try Instant(iso8601: try $0.string("created_at")) }
     }
-    return (byID, CardPolicy.availability(summaries, charges: charges, now: clock.now(), config: config))
+    return (byID, CardPolicy.availability(summaries, charges: charges, now: now, config: config))
   }
 
   /// Writes a pending attempt for `invoices` on `card`; committed before the processor is
@@ -577,12 +594,15 @@ extension LedgerStore {
   /// Queues the "card expiring" notice for every default card within `daysAhead` days of
   /// its expiry, once per card and expiry.
   public func queueCardExpiryNotices(daysAhead: Int) throws -> Int {
+    // A card expired before this month was never a candidate; the range reads the index
+    // `cards_default_expiry` (same expression), not the whole table.
+    let horizon = today.adding(days: daysAhead)
     let rows = try db.query(
       """
       SELECT c.id, c.account_id, c.brand, c.last4, c.exp_month, c.exp_year FROM cards c
-      WHERE c.is_default = 1 AND c.status = 'active' AND c.exp_year * 12 + c.exp_month <= ?
+      WHERE c.is_default = 1 AND c.status = 'active' AND c.exp_year * 12 + c.exp_month BETWEEN ?1 AND ?2
         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = 'card_expiring:' || c.id || ':' || c.exp_month || '/' || c.exp_year)
-      """, today.adding(days: daysAhead).year * 12 + today.adding(days: daysAhead).month)
+      """, today.year * 12 + today.month, horizon.year * 12 + horizon.month)
     var queued = 0
     for row in rows {
       let expiry = try CardExpiry(month: Int(try row.int("exp_month")), year: Int(try row.int("exp_year")))

@@ -12,6 +12,7 @@ public enum LedgerSchema {
     ("0001_schema.sql", PackageResources._001_schema_sql),
     ("0002_audit_views.sql", PackageResources._002_audit_views_sql),
     ("0003_reconciliation.sql", PackageResources._003_reconciliation_sql),
+    ("0004_scheduler_indexes.sql", PackageResources._004_scheduler_indexes_sql),
   ]
 
   /// The embedded migrations, in order.

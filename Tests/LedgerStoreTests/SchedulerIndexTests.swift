@@ -1,0 +1,42 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+import Testing
+
+@testable import LedgerStore
+
+/// The scheduler's recurring reads go through indexes: their cost follows what they find,
+/// not the size of the book.
+@Suite struct SchedulerIndexTests {
+  @Test func theExpiryLookReadsOnlyCardsExpiringSoonThroughItsIndex() throws {
+    let ledger = try TestLedger()  // 2026-11-23
+    var soon: [Int64] = []
+    for n in 0..<60 {
+      let account = try ledger.account()
+      let expiry = n % 20 == 0 ? "11/2026" : (n % 20 == 1 ? "12/2026" : "12/2028")
+      let card = try ledger.card(account.id, "tok_ok.\(n)", expiry: expiry)
+      if expiry == "11/2026" { soon.append(card.id) }
+      // A second card of the account is never the one the notice is about.
+      _ = try ledger.card(account.id, "tok_ok.\(n).b", expiry: "11/2026")
+    }
+    #expect(try ledger.store.write { try ledger.store.queueCardExpiryNotices(daysAhead: 30) } == soon.count)
+    #expect(try ledger.store.write { try ledger.store.queueCardExpiryNotices(daysAhead: 30) } == 0)
+    let keys = try ledger.db.query("SELECT key FROM outbox WHERE kind = 'card_expiring' ORDER BY id").map { try $0.string("key") }
+    #expect(keys == soon.map { "card_expiring:\($0):11/2026" })
+
+    let sweep = try #require(ledger.db.statementStats().first { $0.sql.contains("'card_expiring:'") })
+    #expect(sweep.runs == 2)
+    #expect(sweep.fullScanSteps == 0, "the expiry look scanned the cards table")
+  }
+
+  @Test func aCardsAttemptsInTheWindowAreCountedFromTheIndexAlone() throws {
+    let ledger = try TestLedger()
+    let plan = try ledger.db.query(
+      """
+      EXPLAIN QUERY PLAN SELECT count(*) FROM charge_attempts a WHERE a.card_id = ?1 AND a.created_at > ?2
+        AND a.status IN ('pending', 'succeeded', 'declined')
+      """, 1, "2026-10-24T10:00:00Z"
+    ).map { try $0.string("detail") }.joined(separator: "; ")
+    #expect(plan.contains("COVERING INDEX charge_attempts_card"), "\(plan)")
+  }
+}
