@@ -187,8 +187,9 @@ public final class Connection {
   public func statement(_ sql: String) throws -> Statement {
     // Call sites pass string literals, whose text stays at one address for the life of
     // the process: a slot chosen by that address finds the statement without hashing the
-    // SQL, and the equality check (immediate for the very same string) keeps any other
-    // string from being mistaken for it.
+    // SQL. The equality check (immediate for the very same string) keeps any other string
+    // from being taken for it: text built at run time, whose memory may be reused, or a
+    // short string held inline, whose bytes are read from a temporary copy.
     let slot = sql.utf8.withContiguousStorageIfAvailable { bytes in
       Connection.recentSlot(address: UInt(bitPattern: bytes.baseAddress), count: bytes.count)
     }
