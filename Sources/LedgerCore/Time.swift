@@ -13,6 +13,12 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 
   /// Parses `YYYY-MM-DDTHH:MM:SSZ`, or a bare `YYYY-MM-DD` meaning midnight UTC.
   public init(iso8601 text: String, field: String = "time") throws {
+    // The ledger stores every time in the canonical form; read it straight off the bytes.
+    // Anything else (and every refusal) goes through the general parser below.
+    if let seconds = Instant.canonicalSeconds(text) {
+      self.init(secondsSinceEpoch: seconds)
+      return
+    }
     let bytes = Array(text.utf8)
     if bytes.count == 10 {
       self.init(try CivilDate(iso8601: text, field: field))
@@ -37,9 +43,40 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
   public func adding(seconds: Int64) -> Instant { Instant(secondsSinceEpoch: secondsSinceEpoch + seconds) }
   public func adding(days: Int) -> Instant { adding(seconds: Int64(days) * 86_400) }
 
+  /// Seconds since the epoch for a valid `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DD`; nil for
+  /// anything else, which the general parser then accepts or refuses.
+  static func canonicalSeconds(_ text: String) -> Int64? {
+    let parsed = text.utf8.withContiguousStorageIfAvailable { bytes -> Int64? in
+      if bytes.count == 10 { return CivilDate.canonical(bytes).map { $0.daysSinceEpoch * 86_400 } }
+      guard bytes.count == 20, bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
+        bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "Z"),
+        let h = ISO8601Digits.two(bytes, 11), h <= 23, let m = ISO8601Digits.two(bytes, 14), m <= 59,
+        let s = ISO8601Digits.two(bytes, 17), s <= 59,
+        let date = CivilDate.canonical(UnsafeBufferPointer(rebasing: bytes[0..<10]))
+      else { return nil }
+      return date.daysSinceEpoch * 86_400 + Int64(h * 3600 + m * 60 + s)
+    }
+    return parsed ?? nil
+  }
+
   /// `2026-11-23T19:28:18Z`.
   public var iso8601: String {
+    let date = self.date
     let secondsOfDay = secondsSinceEpoch - date.daysSinceEpoch * 86_400
+    if (0...9999).contains(date.year), (0..<86_400).contains(secondsOfDay) {
+      let seconds = Int(secondsOfDay)
+      return String(unsafeUninitializedCapacity: 20) { buffer in
+        date.writeCanonical(to: buffer)
+        buffer[10] = UInt8(ascii: "T")
+        ISO8601Digits.write(seconds / 3600, count: 2, to: buffer, at: 11)
+        buffer[13] = UInt8(ascii: ":")
+        ISO8601Digits.write(seconds / 60 % 60, count: 2, to: buffer, at: 14)
+        buffer[16] = UInt8(ascii: ":")
+        ISO8601Digits.write(seconds % 60, count: 2, to: buffer, at: 17)
+        buffer[19] = UInt8(ascii: "Z")
+        return 20
+      }
+    }
     func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
     return "\(date.iso8601)T\(two(secondsOfDay / 3600)):\(two(secondsOfDay / 60 % 60)):\(two(secondsOfDay % 60))Z"
   }
@@ -68,6 +105,12 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
 
   /// Parses `YYYY-MM-DD`.
   public init(iso8601 text: String, field: String = "date") throws {
+    // A valid `YYYY-MM-DD` is read straight off the bytes; anything else (and every
+    // refusal) goes through the general parser below.
+    if let date = text.utf8.withContiguousStorageIfAvailable(CivilDate.canonical), let date {
+      self = date
+      return
+    }
     let parts = text.split(separator: "-", omittingEmptySubsequences: false)
     guard text.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
       let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]),
@@ -124,7 +167,41 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
     }
   }
 
+  /// The date in `bytes` if they are exactly a valid `YYYY-MM-DD`; nil otherwise.
+  static func canonical(_ bytes: UnsafeBufferPointer<UInt8>) -> CivilDate? {
+    guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+      let high = ISO8601Digits.two(bytes, 0), let low = ISO8601Digits.two(bytes, 2),
+      let month = ISO8601Digits.two(bytes, 5), let day = ISO8601Digits.two(bytes, 8)
+    else { return nil }
+    let year = high * 100 + low
+    guard year >= 1, (1...12).contains(month), day >= 1, day <= CivilDate.daysIn(month: month, year: year) else {
+      return nil
+    }
+    return CivilDate(checkedYear: year, month: month, day: day)
+  }
+
+  private init(checkedYear year: Int, month: Int, day: Int) {
+    self.year = year
+    self.month = month
+    self.day = day
+  }
+
+  /// Writes `YYYY-MM-DD` into the first 10 bytes of `buffer`; the year must be in 0...9999.
+  func writeCanonical(to buffer: UnsafeMutableBufferPointer<UInt8>) {
+    ISO8601Digits.write(year, count: 4, to: buffer, at: 0)
+    buffer[4] = UInt8(ascii: "-")
+    ISO8601Digits.write(month, count: 2, to: buffer, at: 5)
+    buffer[7] = UInt8(ascii: "-")
+    ISO8601Digits.write(day, count: 2, to: buffer, at: 8)
+  }
+
   public var iso8601: String {
+    if (0...9999).contains(year) {
+      return String(unsafeUninitializedCapacity: 10) { buffer in
+        writeCanonical(to: buffer)
+        return 10
+      }
+    }
     func pad(_ v: Int, _ n: Int) -> String { String(repeating: "0", count: max(0, n - String(v).count)) + String(v) }
     return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
   }
@@ -133,6 +210,28 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
 
   public static func < (a: CivilDate, b: CivilDate) -> Bool {
     (a.year, a.month, a.day) < (b.year, b.month, b.day)
+  }
+}
+
+/// Reading and writing the fixed-width digit groups of ISO 8601 text.
+enum ISO8601Digits {
+  /// The two-digit number at `offset`, or nil unless both bytes are ASCII digits.
+  @inline(__always)
+  static func two(_ bytes: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Int? {
+    let tens = bytes[offset] &- UInt8(ascii: "0")
+    let ones = bytes[offset + 1] &- UInt8(ascii: "0")
+    guard tens < 10, ones < 10 else { return nil }
+    return Int(tens) * 10 + Int(ones)
+  }
+
+  /// Writes `value` (non-negative, below 10^count) as `count` zero-padded digits at `offset`.
+  @inline(__always)
+  static func write(_ value: Int, count: Int, to buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+    var rest = value
+    for i in stride(from: offset + count - 1, through: offset, by: -1) {
+      buffer[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+      rest /= 10
+    }
   }
 }
 

@@ -49,6 +49,8 @@ public final class Connection {
   public let path: String
   public let options: ConnectionOptions
   private var cache: [String: Statement] = [:]
+  /// Statements last used from each SQL text address (see `statement(_:)`).
+  private var recent = [Statement?](repeating: nil, count: 1 << Connection.recentSlotBits)
   /// The file's write lock; nil on read-only connections, in-memory databases, and when
   /// the discipline is switched off.
   public let writeLock: WriteLock?
@@ -98,6 +100,7 @@ public final class Connection {
   }()
 
   deinit {
+    recent.removeAll()
     cache.removeAll()
     // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
     // it runs under the write lock, or, when that is busy, not at all.
@@ -189,11 +192,34 @@ public final class Connection {
 
   /// Returns the cached prepared statement for `sql`, compiling it on first use.
   public func statement(_ sql: String) throws -> Statement {
-    if let cached = cache[sql] { return cached }
-    let statement = try Statement(db: handle, sql: sql)
-    cache[sql] = statement
+    // Call sites pass string literals, whose text stays at one address for the life of
+    // the process: a slot chosen by that address finds the statement without hashing the
+    // SQL. The equality check (immediate for the very same string) keeps any other string
+    // from being taken for it: text built at run time, whose memory may be reused, or a
+    // short string held inline, whose bytes are read from a temporary copy.
+    let slot = sql.utf8.withContiguousStorageIfAvailable { bytes in
+      Connection.recentSlot(address: UInt(bitPattern: bytes.baseAddress), count: bytes.count)
+    }
+    if let slot, let recent = recent[slot], recent.sql == sql { return recent }
+    let statement: Statement
+    if let cached = cache[sql] {
+      statement = cached
+    } else {
+      statement = try Statement(db: handle, sql: sql)
+      cache[sql] = statement
+    }
+    if let slot { recent[slot] = statement }
     return statement
   }
+
+  /// The slot of `recent` for SQL text at `address` with `count` bytes.
+  @inline(__always)
+  private static func recentSlot(address: UInt, count: Int) -> Int {
+    let mixed = (address &+ UInt(bitPattern: count)) &* 0x9E37_79B9_7F4A_7C15
+    return Int(truncatingIfNeeded: mixed >> (UInt.bitWidth - recentSlotBits))
+  }
+
+  private static let recentSlotBits = 8
 
   /// The number of statements held in this connection's cache.
   public var cachedStatementCount: Int { cache.count }
@@ -219,7 +245,7 @@ public final class Connection {
   public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
     let statement = try statement(sql)
     return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments.map(\.sqlValue))
+      try statement.prepare(arguments)
       defer { statement.finish() }
       while try statement.step() {}
       return Int(sqlite3_changes(handle))
@@ -234,7 +260,7 @@ public final class Connection {
   public func query(_ sql: String, arguments: [SQLBindable]) throws -> [Row] {
     let statement = try statement(sql)
     return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments.map(\.sqlValue))
+      try statement.prepare(arguments)
       defer { statement.finish() }
       var rows: [Row] = []
       while try statement.step() { rows.append(statement.currentRow()) }
@@ -250,7 +276,7 @@ public final class Connection {
   public func queryOne(_ sql: String, arguments: [SQLBindable]) throws -> Row? {
     let statement = try statement(sql)
     return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments.map(\.sqlValue))
+      try statement.prepare(arguments)
       defer { statement.finish() }
       return try statement.step() ? statement.currentRow() : nil
     }
@@ -258,18 +284,28 @@ public final class Connection {
 
   /// The first column of the first row as an integer (nil for no row or NULL).
   public func scalarInt(_ sql: String, _ arguments: SQLBindable...) throws -> Int64? {
-    guard let row = try queryOne(sql, arguments: arguments), case .integer(let v) = row.values.first
-    else { return nil }
+    guard case .integer(let v) = try firstValue(sql, arguments: arguments) else { return nil }
     return v
   }
 
   /// The first column of the first row as text (nil for no row or NULL).
   public func scalarText(_ sql: String, _ arguments: SQLBindable...) throws -> String? {
-    guard let row = try queryOne(sql, arguments: arguments), let first = row.values.first else { return nil }
-    switch first {
+    switch try firstValue(sql, arguments: arguments) {
     case .text(let s): return s
     case .integer(let v): return String(v)
     default: return nil
+    }
+  }
+
+  /// The first column of the first row (nil for no row or no column), read without
+  /// building the row.
+  private func firstValue(_ sql: String, arguments: [SQLBindable]) throws -> SQLValue? {
+    let statement = try statement(sql)
+    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
+      try statement.prepare(arguments)
+      defer { statement.finish() }
+      guard try statement.step(), sqlite3_column_count(statement.handle) > 0 else { return nil }
+      return statement.column(0)
     }
   }
 
