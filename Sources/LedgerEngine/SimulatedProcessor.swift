@@ -42,7 +42,7 @@ public actor SimulatedProcessor: PaymentProcessor {
         token        TEXT NOT NULL,
         amount_minor INTEGER NOT NULL,
         currency     TEXT NOT NULL,
-        outcome      TEXT NOT NULL CHECK (outcome IN ('succeeded', 'declined', 'failed')),
+        outcome      TEXT NOT NULL CHECK (outcome = 'succeeded' OR outcome = 'declined' OR outcome = 'failed'),
         code         TEXT,
         reference    TEXT,
         created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))

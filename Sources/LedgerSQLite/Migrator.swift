@@ -17,6 +17,12 @@ public struct Migration: Sendable {
 
   /// Builds a migration from a file name such as `0002_views.sql`; nil if the name does not
   /// start with a number.
+  /// A migration whose file starts with `-- ledgerd-migration: rebuilds-tables` creates
+  /// tables again under their own names: the migrator runs it with foreign keys off and
+  /// `legacy_alter_table` on (so renaming a table leaves the foreign keys and views that
+  /// name it as they are), and refuses to commit it if any foreign key is then broken.
+  public var rebuildsTables: Bool { sql.hasPrefix("-- ledgerd-migration: rebuilds-tables\n") }
+
   public init?(fileName: String, sql: String) {
     let digits = fileName.prefix { $0.isASCII && $0.isNumber }
     guard !digits.isEmpty, let version = Int(digits), fileName.hasSuffix(".sql") else { return nil }
@@ -38,6 +44,7 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
   case duplicateVersion(Int)
   /// A migration file's name does not start with its number.
   case badFileName(String)
+  case brokenForeignKeys(name: String, violations: Int, first: String)
 
   public var description: String {
     switch self {
@@ -54,6 +61,8 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
       return "two migrations carry the number \(v)"
     case .badFileName(let name):
       return "migration file \(name) must be named NNNN_what.sql"
+    case .brokenForeignKeys(let name, let violations, let first):
+      return "migration \(name) would leave \(violations) broken foreign key(s) (first: \(first)); nothing was changed"
     }
   }
 }
@@ -125,6 +134,17 @@ public struct Migrator: Sendable {
     let before = try pending(on: connection)
     let already = migrations.filter { m in !before.contains { $0.version == m.version } }.map(\.name)
     for migration in before {
+      // Outside the transaction: SQLite ignores `foreign_keys` inside one.
+      if migration.rebuildsTables {
+        try connection.execute("PRAGMA foreign_keys = OFF")
+        try connection.execute("PRAGMA legacy_alter_table = ON")
+      }
+      defer {
+        if migration.rebuildsTables {
+          try? connection.execute("PRAGMA legacy_alter_table = OFF")
+          try? connection.execute("PRAGMA foreign_keys = ON")
+        }
+      }
       let done: Bool = try connection.write { db in
         guard try pending(on: db).contains(where: { $0.version == migration.version }) else { return false }
         if migration.version == migrations.first?.version {
@@ -140,6 +160,14 @@ public struct Migrator: Sendable {
             """)
         }
         try db.execute(migration.sql)
+        if migration.rebuildsTables {
+          let broken = try db.query("PRAGMA foreign_key_check")
+          if let row = broken.first {
+            throw MigrationError.brokenForeignKeys(
+              name: migration.name, violations: broken.count,
+              first: "\(try row.string("table")) row \(try row.optionalInt("rowid").map(String.init) ?? "?") → \(try row.string("parent"))")
+          }
+        }
         try db.run(
           "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
           migration.version, migration.name, migration.checksum, now)

@@ -235,7 +235,7 @@ extension LedgerStore {
       """
       SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
         (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2
-           AND a.status IN ('pending', 'succeeded', 'declined')) AS counted
+           AND (a.status = 'pending' OR a.status = 'succeeded' OR a.status = 'declined')) AS counted
       FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
       """, account, windowStart)
     {
@@ -255,7 +255,8 @@ extension LedgerStore {
     for card in atLimit {
       charges[card] = try db.query(
         """
-        SELECT created_at FROM charge_attempts WHERE card_id = ?1 AND created_at > ?2 AND status IN ('pending', 'succeeded', 'declined')
+        SELECT created_at FROM charge_attempts
+        WHERE card_id = ?1 AND created_at > ?2 AND (status = 'pending' OR status = 'succeeded' OR status = 'declined')
         """, card, windowStart
       ).map { try Instant(iso8601: try $0.string("created_at")) }
     }

@@ -13,6 +13,7 @@ public enum LedgerSchema {
     ("0002_audit_views.sql", PackageResources._002_audit_views_sql),
     ("0003_reconciliation.sql", PackageResources._003_reconciliation_sql),
     ("0004_scheduler_indexes.sql", PackageResources._004_scheduler_indexes_sql),
+    ("0005_checks_without_in_lists.sql", PackageResources._005_checks_without_in_lists_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -96,3 +96,55 @@ import Testing
     #expect(try b.scalarInt("SELECT count(*) FROM b") == 1)
   }
 }
+
+/// Migrations that create a table again under its own name.
+@Suite struct RebuildMigrationTests {
+  let appID: Int32 = 0x1234_5678
+  let parents = Migration(
+    version: 1, name: "0001_p.sql",
+    sql: """
+      CREATE TABLE p (id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('a', 'b', 'c'))) STRICT;
+      CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER NOT NULL REFERENCES p (id)) STRICT;
+      CREATE VIEW v AS SELECT c.id, p.kind FROM c JOIN p ON p.id = c.p_id;
+      INSERT INTO p VALUES (1, 'a'), (2, 'c');
+      INSERT INTO c VALUES (10, 1), (11, 2);
+      """)
+
+  func rebuild(_ body: String) -> Migration {
+    Migration(
+      version: 2, name: "0002_rebuild.sql",
+      sql: "-- ledgerd-migration: rebuilds-tables\n"
+        + "ALTER TABLE p RENAME TO p_old;\n"
+        + "CREATE TABLE p (id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind = 'a' OR kind = 'b' OR kind = 'c')) STRICT;\n"
+        + body + "DROP TABLE p_old;\n")
+  }
+
+  @Test func aRebuiltParentKeepsItsChildrenAndViewsAndForeignKeysComeBackOn() throws {
+    let tmp = TempDatabase()
+    let db = try tmp.open()
+    let migrator = try Migrator(migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old;\n")], applicationID: appID)
+    #expect(migrator.migrations[1].rebuildsTables && !migrator.migrations[0].rebuildsTables)
+    try migrator.migrate(db, now: "2026-01-01T00:00:00Z")
+    // The child still names `p`, not the renamed table, and the view reads the new one.
+    #expect(try db.scalarText("SELECT sql FROM sqlite_schema WHERE name = 'c'")?.contains("REFERENCES p (id)") == true)
+    #expect(try db.query("SELECT kind FROM v ORDER BY id").map { try $0.string("kind") } == ["a", "c"])
+    #expect(try db.scalarInt("PRAGMA foreign_keys") == 1)
+    #expect(try db.scalarInt("PRAGMA legacy_alter_table") == 0)
+    #expect(throws: SQLiteError.self) { try db.run("INSERT INTO c VALUES (12, 99)") }
+    #expect(throws: SQLiteError.self) { try db.run("INSERT INTO p VALUES (3, 'd')") }
+  }
+
+  @Test func aRebuildThatWouldOrphanRowsIsRefusedWithNothingChanged() throws {
+    let tmp = TempDatabase()
+    let db = try tmp.open()
+    try Migrator(migrations: [parents], applicationID: appID).migrate(db, now: "2026-01-01T00:00:00Z")
+    // Loses parent 2, which child 11 points at.
+    let lossy = try Migrator(migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old WHERE id = 1;\n")], applicationID: appID)
+    let error = try #require(throws: MigrationError.self) { try lossy.migrate(db, now: "2026-01-01T00:00:00Z") }
+    #expect(error.description.contains("1 broken foreign key(s)"))
+    #expect(try db.scalarInt("SELECT count(*) FROM p") == 2)
+    #expect(try db.scalarInt("SELECT count(*) FROM sqlite_schema WHERE name = 'p_old'") == 0)
+    #expect(try db.scalarInt("SELECT max(version) FROM schema_migrations") == 1)
+    #expect(try db.scalarInt("PRAGMA foreign_keys") == 1)
+  }
+}

@@ -34,7 +34,7 @@ import Testing
     let plan = try ledger.db.query(
       """
       EXPLAIN QUERY PLAN SELECT count(*) FROM charge_attempts a WHERE a.card_id = ?1 AND a.created_at > ?2
-        AND a.status IN ('pending', 'succeeded', 'declined')
+        AND (a.status = 'pending' OR a.status = 'succeeded' OR a.status = 'declined')
       """, 1, "2026-10-24T10:00:00Z"
     ).map { try $0.string("detail") }.joined(separator: "; ")
     #expect(plan.contains("COVERING INDEX charge_attempts_card"), "\(plan)")

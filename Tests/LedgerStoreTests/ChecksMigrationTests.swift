@@ -1,0 +1,104 @@
+import Foundation
+import LedgerCore
+import LedgerSQLite
+import Testing
+
+@testable import LedgerStore
+
+/// Migration 0005 creates the tables again with their value lists written as OR-ed
+/// comparisons; a ledger written before it must come out with every row and every rule.
+@Suite struct ChecksMigrationTests {
+  /// Every row of every table, in storage order, as text.
+  static func contents(_ db: Connection) throws -> [String: [String]] {
+    var tables: [String: [String]] = [:]
+    for name in try db.query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'")
+      .map({ try $0.string("name") })
+    {
+      tables[name] = try db.query("SELECT * FROM \(name) ORDER BY 1, 2").map { row in
+        row.values.map { "\($0)" }.joined(separator: "|")
+      }
+    }
+    return tables
+  }
+
+  static func objects(_ db: Connection) throws -> [String] {
+    try db.query("SELECT type || ' ' || name || ' on ' || tbl_name AS o FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY o")
+      .map { try $0.string("o") }
+  }
+
+  @Test func aLedgerWrittenBeforeItKeepsEveryRowAndEveryRule() throws {
+    let directory = NSTemporaryDirectory() + "ledgerd-0005-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let db = try Connection(path: directory + "/ledger.db")
+    try db.enableWAL()
+    let all = try LedgerSchema.migrations()
+    try Migrator(migrations: all.filter { $0.version <= 4 }, applicationID: LedgerSchema.applicationID).migrate(db, now: "2026-11-23T10:00:00Z")
+
+    // A little of everything, written by the store as it writes a real ledger.
+    let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
+    let config = DunningConfig()
+    let date = try CivilDate(iso8601: "2026-11-23")
+    for n in 0..<6 {
+      let account = try store.addAccount(email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
+      let card = try store.addCard(
+        account: account.id,
+        NewCard(token: "tok_ok.\(n)", brand: .mastercard, last4: "4444", expiry: try CardExpiry(parsing: "12/2028"), postalCode: nil, country: "FR"),
+        actor: .customer)
+      let invoice = try store.issueInvoice(
+        try InvoiceDraft(
+          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
+          issueDate: date, dueDate: date, method: n == 5 ? .transfer : .card), actor: .staff)
+      guard n < 5 else { continue }
+      let charge = try #require(try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
+      try store.write {
+        let id = try store.beginAttempt(
+          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)], key: "ldg_test_\(n)",
+          actor: .scheduler)
+        let attempt = PendingAttempt(
+          id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token, amount: invoice.total, invoiceIDs: [invoice.id])
+        if n % 2 == 0 {
+          _ = try store.recordChargeSucceeded(attempt, processorRef: "ch_\(n)", actor: .scheduler, config: config)
+        } else {
+          try store.recordChargeFailed(attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
+        }
+      }
+    }
+    let before = try Self.contents(db)
+    let objectsBefore = try Self.objects(db)
+    #expect((before["journal_lines"]?.count ?? 0) > 0 && (before["events"]?.count ?? 0) > 0 && (before["outbox"]?.count ?? 0) > 0)
+
+    let outcome = try LedgerSchema.migrator().migrate(db, now: "2026-11-24T10:00:00Z")
+    #expect(outcome.applied == ["0005_checks_without_in_lists.sql"])
+    #expect(try Self.contents(db) == before)
+    #expect(try Self.objects(db) == objectsBefore)
+    #expect(try db.query("PRAGMA foreign_key_check").isEmpty)
+    #expect(try db.scalarText("PRAGMA integrity_check") == "ok")
+    #expect(try store.check().ok)
+
+    // The rules hold as before: values outside the lists, broken references, journal edits.
+    #expect(throws: SQLiteError.self) {
+      try db.run("INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 1, 'robot', 'x', 'y')")
+    }
+    #expect(throws: SQLiteError.self) {
+      try db.run("INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 999, 'staff', 'x', 'y')")
+    }
+    #expect(throws: SQLiteError.self) { try db.run("UPDATE cards SET brand = 'maestro' WHERE id = 1") }
+    #expect(throws: SQLiteError.self) { try db.run("UPDATE invoices SET next_action = 'wait' WHERE id = 1") }
+    #expect(throws: SQLiteError.self) { try db.run("UPDATE accounts SET status = 'gone' WHERE id = 1") }
+    #expect(throws: SQLiteError.self) { try db.run("UPDATE journal_lines SET debit_minor = debit_minor WHERE id = 1") }
+    #expect(throws: SQLiteError.self) { try db.run("DELETE FROM journal_entries WHERE id = 1") }
+    try db.run("UPDATE invoices SET next_action = NULL, last_failure = NULL WHERE id = 1")  // NULL still allowed
+  }
+
+  @Test func noCheckListsThreeOrMoreValues() throws {
+    let ledger = try TestLedger()
+    let list = try NSRegularExpression(pattern: #"\bIN\s*\(\s*'[^)]*,[^)]*,"#, options: [.caseInsensitive])
+    for row in try ledger.db.query("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL") {
+      let sql = try row.string("sql")
+      let name = try row.string("name")
+      let found = list.firstMatch(in: sql, range: NSRange(sql.startIndex..., in: sql))
+      #expect(found == nil, "table \(name) still checks a list of values with IN")
+    }
+  }
+}
