@@ -51,10 +51,6 @@ public final class Scheduler {
   public var maxInFlight = 16
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
-  /// Below this many charge rounds in a batch, they run in one lane (a daemon's usual tick).
-  var minimumRoundsForTwoLanes = 256
-  /// How many batches ran in two lanes (for tests).
-  private(set) var twoLaneBatches = 0
   /// When card-expiry notices were last looked for: they are a daily matter, looked for at
   /// most once an hour of the clock.
   private var lastExpirySweep: Instant?
@@ -228,63 +224,34 @@ public final class Scheduler {
       }
     }
 
-    // Many rounds run in two lanes, so that the processor answers one lane's calls while
-    // the ledger records the other lane's outcomes and next attempts. An account's rounds
-    // stay in one lane; each lane has half of the calls allowed in flight.
-    var lanes: [Lane]
-    if rounds.count >= minimumRoundsForTwoLanes, maxInFlight >= 2 {
-      var split = [Lane(), Lane()]
-      var laneOf: [Int64: Int] = [:]
-      for round in rounds {
-        let lane = laneOf[round.accountID] ?? (laneOf.count % 2)
-        laneOf[round.accountID] = lane
-        split[lane].rounds.append(round)
-      }
-      lanes = split
-      twoLaneBatches += 1
-    } else {
-      lanes = [Lane(rounds: rounds)]
-    }
-    let perLane = max(1, maxInFlight / lanes.count)
-
+    // Each transaction records the outcomes of the calls just answered and writes the
+    // pending attempts of the next cards, committed before those calls are made.
     var report = TickReport()
-    let processor = self.processor
-    let logger = self.logger
-    try await withThrowingTaskGroup(of: (lane: Int, outcomes: [ChargeOutcome?]).self) { group in
-      func send(_ lane: Int) {
-        let attempts = lanes[lane].calls.map(\.attempt)
-        group.addTask { (lane, try await Self.callProcessor(attempts, processor: processor, maxInFlight: perLane, logger: logger)) }
-      }
-      for lane in lanes.indices {
-        try store.write { try nextAttempts(&lanes[lane], report: &report) }
-        if !lanes[lane].calls.isEmpty { send(lane) }
-      }
-      while let (lane, outcomes) = try await group.next() {
-        // One transaction records a lane's outcomes and writes its next attempts.
-        try store.write {
-          try recordOutcomes(&lanes[lane], outcomes, report: &report)
-          try nextAttempts(&lanes[lane], report: &report)
-        }
-        if !lanes[lane].calls.isEmpty { send(lane) }
+    var batch = ChargeBatch(rounds: rounds)
+    try store.write { try nextAttempts(&batch, report: &report) }
+    while !batch.calls.isEmpty {
+      let outcomes = try await Self.callProcessor(batch.calls.map(\.attempt), processor: processor, maxInFlight: maxInFlight, logger: logger)
+      try store.write {
+        try recordOutcomes(&batch, outcomes, report: &report)
+        try nextAttempts(&batch, report: &report)
       }
     }
     return report
   }
 
-
-  /// Rounds charged together, and the calls of theirs at the processor.
-  struct Lane {
+  /// The rounds of a batch still going, and their calls at the processor.
+  struct ChargeBatch {
     var rounds: [Round] = []
     var calls: [(round: Int, attempt: PendingAttempt)] = []
   }
 
-  /// The next card of every round of the lane gets a pending attempt, committed (by the
-  /// caller's transaction) before any processor call; rounds with no card left, or nothing
-  /// left to pay, end here.
-  func nextAttempts(_ lane: inout Lane, report: inout TickReport) throws {
+  /// The next card of every round gets a pending attempt, committed (by the caller's
+  /// transaction) before any processor call; rounds with no card left, or nothing left to
+  /// pay, end here.
+  func nextAttempts(_ batch: inout ChargeBatch, report: inout TickReport) throws {
     var calls: [(round: Int, attempt: PendingAttempt)] = []
     var exhausted: [Int] = []
-    for (i, round) in lane.rounds.enumerated() {
+    for (i, round) in batch.rounds.enumerated() {
       let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
       let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
       guard let card = cards.first, !parts.isEmpty else {
@@ -295,11 +262,11 @@ public final class Scheduler {
       let key = IdempotencyKey.make()
       let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
       calls.append((i, PendingAttempt(id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token, amount: amount, invoiceIDs: parts.map(\.id))))
-      lane.rounds[i].tried.insert(card.id)
-      lane.rounds[i].lastAttempt = id
+      batch.rounds[i].tried.insert(card.id)
+      batch.rounds[i].lastAttempt = id
     }
     for i in exhausted {
-      let round = lane.rounds[i]
+      let round = batch.rounds[i]
       let open = try store.openBalances(round.invoiceIDs).map(\.id)
       if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
         try store.recordRoundFailed(
@@ -309,15 +276,15 @@ public final class Scheduler {
       try reschedule(round.invoiceIDs)
     }
     report.attempts += calls.count
-    lane.calls = calls
+    batch.calls = calls
   }
 
-  /// Every outcome of the lane's calls with its payment, journal entry, events and emails;
-  /// the rounds that go on with another card stay in the lane.
-  func recordOutcomes(_ lane: inout Lane, _ outcomes: [ChargeOutcome?], report: inout TickReport) throws {
+  /// Every outcome of the calls with its payment, journal entry, events and emails; the
+  /// rounds that go on with another card stay in the batch.
+  func recordOutcomes(_ batch: inout ChargeBatch, _ outcomes: [ChargeOutcome?], report: inout TickReport) throws {
     var next: [Round] = []
-    for (call, outcome) in zip(lane.calls, outcomes) {
-      var round = lane.rounds[call.round]
+    for (call, outcome) in zip(batch.calls, outcomes) {
+      var round = batch.rounds[call.round]
       switch outcome {
       case .some(.succeeded(let reference)):
         let payment = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
@@ -343,8 +310,8 @@ public final class Scheduler {
         report.unresolved += 1
       }
     }
-    lane.rounds = next
-    lane.calls = []
+    batch.rounds = next
+    batch.calls = []
   }
 
   /// Between one card's decline and the next card's attempt, the invoices are due for a

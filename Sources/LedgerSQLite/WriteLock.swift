@@ -18,7 +18,7 @@ public struct WriteDiscipline: Sendable {
   /// A commit that leaves at least this many pages in the WAL checkpoints it (passive,
   /// under the lock) before the lock is released; 0 never does. SQLite's own automatic
   /// checkpoint (`wal_autocheckpoint`) is off on every connection: it would run unlocked.
-  /// 10,000 pages (40 MB of WAL at 4 KiB pages): a page the scheduler's batches rewrite
+  /// 10,000 pages (80 MB of WAL at a ledger's 8 KiB pages): a page the scheduler's batches rewrite
   /// commit after commit is copied into the database once per checkpoint, not once per
   /// commit, and the checkpoint holding writers off comes ten times less often than at
   /// SQLite's own 1,000.

@@ -308,9 +308,11 @@ extension LedgerStore {
     try db.run(
       "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
       processorRef, now, attempt.id)
-    try db.run(
-      "UPDATE invoices SET charge_requested_at = NULL WHERE id IN (SELECT invoice_id FROM charge_attempt_invoices WHERE attempt_id = ?)",
-      attempt.id)
+    // The attempt's invoices (`invoiceIDs` are its charge_attempt_invoices), one by one: an
+    // `IN (SELECT …)` would build a temporary table at every charge.
+    for id in attempt.invoiceIDs {
+      try db.run("UPDATE invoices SET charge_requested_at = NULL WHERE id = ?", id)
+    }
     return try applyPayment(
       account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
       chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)

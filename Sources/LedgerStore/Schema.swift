@@ -6,6 +6,9 @@ public enum LedgerSchema {
   /// `PRAGMA application_id` of a ledgerd database: the ASCII bytes "LDGD".
   public static let applicationID: Int32 = 0x4C44_4744
 
+  /// The page size of a new ledger file, in bytes.
+  public static let pageSize = 8192
+
   /// Every migration file, by name. A new file in `migrations/` is added here too; a test
   /// fails if the two lists differ.
   static let files: [(name: String, bytes: [UInt8])] = [

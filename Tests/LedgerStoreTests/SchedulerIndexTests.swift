@@ -40,3 +40,25 @@ import Testing
     #expect(plan.contains("COVERING INDEX charge_attempts_card"), "\(plan)")
   }
 }
+
+@Suite struct PageSizeTests {
+  @Test func aNewLedgerHasEightKiBPagesAndAnOlderFileKeepsItsOwn() throws {
+    let ledger = try TestLedger()
+    #expect(try ledger.db.scalarInt("PRAGMA page_size") == 8192)
+    #expect(LedgerSchema.pageSize == 8192)
+
+    // A file made with SQLite's default pages (an older ledgerd's) opens, migrates and keeps them.
+    let path = ledger.directory + "/older.db"
+    do {
+      let old = try Connection(path: path)
+      try old.enableWAL()
+      try Migrator(migrations: try LedgerSchema.migrations().filter { $0.version <= 3 }, applicationID: LedgerSchema.applicationID)
+        .migrate(old, now: "2026-11-23T10:00:00Z")
+      #expect(try old.scalarInt("PRAGMA page_size") == 4096)
+    }
+    let store = try LedgerStore.open(path: path, access: .readWrite, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
+    #expect(try store.db.scalarInt("PRAGMA page_size") == 4096)
+    #expect(try store.db.scalarInt("SELECT max(version) FROM schema_migrations") == Int64(try LedgerSchema.migrations().count))
+    #expect(try store.check().ok)
+  }
+}
