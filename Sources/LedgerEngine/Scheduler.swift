@@ -165,34 +165,41 @@ public final class Scheduler {
     var report = TickReport()
     let charges = due.filter { $0.action == .charge }
     let others = due.filter { $0.action != .charge }
-    if !others.isEmpty {
-      try store.write {
-        for item in others {
-          switch item.action {
-          case .remind:
-            try store.remind(item, actor: .scheduler, config: config)
-            report.reminders += 1
-          case .downgrade:
-            try store.downgrade(item, actor: .scheduler, config: config)
-            report.downgrades += 1
-          case .endTransferWindow:
-            try store.endTransferWindow(item, actor: .scheduler)
-            report.transferWindowsEnded += 1
-          case .remindTransferDue:
-            try store.remindTransferDue(item, actor: .scheduler)
-            report.transferDueReminders += 1
-          case .startDunning:
-            try store.startDunning(item, actor: .scheduler, config: config)
-            report.dunningStarted += 1
-          case .charge:
-            break
-          }
-        }
-        try reschedule(others.map(\.invoiceID))
+    // The reminders, downgrades and other steps are committed with the batch's first
+    // pending attempts (one commit fewer per batch); without charges, on their own.
+    let steps = { (report: inout TickReport) throws in try self.carryOut(others, report: &report) }
+    if charges.isEmpty {
+      if !others.isEmpty { try store.write { try steps(&report) } }
+    } else {
+      report.add(try await charge(charges, firstWriteAlso: others.isEmpty ? nil : steps))
+    }
+    return report
+  }
+
+  /// The due steps that are not charges, each with the invoice's next schedule.
+  func carryOut(_ others: [DueAction], report: inout TickReport) throws {
+    for item in others {
+      switch item.action {
+      case .remind:
+        try store.remind(item, actor: .scheduler, config: config)
+        report.reminders += 1
+      case .downgrade:
+        try store.downgrade(item, actor: .scheduler, config: config)
+        report.downgrades += 1
+      case .endTransferWindow:
+        try store.endTransferWindow(item, actor: .scheduler)
+        report.transferWindowsEnded += 1
+      case .remindTransferDue:
+        try store.remindTransferDue(item, actor: .scheduler)
+        report.transferDueReminders += 1
+      case .startDunning:
+        try store.startDunning(item, actor: .scheduler, config: config)
+        report.dunningStarted += 1
+      case .charge:
+        break
       }
     }
-    if !charges.isEmpty { report.add(try await charge(charges)) }
-    return report
+    try reschedule(others.map(\.invoiceID))
   }
 
   /// One charge round per account and currency: every invoice of the account due for a
@@ -208,7 +215,7 @@ public final class Scheduler {
     var lastAttempt: Int64?
   }
 
-  func charge(_ due: [DueAction]) async throws -> TickReport {
+  func charge(_ due: [DueAction], firstWriteAlso: ((inout TickReport) throws -> Void)? = nil) async throws -> TickReport {
     var rounds: [Round] = []
     var index: [String: Int] = [:]
     for item in due {
@@ -228,7 +235,10 @@ public final class Scheduler {
     // pending attempts of the next cards, committed before those calls are made.
     var report = TickReport()
     var batch = ChargeBatch(rounds: rounds)
-    try store.write { try nextAttempts(&batch, report: &report) }
+    try store.write {
+      try firstWriteAlso?(&report)
+      try nextAttempts(&batch, report: &report)
+    }
     while !batch.calls.isEmpty {
       let outcomes = try await Self.callProcessor(batch.calls.map(\.attempt), processor: processor, maxInFlight: maxInFlight, logger: logger)
       try store.write {

@@ -75,7 +75,11 @@ public actor SimulatedProcessor: PaymentProcessor {
       queued.append(Request(key: key, token: fullToken, kind: token, amount: amount, answer: answer))
       if !flushScheduled {
         flushScheduled = true
-        Task { self.flush() }
+        // The calls sent at the same moment are let in before the batch is recorded.
+        Task {
+          await Task.yield()
+          self.flush()
+        }
       }
     }
     // A repeated key gets the first answer: the timeout and the lost answer apply only to

@@ -75,6 +75,11 @@ import Testing
     #expect(try db.query("PRAGMA foreign_key_check").isEmpty)
     #expect(try db.scalarText("PRAGMA integrity_check") == "ok")
     #expect(try store.check().ok)
+    // Every view still reads the tables under their names.
+    for view in try db.query("SELECT name FROM sqlite_schema WHERE type = 'view'").map({ try $0.string("name") }) {
+      #expect(throws: Never.self) { _ = try db.query("SELECT * FROM \(view)") }
+    }
+    #expect(try db.scalarInt("SELECT count(*) FROM v_charge_attempts") == 5)
 
     // The rules hold as before: values outside the lists, broken references, journal edits.
     #expect(throws: SQLiteError.self) {
