@@ -21,7 +21,10 @@ public struct Migration: Sendable {
   /// tables again under their own names: the migrator runs it with foreign keys off and
   /// `legacy_alter_table` on (so renaming a table leaves the foreign keys and views that
   /// name it as they are), and refuses to commit it if any foreign key is then broken.
-  public var rebuildsTables: Bool { sql.hasPrefix("-- ledgerd-migration: rebuilds-tables\n") }
+  public var rebuildsTables: Bool {
+    let marker = "-- ledgerd-migration: rebuilds-tables"
+    return sql.hasPrefix(marker + "\n") || sql.hasPrefix(marker + "\r\n")
+  }
 
   public init?(fileName: String, sql: String) {
     let digits = fileName.prefix { $0.isASCII && $0.isNumber }
@@ -134,47 +137,62 @@ public struct Migrator: Sendable {
     let before = try pending(on: connection)
     let already = migrations.filter { m in !before.contains { $0.version == m.version } }.map(\.name)
     for migration in before {
-      // Outside the transaction: SQLite ignores `foreign_keys` inside one.
-      if migration.rebuildsTables {
-        try connection.execute("PRAGMA foreign_keys = OFF")
-        try connection.execute("PRAGMA legacy_alter_table = ON")
+      // Outside the transaction: SQLite ignores `foreign_keys` inside one. Both are set
+      // back whatever happens, and a connection left without foreign keys is an error.
+      func restore() throws {
+        try connection.execute("PRAGMA legacy_alter_table = OFF")
+        try connection.execute("PRAGMA foreign_keys = ON")
+        guard try connection.scalarInt("PRAGMA foreign_keys") == 1 else {
+          throw SQLiteError(extendedCode: 1 /* SQLITE_ERROR */, message: "foreign keys could not be switched back on after \(migration.name)", sql: nil)
+        }
       }
-      defer {
+      let done: Bool
+      do {
         if migration.rebuildsTables {
-          try? connection.execute("PRAGMA legacy_alter_table = OFF")
-          try? connection.execute("PRAGMA foreign_keys = ON")
+          try connection.execute("PRAGMA foreign_keys = OFF")
+          try connection.execute("PRAGMA legacy_alter_table = ON")
         }
+        done = try apply(migration, on: connection, now: now)
+      } catch {
+        if migration.rebuildsTables { try? restore() }
+        throw error
       }
-      let done: Bool = try connection.write { db in
-        guard try pending(on: db).contains(where: { $0.version == migration.version }) else { return false }
-        if migration.version == migrations.first?.version {
-          try db.setApplicationID(applicationID)
-          try db.execute(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-              version    INTEGER PRIMARY KEY,
-              name       TEXT NOT NULL UNIQUE,
-              checksum   TEXT NOT NULL CHECK (length(checksum) = 64),
-              applied_at TEXT NOT NULL
-            ) STRICT
-            """)
-        }
-        try db.execute(migration.sql)
-        if migration.rebuildsTables {
-          let broken = try db.query("PRAGMA foreign_key_check")
-          if let row = broken.first {
-            throw MigrationError.brokenForeignKeys(
-              name: migration.name, violations: broken.count,
-              first: "\(try row.string("table")) row \(try row.optionalInt("rowid").map(String.init) ?? "?") → \(try row.string("parent"))")
-          }
-        }
-        try db.run(
-          "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
-          migration.version, migration.name, migration.checksum, now)
-        return true
-      }
+      if migration.rebuildsTables { try restore() }
       if done { applied.append(migration.name) }
     }
     return Outcome(applied: applied, alreadyApplied: already)
+  }
+
+  /// Applies one migration in its own write transaction; false when another process
+  /// applied it first.
+  private func apply(_ migration: Migration, on connection: Connection, now: String) throws -> Bool {
+    try connection.write { db in
+      guard try pending(on: db).contains(where: { $0.version == migration.version }) else { return false }
+      if migration.version == migrations.first?.version {
+        try db.setApplicationID(applicationID)
+        try db.execute(
+          """
+          CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL UNIQUE,
+            checksum   TEXT NOT NULL CHECK (length(checksum) = 64),
+            applied_at TEXT NOT NULL
+          ) STRICT
+          """)
+      }
+      try db.execute(migration.sql)
+      if migration.rebuildsTables {
+        let broken = try db.query("PRAGMA foreign_key_check")
+        if let row = broken.first {
+          throw MigrationError.brokenForeignKeys(
+            name: migration.name, violations: broken.count,
+            first: "\(try row.string("table")) row \(try row.optionalInt("rowid").map(String.init) ?? "?") → \(try row.string("parent"))")
+        }
+      }
+      try db.run(
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+        migration.version, migration.name, migration.checksum, now)
+      return true
+    }
   }
 }

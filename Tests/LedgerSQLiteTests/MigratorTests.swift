@@ -124,6 +124,9 @@ import Testing
     let db = try tmp.open()
     let migrator = try Migrator(migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old;\n")], applicationID: appID)
     #expect(migrator.migrations[1].rebuildsTables && !migrator.migrations[0].rebuildsTables)
+    // The marker is read the same from a file checked out with CRLF line ends.
+    #expect(Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables\r\nSELECT 1;").rebuildsTables)
+    #expect(!Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables later\nSELECT 1;").rebuildsTables)
     try migrator.migrate(db, now: "2026-01-01T00:00:00Z")
     // The child still names `p`, not the renamed table, and the view reads the new one.
     #expect(try db.scalarText("SELECT sql FROM sqlite_schema WHERE name = 'c'")?.contains("REFERENCES p (id)") == true)
