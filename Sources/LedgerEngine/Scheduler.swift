@@ -167,11 +167,10 @@ public final class Scheduler {
     let others = due.filter { $0.action != .charge }
     // The reminders, downgrades and other steps are committed with the batch's first
     // pending attempts (one commit fewer per batch); without charges, on their own.
-    let steps = { (report: inout TickReport) throws in try self.carryOut(others, report: &report) }
-    if charges.isEmpty {
-      if !others.isEmpty { try store.write { try steps(&report) } }
-    } else {
-      report.add(try await charge(charges, firstWriteAlso: others.isEmpty ? nil : steps))
+    if !charges.isEmpty {
+      report.add(try await charge(charges, with: others))
+    } else if !others.isEmpty {
+      try store.write { try carryOut(others, report: &report) }
     }
     return report
   }
@@ -215,7 +214,7 @@ public final class Scheduler {
     var lastAttempt: Int64?
   }
 
-  func charge(_ due: [DueAction], firstWriteAlso: ((inout TickReport) throws -> Void)? = nil) async throws -> TickReport {
+  func charge(_ due: [DueAction], with others: [DueAction] = []) async throws -> TickReport {
     var rounds: [Round] = []
     var index: [String: Int] = [:]
     for item in due {
@@ -236,11 +235,11 @@ public final class Scheduler {
     var report = TickReport()
     var batch = ChargeBatch(rounds: rounds)
     try store.write {
-      try firstWriteAlso?(&report)
+      if !others.isEmpty { try carryOut(others, report: &report) }
       try nextAttempts(&batch, report: &report)
     }
     while !batch.calls.isEmpty {
-      let outcomes = try await Self.callProcessor(batch.calls.map(\.attempt), processor: processor, maxInFlight: maxInFlight, logger: logger)
+      let outcomes = try await callProcessor(batch.calls.map(\.attempt))
       try store.write {
         try recordOutcomes(&batch, outcomes, report: &report)
         try nextAttempts(&batch, report: &report)
@@ -333,10 +332,10 @@ public final class Scheduler {
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
   /// answer came back.
-  static func callProcessor(_ attempts: [PendingAttempt], processor: PaymentProcessor, maxInFlight: Int, logger: Logger) async throws
-    -> [ChargeOutcome?]
-  {
+  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
     var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
+    let processor = self.processor
+    let logger = self.logger
     try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
       var next = 0
       func launch(_ i: Int) {

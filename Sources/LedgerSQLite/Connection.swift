@@ -243,10 +243,7 @@ public final class Connection {
 
   @discardableResult
   public func run(_ sql: String, arguments: [SQLBindable]) throws -> Int {
-    let statement = try statement(sql)
-    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments)
-      defer { statement.finish() }
+    try withPrepared(sql, arguments) { statement in
       while try statement.step() {}
       return Int(sqlite3_changes(handle))
     }
@@ -258,10 +255,7 @@ public final class Connection {
   }
 
   public func query(_ sql: String, arguments: [SQLBindable]) throws -> [Row] {
-    let statement = try statement(sql)
-    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments)
-      defer { statement.finish() }
+    try withPrepared(sql, arguments) { statement in
       var rows: [Row] = []
       while try statement.step() { rows.append(statement.currentRow()) }
       return rows
@@ -274,11 +268,8 @@ public final class Connection {
   }
 
   public func queryOne(_ sql: String, arguments: [SQLBindable]) throws -> Row? {
-    let statement = try statement(sql)
-    return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
-      try statement.prepare(arguments)
-      defer { statement.finish() }
-      return try statement.step() ? statement.currentRow() : nil
+    try withPrepared(sql, arguments) { statement in
+      try statement.step() ? statement.currentRow() : nil
     }
   }
 
@@ -300,12 +291,20 @@ public final class Connection {
   /// The first column of the first row (nil for no row or no column), read without
   /// building the row.
   private func firstValue(_ sql: String, arguments: [SQLBindable]) throws -> SQLValue? {
+    try withPrepared(sql, arguments) { statement in
+      guard try statement.step(), sqlite3_column_count(statement.handle) > 0 else { return nil }
+      return statement.column(0)
+    }
+  }
+
+  /// Runs `body` on the cached statement for `sql` with `arguments` bound, under the write
+  /// lock when it writes outside a transaction, and resets the statement after.
+  private func withPrepared<T>(_ sql: String, _ arguments: [SQLBindable], _ body: (Statement) throws -> T) throws -> T {
     let statement = try statement(sql)
     return try guardWrite(readOnly: statement.isReadOnly, sql: sql) {
       try statement.prepare(arguments)
       defer { statement.finish() }
-      guard try statement.step(), sqlite3_column_count(statement.handle) > 0 else { return nil }
-      return statement.column(0)
+      return try body(statement)
     }
   }
 

@@ -36,28 +36,18 @@ public final class Statement {
     sqlite3_finalize(handle)
   }
 
-  /// Resets the statement and binds `values` to its parameters, in order.
-  func prepare(_ values: [SQLValue]) throws {
-    try prepare(count: values.count) { try bind(values[$0], at: $1) }
-  }
-
   /// Resets the statement and binds `arguments` to its parameters, in order, without
   /// first copying them into an array of `SQLValue`.
   func prepare(_ arguments: [SQLBindable]) throws {
-    try prepare(count: arguments.count) { try bind(arguments[$0].sqlValue, at: $1) }
-  }
-
-  @inline(__always)
-  private func prepare(count: Int, _ bindEach: (Int, Int32) throws -> Void) throws {
     // `finish()` cleared the previous run's bindings, and every parameter is bound again
     // below, so a reset is all that is needed here.
     sqlite3_reset(handle)
-    guard parameterCount == count else {
+    guard parameterCount == arguments.count else {
       throw SQLiteError(
         extendedCode: SQLITE_RANGE,
-        message: "statement expects \(parameterCount) parameters, \(count) given", sql: sql)
+        message: "statement expects \(parameterCount) parameters, \(arguments.count) given", sql: sql)
     }
-    for offset in 0..<count { try bindEach(offset, Int32(offset + 1)) }
+    for (offset, argument) in arguments.enumerated() { try bind(argument.sqlValue, at: Int32(offset + 1)) }
   }
 
   private func bind(_ value: SQLValue, at index: Int32) throws {
@@ -108,8 +98,6 @@ public final class Statement {
   lazy var layout = ColumnLayout(names: (0..<sqlite3_column_count(handle)).map {
     String(cString: sqlite3_column_name(handle, $0))
   })
-
-  var columnNames: [String] { layout.names }
 
   /// The value of column `i` of the current row.
   @inline(__always)

@@ -176,12 +176,6 @@ public final class LedgerStore {
     return String(decoding: out, as: UTF8.self)
   }
 
-  static func appendJSONString(_ s: String, to out: inout String) {
-    var bytes: [UInt8] = []
-    appendJSONString(s, to: &bytes)
-    out += String(decoding: bytes, as: UTF8.self)
-  }
-
   /// Appends `s` as a JSON string: `"`, `\\`, and the control characters below U+0020 escaped
   /// (`\n`, `\r`, `\t`, otherwise `\u00xx`), everything else as its own UTF-8 bytes.
   /// Every byte of a multi-byte UTF-8 sequence is 0x80 or above, so escaping byte by byte
