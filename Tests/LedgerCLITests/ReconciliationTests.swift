@@ -396,20 +396,7 @@ import Testing
   /// processor fees so clearing holds the payout's net. A second import records nothing.
   @Test func processorReport() throws {
     let w = try Workspace()
-    try w.ok(["migrate"])
-    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    for (i, token) in ["tok_ok.1", "tok_ok.2", "tok_ok.3", "tok_ok.4", "tok_decline_insufficient_funds.5"].enumerated() {
-      let id = try w.json(["account", "add", "--email", "c\(i)@example.com", "--name", "Customer \(i)", "--plan", "pro"])["id"] as? Int ?? 0
-      try w.ok(["card", "add", "\(id)", "--token", token, "--brand", "visa", "--last4", "424\(i)", "--expiry", "12/2030"])
-      try w.ok(["invoice", "issue", "\(id)", "--plan-line"])
-    }
-    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z"])
-    let processorDB = w.directory + "/ledger.processor.db"
-    let charges = try w.sqlite("SELECT key, amount_minor, outcome, coalesce(reference, '') FROM charges ORDER BY rowid", db: processorDB).stdout
-      .split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
-    let succeeded = charges.filter { $0[2] == "succeeded" }
-    let declined = try #require(charges.first { $0[2] == "declined" })
-    #expect(succeeded.count == 4)
+    let (succeeded, declined) = try processorBook(w)
     func row(_ id: String, _ gross: String, _ fee: String, _ net: String, category: String = "charge", source: String, key: String) -> String {
       "\(id),2026-11-23 10:00:00,eur,\(gross),\(fee),\(net),\(category),\(source),pi_\(id),\(key),extra"
     }
