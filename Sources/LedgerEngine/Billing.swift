@@ -5,9 +5,15 @@ extension LedgerStore {
   /// Asks the dunning policy again for each invoice and saves its answer; every change
   /// that can alter an invoice's schedule ends with this, in the same transaction.
   public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig) throws {
+    var cards: [Int64: CardAvailability] = [:]
+    try reschedule(invoiceIDs, config: config, cards: &cards)
+  }
+
+  /// The same, starting from card availability already read in this transaction, with no
+  /// card or attempt of those accounts changed since.
+  public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig, cards: inout [Int64: CardAvailability]) throws {
     try write {
       // Saving a schedule changes no card and no attempt: an account's cards are read once.
-      var cards: [Int64: CardAvailability] = [:]
       for id in invoiceIDs {
         try saveSchedule(
           invoiceID: id, try collectionState(invoiceID: id, config: config, cards: &cards).flatMap { DunningPolicy.next($0, config: config) })

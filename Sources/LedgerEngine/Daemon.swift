@@ -101,10 +101,10 @@ public struct LedgerDaemon: Service {
         var pauseUntil = ContinuousClock.now
         do {
           // Attempts left pending by a tick that failed after its processor calls (the
-          // loop runs one tick at a time, so none is in flight here).
-          let resolved = try await scheduler.recoverPending()
-          if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s)") }
-          let report = try await scheduler.runDue()
+          // loop runs one tick at a time, so none is in flight here), resolved by their
+          // keys and recorded with the first batch due.
+          let report = try await scheduler.runDue(recording: try await scheduler.pendingAnswers())
+          if report.recoveredPending > 0 { logger.notice("resolved \(report.recoveredPending) pending charge attempt(s)") }
           if report.attempts > 0 || report.reminders > 0 || report.downgrades > 0 {
             logger.info("tick: \(report.attempts) attempts, \(report.succeeded) paid, \(report.reminders) reminders, \(report.downgrades) downgrades")
           }

@@ -76,45 +76,57 @@ public final class Scheduler {
   /// retried later under a new key.
   @discardableResult
   public func recoverPending() async throws -> Int {
+    let answers = try await pendingAnswers()
+    guard !answers.isEmpty else { return 0 }
+    // Every answer is recorded in one transaction.
+    try store.write { try recordRecovered(answers) }
+    return answers.count
+  }
+
+  /// A pending attempt with what the processor says of its key (nil: it never got it).
+  public typealias RecoveryAnswer = (attempt: PendingAttempt, outcome: ChargeOutcome?)
+
+  /// Every pending attempt with the processor's answer about its key; none when the
+  /// processor cannot be asked now (they wait for the next try).
+  public func pendingAnswers() async throws -> [RecoveryAnswer] {
     let pending = try store.pendingAttempts()
-    guard !pending.isEmpty else { return 0 }
-    let answers: [(PendingAttempt, ChargeOutcome?)]
+    guard !pending.isEmpty else { return [] }
     do {
-      answers = Array(zip(pending, try await processor.lookup(keys: pending.map(\.key))))
+      return Array(zip(pending, try await processor.lookup(keys: pending.map(\.key)))).map { (attempt: $0.0, outcome: $0.1) }
     } catch {
       logger.warning("cannot resolve \(pending.count) pending attempt(s) yet: \(String(describing: error))")
-      return 0
+      return []
     }
-    // Every answer is recorded in one transaction.
-    try store.write {
-      for (attempt, outcome) in answers {
-        switch outcome {
-        case .succeeded(let reference):
-          _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
-          try reschedule(attempt.invoiceIDs)
-        case .declined(let code):
-          // The round was cut short: it starts again, so the other cards are tried.
-          try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-          try continueRound(attempt.invoiceIDs)
-        case .failed(let code):
-          try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-          try store.recordRoundFailed(
-            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
-            wasScheduledRetry: false, actor: .system, config: config)
-          try reschedule(attempt.invoiceIDs)
-          try rescheduleAfterFreedCharge(attempt)
-        case nil:
-          try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
-          try store.recordRoundFailed(
-            invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
-            wasScheduledRetry: false, actor: .system, config: config)
-          try reschedule(attempt.invoiceIDs)
-          try rescheduleAfterFreedCharge(attempt)
-        }
-        logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
+  }
+
+  /// Records the processor's answers about pending attempts, in the caller's transaction.
+  func recordRecovered(_ answers: [RecoveryAnswer]) throws {
+    for (attempt, outcome) in answers {
+      switch outcome {
+      case .succeeded(let reference):
+        _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
+        try reschedule(attempt.invoiceIDs)
+      case .declined(let code):
+        // The round was cut short: it starts again, so the other cards are tried.
+        try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+        try continueRound(attempt.invoiceIDs)
+      case .failed(let code):
+        try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+        try store.recordRoundFailed(
+          invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+          wasScheduledRetry: false, actor: .system, config: config)
+        try reschedule(attempt.invoiceIDs)
+        try rescheduleAfterFreedCharge(attempt)
+      case nil:
+        try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
+        try store.recordRoundFailed(
+          invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+          wasScheduledRetry: false, actor: .system, config: config)
+        try reschedule(attempt.invoiceIDs)
+        try rescheduleAfterFreedCharge(attempt)
       }
+      logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
     }
-    return answers.count
   }
 
   /// A pending attempt counted toward its card's network limit; closed as an error it no
@@ -130,29 +142,56 @@ public final class Scheduler {
   /// Runs every action due by the store's clock, batch after batch, until none is left.
   @discardableResult
   public func runDue() async throws -> TickReport {
+    try await runDue(recording: [])
+  }
+
+  /// The same, first recording `answers` about pending attempts (`pendingAnswers()`) in the
+  /// transaction that starts the first batch, instead of in one of their own.
+  public func runDue(recording answers: [RecoveryAnswer]) async throws -> TickReport {
     var report = TickReport()
     let now = store.clock.now()
     if lastExpirySweep.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch >= 3600 }) ?? true {
       report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
       lastExpirySweep = now
     }
+    var unrecorded = answers
     var previous: [DueAction] = []
     while true {
-      let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
-      if due.isEmpty { break }
-      // Every batch carried out gives its invoices a later action or none. One that comes
-      // back unchanged would be run again and again at this instant: stop instead, naming it.
-      if Self.sameSchedule(due, previous) {
+      // One transaction: the answers not yet recorded, the look for what is due, and the
+      // batch's first step (its reminders and downgrades, its first pending attempts).
+      let start = try store.write { () throws -> BatchStart in
+        if !unrecorded.isEmpty { try recordRecovered(unrecorded) }
+        let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
+        if due.isEmpty { return .nothingDue }
+        // Every batch carried out gives its invoices a later action or none. One that comes
+        // back unchanged would be run again and again at this instant: stop instead, naming
+        // it (the answers recorded above are kept).
+        if Self.sameSchedule(due, previous) { return .stuck(due) }
+        return .started(due, try begin(due, report: &report))
+      }
+      report.recoveredPending += unrecorded.count
+      unrecorded = []
+      switch start {
+      case .nothingDue:
+        return report
+      case .stuck(let due):
         let item = due[0]
         throw StateError(
           subject: "invoice \(item.number)",
           rule: "the schedule does not advance: its \(item.action.rawValue) at \(item.at) came due again unchanged after being run"
             + (due.count > 1 ? " (with \(due.count - 1) other invoice(s))" : ""))
+      case .started(let due, var batch):
+        try await charge(&batch, report: &report)
+        previous = due
       }
-      report.add(try await run(due))
-      previous = due
     }
-    return report
+  }
+
+  /// What the transaction that starts a batch found.
+  enum BatchStart {
+    case nothingDue
+    case stuck([DueAction])
+    case started([DueAction], ChargeBatch)
   }
 
   /// Whether two batches of due actions are the same invoices with the same actions at the
@@ -161,18 +200,15 @@ public final class Scheduler {
     a.count == b.count && zip(a, b).allSatisfy { $0.invoiceID == $1.invoiceID && $0.action == $1.action && $0.at == $1.at }
   }
 
-  func run(_ due: [DueAction]) async throws -> TickReport {
-    var report = TickReport()
-    let charges = due.filter { $0.action == .charge }
+  /// The first step of a batch, in the caller's transaction: the reminders, downgrades and
+  /// other steps, and the first pending attempt of every charge round (committed before any
+  /// processor call).
+  func begin(_ due: [DueAction], report: inout TickReport) throws -> ChargeBatch {
     let others = due.filter { $0.action != .charge }
-    // The reminders, downgrades and other steps are committed with the batch's first
-    // pending attempts (one commit fewer per batch); without charges, on their own.
-    if !charges.isEmpty {
-      report.add(try await charge(charges, with: others))
-    } else if !others.isEmpty {
-      try store.write { try carryOut(others, report: &report) }
-    }
-    return report
+    if !others.isEmpty { try carryOut(others, report: &report) }
+    var batch = ChargeBatch(rounds: rounds(due.filter { $0.action == .charge }))
+    if !batch.rounds.isEmpty { try nextAttempts(&batch, report: &report) }
+    return batch
   }
 
   /// The due steps that are not charges, each with the invoice's next schedule.
@@ -214,7 +250,8 @@ public final class Scheduler {
     var lastAttempt: Int64?
   }
 
-  func charge(_ due: [DueAction], with others: [DueAction] = []) async throws -> TickReport {
+  /// One charge round per account and currency of the due charges.
+  func rounds(_ due: [DueAction]) -> [Round] {
     var rounds: [Round] = []
     var index: [String: Int] = [:]
     for item in due {
@@ -229,15 +266,13 @@ public final class Scheduler {
         rounds.append(Round(accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID], scheduledRetry: scheduled))
       }
     }
+    return rounds
+  }
 
-    // Each transaction records the outcomes of the calls just answered and writes the
-    // pending attempts of the next cards, committed before those calls are made.
-    var report = TickReport()
-    var batch = ChargeBatch(rounds: rounds)
-    try store.write {
-      if !others.isEmpty { try carryOut(others, report: &report) }
-      try nextAttempts(&batch, report: &report)
-    }
+  /// Calls the processor for the batch's pending attempts; each following transaction
+  /// records the outcomes of the calls just answered and writes the pending attempts of the
+  /// next cards, committed before those calls are made.
+  func charge(_ batch: inout ChargeBatch, report: inout TickReport) async throws {
     while !batch.calls.isEmpty {
       let outcomes = try await callProcessor(batch.calls.map(\.attempt))
       try store.write {
@@ -245,7 +280,6 @@ public final class Scheduler {
         try nextAttempts(&batch, report: &report)
       }
     }
-    return report
   }
 
   /// The rounds of a batch still going, and their calls at the processor.
@@ -259,14 +293,20 @@ public final class Scheduler {
   /// pay, end here.
   func nextAttempts(_ batch: inout ChargeBatch, report: inout TickReport) throws {
     var calls: [(round: Int, attempt: PendingAttempt)] = []
-    var exhausted: [Int] = []
+    // Rounds that end here, with their open invoices and the cards read for them.
+    var exhausted: [(round: Int, open: [Int64], cards: CardAvailability)] = []
+    // Accounts with a charge begun here: their cards' counts in the window have changed.
+    var charging: Set<Int64> = []
     for (i, round) in batch.rounds.enumerated() {
-      let cards = try store.chargeableCards(account: round.accountID, config: config).filter { !round.tried.contains($0.id) }
-      let parts = try store.openBalances(round.invoiceIDs).filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
+      let options = try store.chargeOptions(account: round.accountID, config: config)
+      let cards = options.cards.filter { !round.tried.contains($0.id) }
+      let balances = try store.openBalances(round.invoiceIDs)
+      let parts = balances.filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
       guard let card = cards.first, !parts.isEmpty else {
-        exhausted.append(i)
+        exhausted.append((i, balances.map(\.id), options.availability))
         continue
       }
+      charging.insert(round.accountID)
       let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
       let key = IdempotencyKey.make()
       let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
@@ -274,15 +314,17 @@ public final class Scheduler {
       batch.rounds[i].tried.insert(card.id)
       batch.rounds[i].lastAttempt = id
     }
-    for i in exhausted {
+    for (i, open, cards) in exhausted {
       let round = batch.rounds[i]
-      let open = try store.openBalances(round.invoiceIDs).map(\.id)
       if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
         try store.recordRoundFailed(
           invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
           wasScheduledRetry: round.scheduledRetry, actor: .scheduler, config: config)
       }
-      try reschedule(round.invoiceIDs)
+      // Recording the failure changes no card and no attempt: the policy gets the cards
+      // read above, unless a charge of the same account (another currency) began since.
+      var known: [Int64: CardAvailability] = charging.contains(round.accountID) ? [:] : [round.accountID: cards]
+      try store.reschedule(round.invoiceIDs, config: config, cards: &known)
     }
     report.attempts += calls.count
     batch.calls = calls
@@ -370,19 +412,18 @@ extension Scheduler {
   /// the next. The same code as the daemon's loop, minus the sleeping.
   public func runUntil(_ until: Instant, clock: ManualClock) async throws -> TickReport {
     var report = TickReport()
-    report.recoveredPending += try await recoverPending()
-    report.add(try await runDue())
+    // At each instant: the pending attempts resolved by their keys, recorded with the
+    // first batch due then.
+    report.add(try await runDue(recording: try await pendingAnswers()))
     var steps = 0
     while let next = try store.nextActionTime(), next <= until {
       steps += 1
       guard steps < 1_000_000 else { throw StateError(subject: "run-due", rule: "the schedule does not advance (stuck at \(next))") }
       clock.advance(to: next)
-      report.recoveredPending += try await recoverPending()
-      report.add(try await runDue())
+      report.add(try await runDue(recording: try await pendingAnswers()))
     }
     clock.advance(to: until)
-    report.recoveredPending += try await recoverPending()
-    report.add(try await runDue())
+    report.add(try await runDue(recording: try await pendingAnswers()))
     return report
   }
 }

@@ -47,7 +47,8 @@ public actor SimulatedProcessor: PaymentProcessor {
         reference    TEXT,
         created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
       ) STRICT;
-      CREATE INDEX IF NOT EXISTS charges_token ON charges (token);
+      DROP INDEX IF EXISTS charges_token;
+      CREATE INDEX IF NOT EXISTS charges_fail_token ON charges (token) WHERE token GLOB 'tok_fail*';
       """)
     self.db = db
     self.slowMilliseconds = slowMilliseconds
@@ -103,10 +104,13 @@ public actor SimulatedProcessor: PaymentProcessor {
     do {
       let outcomes = try db.write { _ in
         try batch.map { request -> (outcome: ChargeOutcome, fresh: Bool) in
-          if let known = try recorded(request.key) { return (known, false) }
           let outcome = request.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: request.kind, fullToken: request.token)
-          try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome)
-          return (outcome, true)
+          // A key already recorded keeps its first outcome (the insert is ignored).
+          if try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome) { return (outcome, true) }
+          guard let known = try recorded(request.key) else {
+            throw StateError(subject: "simulated processor", rule: "charge \(request.key) was neither recorded nor found")
+          }
+          return (known, false)
         }
       }
       for (request, outcome) in zip(batch, outcomes) { request.answer.resume(returning: outcome) }
@@ -135,7 +139,8 @@ public actor SimulatedProcessor: PaymentProcessor {
     if token.hasPrefix("tok_fail"), token.hasSuffix("_then_ok"),
       let n = Int(token.dropFirst("tok_fail".count).dropLast("_then_ok".count))
     {
-      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ?", fullToken) ?? 0
+      // The condition on the prefix lets SQLite use the partial index of these tokens.
+      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ? AND token GLOB 'tok_fail*'", fullToken) ?? 0
       if tries < n { return .declined(code: "insufficient_funds") }
     }
     return .succeeded(reference: "ch_" + String(UInt64.random(in: 1...UInt64.max), radix: 36))
@@ -150,15 +155,16 @@ public actor SimulatedProcessor: PaymentProcessor {
     }
   }
 
-  private func record(key: String, token: String, amount: Money, outcome: ChargeOutcome) throws {
+  /// Records a charge; false when its key was already recorded (nothing written).
+  private func record(key: String, token: String, amount: Money, outcome: ChargeOutcome) throws -> Bool {
     let (name, code, reference): (String, String?, String?)
     switch outcome {
     case .succeeded(let ref): (name, code, reference) = ("succeeded", nil, ref)
     case .declined(let c): (name, code, reference) = ("declined", c, nil)
     case .failed(let c): (name, code, reference) = ("failed", c, nil)
     }
-    try db.run(
-      "INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      key, token, amount.minorUnits, amount.currency.code, name, code, reference)
+    return try db.run(
+      "INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+      key, token, amount.minorUnits, amount.currency.code, name, code, reference) > 0
   }
 }

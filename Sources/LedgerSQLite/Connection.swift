@@ -57,6 +57,8 @@ public final class Connection {
   /// Whether this connection holds `writeLock` now.
   private var holdsWriteLock = false
   private let wal = WALCounter()
+  /// Runs this connection's due checkpoints when `checkpointOnOwnThread` is set.
+  private var checkpointer: Checkpointer?
 
   /// The WAL's page count after this connection's last commit, reported by SQLite's WAL hook.
   final class WALCounter {
@@ -100,6 +102,7 @@ public final class Connection {
   }()
 
   deinit {
+    checkpointer?.stop()
     recent.removeAll()
     cache.removeAll()
     // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
@@ -454,11 +457,22 @@ public final class Connection {
   }
 
   /// After a commit, still holding the lock: a passive checkpoint once the WAL has reached
-  /// the threshold. Its failure does not undo the commit; the next commit tries again.
+  /// the threshold, here or on the checkpointer's thread (which takes the lock once this
+  /// connection lets it go). Its failure does not undo the commit; the next commit tries again.
   private func checkpointIfDue() {
     let threshold = options.discipline.checkpointAfterPages
     guard threshold > 0, wal.pages >= threshold, !isInTransaction else { return }
+    if options.discipline.checkpointOnOwnThread, writeLock != nil {
+      if checkpointer == nil { checkpointer = Checkpointer(path: path, options: options) }
+      checkpointer?.request()
+      return
+    }
     _ = try? checkpointHoldingLock(.passive, readerWaitMilliseconds: 0, waited: .zero)
+  }
+
+  /// Waits until the checkpoints asked of the checkpointer's thread are done.
+  public func waitForCheckpoints() {
+    checkpointer?.waitUntilIdle()
   }
 
   /// The WAL's page count after this connection's last commit (0 after a complete checkpoint).

@@ -23,6 +23,10 @@ public struct WriteDiscipline: Sendable {
   /// commit, and the checkpoint holding writers off comes ten times less often than at
   /// SQLite's own 1,000.
   public var checkpointAfterPages = 10_000
+  /// The checkpoint a commit makes due runs on a thread of its own (`Checkpointer`), under
+  /// the same lock, instead of holding up the committing connection; its next write waits
+  /// for the lock if the copy is still going.
+  public var checkpointOnOwnThread = true
   /// A test hook: each write transaction sleeps this long before its COMMIT, holding the
   /// lock, so that a test can watch another process wait for it.
   public var holdWriteMilliseconds = 0
@@ -153,23 +157,73 @@ public final class WriteLock: Sendable {
   @discardableResult
   public func acquire(timeout: Duration, stopWaiting: (@Sendable () -> Bool)? = nil) throws -> Duration {
     let start = ContinuousClock.now
-    var pauseMicroseconds: UInt32 = 200
+    var pauseMicroseconds = 200
     while true {
+      let seen = released.count
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
       if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited) }
       if stopWaiting?() == true { throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true) }
-      usleep(pauseMicroseconds)
+      // A release in this process ends the pause at once; another process's is seen at the
+      // next try.
+      released.wait(whileCountIs: seen, microseconds: pauseMicroseconds)
       pauseMicroseconds = min(pauseMicroseconds * 2, 10_000)
     }
   }
 
   /// Releases the lock taken by `acquire` or `tryAcquire`.
   public func release() {
-    state.withLock { s in
-      guard s.held else { return }
+    let wasHeld = state.withLock { s -> Bool in
+      guard s.held else { return false }
       _ = flock(s.fd, LOCK_UN)
       s.held = false
+      return true
+    }
+    if wasHeld { released.signal() }
+  }
+
+  private let released = ReleaseSignal()
+
+  /// Counts this process's releases of the lock and wakes those waiting for one.
+  private final class ReleaseSignal: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var releases = 0
+
+    init() {
+      pthread_mutex_init(&mutex, nil)
+      pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+      pthread_cond_destroy(&condition)
+      pthread_mutex_destroy(&mutex)
+    }
+
+    var count: Int {
+      pthread_mutex_lock(&mutex)
+      defer { pthread_mutex_unlock(&mutex) }
+      return releases
+    }
+
+    func signal() {
+      pthread_mutex_lock(&mutex)
+      releases &+= 1
+      pthread_cond_broadcast(&condition)
+      pthread_mutex_unlock(&mutex)
+    }
+
+    /// Waits up to `microseconds` unless a release has come since `count` was `seen`.
+    func wait(whileCountIs seen: Int, microseconds: Int) {
+      var now = timespec()
+      clock_gettime(CLOCK_REALTIME, &now)
+      let nanoseconds = Int(now.tv_nsec) + microseconds * 1000
+      var deadline = timespec(tv_sec: now.tv_sec + nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
+      pthread_mutex_lock(&mutex)
+      while releases == seen {
+        if pthread_cond_timedwait(&condition, &mutex, &deadline) != 0 { break }
+      }
+      pthread_mutex_unlock(&mutex)
     }
   }
 

@@ -216,8 +216,13 @@ extension LedgerStore {
   /// then the others oldest first; expired cards, cards needing an update and cards at the
   /// network's limit of charges in the window are left out.
   public func chargeableCards(account: Int64, config: DunningConfig) throws -> [ChargeCard] {
+    try chargeOptions(account: account, config: config).cards
+  }
+
+  /// The same cards, with the availability they come from (which the policy reads too).
+  public func chargeOptions(account: Int64, config: DunningConfig) throws -> (cards: [ChargeCard], availability: CardAvailability) {
     let (cards, availability) = try cardAvailability(account: account, config: config)
-    return availability.chargeable.compactMap { cards[$0] }
+    return (availability.chargeable.compactMap { cards[$0] }, availability)
   }
 
   /// The account's cards, and what the card rules and the network's limit allow of them now
@@ -348,31 +353,42 @@ extension LedgerStore {
   ) throws {
     let at = now
     let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
+    // Each invoice is updated and read back (number, what is due, deadline) in one statement.
+    var numbers: [String] = []
+    var dues: [Money] = []
+    var downgradeOn: String?
     for id in invoiceIDs {
-      try db.run(
-        """
-        UPDATE invoices SET
-          dunning_started_at = coalesce(dunning_started_at, ?1),
-          grace_deadline = coalesce(grace_deadline, ?2),
-          last_failure = ?3, charge_requested_at = NULL,
-          retries_done = retries_done + ?4
-        WHERE id = ?5
-        """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
+      guard
+        let row = try db.queryOne(
+          """
+          UPDATE invoices SET
+            dunning_started_at = coalesce(dunning_started_at, ?1),
+            grace_deadline = coalesce(grace_deadline, ?2),
+            last_failure = ?3, charge_requested_at = NULL,
+            retries_done = retries_done + ?4
+          WHERE id = ?5
+          RETURNING number, currency, grace_deadline,
+            CASE WHEN status = 'open' OR status = 'uncollectible'
+              THEN total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = invoices.id)
+              ELSE 0 END AS due_minor
+          """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
+      else { throw NotFoundError(field: "invoice", value: String(id)) }
+      numbers.append(try row.string("number"))
+      dues.append(Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency"))))
+      if let graceDeadline = try row.optionalString("grace_deadline") { downgradeOn = min(downgradeOn ?? graceDeadline, graceDeadline) }
     }
+    guard let first = dues.first else { return }
     try markPastDue(account: account, actor: actor)
-    let account = try requireAccount(account)
-    let invoices = try invoiceIDs.map { try requireInvoice(id: $0) }
-    let numbers = invoices.map(\.number)
-    let amount = try Money.sum(invoices.map(\.due), currency: invoices[0].due.currency)
-    let downgradeOn = invoices.compactMap(\.graceDeadline).min()
+    let amount = try Money.sum(dues, currency: first.currency)
     try recordEvent(
-      account: account.id, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
+      account: account, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
       reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"
         + (reason.map { ": \($0.rawValue)" } ?? ": no usable card") + "; downgrade on \(downgradeOn ?? "?") unless paid",
       data: ["reason": reason?.rawValue ?? "no_usable_card"])
     // A processing error is the processor's fault, not the customer's: it is retried within
     // hours without an email (the reminders still say when the downgrade would come).
     guard reason != .processingError else { return }
+    let account = try requireAccount(account)
     try enqueue(
       key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(invoiceIDs[0])-\(at)"), account: account, invoice: invoiceIDs.first,
       kind: "charge_failed",

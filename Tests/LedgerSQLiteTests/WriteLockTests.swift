@@ -112,11 +112,13 @@ import Testing
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 0)
   }
 
-  /// A commit that takes the WAL past the threshold checkpoints it before the lock is released.
+  /// A commit that takes the WAL past the threshold checkpoints it before the lock is
+  /// released (when checkpoints are made on the committing connection).
   @Test func aCommitPastTheThresholdCheckpoints() throws {
     let tmp = TempDatabase()
     var o = options()
     o.discipline.checkpointAfterPages = 50
+    o.discipline.checkpointOnOwnThread = false
     let db = try Connection(path: tmp.path, options: o)
     try db.enableWAL()
     try db.execute("CREATE TABLE t (x TEXT)")
@@ -127,6 +129,35 @@ import Testing
     let after = try db.checkpoint(.passive)
     #expect(after.complete)
     #expect(after.walFrames == after.checkpointedFrames)
+  }
+
+  /// By default the checkpoint a commit makes due runs on the checkpointer's thread, which
+  /// waits for the write lock: nothing reaches the database file while another holder has
+  /// the lock, and everything does once it is let go.
+  @Test func aDueCheckpointOnItsOwnThreadWaitsForTheLock() throws {
+    let tmp = TempDatabase()
+    var o = options()
+    o.discipline.checkpointAfterPages = 50
+    #expect(o.discipline.checkpointOnOwnThread)
+    let db = try Connection(path: tmp.path, options: o)
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x TEXT)")
+    _ = try db.checkpoint(.passive)
+    func fileSize() throws -> Int { (try FileManager.default.attributesOfItem(atPath: tmp.path)[.size] as? Int) ?? -1 }
+    let before = try fileSize()
+    try db.withWriteLock {
+      try db.write { db in for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) } }
+      #expect(db.walPagesAfterLastCommit >= 50)
+      // The checkpointer has been asked, and waits: the lock is still held here.
+      usleep(300_000)
+      #expect(try fileSize() == before)
+    }
+    db.waitForCheckpoints()
+    #expect(try fileSize() > before)
+    // All of the WAL is in the database: the next commit starts it over.
+    _ = try db.write { db in try db.run("INSERT INTO t VALUES ('z')") }
+    #expect(db.walPagesAfterLastCommit > 0 && db.walPagesAfterLastCommit < 10)
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 401)
   }
 
   @Test func aTruncatingCheckpointEmptiesTheWAL() throws {
