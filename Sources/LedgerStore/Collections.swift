@@ -230,8 +230,9 @@ extension LedgerStore {
   func cardAvailability(account: Int64, config: DunningConfig) throws -> (cards: [Int64: ChargeCard], availability: CardAvailability) {
     var summaries: [CardSummary] = []
     var byID: [Int64: ChargeCard] = [:]
-    // Each card comes with how many of its attempts count toward the limit in the window;
-    // the times themselves are read only for a card at the limit (when it frees up).
+    // Each card comes with how many of its attempts count toward the limit in the window
+    // (all but errors: the index `charge_attempts_card` holds exactly those); the times
+    // themselves are read only for a card at the limit (when it frees up).
     let now = clock.now()
     let windowStart = now.adding(days: -config.cardChargeWindowDays).iso8601
     let limit = Int64(max(config.maxChargesPerCard, 1))
@@ -239,8 +240,7 @@ extension LedgerStore {
     for row in try db.query(
       """
       SELECT c.id, c.token, c.brand, c.last4, c.is_default, c.status, c.exp_month, c.exp_year,
-        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2
-           AND (a.status = 'pending' OR a.status = 'succeeded' OR a.status = 'declined')) AS counted
+        (SELECT count(*) FROM charge_attempts a WHERE a.card_id = c.id AND a.created_at > ?2 AND a.status <> 'error') AS counted
       FROM cards c WHERE c.account_id = ?1 AND c.status <> 'removed' ORDER BY c.id
       """, account, windowStart)
     {
@@ -261,7 +261,7 @@ extension LedgerStore {
       charges[card] = try db.query(
         """
         SELECT created_at FROM charge_attempts
-        WHERE card_id = ?1 AND created_at > ?2 AND (status = 'pending' OR status = 'succeeded' OR status = 'declined')
+        WHERE card_id = ?1 AND created_at > ?2 AND status <> 'error'
         """, card, windowStart
       ).map { try Instant(iso8601: try $0.string("created_at")) }
     }

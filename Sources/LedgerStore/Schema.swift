@@ -17,6 +17,7 @@ public enum LedgerSchema {
     ("0003_reconciliation.sql", PackageResources._003_reconciliation_sql),
     ("0004_scheduler_indexes.sql", PackageResources._004_scheduler_indexes_sql),
     ("0005_checks_without_in_lists.sql", PackageResources._005_checks_without_in_lists_sql),
+    ("0006_counted_attempts_index.sql", PackageResources._006_counted_attempts_index_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -68,7 +68,9 @@ import Testing
     let objectsBefore = try Self.objects(db)
     #expect((before["journal_lines"]?.count ?? 0) > 0 && (before["events"]?.count ?? 0) > 0 && (before["outbox"]?.count ?? 0) > 0)
 
-    let outcome = try LedgerSchema.migrator().migrate(db, now: "2026-11-24T10:00:00Z")
+    // 0005 on its own (later migrations change indexes, which this compares).
+    let upTo0005 = try Migrator(migrations: LedgerSchema.migrations().filter { $0.version <= 5 }, applicationID: LedgerSchema.applicationID)
+    let outcome = try upTo0005.migrate(db, now: "2026-11-24T10:00:00Z")
     #expect(outcome.applied == ["0005_checks_without_in_lists.sql"])
     #expect(try Self.contents(db) == before)
     #expect(try Self.objects(db) == objectsBefore)

@@ -33,11 +33,45 @@ import Testing
     let ledger = try TestLedger()
     let plan = try ledger.db.query(
       """
-      EXPLAIN QUERY PLAN SELECT count(*) FROM charge_attempts a WHERE a.card_id = ?1 AND a.created_at > ?2
-        AND (a.status = 'pending' OR a.status = 'succeeded' OR a.status = 'declined')
+      EXPLAIN QUERY PLAN SELECT count(*) FROM charge_attempts a WHERE a.card_id = ?1 AND a.created_at > ?2 AND a.status <> 'error'
       """, 1, "2026-10-24T10:00:00Z"
     ).map { try $0.string("detail") }.joined(separator: "; ")
     #expect(plan.contains("COVERING INDEX charge_attempts_card"), "\(plan)")
+  }
+
+  /// The index holds the attempts that count toward the limit and no others: an attempt
+  /// closed as an error leaves it, one declined or paid stays.
+  @Test func onlyAttemptsThatCountAreInTheCardsIndex() throws {
+    let ledger = try TestLedger()
+    let account = try ledger.account()
+    let card = try ledger.card(account.id, "tok_ok.index")
+    func insert(_ key: String, _ status: String) throws {
+      let resolved: String? = status == "pending" ? nil : "2026-11-23T10:00:00Z"
+      let reason: String? = status == "declined" || status == "error" ? "processing_error" : nil
+      let ref: String? = status == "succeeded" ? "ch_1" : nil
+      _ = try ledger.store.write {
+        try ledger.db.run(
+          """
+          INSERT INTO charge_attempts (idempotency_key, account_id, card_id, amount_minor, currency, status, reason, processor_ref, actor, created_at, resolved_at)
+          VALUES (?, ?, ?, 1900, 'EUR', ?, ?, ?, 'scheduler', '2026-11-23T09:00:00Z', ?)
+          """, key, account.id, card.id, status, reason, ref, resolved)
+      }
+    }
+    for (n, status) in ["pending", "succeeded", "declined", "error", "error"].enumerated() { try insert("key_index_\(n)", status) }
+    // ANALYZE's first figure for an index is the number of entries in it.
+    func indexed() throws -> Int64 {
+      try ledger.store.write { try ledger.db.execute("ANALYZE charge_attempts_card") }
+      let stat = try ledger.db.scalarText("SELECT stat FROM sqlite_stat1 WHERE idx = 'charge_attempts_card'") ?? ""
+      return Int64(stat.split(separator: " ").first ?? "") ?? -1
+    }
+    #expect(try indexed() == 3)
+    // The pending one closed as an error leaves the index.
+    _ = try ledger.store.write {
+      try ledger.db.run(
+        "UPDATE charge_attempts SET status = 'error', reason = 'processing_error', resolved_at = '2026-11-23T10:00:00Z' WHERE idempotency_key = 'key_index_0'")
+    }
+    #expect(try indexed() == 2)
+    #expect(try ledger.db.scalarText("PRAGMA integrity_check") == "ok")
   }
 }
 
