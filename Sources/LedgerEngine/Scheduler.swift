@@ -148,13 +148,25 @@ public final class Scheduler {
   /// The same, first recording `answers` about pending attempts (`pendingAnswers()`) in the
   /// transaction that starts the first batch, instead of in one of their own.
   public func runDue(recording answers: [RecoveryAnswer]) async throws -> TickReport {
+    var unrecorded = answers
+    do {
+      return try await runDue(recording: &unrecorded)
+    } catch {
+      // What the processor said is worth keeping even when the batch it was to start with
+      // failed: recorded on its own (if that fails too, the attempts stay pending and are
+      // asked about again).
+      if !unrecorded.isEmpty { _ = try? store.write { try recordRecovered(unrecorded) } }
+      throw error
+    }
+  }
+
+  private func runDue(recording unrecorded: inout [RecoveryAnswer]) async throws -> TickReport {
     var report = TickReport()
     let now = store.clock.now()
     if lastExpirySweep.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch >= 3600 }) ?? true {
       report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
       lastExpirySweep = now
     }
-    var unrecorded = answers
     var previous: [DueAction] = []
     while true {
       // One transaction: the answers not yet recorded, the look for what is due, and the
@@ -274,7 +286,7 @@ public final class Scheduler {
   /// next cards, committed before those calls are made.
   func charge(_ batch: inout ChargeBatch, report: inout TickReport) async throws {
     while !batch.calls.isEmpty {
-      let outcomes = try await callProcessor(batch.calls.map(\.attempt))
+      let outcomes = await callProcessor(batch.calls.map(\.attempt))
       try store.write {
         try recordOutcomes(&batch, outcomes, report: &report)
         try nextAttempts(&batch, report: &report)
@@ -374,7 +386,7 @@ public final class Scheduler {
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
   /// answer came back.
-  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
+  func callProcessor(_ attempts: [PendingAttempt]) async -> [ChargeOutcome?] {
     let requests = attempts.map { ChargeRequest(key: $0.key, token: $0.token, amount: $0.amount) }
     return zip(attempts, await processor.charge(requests, maxInFlight: maxInFlight)).map { attempt, result in
       switch result {

@@ -76,7 +76,8 @@ public struct WriteLockUnavailable: Error, CustomStringConvertible, Sendable {
 /// process keeps one `WriteLock` per database file (`forDatabase(_:)`) whose single
 /// descriptor carries the lock for every connection of the process, and a flag under a
 /// mutex excludes those connections from each other. Waiting polls with short sleeps up to
-/// the timeout: a blocking `flock` could not be bounded.
+/// the timeout (a blocking `flock` could not be bounded); a release by another connection
+/// of this process ends the sleep at once.
 public final class WriteLock: Sendable {
   /// The lock file, beside the database.
   public let path: String
@@ -186,44 +187,52 @@ public final class WriteLock: Sendable {
 
   /// Counts this process's releases of the lock and wakes those waiting for one.
   private final class ReleaseSignal: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var condition = pthread_cond_t()
+    // Heap-allocated: a pthread mutex and condition must not move.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var releases = 0
 
     init() {
-      pthread_mutex_init(&mutex, nil)
-      pthread_cond_init(&condition, nil)
+      pthread_mutex_init(mutex, nil)
+      // Deadlines on the monotonic clock: a step of the wall clock cannot stretch a pause.
+      var attributes = pthread_condattr_t()
+      pthread_condattr_init(&attributes)
+      pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+      pthread_cond_init(condition, &attributes)
+      pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-      pthread_cond_destroy(&condition)
-      pthread_mutex_destroy(&mutex)
+      pthread_cond_destroy(condition)
+      pthread_mutex_destroy(mutex)
+      condition.deallocate()
+      mutex.deallocate()
     }
 
     var count: Int {
-      pthread_mutex_lock(&mutex)
-      defer { pthread_mutex_unlock(&mutex) }
+      pthread_mutex_lock(mutex)
+      defer { pthread_mutex_unlock(mutex) }
       return releases
     }
 
     func signal() {
-      pthread_mutex_lock(&mutex)
+      pthread_mutex_lock(mutex)
       releases &+= 1
-      pthread_cond_broadcast(&condition)
-      pthread_mutex_unlock(&mutex)
+      pthread_cond_broadcast(condition)
+      pthread_mutex_unlock(mutex)
     }
 
     /// Waits up to `microseconds` unless a release has come since `count` was `seen`.
     func wait(whileCountIs seen: Int, microseconds: Int) {
       var now = timespec()
-      clock_gettime(CLOCK_REALTIME, &now)
+      clock_gettime(CLOCK_MONOTONIC, &now)
       let nanoseconds = Int(now.tv_nsec) + microseconds * 1000
       var deadline = timespec(tv_sec: now.tv_sec + nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
-      pthread_mutex_lock(&mutex)
+      pthread_mutex_lock(mutex)
       while releases == seen {
-        if pthread_cond_timedwait(&condition, &mutex, &deadline) != 0 { break }
+        if pthread_cond_timedwait(condition, mutex, &deadline) != 0 { break }
       }
-      pthread_mutex_unlock(&mutex)
+      pthread_mutex_unlock(mutex)
     }
   }
 

@@ -61,6 +61,30 @@ final class Bench {
     #expect(try b.store.check().ok)
   }
 
+  /// The answers about pending attempts are recorded with the first batch due; when that
+  /// batch fails, they are recorded on their own, and the batch's work is not.
+  @Test func answersAreKeptWhenTheBatchTheyStartWithFails() async throws {
+    let b = try Bench()
+    let lost = try b.accountWithInvoice(token: "tok_lost")
+    #expect(try await b.scheduler.runDue().unresolved == 1)
+    let other = try b.accountWithInvoice(token: "tok_ok.other")
+    // The next attempt cannot be written: the first batch fails.
+    try b.store.db.execute("CREATE TEMP TRIGGER no_attempts BEFORE INSERT ON charge_attempts BEGIN SELECT RAISE(ABORT, 'no attempts here'); END")
+    let answers = try await b.scheduler.pendingAnswers()
+    #expect(answers.count == 1)
+    await #expect(throws: (any Error).self) { try await b.scheduler.runDue(recording: answers) }
+    #expect(try b.store.invoice(id: lost.id)?.status == .paid, "the lost answer's payment is recorded")
+    #expect(try b.count("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == 0)
+    #expect(try b.store.invoice(id: other.id)?.status == .open)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1, "nothing of the failed batch is written")
+    try b.store.db.execute("DROP TRIGGER no_attempts")
+    // With the answers recorded, the next run charges the other invoice only.
+    #expect(try await b.scheduler.runDue(recording: try await b.scheduler.pendingAnswers()).attempts == 1)
+    #expect(try b.store.invoice(id: other.id)?.status == .paid)
+    #expect(try await b.processor.succeededCharges().count == 2)
+    #expect(try b.store.check().ok)
+  }
+
   @Test func anAttemptThatNeverReachedTheProcessorIsClosedAndRetriedLater() async throws {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
