@@ -286,7 +286,7 @@ public final class Scheduler {
   /// next cards, committed before those calls are made.
   func charge(_ batch: inout ChargeBatch, report: inout TickReport) async throws {
     while !batch.calls.isEmpty {
-      let outcomes = await callProcessor(batch.calls.map(\.attempt))
+      let outcomes = try await callProcessor(batch.calls.map(\.attempt))
       try store.write {
         try recordOutcomes(&batch, outcomes, report: &report)
         try nextAttempts(&batch, report: &report)
@@ -386,16 +386,36 @@ public final class Scheduler {
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
   /// answer came back.
-  func callProcessor(_ attempts: [PendingAttempt]) async -> [ChargeOutcome?] {
-    let requests = attempts.map { ChargeRequest(key: $0.key, token: $0.token, amount: $0.amount) }
-    return zip(attempts, await processor.charge(requests, maxInFlight: maxInFlight)).map { attempt, result in
-      switch result {
-      case .success(let outcome): return outcome
-      case .failure(let error):
-        logger.warning("charge \(attempt.key) has no answer: \(String(describing: error))")
-        return nil
+  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
+    var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
+    let processor = self.processor
+    let logger = self.logger
+    try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
+      var next = 0
+      func launch(_ i: Int) {
+        let attempt = attempts[i]
+        group.addTask {
+          do {
+            return (i, try await processor.charge(key: attempt.key, token: attempt.token, amount: attempt.amount))
+          } catch {
+            logger.warning("charge \(attempt.key) has no answer: \(String(describing: error))")
+            return (i, nil)
+          }
+        }
+      }
+      while next < min(maxInFlight, attempts.count) {
+        launch(next)
+        next += 1
+      }
+      while let (i, outcome) = try await group.next() {
+        results[i] = outcome
+        if next < attempts.count {
+          launch(next)
+          next += 1
+        }
       }
     }
+    return results
   }
 }
 

@@ -86,84 +86,37 @@ public actor SimulatedProcessor: PaymentProcessor {
     // A repeated key gets the first answer: the timeout and the lost answer apply only to
     // the request that made the charge.
     guard fresh else { return outcome }
-    if token == "tok_timeout" { try await Task.sleep(for: .milliseconds(timeoutMilliseconds)) }
-    return try Self.answer(kind: token, outcome, timeoutMilliseconds: timeoutMilliseconds).get()
+    if token == "tok_timeout" {
+      try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
+      throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")
+    }
+    if token == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
+    return outcome
   }
 
-  /// Decides and records every queued request in one transaction, then answers each caller.
+  /// Decides and records every queued request in one transaction (a key already recorded
+  /// gets its recorded outcome), then answers each caller.
   private func flush() {
     flushScheduled = false
     let batch = queued
     queued = []
     guard !batch.isEmpty else { return }
     do {
-      let outcomes = try record(batch.map { (key: $0.key, token: $0.token, kind: $0.kind, amount: $0.amount) })
+      let outcomes = try db.write { _ in
+        try batch.map { request -> (outcome: ChargeOutcome, fresh: Bool) in
+          let outcome = request.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: request.kind, fullToken: request.token)
+          // A key already recorded keeps its first outcome (the insert is ignored).
+          if try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome) { return (outcome, true) }
+          guard let known = try recorded(request.key) else {
+            throw StateError(subject: "simulated processor", rule: "charge \(request.key) was neither recorded nor found")
+          }
+          return (known, false)
+        }
+      }
       for (request, outcome) in zip(batch, outcomes) { request.answer.resume(returning: outcome) }
     } catch {
       for request in batch { request.answer.resume(throwing: error) }
     }
-  }
-
-  /// Decides and records charges in one transaction; a key already recorded gets its
-  /// recorded outcome (`fresh` false).
-  private func record(_ group: [(key: String, token: String, kind: String, amount: Money)]) throws -> [(outcome: ChargeOutcome, fresh: Bool)] {
-    try db.write { _ in
-      try group.map { request -> (outcome: ChargeOutcome, fresh: Bool) in
-        let outcome = request.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: request.kind, fullToken: request.token)
-        // A key already recorded keeps its first outcome (the insert is ignored).
-        if try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome) { return (outcome, true) }
-        guard let known = try recorded(request.key) else {
-          throw StateError(subject: "simulated processor", rule: "charge \(request.key) was neither recorded nor found")
-        }
-        return (known, false)
-      }
-    }
-  }
-
-  /// Many charges at once. Those answered without waiting are decided and recorded here, in
-  /// groups of `maxInFlight` (one transaction each, answered after its commit), with no task
-  /// per call; a slow or timing-out token with a wait configured takes the one-call path,
-  /// `maxInFlight` at a time after them.
-  public func charge(_ requests: [ChargeRequest], maxInFlight: Int) async -> [Result<ChargeOutcome, any Error>] {
-    var results = [Result<ChargeOutcome, any Error>?](repeating: nil, count: requests.count)
-    var waiting: [Int] = []
-    var group: [(index: Int, request: (key: String, token: String, kind: String, amount: Money))] = []
-    func answer(_ group: [(index: Int, request: (key: String, token: String, kind: String, amount: Money))]) {
-      do {
-        for ((i, request), (outcome, fresh)) in zip(group, try record(group.map(\.request))) {
-          results[i] = fresh ? Self.answer(kind: request.kind, outcome, timeoutMilliseconds: 0) : .success(outcome)
-        }
-      } catch {
-        for (i, _) in group { results[i] = .failure(error) }
-      }
-    }
-    for (i, request) in requests.enumerated() {
-      let kind = String(request.token.prefix { $0 != "." })
-      if (kind == "tok_slow" && slowMilliseconds > 0) || (kind == "tok_timeout" && timeoutMilliseconds > 0) {
-        waiting.append(i)
-        continue
-      }
-      group.append((i, (request.key, request.token, kind, request.amount)))
-      if group.count >= max(maxInFlight, 1) {
-        answer(group)
-        group = []
-      }
-    }
-    if !group.isEmpty { answer(group) }
-    if !waiting.isEmpty {
-      let answers = await eachInFlight(waiting.map { requests[$0] }, maxInFlight: maxInFlight) { request in
-        try await self.charge(key: request.key, token: request.token, amount: request.amount)
-      }
-      for (i, result) in zip(waiting, answers) { results[i] = result }
-    }
-    return results.map { $0 ?? .failure(ProcessorUnreachable("no answer")) }
-  }
-
-  /// What the caller of a charge just made hears: a timeout and a lost answer are no answer.
-  private static func answer(kind: String, _ outcome: ChargeOutcome, timeoutMilliseconds: Int) -> Result<ChargeOutcome, any Error> {
-    if kind == "tok_timeout" { return .failure(ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")) }
-    if kind == "tok_lost" { return .failure(ProcessorUnreachable("the connection dropped before the answer arrived")) }
-    return .success(outcome)
   }
 
   public func lookup(key: String) async throws -> ChargeOutcome? { try recorded(key) }

@@ -313,17 +313,14 @@ extension LedgerStore {
     try db.run(
       "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
       processorRef, now, attempt.id)
-    let payment = try applyPayment(
-      account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
-      chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)
-    // The charge asked for by a card change is done. A paid invoice was cleared as it was
-    // closed; the others (`invoiceIDs` are the attempt's charge_attempt_invoices) one by one,
-    // since an `IN (SELECT …)` would build a temporary table at every charge.
-    let paid = Set(payment.paidInvoiceIDs)
-    for id in attempt.invoiceIDs where !paid.contains(id) {
+    // The attempt's invoices (`invoiceIDs` are its charge_attempt_invoices), one by one: an
+    // `IN (SELECT …)` would build a temporary table at every charge.
+    for id in attempt.invoiceIDs {
       try db.run("UPDATE invoices SET charge_requested_at = NULL WHERE id = ?", id)
     }
-    return payment
+    return try applyPayment(
+      account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
+      chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)
   }
 
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.

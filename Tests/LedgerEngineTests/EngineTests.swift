@@ -184,49 +184,6 @@ final class Bench {
       #expect((n < 2) == (outcome == .declined(code: "insufficient_funds")))
     }
   }
-
-  /// The many-at-once path answers as the one-call path does: per token, a repeated key
-  /// (within the call or from before) gets the first answer, and nothing is charged twice.
-  @Test func chargesAskedTogetherAreAnsweredAsOneByOne() async throws {
-    let b = try Bench()
-    let amount = Money(minorUnits: 900, currency: .eur)
-    let before = try await b.processor.charge(key: "old", token: "tok_ok.old", amount: amount)
-    let tokens = ["tok_ok.a", "tok_decline_expired_card.b", "tok_error_processing_error.c", "tok_lost.d", "tok_timeout.e", "tok_slow.f"]
-    var requests = tokens.enumerated().map { ChargeRequest(key: "batch-\($0.offset)", token: $0.element, amount: amount) }
-    requests += (0..<3).map { ChargeRequest(key: "fail-\($0)", token: "tok_fail2_then_ok.g", amount: amount) }
-    requests.append(ChargeRequest(key: "batch-0", token: "tok_ok.a", amount: amount))  // the same key again
-    requests.append(ChargeRequest(key: "old", token: "tok_ok.old", amount: amount))  // a key charged before
-    let results = await b.processor.charge(requests, maxInFlight: 4)
-    #expect(results.count == requests.count)
-    func outcome(_ i: Int) -> ChargeOutcome? { try? results[i].get() }
-    guard case .succeeded = outcome(0) else { Issue.record("tok_ok pays: \(results[0])"); return }
-    #expect(outcome(1) == .declined(code: "expired_card"))
-    #expect(outcome(2) == .failed(code: "processing_error"))
-    #expect(outcome(3) == nil, "tok_lost loses the answer")
-    #expect(outcome(4) == nil, "tok_timeout never answers")
-    guard case .succeeded = outcome(5) else { Issue.record("tok_slow pays: \(results[5])"); return }
-    #expect(outcome(6) == .declined(code: "insufficient_funds"))
-    #expect(outcome(7) == .declined(code: "insufficient_funds"))
-    guard case .succeeded = outcome(8) else { Issue.record("the third charge of tok_fail2_then_ok pays"); return }
-    #expect(outcome(9) == outcome(0), "a repeated key gets the first answer")
-    #expect(outcome(10) == before, "a key charged before gets its answer")
-    // The lost answer's charge was made; the timeout's was recorded as failed.
-    let answers = try await b.processor.lookup(keys: ["batch-3", "batch-4"])
-    guard case .succeeded = answers[0] else { Issue.record("tok_lost charged: \(String(describing: answers[0]))"); return }
-    #expect(answers[1] == .failed(code: "timeout"))
-    let keys = try await b.processor.succeededCharges().map(\.key)
-    #expect(keys.sorted() == ["batch-0", "batch-3", "batch-5", "fail-2", "old"])
-
-    // With waits configured, the slow and timing-out tokens wait, beside the others.
-    let waiting = try SimulatedProcessor(path: b.directory + "/waiting.db", slowMilliseconds: 40, timeoutMilliseconds: 40)
-    let start = ContinuousClock.now
-    let mixed = await waiting.charge(
-      ["tok_ok.w", "tok_slow.w", "tok_timeout.w"].map { ChargeRequest(key: "w-\($0)", token: $0, amount: amount) }, maxInFlight: 2)
-    #expect(ContinuousClock.now - start >= .milliseconds(40))
-    guard case .succeeded = try? mixed[0].get(), case .succeeded = try? mixed[1].get() else { Issue.record("\(mixed)"); return }
-    #expect((try? mixed[2].get()) == nil)
-    #expect(try await waiting.succeededCharges().count == 2)
-  }
 }
 
 @Suite struct ConfigTests {
