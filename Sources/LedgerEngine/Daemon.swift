@@ -31,7 +31,8 @@ public struct LedgerDaemon: Service {
   /// The spool directory when the config names none: `<db>.outbox` beside the ledger.
   public var defaultSpool: String
   /// The write lock and checkpoint policy of the daemon's connection. Its commits that
-  /// take the WAL past `checkpointAfterPages` checkpoint it under the lock at once.
+  /// take the WAL past `checkpointAfterPages` have it checkpointed under the lock, on the
+  /// checkpointer's thread (`checkpointOnOwnThread`).
   public var discipline = WriteDiscipline()
   /// Between ticks, the WAL left by anyone's commits is checkpointed (truncated) under the
   /// write lock at most this often.
