@@ -111,22 +111,24 @@ public final class Scheduler {
         try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
         try continueRound(attempt.invoiceIDs)
       case .failed(let code):
-        try store.recordChargeFailed(attempt, status: .error, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-        try store.recordRoundFailed(
-          invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
-          wasScheduledRetry: false, actor: .system, config: config)
-        try reschedule(attempt.invoiceIDs)
-        try rescheduleAfterFreedCharge(attempt)
+        try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
       case nil:
-        try store.recordChargeFailed(attempt, status: .error, rawCode: "not_received", reason: .processingError, actor: .system)
-        try store.recordRoundFailed(
-          invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
-          wasScheduledRetry: false, actor: .system, config: config)
-        try reschedule(attempt.invoiceIDs)
-        try rescheduleAfterFreedCharge(attempt)
+        try closeAsError(attempt, rawCode: "not_received", reason: .processingError)
       }
       logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
     }
+  }
+
+  /// A pending attempt the processor failed on or never got: closed as an error, its round
+  /// failed (a processing error, retried within hours), its invoices and the account's
+  /// others asked again.
+  func closeAsError(_ attempt: PendingAttempt, rawCode: String, reason: DeclineReason) throws {
+    try store.recordChargeFailed(attempt, status: .error, rawCode: rawCode, reason: reason, actor: .system)
+    try store.recordRoundFailed(
+      invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+      wasScheduledRetry: false, actor: .system, config: config)
+    try reschedule(attempt.invoiceIDs)
+    try rescheduleAfterFreedCharge(attempt)
   }
 
   /// A pending attempt counted toward its card's network limit; closed as an error it no

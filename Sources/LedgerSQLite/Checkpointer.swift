@@ -21,7 +21,6 @@ final class Checkpointer: @unchecked Sendable {
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
   private var requested = false
-  private var running = false
   private var busy = false
   private var thread: pthread_t?
   /// Set by `stop()`; also ends a wait for the lock (held by another process) at once.
@@ -64,8 +63,7 @@ final class Checkpointer: @unchecked Sendable {
     defer { pthread_mutex_unlock(mutex) }
     guard !stopping.isSet else { return }
     requested = true
-    if !running {
-      running = true
+    if thread == nil {
       var created = pthread_t()
       let context = Unmanaged.passRetained(self).toOpaque()
       if pthread_create(&created, nil, { context in
@@ -77,7 +75,6 @@ final class Checkpointer: @unchecked Sendable {
       } else {
         // No thread: the request is dropped, and the next commit asks again.
         Unmanaged<Checkpointer>.fromOpaque(context).release()
-        running = false
         requested = false
         return
       }
@@ -111,7 +108,6 @@ final class Checkpointer: @unchecked Sendable {
       while !requested && !stopping.isSet { pthread_cond_wait(wake, mutex) }
       if stopping.isSet {
         requested = false
-        running = false
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(mutex)
         return
