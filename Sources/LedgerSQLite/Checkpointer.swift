@@ -36,14 +36,13 @@ final class Checkpointer: @unchecked Sendable {
     self.path = path
     var own = options
     // The checkpointer's connection only checkpoints: no threshold of its own, no thread of
-    // its own, and a small page cache (a checkpoint reads the WAL, not the cache). Its
-    // checkpoint is worth a short wait only: if another process holds the lock for longer,
-    // the next commit past the threshold asks again. And it stops waiting when the
-    // connection closes (the caller's own `stopWaiting` reads task state, which a thread of
-    // its own does not have).
+    // its own, and a small page cache (a checkpoint reads the WAL, not the cache). It waits
+    // for the lock as long as any writer would (a checkpoint asked for is made once the
+    // holder lets go, however busy the machine), and stops waiting at once when the
+    // connection closes (the caller's own `stopWaiting` reads task state, which a thread
+    // of its own does not have).
     own.discipline.checkpointAfterPages = 0
     own.discipline.checkpointOnOwnThread = false
-    own.discipline.lockTimeout = min(options.discipline.lockTimeout, .seconds(1))
     own.cacheSizeKiB = 256
     self.options = own
     pthread_mutex_init(mutex, nil)
