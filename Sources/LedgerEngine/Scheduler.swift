@@ -345,7 +345,10 @@ public final class Scheduler {
   }
 
   /// Every outcome of the calls with its payment, journal entry, events and emails; the
-  /// rounds that go on with another card stay in the batch.
+  /// rounds that go on with another card stay in the batch. Their invoices are left in
+  /// flight here: `nextAttempts`, in the same transaction, either begins the next card's
+  /// attempt on them or ends the round and saves their schedule, so no in-between state is
+  /// ever committed.
   func recordOutcomes(_ batch: inout ChargeBatch, _ outcomes: [ChargeOutcome?], report: inout TickReport) throws {
     var next: [Round] = []
     for (call, outcome) in zip(batch.calls, outcomes) {
@@ -360,13 +363,11 @@ public final class Scheduler {
       case .some(.declined(let code)):
         let reason = DeclineReason(rawCode: code)
         try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
-        try continueRound(call.attempt.invoiceIDs)
         round.lastReason = reason
         next.append(round)
         report.declined += 1
       case .some(.failed(let code)):
         try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
-        try continueRound(call.attempt.invoiceIDs)
         round.lastReason = .processingError
         next.append(round)
         report.declined += 1
@@ -379,22 +380,43 @@ public final class Scheduler {
     batch.calls = []
   }
 
-  /// Between one card's decline and the next card's attempt, the invoices are due for a
-  /// charge now: committed that way, a crash in between leaves them scheduled (the next
-  /// start begins a new round) instead of marked in flight with no attempt pending.
+  /// A round cut short by a restart (a pending attempt found declined): its invoices are
+  /// due for a charge now, and the next pass begins a new round, so the other cards are
+  /// tried.
   func continueRound(_ invoiceIDs: [Int64]) throws {
     try store.scheduleChargeNow(invoiceIDs)
   }
 
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
-  /// answer came back.
+  /// answer came back. The charges the processor makes at once (`chargeAtOnce`) need no
+  /// call of their own; every other one gets its own call, on a task of its own.
   func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
     var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
+    let immediate = await processor.chargeAtOnce(
+      attempts.map { ChargeRequest(key: $0.key, token: $0.token, amount: $0.amount) }, maxInFlight: maxInFlight)
+    var separate: [Int] = []
+    if immediate.count == attempts.count {
+      for (i, answer) in immediate.enumerated() {
+        switch answer {
+        case .outcome(let outcome)?: results[i] = outcome
+        case .noAnswer(let why)?: logger.warning("charge \(attempts[i].key) has no answer: \(why)")
+        case nil: separate.append(i)
+        }
+      }
+    } else {
+      // A processor that answers for another number of charges than it was given breaks
+      // its contract: none of its answers is taken (the charges it made stay pending and
+      // are asked about by key).
+      logger.error("the processor answered \(immediate.count) of \(attempts.count) charges made at once; all are left pending")
+      return results
+    }
+    guard !separate.isEmpty else { return results }
     let processor = self.processor
     let logger = self.logger
     try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
       var next = 0
-      func launch(_ i: Int) {
+      func launch(_ n: Int) {
+        let i = separate[n]
         let attempt = attempts[i]
         group.addTask {
           do {
@@ -405,13 +427,13 @@ public final class Scheduler {
           }
         }
       }
-      while next < min(maxInFlight, attempts.count) {
+      while next < min(maxInFlight, separate.count) {
         launch(next)
         next += 1
       }
       while let (i, outcome) = try await group.next() {
         results[i] = outcome
-        if next < attempts.count {
+        if next < separate.count {
           launch(next)
           next += 1
         }

@@ -55,12 +55,17 @@ public actor SimulatedProcessor: PaymentProcessor {
     self.timeoutMilliseconds = timeoutMilliseconds
   }
 
-  /// One charge request waiting for the next group commit.
-  private struct Request {
+  /// A charge to decide and record; `kind` is its token's behaviour.
+  private struct Charge {
     let key: String
     let token: String
     let kind: String
     let amount: Money
+  }
+
+  /// One charge request waiting for the next group commit.
+  private struct Request {
+    let charge: Charge
     let answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>
   }
 
@@ -70,10 +75,10 @@ public actor SimulatedProcessor: PaymentProcessor {
   private var flushScheduled = false
 
   public func charge(key: String, token fullToken: String, amount: Money) async throws -> ChargeOutcome {
-    let token = String(fullToken.prefix { $0 != "." })
+    let token = Self.kind(of: fullToken)
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
     let (outcome, fresh) = try await withCheckedThrowingContinuation { (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
-      queued.append(Request(key: key, token: fullToken, kind: token, amount: amount, answer: answer))
+      queued.append(Request(charge: Charge(key: key, token: fullToken, kind: token, amount: amount), answer: answer))
       if !flushScheduled {
         flushScheduled = true
         // The calls sent at the same moment are let in before the batch is recorded.
@@ -86,36 +91,77 @@ public actor SimulatedProcessor: PaymentProcessor {
     // A repeated key gets the first answer: the timeout and the lost answer apply only to
     // the request that made the charge.
     guard fresh else { return outcome }
-    if token == "tok_timeout" {
-      try await Task.sleep(for: .milliseconds(timeoutMilliseconds))
-      throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms")
+    if token == "tok_timeout" { try await Task.sleep(for: .milliseconds(timeoutMilliseconds)) }
+    switch Self.answer(kind: token, outcome, timeoutMilliseconds: timeoutMilliseconds) {
+    case .outcome(let outcome): return outcome
+    case .noAnswer(let why): throw ProcessorUnreachable(why)
     }
-    if token == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
-    return outcome
   }
 
-  /// Decides and records every queued request in one transaction (a key already recorded
-  /// gets its recorded outcome), then answers each caller.
+  /// Decides and records every queued request in one transaction, then answers each caller.
   private func flush() {
     flushScheduled = false
     let batch = queued
     queued = []
     guard !batch.isEmpty else { return }
     do {
-      let outcomes = try db.write { _ in
-        try batch.map { request -> (outcome: ChargeOutcome, fresh: Bool) in
-          let outcome = request.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: request.kind, fullToken: request.token)
-          // A key already recorded keeps its first outcome (the insert is ignored).
-          if try record(key: request.key, token: request.token, amount: request.amount, outcome: outcome) { return (outcome, true) }
-          guard let known = try recorded(request.key) else {
-            throw StateError(subject: "simulated processor", rule: "charge \(request.key) was neither recorded nor found")
-          }
-          return (known, false)
-        }
-      }
+      let outcomes = try record(batch.map(\.charge))
       for (request, outcome) in zip(batch, outcomes) { request.answer.resume(returning: outcome) }
     } catch {
       for request in batch { request.answer.resume(throwing: error) }
+    }
+  }
+
+  /// Every request whose token answers without waiting is made here, with no call of its
+  /// own: decided and recorded in groups of `maxInFlight`, one transaction each, and
+  /// answered once its group is committed. A slow or timing-out token with a wait
+  /// configured gets nil: it takes a call of its own.
+  public func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
+    var todo: [(index: Int, charge: Charge)] = []
+    for (i, request) in requests.enumerated() {
+      let kind = Self.kind(of: request.token)
+      if (kind == "tok_slow" && slowMilliseconds > 0) || (kind == "tok_timeout" && timeoutMilliseconds > 0) { continue }
+      todo.append((i, Charge(key: request.key, token: request.token, kind: kind, amount: request.amount)))
+    }
+    var answers = [ImmediateAnswer?](repeating: nil, count: requests.count)
+    let width = max(maxInFlight, 1)
+    for start in stride(from: 0, to: todo.count, by: width) {
+      let group = todo[start..<min(start + width, todo.count)]
+      do {
+        for ((i, charge), (outcome, fresh)) in zip(group, try record(group.map(\.charge))) {
+          answers[i] = fresh ? Self.answer(kind: charge.kind, outcome, timeoutMilliseconds: 0) : .outcome(outcome)
+        }
+      } catch {
+        // Nothing of the group was committed; its callers hear no answer (the attempts
+        // stay pending until the processor is asked about their keys).
+        for (i, _) in group { answers[i] = .noAnswer(String(describing: error)) }
+      }
+    }
+    return answers
+  }
+
+  /// The behaviour a token asks for: the part before its first `.`.
+  private static func kind(of token: String) -> String { String(token.prefix { $0 != "." }) }
+
+  /// What the caller of a charge just made hears: a timeout and a lost answer are none.
+  private static func answer(kind: String, _ outcome: ChargeOutcome, timeoutMilliseconds: Int) -> ImmediateAnswer {
+    if kind == "tok_timeout" { return .noAnswer("no answer within \(timeoutMilliseconds) ms") }
+    if kind == "tok_lost" { return .noAnswer("the connection dropped before the answer arrived") }
+    return .outcome(outcome)
+  }
+
+  /// Decides and records `charges` in one transaction; a key already recorded keeps its
+  /// first outcome (its insert is ignored) and comes back with `fresh` false.
+  private func record(_ charges: [Charge]) throws -> [(outcome: ChargeOutcome, fresh: Bool)] {
+    try db.write { _ in
+      try charges.map { charge -> (outcome: ChargeOutcome, fresh: Bool) in
+        let outcome = charge.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: charge.kind, fullToken: charge.token)
+        if try record(key: charge.key, token: charge.token, amount: charge.amount, outcome: outcome) { return (outcome, true) }
+        guard let known = try recorded(charge.key) else {
+          throw StateError(subject: "simulated processor", rule: "charge \(charge.key) was neither recorded nor found")
+        }
+        return (known, false)
+      }
     }
   }
 

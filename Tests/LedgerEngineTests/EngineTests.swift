@@ -186,6 +186,74 @@ final class Bench {
   }
 }
 
+extension RecoveryTests {
+  /// The simulated processor makes the charges it answers without waiting with no call of
+  /// their own: each answered as its own call would be, each key charged once, and the
+  /// tokens that wait (slow, timing out) left for calls of their own.
+  @Test func chargesMadeAtOnceAreAnsweredAsCallsWouldBeAndRecordedOnceByKey() async throws {
+    let directory = NSTemporaryDirectory() + "ledgerd-at-once-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let waiting = try SimulatedProcessor(path: directory + "/waiting.db", slowMilliseconds: 50, timeoutMilliseconds: 50)
+    let amount = Money(minorUnits: 900, currency: .eur)
+    let tokens = [
+      "tok_ok.1", "tok_decline_insufficient_funds.2", "tok_lost.3", "tok_slow.4", "tok_timeout.5", "tok_fail1_then_ok.6",
+      "tok_fail1_then_ok.6", "tok_error_processing_error.8",
+    ]
+    var requests = tokens.enumerated().map { ChargeRequest(key: "k\($0.offset)", token: $0.element, amount: amount) }
+    requests.append(ChargeRequest(key: "k0", token: "tok_ok.1", amount: amount))  // a repeated key
+    // Groups of two: the repeated key and the second tok_fail1_then_ok come in later groups.
+    let answers = await waiting.chargeAtOnce(requests, maxInFlight: 2)
+    #expect(answers.count == requests.count)
+    guard case .outcome(.succeeded(let first))? = answers[0] else { Issue.record("tok_ok should succeed: \(String(describing: answers[0]))"); return }
+    #expect(answers[1] == .outcome(.declined(code: "insufficient_funds")))
+    #expect(answers[2] == .noAnswer("the connection dropped before the answer arrived"))
+    #expect(answers[3] == nil && answers[4] == nil, "a slow or timing-out token takes a call of its own")
+    #expect(answers[5] == .outcome(.declined(code: "insufficient_funds")))
+    if case .outcome(.succeeded)? = answers[6] {} else { Issue.record("tok_fail1_then_ok pays the second time") }
+    #expect(answers[7] == .outcome(.failed(code: "processing_error")))
+    #expect(answers[8] == .outcome(.succeeded(reference: first)), "a repeated key gets the first answer")
+    // What the processor holds: the lost answer's charge was made; the waiting ones were not.
+    let lookups = try await waiting.lookup(keys: ["k2", "k3", "k4"])
+    if case .succeeded? = lookups[0] {} else { Issue.record("the lost answer's charge is made") }
+    #expect(lookups[1] == nil && lookups[2] == nil)
+    #expect(try await waiting.succeededCharges().map(\.key).sorted() == ["k0", "k2", "k6"])
+
+    // With no wait configured, a timeout is answered at once too: no answer, nothing taken.
+    let b = try Bench()
+    #expect(await b.processor.chargeAtOnce([ChargeRequest(key: "t", token: "tok_timeout", amount: amount)], maxInFlight: 16) == [
+      .noAnswer("no answer within 0 ms")
+    ])
+    #expect(try await b.processor.lookup(key: "t") == .failed(code: "timeout"))
+    #expect(try await b.processor.succeededCharges().isEmpty)
+  }
+
+  /// A processor that answers for another number of charges than it was given: none of its
+  /// answers is taken; the attempts stay pending, to be resolved by their keys.
+  @Test func aProcessorAnsweringForTheWrongNumberOfChargesLeavesThemPending() async throws {
+    struct Miscounting: PaymentProcessor {
+      let inner: SimulatedProcessor
+      func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome {
+        try await inner.charge(key: key, token: token, amount: amount)
+      }
+      func lookup(key: String) async throws -> ChargeOutcome? { try await inner.lookup(key: key) }
+      func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
+        Array((await inner.chargeAtOnce(requests, maxInFlight: maxInFlight)).dropLast())
+      }
+    }
+    let b = try Bench()
+    let invoice = try b.accountWithInvoice(token: "tok_ok")
+    let scheduler = Scheduler(store: b.store, processor: Miscounting(inner: b.processor), config: DunningConfig(), logger: Logger(label: "test"))
+    let report = try await scheduler.runDue()
+    #expect(report.attempts == 1 && report.unresolved == 1 && report.succeeded == 0)
+    #expect(try b.count("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == 1)
+    // The processor did take the money: asked by key, the payment is recorded, once.
+    #expect(try await scheduler.recoverPending() == 1)
+    #expect(try b.store.invoice(id: invoice.id)?.status == .paid)
+    #expect(try await b.processor.succeededCharges().count == 1)
+    #expect(try b.store.check().ok)
+  }
+}
+
 @Suite struct ConfigTests {
   @Test func everyKeyIsOptionalAndDefaultsAreTheSeeds() throws {
     let config = try LedgerConfig.parse(Data("{}".utf8))
