@@ -18,11 +18,23 @@ public enum IdempotencyKey {
       last = max(last + 1, micros)
       return last
     }
-    return "ldg_" + hex(stamp) + "_" + hex(UInt64.random(in: 0...UInt64.max))
+    let random = UInt64.random(in: 0...UInt64.max)
+    // Written into one buffer: a key is made for every charge attempt.
+    return String(unsafeUninitializedCapacity: 37) { buffer in
+      let prefix: StaticString = "ldg_"
+      for i in 0..<4 { buffer[i] = prefix.utf8Start[i] }
+      writeHex(stamp, into: buffer, at: 4)
+      buffer[20] = UInt8(ascii: "_")
+      writeHex(random, into: buffer, at: 21)
+      return 37
+    }
   }
 
-  private static func hex(_ value: UInt64) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
+  /// The 16 hex digits of `value`, zero-padded, lower case.
+  private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at start: Int) {
+    let digits: StaticString = "0123456789abcdef"
+    for i in 0..<16 {
+      buffer[start + i] = digits.utf8Start[Int((value >> UInt64(60 - 4 * i)) & 0xF)]
+    }
   }
 }

@@ -327,20 +327,30 @@ extension LedgerStore {
   public func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
     throws
   {
-    try db.run(
-      "UPDATE charge_attempts SET status = ?, raw_code = ?, reason = ?, resolved_at = ? WHERE id = ?",
-      status.rawValue, rawCode, reason.rawValue, now, attempt.id)
-    let card = try requireCard(attempt.cardID)
+    // The card's brand and last digits, for the events, come back with the update.
+    guard
+      let row = try db.queryOne(
+        """
+        UPDATE charge_attempts SET status = ?1, raw_code = ?2, reason = ?3, resolved_at = ?4 WHERE id = ?5
+        RETURNING (SELECT brand FROM cards WHERE id = ?6) AS brand, (SELECT last4 FROM cards WHERE id = ?6) AS last4
+        """, status.rawValue, rawCode, reason.rawValue, now, attempt.id, attempt.cardID)
+    else { throw NotFoundError(field: "charge attempt", value: String(attempt.id)) }
+    guard let brand = try row.optionalString("brand"), let last4 = try row.optionalString("last4") else {
+      throw NotFoundError(field: "card", value: String(attempt.cardID))
+    }
+    let card = "card \(attempt.cardID) (\(brand) •••• \(last4))"
     try recordEvent(
       account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: actor, kind: "charge_declined",
-      reason: "charge of \(attempt.amount) on card \(card.id) (\(card.brand.rawValue) •••• \(card.last4)) \(status.rawValue): \(reason.rawValue) (\(rawCode))",
+      reason: "charge of \(attempt.amount) on \(card) \(status.rawValue): \(reason.rawValue) (\(rawCode))",
       data: ["attempt_id": String(attempt.id), "reason": reason.rawValue, "raw_code": rawCode])
-    if reason.retryClass == .hard, card.status == .active {
-      try db.run("UPDATE cards SET status = 'needs_update', updated_at = ? WHERE id = ?", now, card.id)
+    // A hard decline takes an active card out of use (one already out of use stays as it is).
+    if reason.retryClass == .hard,
+      try db.run("UPDATE cards SET status = 'needs_update', updated_at = ? WHERE id = ? AND status = 'active'", now, attempt.cardID) > 0
+    {
       try recordEvent(
         account: attempt.accountID, actor: actor, kind: "card_needs_update",
-        reason: "card \(card.id) (\(card.brand.rawValue) •••• \(card.last4)) will not be charged again until it is updated: \(reason.rawValue)",
-        data: ["card_id": String(card.id)])
+        reason: "\(card) will not be charged again until it is updated: \(reason.rawValue)",
+        data: ["card_id": String(attempt.cardID)])
     }
   }
 

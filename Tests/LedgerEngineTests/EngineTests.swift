@@ -510,3 +510,23 @@ extension RecoveryTests {
     #expect(try b.store.check().ok)
   }
 }
+
+@Suite struct IdempotencyKeyTests {
+  /// `ldg_` + 16 hex digits of a microsecond stamp + `_` + 16 random hex digits: keys made
+  /// one after another sort in that order, and the stamp is the wall clock's.
+  @Test func keysCarryAStampAndSortInTheOrderMade() throws {
+    let before = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    let keys = (0..<1_000).map { _ in IdempotencyKey.make() }
+    let after = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    let hex = Set("0123456789abcdef")
+    for key in keys {
+      let parts = key.split(separator: "_", omittingEmptySubsequences: false)
+      #expect(parts.count == 3 && parts[0] == "ldg" && parts[1].count == 16 && parts[2].count == 16, "\(key)")
+      #expect(parts[1].allSatisfy(hex.contains) && parts[2].allSatisfy(hex.contains), "\(key)")
+    }
+    #expect(keys == keys.sorted() && Set(keys).count == keys.count)
+    let first = try #require(UInt64(keys[0].dropFirst(4).prefix(16), radix: 16))
+    #expect(first >= before && first <= after + 1_000)
+    #expect(Set(keys.map { $0.suffix(16) }).count > 990, "the random half differs from key to key")
+  }
+}
