@@ -171,6 +171,9 @@ public final class Scheduler {
     }
     var previous: [DueAction] = []
     while true {
+      // With no answers to record, a look without the write lock first: when nothing is
+      // due, no write is waited for (a checkpoint may hold the lock) and none is made.
+      if unrecorded.isEmpty, try store.nextActionTime().map({ $0 > store.clock.now() }) ?? true { return report }
       // One transaction: the answers not yet recorded, the look for what is due, and the
       // batch's first step (its reminders and downgrades, its first pending attempts).
       let start = try store.write { () throws -> BatchStart in
@@ -289,6 +292,13 @@ public final class Scheduler {
   func charge(_ batch: inout ChargeBatch, report: inout TickReport) async throws {
     while !batch.calls.isEmpty {
       let outcomes = try await callProcessor(batch.calls.map(\.attempt))
+      guard outcomes.contains(where: { $0 != nil }) else {
+        // No answer came back: there is nothing to write (the attempts stay pending until
+        // the processor is asked about their keys) and no round goes on.
+        report.unresolved += outcomes.count
+        batch = ChargeBatch()
+        return
+      }
       try store.write {
         try recordOutcomes(&batch, outcomes, report: &report)
         try nextAttempts(&batch, report: &report)

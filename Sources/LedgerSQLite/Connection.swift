@@ -54,6 +54,9 @@ public final class Connection {
   /// The file's write lock; nil on read-only connections, in-memory databases, and when
   /// the discipline is switched off.
   public let writeLock: WriteLock?
+  /// How long this connection's writes and checkpoints have waited for `writeLock` in all
+  /// (another holder's transaction, or a checkpoint on the checkpointer's thread).
+  public private(set) var writeLockWaited: Duration = .zero
   /// Whether this connection holds `writeLock` now.
   private var holdsWriteLock = false
   private let wal = WALCounter()
@@ -357,7 +360,7 @@ public final class Connection {
     }
     func begin() throws {
       if let writeLock, !holdsWriteLock {
-        try writeLock.acquire(timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+        writeLockWaited += try writeLock.acquire(timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
         holdsWriteLock = true
       }
       do { try execute("BEGIN IMMEDIATE") } catch {
@@ -389,7 +392,7 @@ public final class Connection {
   /// it; nothing to take on a read-only or undisciplined connection).
   public func withWriteLock<T>(timeout: Duration? = nil, _ body: () throws -> T) throws -> T {
     guard let writeLock, !holdsWriteLock else { return try body() }
-    try writeLock.acquire(timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+    writeLockWaited += try writeLock.acquire(timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
     holdsWriteLock = true
     defer {
       holdsWriteLock = false

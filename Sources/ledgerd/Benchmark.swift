@@ -37,6 +37,8 @@ struct Benchmark: AsyncParsableCommand {
     var monthSeconds = 0.0
     /// Processor time (user + system) the month used: steadier than the wall clock on a busy machine.
     var monthCPUSeconds = 0.0
+    /// How long the month's writes waited for the write lock (held by a checkpoint).
+    var monthLockWaitSeconds = 0.0
     var chargeAttempts = 0
     var attemptsPerSecond = 0.0
     var baselineInsertsPerSecond = 0.0
@@ -96,9 +98,11 @@ struct Benchmark: AsyncParsableCommand {
       let buildCosts = Dictionary(store.db.statementStats().map { ($0.sql, (runs: $0.runs, vmSteps: $0.vmSteps)) }, uniquingKeysWith: { a, _ in a })
       let m0 = ContinuousClock.now
       let cpu0 = cpuSeconds()
+      let waited0 = store.db.writeLockWaited
       let report = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
       result.monthSeconds = seconds(ContinuousClock.now - m0)
       result.monthCPUSeconds = cpuSeconds() - cpu0
+      result.monthLockWaitSeconds = seconds(store.db.writeLockWaited - waited0)
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
@@ -116,6 +120,7 @@ struct Benchmark: AsyncParsableCommand {
           dunning month             \(String(format: "%.1f", r.monthSeconds)) s, \(r.chargeAttempts) charge attempts
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
           CPU time of the month     \(String(format: "%.1f", r.monthCPUSeconds)) s (user + system), \(String(format: "%.0f", Double(r.chargeAttempts) / max(r.monthCPUSeconds, 0.001))) attempts per CPU second
+          waits for the write lock  \(String(format: "%.1f", r.monthLockWaitSeconds)) s (writes held off by checkpoints)
           baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
           ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)

@@ -530,3 +530,29 @@ extension RecoveryTests {
     #expect(Set(keys.map { $0.suffix(16) }).count > 990, "the random half differs from key to key")
   }
 }
+
+@Suite struct QuietPassTests {
+  /// A pass that finds nothing due takes no write lock: it returns at once while another
+  /// holder (a checkpoint, another process) has the lock, where it used to wait for it.
+  @Test func aPassWithNothingDueDoesNotWaitForTheWriteLock() async throws {
+    let b = try Bench()
+    var discipline = WriteDiscipline()
+    discipline.lockTimeout = .milliseconds(300)
+    let store = try LedgerStore.open(path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
+    let scheduler = Scheduler(store: store, processor: b.processor, config: DunningConfig(), logger: Logger(label: "test"))
+    let invoice = try b.accountWithInvoice(token: "tok_ok")
+    #expect(try await scheduler.runDue().succeeded == 1)  // also the hourly look for expiring cards
+    #expect(try b.store.invoice(id: invoice.id)?.status == .paid)
+    let lock = try #require(b.store.db.writeLock)
+    b.clock.advance(to: b.clock.now().adding(seconds: 60))
+    #expect(try lock.tryAcquire())
+    #expect(try await scheduler.runDue() == TickReport())
+    lock.release()
+    // Something due needs the lock: the pass waits for it, and fails busy here.
+    _ = try b.accountWithInvoice(token: "tok_ok.2")
+    #expect(try lock.tryAcquire())
+    await #expect(throws: WriteLockBusy.self) { try await scheduler.runDue() }
+    lock.release()
+    #expect(try await scheduler.runDue().succeeded == 1)
+  }
+}

@@ -162,6 +162,27 @@ import Testing
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 401)
   }
 
+  /// A connection adds up how long its writes waited for the lock (what the benchmark
+  /// reports as the writes held off by checkpoints).
+  @Test func aConnectionCountsItsWaitsForTheLock() throws {
+    let tmp = TempDatabase()
+    let db = try Connection(path: tmp.path, options: options(timeout: .seconds(5)))
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    #expect(db.writeLockWaited < .milliseconds(100))
+    let lock = try #require(db.writeLock)
+    #expect(try lock.tryAcquire())
+    let releaser = Thread {
+      usleep(300_000)
+      lock.release()
+    }
+    releaser.start()
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (2)") }
+    #expect(db.writeLockWaited >= .milliseconds(250))
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 2)
+  }
+
   @Test func aTruncatingCheckpointEmptiesTheWAL() throws {
     let tmp = TempDatabase()
     let db = try tmp.open()
