@@ -195,6 +195,27 @@ import Testing
     #expect(findings.contains { $0["check"] as? String == "invoice_total_matches_lines" })
   }
 
+  /// `ledgerd benchmark` at a small size: it measures the month, checks the ledger, and
+  /// leaves nothing in the temporary folder; a folder given with --dir keeps its databases.
+  @Test func theBenchmarkRunsSmallAndRemovesItsTemporaryFolder() throws {
+    let w = try Workspace()
+    let tmp = w.directory + "/tmp"
+    try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    let small = ["benchmark", "--accounts", "200", "--days", "3", "--baseline-rows", "2000"]
+    let out = try w.run(Workspace.binary, small + ["--json"], environment: ["TMPDIR": tmp + "/"])
+    #expect(out.status == 0, "\(out.stderr)")
+    let report = try #require(try out.json() as? [String: Any])
+    #expect((report["charge_attempts"] as? Int ?? 0) > 0)
+    #expect(report["check_findings"] as? Int == 0)
+    #expect(report["month_lock_wait_seconds"] is Double)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the benchmark's folder is removed")
+    let kept = w.directory + "/kept"
+    let again = try w.run(Workspace.binary, small + ["--dir", kept], environment: ["TMPDIR": tmp + "/"])
+    #expect(again.status == 0, "\(again.stderr)")
+    #expect(again.stdout.contains("in \(kept)"))
+    #expect(FileManager.default.fileExists(atPath: kept + "/ledger.db"))
+  }
+
   @Test func everyListingPrintsJSON() throws {
     let w = try Workspace()
     try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
