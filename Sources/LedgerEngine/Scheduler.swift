@@ -107,9 +107,10 @@ public final class Scheduler {
         _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
         try reschedule(attempt.invoiceIDs)
       case .declined(let code):
-        // The round was cut short: it starts again, so the other cards are tried.
+        // The round was cut short: its invoices are due for a charge now, and the next pass
+        // begins a new round, so the other cards are tried.
         try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-        try continueRound(attempt.invoiceIDs)
+        try store.scheduleChargeNow(attempt.invoiceIDs)
       case .failed(let code):
         try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
       case nil:
@@ -390,13 +391,6 @@ public final class Scheduler {
     batch.calls = []
   }
 
-  /// A round cut short by a restart (a pending attempt found declined): its invoices are
-  /// due for a charge now, and the next pass begins a new round, so the other cards are
-  /// tried.
-  func continueRound(_ invoiceIDs: [Int64]) throws {
-    try store.scheduleChargeNow(invoiceIDs)
-  }
-
   /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
   /// answer came back. The charges the processor makes at once (`chargeAtOnce`) need no
   /// call of their own; every other one gets its own call, on a task of its own.
@@ -404,21 +398,20 @@ public final class Scheduler {
     var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
     let immediate = await processor.chargeAtOnce(
       attempts.map { ChargeRequest(key: $0.key, token: $0.token, amount: $0.amount) }, maxInFlight: maxInFlight)
-    var separate: [Int] = []
-    if immediate.count == attempts.count {
-      for (i, answer) in immediate.enumerated() {
-        switch answer {
-        case .outcome(let outcome)?: results[i] = outcome
-        case .noAnswer(let why)?: logger.warning("charge \(attempts[i].key) has no answer: \(why)")
-        case nil: separate.append(i)
-        }
-      }
-    } else {
+    guard immediate.count == attempts.count else {
       // A processor that answers for another number of charges than it was given breaks
       // its contract: none of its answers is taken (the charges it made stay pending and
       // are asked about by key).
       logger.error("the processor answered \(immediate.count) of \(attempts.count) charges made at once; all are left pending")
       return results
+    }
+    var separate: [Int] = []
+    for (i, answer) in immediate.enumerated() {
+      switch answer {
+      case .outcome(let outcome)?: results[i] = outcome
+      case .noAnswer(let why)?: logger.warning("charge \(attempts[i].key) has no answer: \(why)")
+      case nil: separate.append(i)
+      }
     }
     guard !separate.isEmpty else { return results }
     let processor = self.processor
