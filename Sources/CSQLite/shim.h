@@ -33,4 +33,41 @@ static inline int ledgerd_config_memstatus_off(void) {
   return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/// The WAL index's header, read from the shared memory that `db`'s connection has mapped
+/// (the wal-index format of https://sqlite.org/walformat.html): `frames` is the WAL's
+/// valid frame count (mxFrame), `backfilled` how many of them are already copied into the
+/// database file (nBackfill). SQLITE_BUSY when the two copies of the header differ (a
+/// commit is writing it), SQLITE_NOTFOUND when there is no initialized WAL index. Read
+/// through the VFS's own mapping: opening and closing the -shm file here would drop the
+/// POSIX locks SQLite holds on it for this process.
+static inline int ledgerd_wal_index_frames(sqlite3 *db, unsigned int *frames, unsigned int *backfilled) {
+  sqlite3_file *file = 0;
+  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  if (rc != SQLITE_OK) return rc;
+  if (!file || !file->pMethods || file->pMethods->iVersion < 2 || !file->pMethods->xShmMap) return SQLITE_NOTFOUND;
+  volatile void *region = 0;
+  rc = file->pMethods->xShmMap(file, 0, 32768, 0, &region);
+  if (rc != SQLITE_OK) return rc;
+  if (!region) return SQLITE_NOTFOUND;
+  const volatile unsigned int *words = (const volatile unsigned int *)region;
+  const volatile unsigned char *bytes = (const volatile unsigned char *)region;
+  for (int i = 0; i < 12; i++) {
+    if (words[i] != words[12 + i]) return SQLITE_BUSY;
+  }
+  if (words[0] != 3007000 || bytes[12] != 1) return SQLITE_NOTFOUND;
+  *frames = words[4];
+  *backfilled = words[24];
+  return SQLITE_OK;
+}
+
+/// Syncs the database file through the connection's own file handle (the VFS's xSync):
+/// writes a checkpoint copied into it reach the disk without holding anything.
+static inline int ledgerd_sync_database_file(sqlite3 *db) {
+  sqlite3_file *file = 0;
+  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  if (rc != SQLITE_OK) return rc;
+  if (!file || !file->pMethods || !file->pMethods->xSync) return SQLITE_NOTFOUND;
+  return file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+}
+
 #endif

@@ -147,7 +147,8 @@ public struct LedgerDaemon: Service {
     delivery.cancel()
     await delivery.value
     notifier.stopping()
-    logger.notice("stopped")
+    let checkpoints = store.db.checkpointsMade
+    logger.notice("stopped (checkpoints while serving: \(checkpoints.besideWriters) copies beside writers, \(checkpoints.underLock) under the write lock throughout)")
   }
 
   /// While the loop sleeps: when the WAL file holds anything and the last checkpoint is

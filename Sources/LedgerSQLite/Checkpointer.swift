@@ -1,3 +1,4 @@
+import CSQLite
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -6,14 +7,26 @@
 import Synchronization
 
 /// Runs the checkpoints a writable connection's commits make due on a thread of its own,
-/// with a connection of its own to the same file, under the same write lock.
+/// with connections of its own to the same file.
 ///
 /// A checkpoint copies the WAL's pages into the database file and syncs it; done by the
 /// committing connection, it holds that connection up for as long. Here the committing
-/// connection only asks for it and goes on with what needs no lock (the processor's calls,
-/// reads) while the copy runs on another core. Its next write waits for the lock as it
-/// would for any other writer. Nothing about durability changes: every commit is already
-/// synced in the WAL before it returns, and a checkpoint cut short by a crash is redone.
+/// connection only asks for it and goes on. Nothing about durability changes: every commit
+/// is already synced in the WAL before it returns, and a checkpoint cut short by a crash is
+/// redone.
+///
+/// The copy runs beside other connections' commits without reopening SQLite's WAL-reset
+/// bug, which needs a WAL restart during a checkpoint: under the write lock (so that no
+/// commit, WAL restart or locked checkpoint of any ledgerd process is under way), a second
+/// connection of this thread begins a read transaction, and the WAL index is read. If the
+/// WAL then holds frames not yet in the database file, that reader took one of SQLite's
+/// read marks 1 to 4 (a reader that needs no WAL frame takes mark 0). A writer restarts the
+/// WAL only when it can lock marks 1 to 4 at once, so none can until the reader ends. The
+/// lock is let go, the passive checkpoint copies everything up to the reader's snapshot
+/// while writers go on, and the reader ends. If nothing is left to copy, nothing is run.
+/// Commits made during the copy are copied by the next checkpoint, which their own commit
+/// asks for; should the WAL still reach four times the threshold, the next checkpoint runs
+/// under the lock, as every other checkpoint does, and copies all of it.
 final class Checkpointer: @unchecked Sendable {
   private let path: String
   private let options: ConnectionOptions
@@ -22,6 +35,12 @@ final class Checkpointer: @unchecked Sendable {
   private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
   private var requested = false
   private var busy = false
+  /// Checkpoints made: copied beside writers (ending with a short copy under the lock), and
+  /// under the lock throughout (when copying beside writers failed).
+  private var counts = CheckpointCounts()
+  /// Frames left after a copy that are copied under the lock at once: a tenth of the
+  /// threshold (1,000 frames, about 10 ms of copying, at the default).
+  private let tailFrames: Int
   private var thread: pthread_t?
   /// Set by `stop()`; also ends a wait for the lock (held by another process) at once.
   private let stopping = Flag()
@@ -41,6 +60,7 @@ final class Checkpointer: @unchecked Sendable {
     // holder lets go, however busy the machine), and stops waiting at once when the
     // connection closes (the caller's own `stopWaiting` reads task state, which a thread
     // of its own does not have).
+    tailFrames = max(1, options.discipline.checkpointAfterPages / 10)
     own.discipline.checkpointAfterPages = 0
     own.discipline.checkpointOnOwnThread = false
     own.cacheSizeKiB = 256
@@ -93,6 +113,13 @@ final class Checkpointer: @unchecked Sendable {
     if let joining { pthread_join(joining, nil) }
   }
 
+  /// The checkpoints this thread has made so far.
+  var made: CheckpointCounts {
+    pthread_mutex_lock(mutex)
+    defer { pthread_mutex_unlock(mutex) }
+    return counts
+  }
+
   /// Waits until no checkpoint is asked for or running (for tests).
   func waitUntilIdle() {
     pthread_mutex_lock(mutex)
@@ -102,6 +129,7 @@ final class Checkpointer: @unchecked Sendable {
 
   private func loop() {
     var connection: Connection?
+    var reader: Connection?
     while true {
       pthread_mutex_lock(mutex)
       while !requested && !stopping.isSet { pthread_cond_wait(wake, mutex) }
@@ -122,12 +150,95 @@ final class Checkpointer: @unchecked Sendable {
         let callerStops = options.discipline.stopWaiting
         options.discipline.stopWaiting = { stopping.isSet || callerStops?() == true }
         connection = try? Connection(path: path, options: options)
+        reader = try? Connection(path: path, options: options)
       }
-      _ = try? connection?.checkpoint(.passive)
+      var made = CheckpointCounts()
+      if let connection {
+        // Should copying beside writers fail (the reader cannot begin, the WAL index cannot
+        // be read), the checkpoint runs under the lock throughout.
+        do {
+          guard let reader else { throw SQLiteError(extendedCode: SQLITE_CANTOPEN, message: "no second connection") }
+          made.besideWriters = try connection.checkpointBesideWriters(pinning: reader, tailFrames: tailFrames)
+        } catch is WriteLockBusy {
+          // The lock stayed busy for the whole wait: the next commit past the threshold asks again.
+        } catch {
+          if (try? connection.checkpoint(.passive)) != nil { made.underLock = 1 }
+        }
+      }
       pthread_mutex_lock(mutex)
+      counts.besideWriters += made.besideWriters
+      counts.underLock += made.underLock
       busy = false
       pthread_cond_broadcast(wake)
       pthread_mutex_unlock(mutex)
     }
   }
+}
+
+extension Connection {
+  /// The WAL's frames and how many of them are in the database file, from the WAL index
+  /// this connection has mapped (it must be in a read transaction).
+  func walIndexFrames() throws -> (frames: Int, backfilled: Int) {
+    var frames: UInt32 = 0
+    var backfilled: UInt32 = 0
+    let rc = ledgerd_wal_index_frames(handle, &frames, &backfilled)
+    guard rc == SQLITE_OK else { throw SQLiteError(extendedCode: rc, message: "cannot read the WAL index") }
+    return (Int(frames), Int(backfilled))
+  }
+
+  /// A passive checkpoint that copies while other connections write (see `Checkpointer`).
+  /// Each copy runs with `reader`, a second connection to the same file, holding a snapshot
+  /// taken under the write lock while the WAL had frames to copy, so that no WAL restart can
+  /// happen until the copy is over. The frames committed during a copy are copied the same
+  /// way (a few rounds at most) until few are left; those are copied under the lock, with
+  /// the database file synced outside it first. Ending under the lock with every frame
+  /// copied lets the next commit restart the WAL: a busy writer begins its next transaction
+  /// before a copy made beside it ends, and a transaction restarts the WAL only if it began
+  /// with every frame copied. Returns how many copies ran beside writers (0 when the WAL
+  /// had nothing left to copy, or so little that it was copied under the lock at once).
+  @discardableResult
+  func checkpointBesideWriters(pinning reader: Connection, tailFrames: Int, rounds: Int = 4) throws -> Int {
+    var copies = 0
+    for _ in 0..<rounds {
+      // Frames left to copy once the reader holds its snapshot (nil: it did not begin).
+      let left = try withWriteLock { () throws -> Int? in
+        try reader.execute("BEGIN DEFERRED")
+        do {
+          // The first read begins the read transaction and takes its read mark.
+          _ = try reader.scalarInt("SELECT count(*) FROM sqlite_schema")
+          // Under the lock nothing can add frames or restart the WAL, and backfilling only
+          // grows: frames left to copy now were there when the reader began, so it did not
+          // take mark 0 (the mark of a reader that needs no WAL frame).
+          let index = try reader.walIndexFrames()
+          if index.backfilled < index.frames { return index.frames - index.backfilled }
+        } catch {
+          try? reader.execute("ROLLBACK")
+          throw error
+        }
+        try reader.execute("ROLLBACK")
+        return nil
+      }
+      guard let left else { return copies }
+      if left < tailFrames {
+        try reader.execute("ROLLBACK")
+        break
+      }
+      defer { try? reader.execute("ROLLBACK") }
+      try walCheckpoint(.passive)
+      copies += 1
+    }
+    // SQLite syncs the database file only when a copy reaches the WAL's end.
+    let rc = ledgerd_sync_database_file(handle)
+    guard rc == SQLITE_OK else { throw SQLiteError(extendedCode: rc, message: "cannot sync the database file") }
+    _ = try withWriteLock { try walCheckpoint(.passive) }
+    return copies
+  }
+}
+
+/// How many checkpoints a connection's checkpointer thread has made, and how.
+public struct CheckpointCounts: Sendable, Equatable {
+  /// Copies made while writers went on (each checkpoint ends with a short copy under the lock).
+  public var besideWriters = 0
+  /// Checkpoints made under the write lock throughout, when copying beside writers failed.
+  public var underLock = 0
 }

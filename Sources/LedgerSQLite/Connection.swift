@@ -440,11 +440,14 @@ public final class Connection {
     let start = ContinuousClock.now
     return try withWriteLock(timeout: lockTimeout) {
       let waited = ContinuousClock.now - start
-      return try checkpointHoldingLock(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
+      return try walCheckpoint(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
     }
   }
 
-  private func checkpointHoldingLock(_ mode: CheckpointMode, readerWaitMilliseconds: Int32, waited: Duration) throws -> CheckpointResult {
+  /// Runs SQLite's checkpoint now. Callers hold the write lock, or (`checkpointBesideWriters`)
+  /// keep the WAL from restarting while it runs.
+  @discardableResult
+  func walCheckpoint(_ mode: CheckpointMode, readerWaitMilliseconds: Int32 = 0, waited: Duration = .zero) throws -> CheckpointResult {
     var log: Int32 = 0
     var done: Int32 = 0
     if mode != .passive { sqlite3_busy_timeout(handle, readerWaitMilliseconds) }
@@ -470,8 +473,11 @@ public final class Connection {
       checkpointer?.request()
       return
     }
-    _ = try? checkpointHoldingLock(.passive, readerWaitMilliseconds: 0, waited: .zero)
+    _ = try? walCheckpoint(.passive)
   }
+
+  /// The checkpoints this connection's commits have had made on the checkpointer's thread.
+  public var checkpointsMade: CheckpointCounts { checkpointer?.made ?? CheckpointCounts() }
 
   /// Waits until the checkpoints asked of the checkpointer's thread are done.
   public func waitForCheckpoints() {

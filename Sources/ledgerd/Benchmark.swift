@@ -39,6 +39,9 @@ struct Benchmark: AsyncParsableCommand {
     var monthCPUSeconds = 0.0
     /// How long the month's writes waited for the write lock (held by a checkpoint).
     var monthLockWaitSeconds = 0.0
+    /// Checkpoints of the month: copied beside the writer, or under the lock throughout.
+    var checkpointsBesideWriter = 0
+    var checkpointsUnderLock = 0
     var chargeAttempts = 0
     var attemptsPerSecond = 0.0
     var baselineInsertsPerSecond = 0.0
@@ -102,10 +105,14 @@ struct Benchmark: AsyncParsableCommand {
       let m0 = ContinuousClock.now
       let cpu0 = cpuSeconds()
       let waited0 = store.db.writeLockWaited
+      let checkpoints0 = store.db.checkpointsMade
       let report = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
       result.monthSeconds = seconds(ContinuousClock.now - m0)
       result.monthCPUSeconds = cpuSeconds() - cpu0
       result.monthLockWaitSeconds = seconds(store.db.writeLockWaited - waited0)
+      store.db.waitForCheckpoints()
+      result.checkpointsBesideWriter = store.db.checkpointsMade.besideWriters - checkpoints0.besideWriters
+      result.checkpointsUnderLock = store.db.checkpointsMade.underLock - checkpoints0.underLock
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
@@ -124,6 +131,7 @@ struct Benchmark: AsyncParsableCommand {
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
           CPU time of the month     \(String(format: "%.1f", r.monthCPUSeconds)) s (user + system), \(String(format: "%.0f", Double(r.chargeAttempts) / max(r.monthCPUSeconds, 0.001))) attempts per CPU second
           waits for the write lock  \(String(format: "%.1f", r.monthLockWaitSeconds)) s (writes held off by checkpoints)
+          checkpoints               \(r.checkpointsBesideWriter) copies beside the writer, \(r.checkpointsUnderLock) under the lock throughout
           baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
           ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)

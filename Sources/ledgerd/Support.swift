@@ -28,7 +28,9 @@ struct DatabaseOptions: ParsableArguments {
 
   /// The write discipline of this command's connections: the lock timeout from
   /// `--lock-timeout` or `$LEDGERD_LOCK_TIMEOUT`; `$LEDGERD_TEST_HOLD_WRITE_MS` is a test hook
-  /// that holds each write transaction open that long before it commits.
+  /// that holds each write transaction open that long before it commits, and
+  /// `$LEDGERD_TEST_CHECKPOINT_PAGES` one that checkpoints after that many WAL pages instead
+  /// of 10,000 (so that tests on small books run many checkpoints).
   func discipline() throws -> WriteDiscipline {
     let env = ProcessInfo.processInfo.environment
     var discipline = WriteDiscipline()
@@ -39,6 +41,7 @@ struct DatabaseOptions: ParsableArguments {
       discipline.lockTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
     }
     if let hold = env["LEDGERD_TEST_HOLD_WRITE_MS"].flatMap(Int.init), hold > 0 { discipline.holdWriteMilliseconds = hold }
+    if let pages = env["LEDGERD_TEST_CHECKPOINT_PAGES"].flatMap(Int.init), pages > 0 { discipline.checkpointAfterPages = pages }
     return discipline
   }
 

@@ -54,7 +54,8 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   /// `ledgerd serve` on a book of ~2,000 invoices with mixed tokens (slow answers, lost
   /// answers, no answers, declines with fallbacks), killed with SIGKILL at random moments
   /// and restarted until all work is done. Sizes: LEDGERD_CRASH_ACCOUNTS (default 1800,
-  /// which makes 2,160 invoices) and LEDGERD_CRASH_KILLS (default 50).
+  /// which makes 2,160 invoices) and LEDGERD_CRASH_KILLS (default 50). The daemon
+  /// checkpoints after 100 WAL pages, so that kills land in its checkpoints too.
   @Test func sigkillAtRandomMomentsNeverChargesTwiceNorLosesACharge() throws {
     let env = ProcessInfo.processInfo.environment
     let accounts = Int(env["LEDGERD_CRASH_ACCOUNTS"] ?? "") ?? 1800
@@ -72,7 +73,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     var rounds = 0
     while killed < kills {
       rounds += 1
-      let serve = try w.launch(["serve", "--config", config])
+      let serve = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": "100"])
       usleep(UInt32.random(in: 30_000...350_000))
       if serve.isRunning {
         kill(serve.processIdentifier, SIGKILL)
@@ -86,7 +87,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     var restarts = 0
     while remaining != 0 && restarts < 20 {
       restarts += 1
-      let serve = try w.launch(["serve", "--config", config])
+      let serve = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": "100"])
       let deadline = Date().addingTimeInterval(120)
       repeat {
         usleep(300_000)

@@ -42,6 +42,10 @@ final class StressLedger: Sendable {
     return ISO8601DateFormatter().string(from: base.addingTimeInterval(Double(day) * 86_400))
   }
 
+  /// Every process checkpoints after this many WAL pages instead of 10,000, so that the
+  /// daemon's checkpoints (copies beside writers) run often beside the other processes.
+  static let checkpointPages = "100"
+
   @Test func manyProcessesOnOneLedgerKeepItIntact() throws {
     let env = ProcessInfo.processInfo.environment
     let seconds = Double(env["LEDGERD_STRESS_SECONDS"] ?? "") ?? 45
@@ -73,7 +77,9 @@ final class StressLedger: Sendable {
     @Sendable func ledgerd(_ args: [String]) -> Outcome {
       let now = Self.now(day: shared.day.load(ordering: .relaxed))
       do {
-        return try Workspace.run(binary, args + ["--db", db, "--config", config], in: directory, environment: ["LEDGERD_NOW": now])
+        return try Workspace.run(
+          binary, args + ["--db", db, "--config", config], in: directory,
+          environment: ["LEDGERD_NOW": now, "LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages])
       } catch {
         return Outcome(status: -1, stdout: "", stderr: String(describing: error))
       }
@@ -214,7 +220,7 @@ final class StressLedger: Sendable {
       return -9
     }
     let begin = Date()
-    var daemon = try w.launch(["serve", "--config", config], log: "serve.log")
+    var daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
     var restarts = 0
     var daemonExits: [Int32] = []
     while Date().timeIntervalSince(begin) < seconds {
@@ -224,12 +230,12 @@ final class StressLedger: Sendable {
         daemonExits.append(stop(daemon))
         shared.day.store(day, ordering: .relaxed)
         w.now = Self.now(day: day)
-        daemon = try w.launch(["serve", "--config", config], log: "serve.log")
+        daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
         restarts += 1
       }
       if !daemon.isRunning {
         Issue.record("the daemon stopped by itself with status \(daemon.terminationStatus)")
-        daemon = try w.launch(["serve", "--config", config], log: "serve.log")
+        daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
       }
     }
     shared.stop.store(true, ordering: .relaxed)
@@ -285,13 +291,27 @@ final class StressLedger: Sendable {
     let limited = try w.sqlite(
       "SELECT count(*) FROM (SELECT card_id FROM charge_attempts WHERE status IN ('pending', 'succeeded', 'declined') GROUP BY card_id HAVING count(*) >= 15)"
     ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    // The daemon's checkpoints, from the line each stop logs: copies beside the other
+    // processes' writes, none needing the lock throughout.
+    let serveLog = (try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? ""
+    var besideWriters = 0
+    var underLock = 0
+    for line in serveLog.split(separator: "\n") where line.contains("checkpoints while serving: ") {
+      let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+      if numbers.count >= 2 {
+        besideWriters += numbers[numbers.count - 2]
+        underLock += numbers[numbers.count - 1]
+      }
+    }
+    #expect(besideWriters > 0, "no checkpoint copied beside writers")
+    #expect(underLock == 0)
     let writes = counts.accounts.count + counts.cards.count + counts.invoices.count + counts.payments.count + counts.pauses.count
     print(
       """
       stress: \(Int(seconds)) s, \(writers) writers, 2 readers, 1 backup loop, serve restarted \(restarts) times over \(restarts + 1) simulated days; \
       \(writes) writes reported and found (\(counts.accounts.count) accounts, \(counts.cards.count) cards, \(counts.invoices.count) invoices, \
       \(counts.payments.count) payments, \(counts.pauses.count) pauses), \(counts.busy) busy, \(counts.failures.count) other failures; \
-      \(counts.reads) audit reads; \(counts.backups.count) backups, all integrity ok; \(attempts) charge attempts (\(limited) cards charged 15 times or more), \(dunning), \(events) scheduler events; \
+      \(counts.reads) audit reads; \(counts.backups.count) backups, all integrity ok; \(besideWriters) daemon checkpoints copied beside writers; \(attempts) charge attempts (\(limited) cards charged 15 times or more), \(dunning), \(events) scheduler events; \
       integrity_check ok, ledgerd check clean
       """)
   }
