@@ -440,7 +440,15 @@ public final class Connection {
     let start = ContinuousClock.now
     return try withWriteLock(timeout: lockTimeout) {
       let waited = ContinuousClock.now - start
-      return try walCheckpoint(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
+      // A checkpointer thread copying beside writers (this process's or another's) holds
+      // SQLite's checkpoint lock until its copy ends, and SQLite then answers busy at once
+      // (no frame counted): this one waits for that copy, up to 10 s.
+      let deadline = ContinuousClock.now + .seconds(10)
+      while true {
+        let (result, otherRunning) = try walCheckpointReportingOther(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
+        if !otherRunning || ContinuousClock.now >= deadline { return result }
+        usleep(5_000)
+      }
     }
   }
 
@@ -448,6 +456,14 @@ public final class Connection {
   /// keep the WAL from restarting while it runs.
   @discardableResult
   func walCheckpoint(_ mode: CheckpointMode, readerWaitMilliseconds: Int32 = 0, waited: Duration = .zero) throws -> CheckpointResult {
+    try walCheckpointReportingOther(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited).result
+  }
+
+  /// The same, saying whether it did not run because another connection's checkpoint was
+  /// running (SQLite's answer then: busy, with no frame count).
+  private func walCheckpointReportingOther(
+    _ mode: CheckpointMode, readerWaitMilliseconds: Int32, waited: Duration
+  ) throws -> (result: CheckpointResult, otherRunning: Bool) {
     var log: Int32 = 0
     var done: Int32 = 0
     if mode != .passive { sqlite3_busy_timeout(handle, readerWaitMilliseconds) }
@@ -457,9 +473,10 @@ public final class Connection {
     let complete = rc == SQLITE_OK && log == done
     if complete { wal.pages = 0 }
     let ms = waited.components.seconds * 1000 + waited.components.attoseconds / 1_000_000_000_000_000
-    return CheckpointResult(
+    let result = CheckpointResult(
       mode: mode.rawValue, walFrames: Int(max(log, 0)), checkpointedFrames: Int(max(done, 0)), complete: complete,
       lockWaitMilliseconds: Int(ms))
+    return (result, rc == SQLITE_BUSY && log < 0)
   }
 
   /// After a commit, still holding the lock: a passive checkpoint once the WAL has reached
