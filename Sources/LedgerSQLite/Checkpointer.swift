@@ -24,9 +24,10 @@ import Synchronization
 /// WAL only when it can lock marks 1 to 4 at once, so none can until the reader ends. The
 /// lock is let go, the passive checkpoint copies everything up to the reader's snapshot
 /// while writers go on, and the reader ends. If nothing is left to copy, nothing is run.
-/// Commits made during the copy are copied by the next checkpoint, which their own commit
-/// asks for; should the WAL still reach four times the threshold, the next checkpoint runs
-/// under the lock, as every other checkpoint does, and copies all of it.
+/// What was committed during the copy is copied the same way, and the last few frames under
+/// the lock, so that the WAL ends fully copied and the next commit restarts it
+/// (`checkpointBesideWriters`). Should the reader not begin or the WAL index not be read,
+/// the checkpoint runs under the lock throughout.
 final class Checkpointer: @unchecked Sendable {
   private let path: String
   private let options: ConnectionOptions
