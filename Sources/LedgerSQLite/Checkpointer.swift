@@ -201,30 +201,21 @@ extension Connection {
   func checkpointBesideWriters(pinning reader: Connection, tailFrames: Int, rounds: Int = 4) throws -> Int {
     var copies = 0
     for _ in 0..<rounds {
-      // Frames left to copy once the reader holds its snapshot (nil: it did not begin).
-      let left = try withWriteLock { () throws -> Int? in
+      // The reader's snapshot ends with this round, before any copy under the lock.
+      defer { if reader.isInTransaction { try? reader.execute("ROLLBACK") } }
+      // Frames left to copy once the reader holds its snapshot.
+      let left = try withWriteLock { () throws -> Int in
         try reader.execute("BEGIN DEFERRED")
-        do {
-          // The first read begins the read transaction and takes its read mark.
-          _ = try reader.scalarInt("SELECT count(*) FROM sqlite_schema")
-          // Under the lock nothing can add frames or restart the WAL, and backfilling only
-          // grows: frames left to copy now were there when the reader began, so it did not
-          // take mark 0 (the mark of a reader that needs no WAL frame).
-          let index = try reader.walIndexFrames()
-          if index.backfilled < index.frames { return index.frames - index.backfilled }
-        } catch {
-          try? reader.execute("ROLLBACK")
-          throw error
-        }
-        try reader.execute("ROLLBACK")
-        return nil
+        // The first read begins the read transaction and takes its read mark.
+        _ = try reader.scalarInt("SELECT count(*) FROM sqlite_schema")
+        // Under the lock nothing can add frames or restart the WAL, and backfilling only
+        // grows: frames left to copy now were there when the reader began, so it did not
+        // take mark 0 (the mark of a reader that needs no WAL frame).
+        let index = try reader.walIndexFrames()
+        return index.frames - index.backfilled
       }
-      guard let left else { return copies }
-      if left < tailFrames {
-        try reader.execute("ROLLBACK")
-        break
-      }
-      defer { try? reader.execute("ROLLBACK") }
+      if left <= 0 { return copies }
+      if left < tailFrames { break }
       try walCheckpoint(.passive)
       copies += 1
     }

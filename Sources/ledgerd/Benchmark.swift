@@ -23,7 +23,7 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "Folder for the benchmark's databases, kept afterwards (default: a new temporary folder, removed at the end).") var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
   @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
-  @Option(help: "WAL pages after which a commit checkpoints (under the write lock).") var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
+  @Option(help: "WAL pages after which a commit asks for a checkpoint (copied beside the writer).") var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
   @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).") var noWriteLock = false
   @Flag(help: "Also print the ledger's statements by cost (runs and SQLite VM steps in the month).") var statements = false
   @OptionGroup var output: OutputOptions
