@@ -68,6 +68,12 @@ public final class Connection {
     var pages = 0
   }
 
+  /// Time spent in each statement, by its SQL text, while `timeStatements()` is on.
+  final class StatementClock {
+    var nanoseconds: [String: Int64] = [:]
+  }
+  private var statementClock: StatementClock?
+
   /// Opens (and, unless read-only, configures) the database at `path`.
   public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
     Self.configureLibrary
@@ -105,6 +111,7 @@ public final class Connection {
   }()
 
   deinit {
+    if statementClock != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
     checkpointer?.stop()
     recent.removeAll()
     cache.removeAll()
@@ -240,6 +247,26 @@ public final class Connection {
         fullScanSteps: status(SQLITE_STMTSTATUS_FULLSCAN_STEP), sorts: status(SQLITE_STMTSTATUS_SORT))
     }
   }
+
+  /// From now on, times every statement this connection runs (SQLite's profile trace), for
+  /// `statementStats()`. Costs a clock reading per statement: for benchmarks only.
+  public func timeStatements() {
+    guard statementClock == nil else { return }
+    let clock = StatementClock()
+    statementClock = clock
+    sqlite3_trace_v2(
+      handle, UInt32(SQLITE_TRACE_PROFILE),
+      { _, context, statement, elapsed in
+        guard let context, let statement, let elapsed, let text = sqlite3_sql(OpaquePointer(statement)) else { return 0 }
+        let clock = Unmanaged<StatementClock>.fromOpaque(context).takeUnretainedValue()
+        clock.nanoseconds[String(cString: text), default: 0] += elapsed.load(as: Int64.self)
+        return 0
+      }, Unmanaged.passUnretained(clock).toOpaque())
+  }
+
+  /// Time spent in each statement since `timeStatements()`, by SQL text (statements run
+  /// outside the cache, such as COMMIT, included).
+  public var statementTimes: [String: Int64] { statementClock?.nanoseconds ?? [:] }
 
   /// Runs a statement that returns no rows; returns the number of rows it changed.
   @discardableResult

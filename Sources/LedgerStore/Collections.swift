@@ -31,18 +31,24 @@ public struct PendingAttempt: Sendable, Equatable {
   public let accountID: Int64
   public let cardID: Int64
   public let token: String
+  /// The card as events name it ("visa •••• 4242"), read with the attempt.
+  public let cardLabel: String
   public let amount: Money
   public let invoiceIDs: [Int64]
 
-  public init(id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, amount: Money, invoiceIDs: [Int64]) {
+  public init(id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, cardLabel: String, amount: Money, invoiceIDs: [Int64]) {
     self.id = id
     self.key = key
     self.accountID = accountID
     self.cardID = cardID
     self.token = token
+    self.cardLabel = cardLabel
     self.amount = amount
     self.invoiceIDs = invoiceIDs
   }
+
+  /// How events name a card: its brand and last four digits.
+  public static func cardLabel(brand: String, last4: String) -> String { "\(brand) •••• \(last4)" }
 }
 
 /// What a recorded payment did.
@@ -292,7 +298,7 @@ extension LedgerStore {
   public func pendingAttempts() throws -> [PendingAttempt] {
     try db.query(
       """
-      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, a.amount_minor, a.currency,
+      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
       FROM charge_attempts a JOIN cards c ON c.id = a.card_id WHERE a.status = 'pending' ORDER BY a.id
       """
@@ -300,6 +306,7 @@ extension LedgerStore {
       PendingAttempt(
         id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"),
         cardID: try row.int("card_id"), token: try row.string("token"),
+        cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
         amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
         invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
     }
@@ -313,32 +320,31 @@ extension LedgerStore {
     try db.run(
       "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
       processorRef, now, attempt.id)
-    // The attempt's invoices (`invoiceIDs` are its charge_attempt_invoices), one by one: an
-    // `IN (SELECT …)` would build a temporary table at every charge.
-    for id in attempt.invoiceIDs {
-      try db.run("UPDATE invoices SET charge_requested_at = NULL WHERE id = ?", id)
-    }
-    return try applyPayment(
+    let payment = try applyPayment(
       account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
       chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)
+    // A charge asked for by a card change is done. A paid invoice was cleared when it
+    // closed; the others (`invoiceIDs` are the attempt's charge_attempt_invoices) one by
+    // one: an `IN (SELECT …)` would build a temporary table at every charge.
+    let paid = Set(payment.paidInvoiceIDs)
+    for id in attempt.invoiceIDs where !paid.contains(id) {
+      try db.run("UPDATE invoices SET charge_requested_at = NULL WHERE id = ?", id)
+    }
+    return payment
   }
 
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
   public func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
     throws
   {
-    // The card's brand and last digits, for the events, come back with the update.
+    // No RETURNING: SQLite gathers its rows in a temporary table, which costs more than the
+    // update (the card's label for the events came with the attempt).
     guard
-      let row = try db.queryOne(
-        """
-        UPDATE charge_attempts SET status = ?1, raw_code = ?2, reason = ?3, resolved_at = ?4 WHERE id = ?5
-        RETURNING (SELECT brand FROM cards WHERE id = ?6) AS brand, (SELECT last4 FROM cards WHERE id = ?6) AS last4
-        """, status.rawValue, rawCode, reason.rawValue, now, attempt.id, attempt.cardID)
+      try db.run(
+        "UPDATE charge_attempts SET status = ?, raw_code = ?, reason = ?, resolved_at = ? WHERE id = ?",
+        status.rawValue, rawCode, reason.rawValue, now, attempt.id) == 1
     else { throw NotFoundError(field: "charge attempt", value: String(attempt.id)) }
-    guard let brand = try row.optionalString("brand"), let last4 = try row.optionalString("last4") else {
-      throw NotFoundError(field: "card", value: String(attempt.cardID))
-    }
-    let card = "card \(attempt.cardID) (\(brand) •••• \(last4))"
+    let card = "card \(attempt.cardID) (\(attempt.cardLabel))"
     try recordEvent(
       account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: actor, kind: "charge_declined",
       reason: "charge of \(attempt.amount) on \(card) \(status.rawValue): \(reason.rawValue) (\(rawCode))",
@@ -363,25 +369,31 @@ extension LedgerStore {
   ) throws {
     let at = now
     let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
-    // Each invoice is updated and read back (number, what is due, deadline) in one statement.
+    // Each invoice is updated, then read back (number, what is due, deadline): two
+    // statements cost less than one UPDATE … RETURNING, whose rows SQLite gathers in a
+    // temporary table.
     var numbers: [String] = []
     var dues: [Money] = []
     var downgradeOn: String?
     for id in invoiceIDs {
+      try db.run(
+        """
+        UPDATE invoices SET
+          dunning_started_at = coalesce(dunning_started_at, ?1),
+          grace_deadline = coalesce(grace_deadline, ?2),
+          last_failure = ?3, charge_requested_at = NULL,
+          retries_done = retries_done + ?4
+        WHERE id = ?5
+        """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
       guard
         let row = try db.queryOne(
           """
-          UPDATE invoices SET
-            dunning_started_at = coalesce(dunning_started_at, ?1),
-            grace_deadline = coalesce(grace_deadline, ?2),
-            last_failure = ?3, charge_requested_at = NULL,
-            retries_done = retries_done + ?4
-          WHERE id = ?5
-          RETURNING number, currency, grace_deadline,
+          SELECT number, currency, grace_deadline,
             CASE WHEN status = 'open' OR status = 'uncollectible'
               THEN total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = invoices.id)
               ELSE 0 END AS due_minor
-          """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
+          FROM invoices WHERE id = ?
+          """, id)
       else { throw NotFoundError(field: "invoice", value: String(id)) }
       numbers.append(try row.string("number"))
       dues.append(Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency"))))
@@ -464,13 +476,14 @@ extension LedgerStore {
         invoiceID: invoices.count == 1 ? invoices[0] : nil, paymentID: paymentID))
     let allocated = Money(minorUnits: amount.minorUnits - left, currency: amount.currency)
     let credit = Money(minorUnits: left, currency: amount.currency)
-    try settleAccountStatus(accountID, actor: actor, config: config)
+    let account = try requireAccount(accountID)
+    // An active account has nothing to settle (most payments: the first charge went through).
+    if account.status != .active { try settleAccountStatus(accountID, actor: actor, config: config) }
     try recordEvent(
       account: accountID, invoice: invoices.first, actor: actor, kind: "payment_received",
       reason: "payment of \(amount) by \(method)" + (reference.map { " (\($0))" } ?? "")
         + (paid.isEmpty ? "" : "; paid \(paid.joined(separator: ", "))") + (left > 0 ? "; \(credit) kept as account credit" : ""),
       data: ["payment_id": String(paymentID)])
-    let account = try requireAccount(accountID)
     try enqueue(
       key: "payment_received:\(paymentID)", account: account, invoice: invoices.first, kind: "payment_received",
       data: [
@@ -485,7 +498,10 @@ extension LedgerStore {
     try db.run(
       "UPDATE invoices SET status = 'paid', closed_at = ?, paused_at = NULL, next_action = NULL, next_action_at = NULL, charge_requested_at = NULL WHERE id = ?",
       at, invoice.id)
-    try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'paid' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+    // Only a paused invoice has an open pause (`ledgerd check` holds the two together).
+    if invoice.paused {
+      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'paid' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+    }
     try db.run(
       "UPDATE transfer_declarations SET closed_at = ?, outcome = 'received' WHERE invoice_id = ? AND closed_at IS NULL", at, invoice.id)
   }

@@ -217,7 +217,7 @@ extension LedgerStore {
   /// The charge attempt a report row names, by idempotency key, else by the processor's charge id.
   public func attemptForReport(key: String?, processorRef: String?, attemptID: Int64? = nil) throws -> AttemptForReport? {
     let select = """
-      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, a.amount_minor, a.currency, a.status, a.processor_ref,
+      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency, a.status, a.processor_ref,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
       FROM charge_attempts a JOIN cards c ON c.id = a.card_id
       """
@@ -228,7 +228,7 @@ extension LedgerStore {
     guard let row else { return nil }
     let attempt = PendingAttempt(
       id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"), cardID: try row.int("card_id"),
-      token: try row.string("token"),
+      token: try row.string("token"), cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
       amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
       invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
     return AttemptForReport(

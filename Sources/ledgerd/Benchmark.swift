@@ -102,6 +102,7 @@ struct Benchmark: AsyncParsableCommand {
       scheduler.maxInFlight = max(1, maxInFlight)
       // The statements' counters are cumulative: what the book's build ran is taken off.
       let buildCosts = Dictionary(store.db.statementStats().map { ($0.sql, (runs: $0.runs, vmSteps: $0.vmSteps)) }, uniquingKeysWith: { a, _ in a })
+      if statements { store.db.timeStatements() }
       let m0 = ContinuousClock.now
       let cpu0 = cpuSeconds()
       let waited0 = store.db.writeLockWaited
@@ -120,6 +121,7 @@ struct Benchmark: AsyncParsableCommand {
         let before = buildCosts[s.sql]
         return (sql: s.sql, runs: s.runs - (before?.runs ?? 0), vmSteps: s.vmSteps - (before?.vmSteps ?? 0))
       }.filter { $0.runs > 0 }.sorted { $0.vmSteps > $1.vmSteps }
+      let statementTimes = store.db.statementTimes
       result.peakMemoryMB = peakMemoryMB()
       result.checkFindings = try store.check().findings.count
       let r = result
@@ -146,6 +148,13 @@ struct Benchmark: AsyncParsableCommand {
           print(
             String(format: "  %9.2f runs %9.1f steps  ", Double(s.runs) / Double(attempts), Double(s.vmSteps) / Double(attempts))
               + String(sql.prefix(110)))
+        }
+        let timed = statementTimes.sorted { $0.value > $1.value }
+        let totalTime = Double(timed.reduce(0) { $0 + $1.value }) / 1e9
+        print("statements of the month by time in SQLite (\(String(format: "%.1f", totalTime)) s in all; µs per charge attempt):")
+        for (sql, nanoseconds) in timed.prefix(40) {
+          let text = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+          print(String(format: "  %9.2f µs  ", Double(nanoseconds) / 1e3 / Double(attempts)) + String(text.prefix(110)))
         }
       }
     }

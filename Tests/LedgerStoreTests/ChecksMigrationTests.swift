@@ -56,7 +56,8 @@ import Testing
           account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)], key: "ldg_test_\(n)",
           actor: .scheduler)
         let attempt = PendingAttempt(
-          id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token, amount: invoice.total, invoiceIDs: [invoice.id])
+          id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token,
+          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total, invoiceIDs: [invoice.id])
         if n % 2 == 0 {
           _ = try store.recordChargeSucceeded(attempt, processorRef: "ch_\(n)", actor: .scheduler, config: config)
         } else {
