@@ -36,6 +36,10 @@ public enum InvoiceStatus: String, CaseIterable, Sendable, Codable {
   case open, paid, void
   /// Written off after the grace period; it can still be paid later.
   case uncollectible
+
+  /// Whether money is still owed on an invoice in this state (the rest of its total is
+  /// due), as the audit view `v_invoice_balances` says too.
+  public var owesRest: Bool { self == .open || self == .uncollectible }
 }
 
 /// How an invoice is collected.

@@ -266,6 +266,9 @@ public final class Scheduler {
     var tried: Set<Int64> = []
     var lastReason: DeclineReason?
     var lastAttempt: Int64?
+    /// What is owed on each invoice, from the look for due actions, for the first card:
+    /// that look ran in the same transaction. Later cards read it again.
+    var dueFromLook: [(id: Int64, dueMinor: Int64)]?
   }
 
   /// One charge round per account and currency of the due charges.
@@ -279,9 +282,13 @@ public final class Scheduler {
       if let i = index[key] {
         rounds[i].invoiceIDs.append(item.invoiceID)
         rounds[i].scheduledRetry = rounds[i].scheduledRetry || scheduled
+        rounds[i].dueFromLook?.append((item.invoiceID, item.due.minorUnits))
       } else {
         index[key] = rounds.count
-        rounds.append(Round(accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID], scheduledRetry: scheduled))
+        rounds.append(
+          Round(
+            accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID], scheduledRetry: scheduled,
+            dueFromLook: [(item.invoiceID, item.due.minorUnits)]))
       }
     }
     return rounds
@@ -325,7 +332,10 @@ public final class Scheduler {
     for (i, round) in batch.rounds.enumerated() {
       let options = try store.chargeOptions(account: round.accountID, config: config)
       let cards = options.cards.filter { !round.tried.contains($0.id) }
-      let balances = try store.openBalances(round.invoiceIDs)
+      // The due look found the invoices open, not paused (a pause clears the schedule) and
+      // owing this, in this transaction; after it, a card's round reads them again.
+      let balances = try round.dueFromLook ?? store.openBalances(round.invoiceIDs)
+      batch.rounds[i].dueFromLook = nil
       let parts = balances.filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
       guard let card = cards.first, !parts.isEmpty else {
         exhausted.append((i, balances.map(\.id), options.availability))

@@ -143,22 +143,29 @@ extension LedgerStore {
     ).map(invoice(from:))
   }
 
+  /// An invoice and what was paid on it. Not through `v_invoice_balances`: SQLite would
+  /// read the row twice and sum its payments twice (once for what is paid, once for what is
+  /// due); what is due comes from the same rule here (`InvoiceStatus.owesRest`).
   static let invoiceSelect = """
     SELECT i.id, i.number, i.account_id, i.status, i.collection_method, i.payment_reference, i.issue_date, i.due_date,
-           i.currency, i.total_minor, b.paid_minor, b.due_minor, i.paused_at, i.grace_deadline, i.void_reason
-    FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
+           i.currency, i.total_minor, i.paused_at, i.grace_deadline, i.void_reason,
+           (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS paid_minor
+    FROM invoices i
     """
 
   func invoice(from row: Row) throws -> Invoice {
     let currency = try Currency(code: try row.string("currency"))
     func money(_ column: String) throws -> Money { Money(minorUnits: try row.int(column), currency: currency) }
+    let status = InvoiceStatus(rawValue: try row.string("status")) ?? .open
+    let total = try money("total_minor")
+    let paid = try money("paid_minor")
     return Invoice(
       id: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"),
-      status: InvoiceStatus(rawValue: try row.string("status")) ?? .open,
+      status: status,
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       paymentReference: try row.optionalString("payment_reference"), issueDate: try row.string("issue_date"),
-      dueDate: try row.string("due_date"), total: try money("total_minor"), paid: try money("paid_minor"),
-      due: try money("due_minor"), paused: try row.optionalString("paused_at") != nil,
+      dueDate: try row.string("due_date"), total: total, paid: paid,
+      due: status.owesRest ? Money(minorUnits: total.minorUnits - paid.minorUnits, currency: currency) : .zero(currency), paused: try row.optionalString("paused_at") != nil,
       graceDeadline: try row.optionalString("grace_deadline"), voidReason: try row.optionalString("void_reason"), lines: [])
   }
 }
