@@ -345,9 +345,10 @@ public final class Scheduler {
       let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
       let key = IdempotencyKey.make()
       let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
-      calls.append((i, PendingAttempt(
-          id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
-          cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount, invoiceIDs: parts.map(\.id))))
+      let attempt = PendingAttempt(
+        id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
+        cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount, invoiceIDs: parts.map(\.id))
+      calls.append((i, attempt))
       batch.rounds[i].tried.insert(card.id)
       batch.rounds[i].lastAttempt = id
     }

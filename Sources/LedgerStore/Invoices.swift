@@ -165,7 +165,8 @@ extension LedgerStore {
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       paymentReference: try row.optionalString("payment_reference"), issueDate: try row.string("issue_date"),
       dueDate: try row.string("due_date"), total: total, paid: paid,
-      due: status.owesRest ? Money(minorUnits: total.minorUnits - paid.minorUnits, currency: currency) : .zero(currency), paused: try row.optionalString("paused_at") != nil,
+      due: status.owesRest ? Money(minorUnits: total.minorUnits - paid.minorUnits, currency: currency) : .zero(currency),
+      paused: try row.optionalString("paused_at") != nil,
       graceDeadline: try row.optionalString("grace_deadline"), voidReason: try row.optionalString("void_reason"), lines: [])
   }
 }

@@ -556,3 +556,36 @@ extension RecoveryTests {
     #expect(try await scheduler.runDue().succeeded == 1)
   }
 }
+
+@Suite struct InvoiceBalanceTests {
+  /// An invoice read by the store says what the audit view `v_invoice_balances` says of it,
+  /// in every state: open (unpaid, part paid), paid, written off (then part paid), void.
+  @Test func anInvoiceOwesWhatTheBalancesViewSays() async throws {
+    let b = try Bench()
+    let unpaid = try b.accountWithInvoice(token: "tok_timeout.1")
+    let partPaid = try b.accountWithInvoice(token: "tok_timeout.2")
+    let paid = try b.accountWithInvoice(token: "tok_ok")
+    let writtenOff = try b.accountWithInvoice(token: "tok_decline_expired_card")
+    let voided = try b.accountWithInvoice(token: "tok_timeout.3")
+    let today = b.clock.now().date
+    _ = try b.billing.recordPayment(
+      partPaid.number, amount: Money(minorUnits: 700, currency: .eur), method: "transfer", bankReference: "part", receivedOn: today,
+      actor: .staff)
+    _ = try b.billing.voidInvoice(voided.number, reason: "issued twice", actor: .staff)
+    _ = try await b.scheduler.runUntil(b.clock.now().adding(days: 10), clock: b.clock)
+    _ = try b.billing.recordPayment(
+      writtenOff.number, amount: Money(minorUnits: 500, currency: .eur), method: "transfer", bankReference: "late", receivedOn: today,
+      actor: .staff)
+    var seen: Set<InvoiceStatus> = []
+    for invoice in [unpaid, partPaid, paid, writtenOff, voided] {
+      let read = try #require(try b.store.invoice(id: invoice.id))
+      let row = try #require(try b.store.db.queryOne("SELECT paid_minor, due_minor FROM v_invoice_balances WHERE invoice_id = ?", invoice.id))
+      #expect(read.paid.minorUnits == (try row.int("paid_minor")), "\(read.number) (\(read.status))")
+      #expect(read.due.minorUnits == (try row.int("due_minor")), "\(read.number) (\(read.status))")
+      seen.insert(read.status)
+    }
+    #expect(seen == [.open, .paid, .uncollectible, .void])
+    #expect(try b.store.invoice(id: partPaid.id)?.due.minorUnits == 1200)
+    #expect(try b.store.invoice(id: writtenOff.id)?.due.minorUnits == 1400)
+  }
+}
