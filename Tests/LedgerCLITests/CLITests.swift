@@ -210,9 +210,11 @@ import Testing
     #expect(report["month_lock_wait_seconds"] is Double)
     #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the benchmark's folder is removed")
     let kept = w.directory + "/kept"
-    let again = try w.run(Workspace.binary, small + ["--dir", kept], environment: ["TMPDIR": tmp + "/"])
+    let again = try w.run(Workspace.binary, small + ["--dir", kept, "--statements"], environment: ["TMPDIR": tmp + "/"])
     #expect(again.status == 0, "\(again.stderr)")
     #expect(again.stdout.contains("in \(kept)"))
+    #expect(again.stdout.contains("statements of the month by SQLite VM steps"))
+    #expect(again.stdout.contains("statements of the month by time in SQLite"))
     #expect(FileManager.default.fileExists(atPath: kept + "/ledger.db"))
   }
 

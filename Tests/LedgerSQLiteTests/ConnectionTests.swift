@@ -54,6 +54,25 @@ final class TempDatabase {
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 100)
   }
 
+  /// `timeStatements()` (for `benchmark --statements`) times every statement the connection
+  /// runs from then on, the cached ones and COMMIT alike, and none run before it.
+  @Test func timedStatementsAreTheOnesRunSinceTimingBegan() throws {
+    let db = try TempDatabase().open()
+    try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL) STRICT")
+    #expect(db.statementTimes.isEmpty)
+    db.timeStatements()
+    try db.write { db in
+      for i in 0..<50 { try db.run("INSERT INTO t (v) VALUES (?)", "row \(i)") }
+    }
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 50)
+    let times = db.statementTimes
+    #expect(times["INSERT INTO t (v) VALUES (?)"] != nil)
+    #expect(times["SELECT count(*) FROM t"] != nil)
+    #expect(times.keys.contains { $0.uppercased().hasPrefix("COMMIT") })
+    #expect(!times.keys.contains { $0.hasPrefix("CREATE TABLE") })
+    #expect(times.values.allSatisfy { $0 >= 0 })
+  }
+
   @Test func errorsCarryExtendedCodeMessageAndSQLButNotValues() throws {
     let db = try TempDatabase().open()
     try db.execute("CREATE TABLE t (x TEXT UNIQUE)")
