@@ -46,11 +46,15 @@ public struct WriteLockBusy: Error, CustomStringConvertible, Sendable {
   public let waited: Duration
   /// The wait was cut short (the process is shutting down), not timed out.
   public var stoppedWaiting = false
+  /// The holder, when the wait ended, was another connection of this process (its
+  /// checkpoint thread, or a write of its own on another connection), not another process.
+  public var heldByThisProcess = false
 
-  public init(lockPath: String, waited: Duration, stoppedWaiting: Bool = false) {
+  public init(lockPath: String, waited: Duration, stoppedWaiting: Bool = false, heldByThisProcess: Bool = false) {
     self.lockPath = lockPath
     self.waited = waited
     self.stoppedWaiting = stoppedWaiting
+    self.heldByThisProcess = heldByThisProcess
   }
 
   public var description: String {
@@ -58,6 +62,9 @@ public struct WriteLockBusy: Error, CustomStringConvertible, Sendable {
     let shown = seconds >= 10 ? String(Int(seconds.rounded())) : String(Double(Int(seconds * 10)) / 10)
     if stoppedWaiting {
       return "ledger busy: stopped waiting for the write lock (\(lockPath)) after \(shown) s to shut down; nothing was written"
+    }
+    if heldByThisProcess {
+      return "ledger busy: another connection of this process (its checkpoint or one of its own writes) has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
     }
     return "ledger busy: another ledgerd process has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
   }
@@ -163,8 +170,10 @@ public final class WriteLock: Sendable {
       let seen = released.count
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
-      if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited) }
-      if stopWaiting?() == true { throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true) }
+      if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited, heldByThisProcess: state.withLock { $0.held }) }
+      if stopWaiting?() == true {
+        throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true, heldByThisProcess: state.withLock { $0.held })
+      }
       // A release in this process ends the pause at once; another process's is seen at the
       // next try.
       released.wait(whileCountIs: seen, microseconds: pauseMicroseconds)

@@ -44,6 +44,7 @@ import Testing
     let busy = try #require(throws: WriteLockBusy.self) { try db.write { try $0.run("INSERT INTO t VALUES (1)") } }
     #expect(ContinuousClock.now - started >= .milliseconds(300))
     #expect(busy.description.hasPrefix("ledger busy: another ledgerd process has held the write lock for"))
+    #expect(!busy.heldByThisProcess)
     #expect(throws: WriteLockBusy.self) { try db.run("INSERT INTO t VALUES (2)") }
     #expect(throws: WriteLockBusy.self) { try db.execute("INSERT INTO t VALUES (3)") }
     #expect(throws: WriteLockBusy.self) { try db.checkpoint(.passive) }
@@ -51,6 +52,23 @@ import Testing
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 0)
 
     flock(fd, LOCK_UN)
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
+  }
+
+  /// A holder in this process (the checkpoint thread, another connection) is named as
+  /// such when a write gives up waiting, not as another process.
+  @Test func aHolderInThisProcessIsNamedAsSuch() throws {
+    let tmp = TempDatabase()
+    let db = try Connection(path: tmp.path, options: options())
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    let lock = try #require(db.writeLock)
+    #expect(try lock.tryAcquire())
+    let busy = try #require(throws: WriteLockBusy.self) { try db.write { try $0.run("INSERT INTO t VALUES (1)") } }
+    #expect(busy.heldByThisProcess)
+    #expect(busy.description.hasPrefix("ledger busy: another connection of this process (its checkpoint or one of its own writes) has held"))
+    lock.release()
     _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
   }
