@@ -148,7 +148,7 @@ public struct LedgerDaemon: Service {
     await delivery.value
     notifier.stopping()
     let checkpoints = store.db.checkpointsMade
-    logger.notice("stopped (checkpoints while serving: \(checkpoints.besideWriters) copies beside writers, \(checkpoints.underLock) under the write lock throughout)")
+    logger.notice("stopped (checkpoints while serving: \(checkpoints.summary))")
   }
 
   /// While the loop sleeps: when the WAL file holds anything and the last checkpoint is

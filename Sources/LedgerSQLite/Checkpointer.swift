@@ -156,19 +156,31 @@ final class Checkpointer: @unchecked Sendable {
       var made = CheckpointCounts()
       if let connection {
         // Should copying beside writers fail (the reader cannot begin, the WAL index cannot
-        // be read), the checkpoint runs under the lock throughout.
+        // be read, its last copy under the lock fails), the checkpoint runs under the lock
+        // throughout; what fails then is counted, with its error, for the owner to report.
         do {
           guard let reader else { throw SQLiteError(extendedCode: SQLITE_CANTOPEN, message: "no second connection") }
           made.besideWriters = try connection.checkpointBesideWriters(pinning: reader, tailFrames: tailFrames)
         } catch is WriteLockBusy {
           // The lock stayed busy for the whole wait: the next commit past the threshold asks again.
+          made.givenUpBusy = 1
         } catch {
-          if (try? connection.checkpoint(.passive)) != nil { made.underLock = 1 }
+          do {
+            try connection.checkpoint(.passive)
+            made.underLock = 1
+          } catch is WriteLockBusy {
+            made.givenUpBusy = 1
+          } catch let fallback {
+            made.failed = 1
+            made.lastFailure = String(describing: fallback)
+          }
         }
+      } else {
+        made.failed = 1
+        made.lastFailure = "cannot open a connection to \(path) for checkpoints"
       }
       pthread_mutex_lock(mutex)
-      counts.besideWriters += made.besideWriters
-      counts.underLock += made.underLock
+      counts.add(made)
       busy = false
       pthread_cond_broadcast(wake)
       pthread_mutex_unlock(mutex)
@@ -233,4 +245,31 @@ public struct CheckpointCounts: Sendable, Equatable {
   public var besideWriters = 0
   /// Checkpoints made under the write lock throughout, when copying beside writers failed.
   public var underLock = 0
+  /// Checkpoints given up because the write lock stayed busy for the whole wait (the next
+  /// commit past the threshold asks again).
+  public var givenUpBusy = 0
+  /// Checkpoints that failed both ways (an I/O error, the file unreachable); nothing
+  /// committed is lost, but the WAL keeps growing until one succeeds.
+  public var failed = 0
+  /// The last failure's error.
+  public var lastFailure: String?
+
+  public init() {}
+
+  mutating func add(_ other: CheckpointCounts) {
+    besideWriters += other.besideWriters
+    underLock += other.underLock
+    givenUpBusy += other.givenUpBusy
+    failed += other.failed
+    if let failure = other.lastFailure { lastFailure = failure }
+  }
+
+  /// The counts in words, for a log line ("12 copies beside writers, 0 under the write lock
+  /// throughout"), with the checkpoints given up or failed when there were any.
+  public var summary: String {
+    var text = "\(besideWriters) copies beside writers, \(underLock) under the write lock throughout"
+    if givenUpBusy > 0 { text += ", \(givenUpBusy) given up with the lock busy" }
+    if failed > 0 { text += ", \(failed) failed (last: \(lastFailure ?? "?"))" }
+    return text
+  }
 }

@@ -42,6 +42,7 @@ struct Benchmark: AsyncParsableCommand {
     /// Checkpoints of the month: copied beside the writer, or under the lock throughout.
     var checkpointsBesideWriter = 0
     var checkpointsUnderLock = 0
+    var checkpointsFailed = 0
     var chargeAttempts = 0
     var attemptsPerSecond = 0.0
     var baselineInsertsPerSecond = 0.0
@@ -114,6 +115,7 @@ struct Benchmark: AsyncParsableCommand {
       store.db.waitForCheckpoints()
       result.checkpointsBesideWriter = store.db.checkpointsMade.besideWriters - checkpoints0.besideWriters
       result.checkpointsUnderLock = store.db.checkpointsMade.underLock - checkpoints0.underLock
+      result.checkpointsFailed = store.db.checkpointsMade.failed - checkpoints0.failed
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
@@ -133,7 +135,7 @@ struct Benchmark: AsyncParsableCommand {
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
           CPU time of the month     \(String(format: "%.1f", r.monthCPUSeconds)) s (user + system), \(String(format: "%.0f", Double(r.chargeAttempts) / max(r.monthCPUSeconds, 0.001))) attempts per CPU second
           waits for the write lock  \(String(format: "%.1f", r.monthLockWaitSeconds)) s (writes held off by checkpoints)
-          checkpoints               \(r.checkpointsBesideWriter) copies beside the writer, \(r.checkpointsUnderLock) under the lock throughout
+          checkpoints               \(r.checkpointsBesideWriter) copies beside the writer, \(r.checkpointsUnderLock) under the lock throughout\(r.checkpointsFailed > 0 ? ", \(r.checkpointsFailed) FAILED (last: \(store.db.checkpointsMade.lastFailure ?? "?"))" : "")
           baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
           ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)

@@ -296,13 +296,18 @@ final class StressLedger: Sendable {
     let serveLog = (try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? ""
     var besideWriters = 0
     var underLock = 0
+    var stopLines = 0
     for line in serveLog.split(separator: "\n") where line.contains("checkpoints while serving: ") {
-      let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+      stopLines += 1
+      let counts = line.split(separator: "checkpoints while serving: ")[1]
+      let numbers = counts.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
       if numbers.count >= 2 {
-        besideWriters += numbers[numbers.count - 2]
-        underLock += numbers[numbers.count - 1]
+        besideWriters += numbers[0]
+        underLock += numbers[1]
       }
+      #expect(!counts.contains("failed"), "\(line)")
     }
+    #expect(stopLines > 0, "no stop line in the daemon's log")
     #expect(besideWriters > 0, "no checkpoint copied beside writers")
     #expect(underLock == 0)
     let writes = counts.accounts.count + counts.cards.count + counts.invoices.count + counts.payments.count + counts.pauses.count

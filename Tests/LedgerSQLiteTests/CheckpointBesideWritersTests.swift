@@ -156,4 +156,34 @@ import Testing
     #expect(try fresh.scalarInt("SELECT count(*) FROM t") == 6000)
     #expect(try fresh.scalarInt("SELECT sum(length(x)) FROM t") == 6_000_000)
   }
+
+  /// A checkpoint that cannot be made is counted with its error (the daemon logs it when it
+  /// stops), and a later one succeeds once the file can be reached again.
+  @Test func aCheckpointThatFailsIsCountedWithItsError() throws {
+    let tmp = TempDatabase()
+    var options = ConnectionOptions()
+    options.discipline.lockTimeout = .seconds(30)
+    options.discipline.checkpointAfterPages = 50
+    let writer = try Connection(path: tmp.path, options: options)
+    try writer.enableWAL()
+    try writer.execute("CREATE TABLE t (i INTEGER PRIMARY KEY, x TEXT)")
+    // The checkpointer opens its own connections at its first checkpoint: with a folder
+    // where the database file was, it cannot.
+    try FileManager.default.moveItem(atPath: tmp.path, toPath: tmp.path + ".aside")
+    try FileManager.default.createDirectory(atPath: tmp.path, withIntermediateDirectories: false)
+    try fill(writer, rows: 200)
+    writer.waitForCheckpoints()
+    let failed = writer.checkpointsMade
+    #expect(failed.failed >= 1)
+    #expect(failed.besideWriters == 0 && failed.underLock == 0)
+    #expect(failed.lastFailure?.contains("cannot open a connection to \(tmp.path)") == true, "\(failed)")
+    #expect(failed.summary.contains("failed (last: cannot open a connection"))
+    try FileManager.default.removeItem(atPath: tmp.path)
+    try FileManager.default.moveItem(atPath: tmp.path + ".aside", toPath: tmp.path)
+    try fill(writer, rows: 200, from: 200)
+    writer.waitForCheckpoints()
+    #expect(writer.checkpointsMade.besideWriters > 0)
+    #expect(writer.checkpointsMade.summary.hasPrefix("\(writer.checkpointsMade.besideWriters) copies beside writers, 0 under the write lock throughout"))
+    #expect(try writer.scalarInt("SELECT count(*) FROM t") == 400)
+  }
 }
