@@ -291,6 +291,16 @@ final class StressLedger: Sendable {
     let limited = try w.sqlite(
       "SELECT count(*) FROM (SELECT card_id FROM charge_attempts WHERE status IN ('pending', 'succeeded', 'declined') GROUP BY card_id HAVING count(*) >= 15)"
     ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    // The network's rule holds under all this: at no attempt does its card have more than
+    // 15 counted attempts in the 30 days up to it.
+    let overLimit = try w.sqlite(
+      """
+      SELECT count(*) FROM charge_attempts a WHERE a.status IN ('pending', 'succeeded', 'declined')
+        AND (SELECT count(*) FROM charge_attempts b WHERE b.card_id = a.card_id AND b.status IN ('pending', 'succeeded', 'declined')
+             AND b.created_at > strftime('%Y-%m-%dT%H:%M:%SZ', a.created_at, '-30 days') AND b.created_at <= a.created_at) > 15
+      """
+    ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(overLimit == "0", "cards charged more than 15 times in the window")
     // The daemon's checkpoints, from the line each stop logs: copies beside the other
     // processes' writes, none needing the lock throughout.
     let serveLog = (try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? ""
