@@ -249,7 +249,7 @@ public final class Connection {
   }
 
   /// From now on, times every statement this connection runs (SQLite's profile trace), for
-  /// `statementStats()`. Costs a clock reading per statement: for benchmarks only.
+  /// `statementTimes`. Costs a clock reading per statement: for benchmarks only.
   public func timeStatements() {
     guard statementClock == nil else { return }
     let clock = StatementClock()
