@@ -40,11 +40,19 @@ static inline int ledgerd_config_memstatus_off(void) {
 /// commit is writing it), SQLITE_NOTFOUND when there is no initialized WAL index. Read
 /// through the VFS's own mapping: opening and closing the -shm file here would drop the
 /// POSIX locks SQLite holds on it for this process.
+/// The connection's own handle on its main database file (the VFS's), or an error code.
+static inline int ledgerd_main_file(sqlite3 *db, sqlite3_file **file) {
+  *file = 0;
+  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, file);
+  if (rc != SQLITE_OK) return rc;
+  return (*file && (*file)->pMethods) ? SQLITE_OK : SQLITE_NOTFOUND;
+}
+
 static inline int ledgerd_wal_index_frames(sqlite3 *db, unsigned int *frames, unsigned int *backfilled) {
   sqlite3_file *file = 0;
-  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  int rc = ledgerd_main_file(db, &file);
   if (rc != SQLITE_OK) return rc;
-  if (!file || !file->pMethods || file->pMethods->iVersion < 2 || !file->pMethods->xShmMap) return SQLITE_NOTFOUND;
+  if (file->pMethods->iVersion < 2 || !file->pMethods->xShmMap) return SQLITE_NOTFOUND;
   volatile void *region = 0;
   rc = file->pMethods->xShmMap(file, 0, 32768, 0, &region);
   if (rc != SQLITE_OK) return rc;
@@ -64,9 +72,9 @@ static inline int ledgerd_wal_index_frames(sqlite3 *db, unsigned int *frames, un
 /// writes a checkpoint copied into it reach the disk without holding anything.
 static inline int ledgerd_sync_database_file(sqlite3 *db) {
   sqlite3_file *file = 0;
-  int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+  int rc = ledgerd_main_file(db, &file);
   if (rc != SQLITE_OK) return rc;
-  if (!file || !file->pMethods || !file->pMethods->xSync) return SQLITE_NOTFOUND;
+  if (!file->pMethods->xSync) return SQLITE_NOTFOUND;
   return file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
 }
 

@@ -36,8 +36,8 @@ final class Checkpointer: @unchecked Sendable {
   private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
   private var requested = false
   private var busy = false
-  /// Checkpoints made: copied beside writers (ending with a short copy under the lock), and
-  /// under the lock throughout (when copying beside writers failed).
+  /// Checkpoints made (beside writers, or under the lock throughout), given up with the
+  /// lock busy, or failed, so far.
   private var counts = CheckpointCounts()
   /// Frames left after a copy that are copied under the lock at once: a tenth of the
   /// threshold (1,000 frames, about 10 ms of copying, at the default).

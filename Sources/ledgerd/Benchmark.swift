@@ -39,7 +39,7 @@ struct Benchmark: AsyncParsableCommand {
     var monthCPUSeconds = 0.0
     /// How long the month's writes waited for the write lock (held by a checkpoint).
     var monthLockWaitSeconds = 0.0
-    /// Checkpoints of the month: copied beside the writer, or under the lock throughout.
+    /// Checkpoints of the month: copied beside the writer, under the lock throughout, failed.
     var checkpointsBesideWriter = 0
     var checkpointsUnderLock = 0
     var checkpointsFailed = 0
@@ -113,9 +113,10 @@ struct Benchmark: AsyncParsableCommand {
       result.monthCPUSeconds = cpuSeconds() - cpu0
       result.monthLockWaitSeconds = seconds(store.db.writeLockWaited - waited0)
       store.db.waitForCheckpoints()
-      result.checkpointsBesideWriter = store.db.checkpointsMade.besideWriters - checkpoints0.besideWriters
-      result.checkpointsUnderLock = store.db.checkpointsMade.underLock - checkpoints0.underLock
-      result.checkpointsFailed = store.db.checkpointsMade.failed - checkpoints0.failed
+      let checkpoints = store.db.checkpointsMade
+      result.checkpointsBesideWriter = checkpoints.besideWriters - checkpoints0.besideWriters
+      result.checkpointsUnderLock = checkpoints.underLock - checkpoints0.underLock
+      result.checkpointsFailed = checkpoints.failed - checkpoints0.failed
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
@@ -135,7 +136,7 @@ struct Benchmark: AsyncParsableCommand {
           charge attempts/s         \(String(format: "%.0f", r.attemptsPerSecond))
           CPU time of the month     \(String(format: "%.1f", r.monthCPUSeconds)) s (user + system), \(String(format: "%.0f", Double(r.chargeAttempts) / max(r.monthCPUSeconds, 0.001))) attempts per CPU second
           waits for the write lock  \(String(format: "%.1f", r.monthLockWaitSeconds)) s (writes held off by checkpoints)
-          checkpoints               \(r.checkpointsBesideWriter) copies beside the writer, \(r.checkpointsUnderLock) under the lock throughout\(r.checkpointsFailed > 0 ? ", \(r.checkpointsFailed) FAILED (last: \(store.db.checkpointsMade.lastFailure ?? "?"))" : "")
+          checkpoints               \(r.checkpointsBesideWriter) copies beside the writer, \(r.checkpointsUnderLock) under the lock throughout\(r.checkpointsFailed > 0 ? ", \(r.checkpointsFailed) FAILED (last: \(checkpoints.lastFailure ?? "?"))" : "")
           baseline inserts/s        \(String(format: "%.0f", r.baselineInsertsPerSecond)) (single-row INSERT, 1,000 per transaction)
           ratio                     \(String(format: "%.3f", r.attemptsPerBaselineInsert)) attempts per baseline insert
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)
