@@ -56,17 +56,13 @@ public struct CardExpiry: Hashable, Sendable, CustomStringConvertible {
 /// Rules for the card fields a processor gives us. ledgerd stores tokens and display data
 /// only; a card number or CVC must never reach the database.
 public enum CardRules {
-  /// A processor token. Anything that looks like a primary account number (13 to 19
-  /// digits, spaces or dashes aside, passing the Luhn check) is refused.
+  /// A processor token: 3 to 255 printable ASCII characters. A token that holds anything
+  /// that looks like a card number (see `CardNumberText`), alone or inside it
+  /// (`tok_4242424242424242`, `4242.4242.4242.4242`), is refused.
   public static func token(_ raw: String, field: String = "--token") throws -> String {
     // The card-number test comes first so that a number typed with spaces or dashes is
     // refused for what it is.
-    let digits = raw.filter { $0 != " " && $0 != "-" }
-    if (13...19).contains(digits.count), digits.utf8.allSatisfy({ (48...57).contains($0) }), luhnValid(digits) {
-      throw InputError(
-        field: field,
-        rule: "looks like a card number (\(digits.count) digits passing the Luhn check); ledgerd stores the processor's token only, never a card number")
-    }
+    try CardNumberText.refuse(raw, field: field)
     guard (3...255).contains(raw.utf8.count),
       raw.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
     else {
@@ -104,6 +100,92 @@ public enum CardRules {
     }
     return brand
   }
+}
+
+/// Card numbers hidden in text. A run is a maximal sequence of ASCII digits in which two
+/// digits may be parted by one space, dot or dash (`4242 4242-4242.4242`); a run of 13 to 19
+/// digits that passes the Luhn check looks like a card number (a primary account number).
+/// Runs are maximal, so a longer number (a 25-digit IBAN tail, a 20-digit bank reference)
+/// is never cut into a card-number-sized piece. Operator input that holds one is refused;
+/// text that arrives from outside (statements, processor reports) is masked instead.
+public enum CardNumberText {
+  /// The card-number-looking runs of `text`, as ranges of its UTF-8 bytes.
+  public static func runs(in text: String) -> [Range<Int>] {
+    let bytes = Array(text.utf8)
+    var found: [Range<Int>] = []
+    var i = 0
+    while i < bytes.count {
+      guard isDigit(bytes[i]) else {
+        i += 1
+        continue
+      }
+      let start = i
+      var digits = [bytes[i]]
+      var end = i + 1
+      while end < bytes.count {
+        if isDigit(bytes[end]) {
+          digits.append(bytes[end])
+          end += 1
+        } else if isSeparator(bytes[end]), end + 1 < bytes.count, isDigit(bytes[end + 1]) {
+          end += 1
+        } else {
+          break
+        }
+      }
+      if (13...19).contains(digits.count), CardRules.luhnValid(String(decoding: digits, as: UTF8.self)) {
+        found.append(start..<end)
+      }
+      i = end
+    }
+    return found
+  }
+
+  /// Whether `text` holds something that looks like a card number.
+  public static func contains(_ text: String) -> Bool {
+    // Most text has no run of 13 digits at all: a quick count first.
+    var digits = 0
+    for b in text.utf8 where isDigit(b) { digits += 1 }
+    return digits >= 13 && !runs(in: text).isEmpty
+  }
+
+  /// The first card-number-looking run of `text`, described without its number: its count
+  /// of digits and its last four (`16 digits, ending 4242`); nil when there is none.
+  public static func describeFirst(in text: String) -> String? {
+    guard contains(text), let run = runs(in: text).first else { return nil }
+    let digits = Array(text.utf8)[run].filter(isDigit)
+    return "\(digits.count) digits, ending \(String(decoding: digits.suffix(4), as: UTF8.self))"
+  }
+
+  /// Refuses operator input that holds a card number, saying where without repeating it.
+  public static func refuse(_ text: String, field: String) throws {
+    guard let found = describeFirst(in: text) else { return }
+    throw InputError(
+      field: field,
+      rule: "holds what looks like a card number (\(found), passing the Luhn check); ledgerd never stores a card number, the processor keeps it")
+  }
+
+  /// `text` with every digit of each card-number-looking run but the last four replaced by
+  /// `*`, separators kept (`4242 4242 4242 4242` becomes `**** **** **** 4242`).
+  public static func masked(_ text: String) -> String {
+    guard contains(text) else { return text }
+    var bytes = Array(text.utf8)
+    for run in runs(in: text) { mask(&bytes, run) }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  static func mask(_ bytes: inout [UInt8], _ run: Range<Int>) {
+    var keep = 4
+    for k in run.reversed() where isDigit(bytes[k]) {
+      if keep > 0 {
+        keep -= 1
+      } else {
+        bytes[k] = UInt8(ascii: "*")
+      }
+    }
+  }
+
+  @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+  @inline(__always) static func isSeparator(_ b: UInt8) -> Bool { b == 32 || b == 46 || b == 45 }
 }
 
 /// What the default-card rules need to know about a card.

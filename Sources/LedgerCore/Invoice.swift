@@ -30,7 +30,12 @@ public struct InvoiceLineDraft: Sendable, Equatable {
     self.init(description: description, kind: kind, quantity: quantity, unitAmount: unit)
   }
 
-  public func amount() throws -> Money { try unitAmount.multiplied(by: quantity) }
+  /// The line's amount, unit times quantity, within `Money.maximumMinorUnits`.
+  public func amount() throws -> Money {
+    let amount = try unitAmount.multiplied(by: quantity)
+    try amount.checkBound(field: "amount")
+    return amount
+  }
 }
 
 /// An invoice ready to be written: lines checked, total computed, dates in order.
@@ -68,6 +73,7 @@ public struct InvoiceDraft: Sendable {
         throw error.renamed("line \(i + 1)")
       }
     }
+    try total.checkBound(field: "invoice total")
     self.accountID = accountID
     self.currency = currency
     self.lines = lines

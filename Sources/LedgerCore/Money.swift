@@ -14,11 +14,35 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
 
   public static func zero(_ currency: Currency) -> Money { Money(minorUnits: 0, currency: currency) }
 
+  /// The largest amount ledgerd takes in, in minor units, for any one amount it is given
+  /// (a price, an invoice line with its quantity, an invoice's total, a payment, a
+  /// statement entry, a settlement row): 100,000,000,000 minor units, i.e. one billion EUR
+  /// (10^9.00), 100 billion JPY, 100 million KWD. Far above any real bill, and small enough
+  /// that the ledger's sums (a balance, the trial balance, an account's credit) stay
+  /// within `Int64` until some 92 million amounts at this maximum have been booked.
+  public static let maximumMinorUnits: Int64 = 100_000_000_000
+
+  /// The bound as text in `currency`, for error messages.
+  public static func maximum(in currency: Currency) -> Money { Money(minorUnits: maximumMinorUnits, currency: currency) }
+
+  /// Whether the amount is within ledgerd's bound, either sign.
+  public var isWithinBound: Bool { minorUnits.magnitude <= UInt64(Self.maximumMinorUnits) }
+
+  /// Throws when the amount is beyond ledgerd's bound, naming `field`.
+  public func checkBound(field: String) throws {
+    guard isWithinBound else {
+      throw InputError(
+        field: field,
+        rule: "\(amountString) \(currency.code) is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)")
+    }
+  }
+
   /// Parses a decimal amount written with a dot: `12.30` in EUR is 1230 minor units.
   ///
   /// Refused, each with the rule it breaks: an empty string, anything but digits and one
   /// dot (no sign other than a leading `-`, no exponent, no thousands separator, no comma),
-  /// more decimals than the currency has, and a value beyond `Int64`.
+  /// more decimals than the currency has, and a value beyond `maximumMinorUnits` (either
+  /// sign).
   public static func parse(_ text: String, currency: Currency, field: String = "amount") throws -> Money {
     var digits = Substring(text)
     let negative = digits.first == "-"
@@ -36,14 +60,16 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
       let allowed = currency.exponent == 0 ? "no decimals" : "at most \(currency.exponent) decimals"
       throw InputError(field: field, rule: "'\(text)' has \(fraction.count) decimals; \(currency.code) allows \(allowed)")
     }
-    let overflow = InputError(field: field, rule: "'\(text)' is too large (the limit is \(Money(minorUnits: .max, currency: currency).amountString) \(currency.code))")
+    let tooLarge = InputError(
+      field: field,
+      rule: "'\(text)' is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)")
     var value: Int64 = 0
     let padded = Array((fraction ?? "").utf8) + Array(repeating: UInt8(48), count: currency.exponent - (fraction?.count ?? 0))
     for byte in Array(whole.utf8) + padded {
-      let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-      let (sum, o2) = times10.addingReportingOverflow(Int64(byte - 48))
-      if o1 || o2 { throw overflow }
-      value = sum
+      // Leading zeros are read as such; any other digit past the bound refuses the amount
+      // before it can overflow.
+      value = value * 10 + Int64(byte - 48)
+      if value > maximumMinorUnits { throw tooLarge }
     }
     return Money(minorUnits: negative ? -value : value, currency: currency)
   }

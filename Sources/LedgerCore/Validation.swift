@@ -12,6 +12,7 @@ public enum Validate {
     guard value.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
       throw InputError(field: field, rule: "must be printable ASCII without spaces, tabs or line breaks")
     }
+    try CardNumberText.refuse(value, field: field)
     let parts = value.split(separator: "@", omittingEmptySubsequences: false)
     guard parts.count == 2 else { throw InputError(field: field, rule: "'\(value)' must contain exactly one '@'") }
     let (local, domain) = (parts[0], parts[1])
@@ -48,6 +49,7 @@ public enum Validate {
     guard value.unicodeScalars.allSatisfy({ !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) else {
       throw InputError(field: field, rule: "must not contain line breaks or other control characters")
     }
+    try CardNumberText.refuse(value, field: field)
     return value
   }
 

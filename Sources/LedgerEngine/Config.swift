@@ -60,6 +60,7 @@ public struct LedgerConfig: Sendable, Equatable {
       try d.int("transient_retry_hours", into: &config.dunning.transientRetryHours, range: 1...240)
       try d.int("fraud_pause_hours", into: &config.dunning.fraudPauseHours, range: 0...720)
       try d.string("downgrade_plan", into: &config.dunning.downgradePlan)
+      _ = try Validate.planCode(config.dunning.downgradePlan, field: "dunning.downgrade_plan")
       try d.bool("restore_plan_on_payment", into: &config.dunning.restorePlanOnPayment)
       try d.int("max_charges_per_card", into: &config.dunning.maxChargesPerCard, range: 1...1000)
       try d.int("card_charge_window_days", into: &config.dunning.cardChargeWindowDays, range: 1...365)

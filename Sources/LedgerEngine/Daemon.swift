@@ -71,13 +71,27 @@ public struct LedgerDaemon: Service {
     let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
     scheduler.maxInFlight = config.maxInFlight
     scheduler.batchSize = config.batchSize
+    try scheduler.checkConfiguration()
+    // SIGTERM ends a backlog at the end of the batch in hand (systemd's stop timeout is 15 s).
+    scheduler.shouldStop = { Task.isShuttingDownGracefully || Task.isCancelled }
     var lastEvent = try store.lastEventID()
     let heartbeat = Heartbeat()
     var lastCheckpoint = ContinuousClock.now - idleCheckpointInterval
-    let beat = { heartbeat.beat() }
 
-    let recovered = try await scheduler.recoverPending()
-    if recovered > 0 { logger.notice("resolved \(recovered) pending charge attempt(s) left by a previous run") }
+    // Charges this file does not know (it was restored, or put in place of the file a
+    // previous run had open) are taken in before anything is charged.
+    do {
+      let adopted = try await scheduler.adoptProcessorCharges()
+      if adopted > 0 { logger.notice("took in \(adopted) charge(s) the processor made for this ledger that its file did not have") }
+    } catch {
+      throw stopping(error, store: store)
+    }
+    do {
+      let recovered = try await scheduler.recoverPending()
+      if recovered > 0 { logger.notice("resolved \(recovered) pending charge attempt(s) left by a previous run") }
+    } catch {
+      throw stopping(error, store: store)
+    }
     lastEvent = try logEvents(store, after: lastEvent)
     notifier.ready(status: "serving \(databasePath)")
     logger.notice("serving \(databasePath)")
@@ -86,6 +100,42 @@ public struct LedgerDaemon: Service {
     let stop = StopFlag()
     let delivery = Task { await deliveryLoop(stop: stop) }
 
+    // A fatal error (`LedgerStore.isFatal`) ends the loop; the daemon then stops like on
+    // SIGTERM, and fails.
+    var fatal: Error?
+    do {
+      try await loop(store: store, scheduler: scheduler, heartbeat: heartbeat, lastEvent: &lastEvent, lastCheckpoint: &lastCheckpoint)
+    } catch where LedgerStore.isFatal(error) {
+      fatal = error
+    }
+    // The message in hand gets a few seconds to finish; then the hand-off is cut short (a
+    // sendmail command is killed, an SMTP connection closed) and the message, not recorded
+    // as delivered nor as an attempt, is sent again later with the same Message-ID.
+    stop.set()
+    let grace = ContinuousClock.now + .seconds(5)
+    while !stop.isFinished && ContinuousClock.now < grace {
+      do {
+        try await Task.sleep(for: .milliseconds(20))
+      } catch {
+        break  // this task is cancelled: no more grace
+      }
+    }
+    delivery.cancel()
+    await delivery.value
+    notifier.stopping()
+    if let fatal { throw stopping(fatal, store: store) }
+    let checkpoints = store.db.checkpointsMade
+    logger.notice("stopped (checkpoints while serving: \(checkpoints.summary))")
+  }
+
+  /// The scheduler's loop: a tick, then a sleep until the next due action, until a
+  /// graceful shutdown; a tick that fails is logged and the loop goes on, except on a
+  /// fatal error (`LedgerStore.isFatal`), which ends it.
+  func loop(
+    store: LedgerStore, scheduler: Scheduler, heartbeat: Heartbeat, lastEvent: inout Int64,
+    lastCheckpoint: inout ContinuousClock.Instant
+  ) async throws {
+    let beat = { heartbeat.beat() }
     try await withThrowingTaskGroup(of: Void.self) { group in
       if let interval = notifier.watchdogInterval {
         group.addTask { [notifier] in
@@ -111,6 +161,8 @@ public struct LedgerDaemon: Service {
           }
           lastEvent = try logEvents(store, after: lastEvent)
           if report.unresolved > 0 { _ = try await scheduler.recoverPending() }
+        } catch where LedgerStore.isFatal(error) {
+          throw error
         } catch {
           // A failed tick is logged and retried on the next wake (after `failedTickPause`,
           // or sooner when another process commits); the loop goes on. A tick can fail after
@@ -122,6 +174,8 @@ public struct LedgerDaemon: Service {
           do {
             let resolved = try await scheduler.recoverPending()
             if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s) after the failed tick") }
+          } catch where LedgerStore.isFatal(error) {
+            throw error
           } catch {
             logger.error("pending attempts not resolved yet: \(String(describing: error))")
           }
@@ -132,23 +186,37 @@ public struct LedgerDaemon: Service {
       }
       group.cancelAll()
     }
-    // The message in hand gets a few seconds to finish; then the hand-off is cut short (a
-    // sendmail command is killed, an SMTP connection closed) and the message, not recorded
-    // as delivered nor as an attempt, is sent again later with the same Message-ID.
-    stop.set()
-    let grace = ContinuousClock.now + .seconds(5)
-    while !stop.isFinished && ContinuousClock.now < grace {
+  }
+
+  /// What the daemon does with an error before it fails: a fatal one (`LedgerStore.isFatal`)
+  /// is logged as the reason it stops, and when the file was replaced under it, the file it
+  /// had open (which nobody can reach any more, and which holds whatever it recorded since
+  /// the copy put in its place was made) is saved beside it as
+  /// `<db>.replaced-<time>` with SQLite's backup API, so nothing it recorded is lost, and
+  /// its WAL is emptied so that none of it is read into the file now at the path.
+  func stopping(_ error: Error, store: LedgerStore) -> Error {
+    guard LedgerStore.isFatal(error) else { return error }
+    logger.critical("stopping: \(String(describing: error))")
+    if error is DatabaseFileReplaced {
+      let copy = databasePath + ".replaced-" + SystemClock().now().iso8601.replacingOccurrences(of: ":", with: "")
       do {
-        try await Task.sleep(for: .milliseconds(20))
+        _ = try store.backup(to: copy)
+        logger.critical("the file this daemon had open is saved as \(copy); compare it with the one now in place before going on")
       } catch {
-        break  // this task is cancelled: no more grace
+        logger.critical("the file this daemon had open could not be saved: \(String(describing: error))")
+      }
+      // The WAL beside the path still holds the replaced file's last commits, and SQLite
+      // would read them into the file now in place when it is next opened (the WAL names
+      // no file). They are copied into the file this daemon has open, and the WAL emptied.
+      do {
+        let result = try store.db.checkpoint(.truncate, lockTimeout: .seconds(2), readerWaitMilliseconds: 2_000)
+        if !result.complete { logger.critical("the WAL could not be emptied (readers hold it): move \(databasePath)-wal aside before starting again") }
+      } catch {
+        logger.critical("the WAL could not be emptied: \(String(describing: error)); move \(databasePath)-wal aside before starting again")
       }
     }
-    delivery.cancel()
-    await delivery.value
     notifier.stopping()
-    let checkpoints = store.db.checkpointsMade
-    logger.notice("stopped (checkpoints while serving: \(checkpoints.summary))")
+    return error
   }
 
   /// While the loop sleeps: when the WAL file holds anything and the last checkpoint is
@@ -180,6 +248,9 @@ public struct LedgerDaemon: Service {
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
       if let next, next <= clock.now(), ContinuousClock.now >= notBefore { return }
       if try store.db.dataVersion() != version { return }
+      // A file put in place of the ledger while the daemon sleeps is noticed here, within
+      // a poll, not at the next write.
+      try store.db.checkFileIdentity()
       checkpointWhenIdle(store, last: &lastCheckpoint)
       beat()
       do {

@@ -16,6 +16,8 @@ public struct TickReport: Sendable, Equatable, Codable {
   public var dunningStarted = 0
   public var transferDueReminders = 0
   public var cardExpiryNotices = 0
+  /// Due steps that failed for their own invoice and were put off (`Scheduler.carryOut`).
+  public var failedSteps = 0
 
   public init() {}
 
@@ -31,6 +33,7 @@ public struct TickReport: Sendable, Equatable, Codable {
     dunningStarted += other.dunningStarted
     transferDueReminders += other.transferDueReminders
     cardExpiryNotices += other.cardExpiryNotices
+    failedSteps += other.failedSteps
   }
 }
 
@@ -51,6 +54,14 @@ public final class Scheduler {
   public var maxInFlight = 16
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
+  /// Asked after each batch: when it answers true, `runDue` returns with what it did so
+  /// far (the daemon's graceful shutdown), and what is still due waits for the next run.
+  public var shouldStop: @Sendable () -> Bool = { false }
+  /// How far before the ledger's newest attempt `adoptProcessorCharges` asks the processor
+  /// for charges: room for the two clocks to differ.
+  public var adoptionMarginSeconds: Int64 = 3600
+  /// How long after a due step failed on its own (`LedgerStore.isOwnFailure`) it is tried again.
+  public var failedStepRetrySeconds: Int64 = 3600
   /// When card-expiry notices were last looked for: they are a daily matter, looked for at
   /// most once an hour of the clock.
   private var lastExpirySweep: Instant?
@@ -60,6 +71,52 @@ public final class Scheduler {
     self.processor = processor
     self.config = config
     self.logger = logger
+  }
+
+  /// Checks the configuration's names of ledger objects against this ledger, before any
+  /// work: a downgrade plan that does not exist would otherwise fail at the first deadline.
+  public func checkConfiguration() throws {
+    guard try store.plan(code: config.downgradePlan) != nil else {
+      throw InputError(
+        field: "dunning.downgrade_plan",
+        rule: "'\(config.downgradePlan)' is not a plan of this ledger (`ledgerd plan list`); add it or name another")
+    }
+  }
+
+  /// Takes in the charges this ledger asked the processor for that the ledger file does not
+  /// know: a file restored from a backup, or put in place of the one a running daemon had
+  /// open, lost them. They are asked of the processor by the ledger's identity, from a
+  /// little before the ledger's newest attempt (every charge before that was committed
+  /// as pending before it was sent, so the file has it), and each becomes a pending attempt
+  /// on its card and invoices, which recovery then resolves with the processor like a
+  /// charge a crash left pending: a payment is recorded once and nothing is charged again.
+  /// A charge whose account, card or invoices this ledger does not have is logged for
+  /// staff (the processor's report lists it as unknown).
+  @discardableResult
+  public func adoptProcessorCharges() async throws -> Int {
+    let ledgerID = try store.read { try store.ledgerID() }
+    let newest = try store.read { try store.newestAttemptTime() }
+    let since = newest.map { $0.adding(seconds: -adoptionMarginSeconds) } ?? Instant(secondsSinceEpoch: 0)
+    let charges = try await processor.charges(ledgerID: ledgerID, since: since)
+    guard !charges.isEmpty else { return 0 }
+    var adopted = 0
+    try store.write {
+      for charge in charges where try !store.hasAttempt(key: charge.key) {
+        let m = charge.metadata
+        switch try store.adoptAttempt(
+          key: charge.key, account: m.accountID, card: m.cardID, amount: charge.amount, invoiceIDs: m.invoiceIDs,
+          source: "the processor's record", actor: .system)
+        {
+        case .adopted:
+          adopted += 1
+          logger.notice("charge \(charge.key) (\(charge.amount), account \(m.accountID)) is at the processor but not in this ledger file; taken in")
+        case .known: break
+        case .foreign(let why):
+          logger.critical("charge \(charge.key) (\(charge.amount), \(charge.outcome)) is at the processor but cannot be taken in: \(why); settle it by hand")
+        }
+      }
+    }
+    return adopted
   }
 
   // MARK: - Schedule
@@ -158,7 +215,11 @@ public final class Scheduler {
       // What the processor said is worth keeping even when the batch it was to start with
       // failed: recorded on its own (if that fails too, the attempts stay pending and are
       // asked about again).
-      if !unrecorded.isEmpty { _ = try? store.write { try recordRecovered(unrecorded) } }
+      // Not when the ledger is gone from under the process: nothing more is written then,
+      // and the next start asks the processor again.
+      if !unrecorded.isEmpty, !LedgerStore.isFatal(error) {
+        _ = try? store.write { try recordRecovered(unrecorded) }
+      }
       throw error
     }
   }
@@ -201,6 +262,7 @@ public final class Scheduler {
       case .started(let due, var batch):
         try await charge(&batch, report: &report)
         previous = due
+        if shouldStop() { return report }
       }
     }
   }
@@ -229,30 +291,48 @@ public final class Scheduler {
     return batch
   }
 
-  /// The due steps that are not charges, each with the invoice's next schedule.
+  /// The due steps that are not charges, each with the invoice's next schedule. Each runs
+  /// in a savepoint: one that fails for its own invoice or account (not for the ledger as
+  /// a whole) is undone, logged, recorded as an event and tried again
+  /// `failedStepRetrySeconds` later, and the others go on.
   func carryOut(_ others: [DueAction], report: inout TickReport) throws {
+    var done: [Int64] = []
     for item in others {
-      switch item.action {
-      case .remind:
-        try store.remind(item, actor: .scheduler, config: config)
-        report.reminders += 1
-      case .downgrade:
-        try store.downgrade(item, actor: .scheduler, config: config)
-        report.downgrades += 1
-      case .endTransferWindow:
-        try store.endTransferWindow(item, actor: .scheduler)
-        report.transferWindowsEnded += 1
-      case .remindTransferDue:
-        try store.remindTransferDue(item, actor: .scheduler)
-        report.transferDueReminders += 1
-      case .startDunning:
-        try store.startDunning(item, actor: .scheduler, config: config)
-        report.dunningStarted += 1
-      case .charge:
-        break
+      do {
+        try store.isolated {
+          switch item.action {
+          case .remind:
+            try store.remind(item, actor: .scheduler, config: config)
+          case .downgrade:
+            try store.downgrade(item, actor: .scheduler, config: config)
+          case .endTransferWindow:
+            try store.endTransferWindow(item, actor: .scheduler)
+          case .remindTransferDue:
+            try store.remindTransferDue(item, actor: .scheduler)
+          case .startDunning:
+            try store.startDunning(item, actor: .scheduler, config: config)
+          case .charge:
+            break
+          }
+        }
+      } catch where LedgerStore.isOwnFailure(error) {
+        let retryAt = store.clock.now().adding(seconds: failedStepRetrySeconds)
+        logger.error("\(item.action.rawValue) of \(item.number) (account \(item.accountID)) failed, tried again at \(retryAt): \(String(describing: error))")
+        try store.postponeFailedStep(item, retryAt: retryAt, error: String(describing: error), actor: .scheduler)
+        report.failedSteps += 1
+        continue
       }
+      switch item.action {
+      case .remind: report.reminders += 1
+      case .downgrade: report.downgrades += 1
+      case .endTransferWindow: report.transferWindowsEnded += 1
+      case .remindTransferDue: report.transferDueReminders += 1
+      case .startDunning: report.dunningStarted += 1
+      case .charge: break
+      }
+      done.append(item.invoiceID)
     }
-    try reschedule(others.map(\.invoiceID))
+    try reschedule(done)
   }
 
   /// One charge round per account and currency: every invoice of the account due for a
@@ -409,8 +489,13 @@ public final class Scheduler {
   /// call of their own; every other one gets its own call, on a task of its own.
   func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
     var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
-    let immediate = await processor.chargeAtOnce(
-      attempts.map { ChargeRequest(key: $0.key, token: $0.token, amount: $0.amount) }, maxInFlight: maxInFlight)
+    let ledgerID = try store.ledgerID()
+    let requests = attempts.map {
+      ChargeRequest(
+        key: $0.key, token: $0.token, amount: $0.amount,
+        metadata: ChargeMetadata(ledgerID: ledgerID, attemptID: $0.id, accountID: $0.accountID, cardID: $0.cardID, invoiceIDs: $0.invoiceIDs))
+    }
+    let immediate = await processor.chargeAtOnce(requests, maxInFlight: maxInFlight)
     guard immediate.count == attempts.count else {
       // A processor that answers for another number of charges than it was given breaks
       // its contract: none of its answers is taken (the charges it made stay pending and
@@ -433,12 +518,12 @@ public final class Scheduler {
       var next = 0
       func launch(_ n: Int) {
         let i = separate[n]
-        let attempt = attempts[i]
+        let request = requests[i]
         group.addTask {
           do {
-            return (i, try await processor.charge(key: attempt.key, token: attempt.token, amount: attempt.amount))
+            return (i, try await processor.charge(request))
           } catch {
-            logger.warning("charge \(attempt.key) has no answer: \(String(describing: error))")
+            logger.warning("charge \(request.key) has no answer: \(String(describing: error))")
             return (i, nil)
           }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerSQLite
+import LedgerStore
 
 /// The built-in processor, and the default: it behaves by test token, and records every
 /// charge by idempotency key in its own SQLite file, so a test can count what was really
@@ -24,10 +25,15 @@ public actor SimulatedProcessor: PaymentProcessor {
   private let db: Connection
   private let slowMilliseconds: Int
   private let timeoutMilliseconds: Int
+  /// The processor's time for each charge it records (the ledger's clock in simulations).
+  private let clock: LedgerClock
 
   /// Opens (or creates) the processor's own record at `path`; its writes and checkpoints
   /// follow `discipline` on that file's own lock (`<path>.lock`).
-  public init(path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200, discipline: WriteDiscipline = WriteDiscipline()) throws {
+  public init(
+    path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200, clock: LedgerClock = SystemClock(),
+    discipline: WriteDiscipline = WriteDiscipline()
+  ) throws {
     var options = ConnectionOptions()
     options.discipline = discipline
     // The processor's file stands for a remote system; a process kill (what the crash
@@ -50,7 +56,17 @@ public actor SimulatedProcessor: PaymentProcessor {
       DROP INDEX IF EXISTS charges_token;
       CREATE INDEX IF NOT EXISTS charges_fail_token ON charges (token) WHERE token GLOB 'tok_fail*';
       """)
+    // The charge's metadata, as a real processor keeps it; added to a record made before.
+    let columns = Set(try db.query("PRAGMA table_info(charges)").map { try $0.string("name") })
+    if !columns.contains("metadata") {
+      try db.write { db in
+        try db.execute("ALTER TABLE charges ADD COLUMN ledger_id TEXT")
+        try db.execute("ALTER TABLE charges ADD COLUMN metadata TEXT")
+        try db.execute("CREATE INDEX charges_ledger ON charges (ledger_id, created_at)")
+      }
+    }
     self.db = db
+    self.clock = clock
     self.slowMilliseconds = slowMilliseconds
     self.timeoutMilliseconds = timeoutMilliseconds
   }
@@ -61,6 +77,7 @@ public actor SimulatedProcessor: PaymentProcessor {
     let token: String
     let kind: String
     let amount: Money
+    let metadata: ChargeMetadata
   }
 
   /// One charge request waiting for the next group commit.
@@ -74,11 +91,14 @@ public actor SimulatedProcessor: PaymentProcessor {
   private var queued: [Request] = []
   private var flushScheduled = false
 
-  public func charge(key: String, token fullToken: String, amount: Money) async throws -> ChargeOutcome {
-    let token = Self.kind(of: fullToken)
+  public func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
+    let token = Self.kind(of: request.token)
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
     let (outcome, fresh) = try await withCheckedThrowingContinuation { (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
-      queued.append(Request(charge: Charge(key: key, token: fullToken, kind: token, amount: amount), answer: answer))
+      queued.append(
+        Request(
+          charge: Charge(key: request.key, token: request.token, kind: token, amount: request.amount, metadata: request.metadata),
+          answer: answer))
       if !flushScheduled {
         flushScheduled = true
         // The calls sent at the same moment are let in before the batch is recorded.
@@ -121,7 +141,7 @@ public actor SimulatedProcessor: PaymentProcessor {
     for (i, request) in requests.enumerated() {
       let kind = Self.kind(of: request.token)
       if (kind == "tok_slow" && slowMilliseconds > 0) || (kind == "tok_timeout" && timeoutMilliseconds > 0) { continue }
-      todo.append((i, Charge(key: request.key, token: request.token, kind: kind, amount: request.amount)))
+      todo.append((i, Charge(key: request.key, token: request.token, kind: kind, amount: request.amount, metadata: request.metadata)))
     }
     var answers = [ImmediateAnswer?](repeating: nil, count: requests.count)
     let width = max(maxInFlight, 1)
@@ -153,10 +173,11 @@ public actor SimulatedProcessor: PaymentProcessor {
   /// Decides and records `charges` in one transaction; a key already recorded keeps its
   /// first outcome (its insert is ignored) and comes back with `fresh` false.
   private func record(_ charges: [Charge]) throws -> [(outcome: ChargeOutcome, fresh: Bool)] {
-    try db.write { _ in
+    let at = clock.now().iso8601
+    return try db.write { _ in
       try charges.map { charge -> (outcome: ChargeOutcome, fresh: Bool) in
         let outcome = charge.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: charge.kind, fullToken: charge.token)
-        if try record(key: charge.key, token: charge.token, amount: charge.amount, outcome: outcome) { return (outcome, true) }
+        if try record(charge, outcome: outcome, at: at) { return (outcome, true) }
         guard let known = try recorded(charge.key) else {
           throw StateError(subject: "simulated processor", rule: "charge \(charge.key) was neither recorded nor found")
         }
@@ -201,16 +222,48 @@ public actor SimulatedProcessor: PaymentProcessor {
     }
   }
 
+  /// This ledger's charges recorded at or after `since`, in the order they were made.
+  public func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
+    let decoder = JSONDecoder()
+    return try db.query(
+      """
+      SELECT key, amount_minor, currency, outcome, code, reference, metadata FROM charges
+      WHERE ledger_id = ? AND created_at >= ? ORDER BY created_at, rowid
+      """, ledgerID, since.iso8601
+    ).map { row in
+      let outcome: ChargeOutcome
+      switch try row.string("outcome") {
+      case "succeeded": outcome = .succeeded(reference: try row.string("reference"))
+      case "declined": outcome = .declined(code: try row.string("code"))
+      default: outcome = .failed(code: try row.string("code"))
+      }
+      return ProcessorCharge(
+        key: try row.string("key"),
+        amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+        metadata: try decoder.decode(ChargeMetadata.self, from: Data(try row.string("metadata").utf8)), outcome: outcome)
+    }
+  }
+
   /// Records a charge; false when its key was already recorded (nothing written).
-  private func record(key: String, token: String, amount: Money, outcome: ChargeOutcome) throws -> Bool {
+  private func record(_ charge: Charge, outcome: ChargeOutcome, at: String) throws -> Bool {
     let (name, code, reference): (String, String?, String?)
     switch outcome {
     case .succeeded(let ref): (name, code, reference) = ("succeeded", nil, ref)
     case .declined(let c): (name, code, reference) = ("declined", c, nil)
     case .failed(let c): (name, code, reference) = ("failed", c, nil)
     }
+    // Written by hand: a charge is recorded for every attempt, and the fields are numbers
+    // and the ledger's hex identity (JSONDecoder reads it back in `charges`).
+    let m = charge.metadata
+    let metadata =
+      "{\"accountID\":\(m.accountID),\"attemptID\":\(m.attemptID),\"cardID\":\(m.cardID),\"invoiceIDs\":["
+      + m.invoiceIDs.map(String.init).joined(separator: ",") + "],\"ledgerID\":\"\(m.ledgerID)\"}"
     return try db.run(
-      "INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-      key, token, amount.minorUnits, amount.currency.code, name, code, reference) > 0
+      """
+      INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference, created_at, ledger_id, metadata)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING
+      """,
+      charge.key, charge.token, charge.amount.minorUnits, charge.amount.currency.code, name, code, reference, at,
+      charge.metadata.ledgerID, metadata) > 0
   }
 }

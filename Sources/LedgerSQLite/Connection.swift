@@ -23,6 +23,10 @@ public struct ConnectionOptions: Sendable {
   public var synchronous: Synchronous = .full
   /// The write lock and checkpoint policy of a writable connection (see `WriteDiscipline`).
   public var discipline = WriteDiscipline()
+  /// Whether every write checks that the path still names the file opened
+  /// (`Connection.checkFileIdentity`). Off only where a file is moved under its connection
+  /// on purpose (a test of what a missing file does to checkpoints).
+  public var checksFileIdentity = true
 
   public enum Synchronous: String, Sendable { case off = "OFF", normal = "NORMAL", full = "FULL" }
 
@@ -62,6 +66,9 @@ public final class Connection {
   private let wal = WALCounter()
   /// Runs this connection's due checkpoints when `checkpointOnOwnThread` is set.
   private var checkpointer: Checkpointer?
+  /// The file this writable connection opened (device and inode), compared with what
+  /// `path` names at every write transaction (`checkFileIdentity`).
+  private let openedFile: FileIdentity?
 
   /// The WAL's page count after this connection's last commit, reported by SQLite's WAL hook.
   final class WALCounter {
@@ -95,6 +102,7 @@ public final class Connection {
     self.path = path
     self.options = options
     self.writeLock = options.readOnly || !options.discipline.lock ? nil : WriteLock.forDatabase(path)
+    self.openedFile = options.readOnly || !options.checksFileIdentity ? nil : FileIdentity(path: path)
     sqlite3_extended_result_codes(db, 1)
     do {
       try configure()
@@ -197,6 +205,7 @@ public final class Connection {
         extendedCode: SQLITE_MISUSE, message: "a write outside write {} would commit without the write lock", sql: sql)
     }
     return try withWriteLock {
+      try checkFileIdentity()
       let result = try body()
       checkpointIfDue()
       return result
@@ -359,17 +368,33 @@ public final class Connection {
   /// if it throws. Nothing a refused command tried to write survives. The write lock is
   /// taken before BEGIN and released after COMMIT or ROLLBACK (and after the checkpoint a
   /// commit that filled the WAL makes).
+  ///
+  /// The file must still be the one this connection opened, when the transaction begins
+  /// and once it has committed (`checkFileIdentity`): a write never goes unnoticed into a
+  /// file that was replaced under the process.
   public func write<T>(_ body: (Connection) throws -> T) throws -> T {
     try withWriteLock {
       let hold = options.discipline.holdWriteMilliseconds
       let result = try transaction("BEGIN IMMEDIATE") { db in
+        try checkFileIdentity(committed: false)
         let result = try body(db)
         if hold > 0 { usleep(UInt32(min(hold, 600_000)) * 1000) }
         return result
       }
+      try checkFileIdentity(committed: true)
       checkpointIfDue()
       return result
     }
+  }
+
+  /// Throws `DatabaseFileReplaced` when `path` no longer names the file this connection
+  /// opened (it was renamed over, removed, or moved away): SQLite would go on writing the
+  /// file it holds open, which nobody else will ever read. One `stat` call.
+  public func checkFileIdentity(committed: Bool = false) throws {
+    guard let openedFile else { return }
+    let now = FileIdentity(path: path)
+    guard now != openedFile else { return }
+    throw DatabaseFileReplaced(path: path, opened: openedFile, now: now, afterCommit: committed)
   }
 
   /// Write transactions that `body` commits part-way: `commit()` ends the one open and
@@ -390,13 +415,18 @@ public final class Connection {
         writeLockWaited += try writeLock.acquire(timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
         holdsWriteLock = true
       }
-      do { try execute("BEGIN IMMEDIATE") } catch {
+      do {
+        try execute("BEGIN IMMEDIATE")
+        try checkFileIdentity(committed: false)
+      } catch {
+        if isInTransaction { try? execute("ROLLBACK") }
         release()
         throw error
       }
     }
     func commit() throws {
       try execute("COMMIT")
+      try checkFileIdentity(committed: true)
       checkpointIfDue()
       release()
     }
@@ -600,6 +630,42 @@ public final class Connection {
     guard rc == SQLITE_DONE, finish == SQLITE_OK else {
       throw SQLiteError(connection: target, code: rc == SQLITE_DONE ? finish : rc, sql: nil)
     }
+  }
+}
+
+/// A file's device and inode: what tells a file apart from another put at its path.
+public struct FileIdentity: Equatable, Sendable, CustomStringConvertible {
+  public let device: UInt64
+  public let inode: UInt64
+
+  /// The file at `path` now; nil when there is none (or it is not a file on disk, as for
+  /// an in-memory database).
+  public init?(path: String) {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    device = UInt64(info.st_dev)
+    inode = UInt64(info.st_ino)
+  }
+
+  public var description: String { "device \(device) inode \(inode)" }
+}
+
+/// The database file was replaced or removed under a connection that writes it (a restore
+/// done with `mv` or `cp` while ledgerd ran). Nothing more may be written: what this
+/// process writes would go into a file nobody reads.
+public struct DatabaseFileReplaced: Error, CustomStringConvertible, Sendable {
+  public let path: String
+  public let opened: FileIdentity
+  public let now: FileIdentity?
+  /// True when it was found after a commit: that commit went into the file opened, not
+  /// into the one `path` names now.
+  public let afterCommit: Bool
+
+  public var description: String {
+    "the ledger file \(path) is no longer the file this process opened (\(opened)); "
+      + (now.map { "another file (\($0)) was put in its place" } ?? "it was removed or moved away")
+      + (afterCommit ? "; the last transaction was committed into the replaced file" : "; nothing was written")
+      + "; stop ledgerd before restoring or moving the ledger (see the README's backup section)"
   }
 }
 

@@ -279,12 +279,19 @@ extension LedgerStore {
   public func beginAttempt(
     account: Int64, card: ChargeCard, amount: Money, invoices: [(id: Int64, amount: Int64)], key: String, actor: Actor
   ) throws -> Int64 {
+    try insertPendingAttempt(account: account, cardID: card.id, amount: amount, invoices: invoices, key: key, actor: actor)
+  }
+
+  /// The pending attempt's rows, its invoices marked in flight.
+  func insertPendingAttempt(
+    account: Int64, cardID: Int64, amount: Money, invoices: [(id: Int64, amount: Int64)], key: String, actor: Actor
+  ) throws -> Int64 {
     let at = now
     try db.run(
       """
       INSERT INTO charge_attempts (idempotency_key, account_id, card_id, amount_minor, currency, status, actor, created_at)
       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
-      """, key, account, card.id, amount.minorUnits, amount.currency.code, actor.rawValue, at)
+      """, key, account, cardID, amount.minorUnits, amount.currency.code, actor.rawValue, at)
     let id = db.lastInsertRowID
     for invoice in invoices {
       try db.run("INSERT INTO charge_attempt_invoices (attempt_id, invoice_id, amount_minor) VALUES (?, ?, ?)", id, invoice.id, invoice.amount)
@@ -292,6 +299,47 @@ extension LedgerStore {
         "UPDATE invoices SET next_action = 'in_flight', next_action_at = NULL, last_charge_at = ? WHERE id = ?", at, invoice.id)
     }
     return id
+  }
+
+  /// What `adoptAttempt` did with a charge.
+  public enum Adoption: Equatable, Sendable {
+    /// Now a pending attempt of this ledger, to be resolved with the processor.
+    case adopted
+    /// This ledger already has an attempt with that key.
+    case known
+    /// This ledger has not the account, card or invoices it names (a backup older than
+    /// them): it cannot be taken in; staff settle it from the processor's report.
+    case foreign(String)
+  }
+
+  /// Takes in a charge the processor was asked to make that this file never saw (the
+  /// ledger file was replaced while it was at the processor): a pending attempt with its
+  /// key, on its card and invoices, which recovery then resolves by asking the processor,
+  /// like a charge a crash left pending. Its invoices are marked in flight meanwhile.
+  public func adoptAttempt(
+    key: String, account: Int64, card: Int64, amount: Money, invoiceIDs: [Int64], source: String, actor: Actor
+  ) throws -> Adoption {
+    if try db.scalarInt("SELECT id FROM charge_attempts WHERE idempotency_key = ?", key) != nil { return .known }
+    guard try db.scalarInt("SELECT account_id FROM cards WHERE id = ?", card) == account else {
+      return .foreign("card \(card) of account \(account) is not in this ledger")
+    }
+    var parts: [(id: Int64, amount: Int64)] = []
+    for id in invoiceIDs {
+      guard let row = try db.queryOne("SELECT account_id, currency FROM invoices WHERE id = ?", id),
+        try row.int("account_id") == account, try row.string("currency") == amount.currency.code
+      else {
+        return .foreign("invoice \(id) of account \(account) in \(amount.currency.code) is not in this ledger")
+      }
+      let due = try openBalances([id]).first?.dueMinor ?? 0
+      if due > 0 { parts.append((id, due)) }
+    }
+    let id = try insertPendingAttempt(account: account, cardID: card, amount: amount, invoices: parts, key: key, actor: actor)
+    try recordEvent(
+      account: account, actor: actor, kind: "charge_adopted",
+      reason: "charge \(key) of \(amount) was sent to the processor while the ledger file was being replaced; taken in from \(source) "
+        + "and resolved by asking the processor",
+      data: ["key": key, "attempt": String(id)])
+    return .adopted
   }
 
   /// Every attempt still pending, oldest first.
@@ -619,6 +667,17 @@ extension LedgerStore {
       ])
     // Other open invoices of the account keep their own schedule; the account stays
     // downgraded.
+  }
+
+  /// A due step that failed for this invoice alone (a configured plan that no longer
+  /// exists, a row a hand edit broke): the step is tried again at `retryAt`, and the
+  /// failure is an event, so the account's timeline says why nothing happened.
+  public func postponeFailedStep(_ due: DueAction, retryAt: Instant, error: String, actor: Actor) throws {
+    try db.run("UPDATE invoices SET next_action_at = ? WHERE id = ?", retryAt.iso8601, due.invoiceID)
+    try recordEvent(
+      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "step_failed",
+      reason: "\(due.action.rawValue) of \(due.number) failed and is tried again at \(retryAt.iso8601): \(error)",
+      data: ["action": due.action.rawValue, "retry_at": retryAt.iso8601])
   }
 
   /// The reminder sent a few days before a transfer invoice falls due.

@@ -34,6 +34,7 @@ public final class LedgerStore {
   public let db: Connection
   public let clock: LedgerClock
   private var nowCache: (instant: Instant, text: String)?
+  private var ledgerIDCache: String?
 
   /// How a command uses the ledger.
   public enum Access: Sendable {
@@ -118,6 +119,48 @@ public final class LedgerStore {
   /// What was committed stays; the transaction in hand is rolled back if `body` throws.
   public func batchedWrite<T>(_ body: (_ commit: @escaping () throws -> Void) throws -> T) throws -> T {
     try db.batchedWrite(body)
+  }
+
+  /// Runs `body` inside a savepoint of the write transaction in hand: if it throws, what it
+  /// wrote is undone and the error rethrown, and the transaction goes on without it. So
+  /// one account's failing step does not take the rest of a batch down with it.
+  public func isolated<T>(_ body: () throws -> T) throws -> T {
+    precondition(db.isInTransaction, "isolated runs inside a write transaction")
+    try db.execute("SAVEPOINT isolated_step")
+    do {
+      let result = try body()
+      try db.execute("RELEASE isolated_step")
+      return result
+    } catch {
+      try db.execute("ROLLBACK TO isolated_step")
+      try db.execute("RELEASE isolated_step")
+      throw error
+    }
+  }
+
+  /// Whether an error belongs to the step that raised it (bad data or configuration for
+  /// one invoice or account: a refused value, a missing row, a broken constraint) rather
+  /// than to the ledger as a whole (an I/O error, a full disk, a busy or damaged file),
+  /// which must stop the batch.
+  public static func isOwnFailure(_ error: Error) -> Bool {
+    switch error {
+    case is InputError, is NotFoundError, is StateError: return true
+    case let e as SQLiteError: return e.isConstraintViolation
+    default: return false
+    }
+  }
+
+  /// Whether an error means this process must stop writing the ledger at all: the file was
+  /// replaced or removed under it, or SQLite finds it damaged or not a database (a file
+  /// overwritten in place), or the disk fails to read or write it. Retrying would write
+  /// into the wrong file, or fail forever; a daemon stops with a failure instead. A full
+  /// disk or a busy lock is not fatal: they pass.
+  public static func isFatal(_ error: Error) -> Bool {
+    switch error {
+    case is DatabaseFileReplaced: return true
+    case let e as SQLiteError: return e.isDamage
+    default: return false
+    }
   }
 
   /// Runs `body` in one read snapshot.
@@ -205,6 +248,29 @@ public final class LedgerStore {
   }
 
   /// The id of the newest event (0 when there is none).
+  /// The ledger's identity (`0007_ledger_identity.sql`), named in every charge's metadata
+  /// at the processor; read once.
+  public func ledgerID() throws -> String {
+    if let cached = ledgerIDCache { return cached }
+    guard let id = try db.scalarText("SELECT id FROM ledger_identity") else {
+      throw StateError(subject: "ledger_identity", rule: "the ledger has no identity row; it was edited by hand")
+    }
+    ledgerIDCache = id
+    return id
+  }
+
+  /// When this ledger's newest charge attempt was made (nil: none yet): what it knows of
+  /// its charges goes up to there, so only charges at the processor after it can be
+  /// unknown to it.
+  public func newestAttemptTime() throws -> Instant? {
+    try db.scalarText("SELECT max(created_at) FROM charge_attempts").map { try Instant(iso8601: $0) }
+  }
+
+  /// Whether this ledger has an attempt with this idempotency key.
+  public func hasAttempt(key: String) throws -> Bool {
+    try db.scalarInt("SELECT 1 FROM charge_attempts WHERE idempotency_key = ?", key) != nil
+  }
+
   public func lastEventID() throws -> Int64 { try db.scalarInt("SELECT coalesce(max(id), 0) FROM events") ?? 0 }
 
   /// Events written after `id`, oldest first (at most `limit`).

@@ -18,6 +18,7 @@ public enum LedgerSchema {
     ("0004_scheduler_indexes.sql", PackageResources._004_scheduler_indexes_sql),
     ("0005_checks_without_in_lists.sql", PackageResources._005_checks_without_in_lists_sql),
     ("0006_counted_attempts_index.sql", PackageResources._006_counted_attempts_index_sql),
+    ("0007_ledger_identity.sql", PackageResources._007_ledger_identity_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -97,7 +97,7 @@ struct Benchmark: AsyncParsableCommand {
       result.buildSeconds = seconds(ContinuousClock.now - t0)
       result.invoices = Int(try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0)
 
-      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0, discipline: discipline)
+      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock, discipline: discipline)
       let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
       scheduler.batchSize = config.batchSize
       scheduler.maxInFlight = max(1, maxInFlight)

@@ -135,9 +135,13 @@ struct RunDue: AsyncParsableCommand {
       let config = try database.loadConfig()
       let clock = ManualClock(start)
       let store = try database.open(.readWrite, clock: clock)
-      let scheduler = Scheduler(store: store, processor: try database.processor(config), config: config.dunning, logger: makeLogger("ledgerd.run-due"))
+      let scheduler = Scheduler(store: store, processor: try database.processor(config, clock: clock), config: config.dunning, logger: makeLogger("ledgerd.run-due"))
       scheduler.maxInFlight = config.maxInFlight
       scheduler.batchSize = config.batchSize
+      try scheduler.checkConfiguration()
+      // As at the daemon's start: charges the processor made for this ledger that its file
+      // lacks (a restored or replaced file) are taken in before anything is charged.
+      try await scheduler.adoptProcessorCharges()
       let report = try await scheduler.runUntil(until, clock: clock)
       try output.emit(report) {
         "ran until \(until): \(report.attempts) charge attempts (\(report.succeeded) succeeded, \(report.declined) declined, \(report.unresolved) unanswered, \(report.recoveredPending) recovered), \(report.reminders) reminders, \(report.downgrades) downgrades, \(report.dunningStarted) overdue, \(report.transferWindowsEnded) transfer windows ended, \(report.transferDueReminders) transfer due reminders, \(report.cardExpiryNotices) card expiry notices"

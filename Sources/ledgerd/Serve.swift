@@ -23,11 +23,13 @@ struct Serve: AsyncParsableCommand {
       let lock = try InstanceLock(databasePath: database.path)
       let logger = makeLogger("ledgerd")
       let processorPath = database.processorPath(config)
+      let clock = try SystemClock.fromEnvironment()
       var daemon = LedgerDaemon(
-        databasePath: database.path, config: config, clock: try SystemClock.fromEnvironment(), notifier: SystemdNotifier(),
+        databasePath: database.path, config: config, clock: clock, notifier: SystemdNotifier(),
         logger: logger,
         makeProcessor: {
-          try SimulatedProcessor(path: processorPath, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
+          try SimulatedProcessor(
+            path: processorPath, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
         })
       daemon.discipline = try database.discipline()
       let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

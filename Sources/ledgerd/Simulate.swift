@@ -64,10 +64,11 @@ struct Simulate: AsyncParsableCommand {
       let clock = ManualClock(start)
       let store = try options.open(.readWrite, clock: clock)
       let billing = Billing(store: store, config: ledgerConfig.dunning)
-      let processor = try SimulatedProcessor(path: options.processorPath(ledgerConfig), slowMilliseconds: 0, timeoutMilliseconds: 0)
+      let processor = try SimulatedProcessor(path: options.processorPath(ledgerConfig), slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock)
       let scheduler = Scheduler(store: store, processor: processor, config: ledgerConfig.dunning, logger: makeLogger("ledgerd.simulate", level: .error))
       scheduler.maxInFlight = ledgerConfig.maxInFlight
       scheduler.batchSize = ledgerConfig.batchSize
+      try scheduler.checkConfiguration()
 
       var actions: [Int: [() throws -> Void]] = [:]
       try store.write {

@@ -71,8 +71,9 @@ struct DatabaseOptions: ParsableArguments {
   }
 
   /// The processor: the simulated one, with its record beside the ledger unless configured.
-  func processor(_ config: LedgerConfig) throws -> SimulatedProcessor {
-    try SimulatedProcessor(path: processorPath(config), slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds)
+  func processor(_ config: LedgerConfig, clock: LedgerClock) throws -> SimulatedProcessor {
+    try SimulatedProcessor(
+      path: processorPath(config), slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
   }
 
   /// Where the simulated processor keeps its record: configured, else `<db>.processor.db`.
@@ -119,6 +120,9 @@ enum Exit {
   static let input: Int32 = 65
   static let refusedDatabase: Int32 = 66
   static let software: Int32 = 70
+  /// EX_IOERR: the disk is full, the ledger or its folder cannot be written or opened, the
+  /// disk failed, or the file was replaced under the process; nothing was written.
+  static let ioError: Int32 = 74
   /// EX_TEMPFAIL: another process held the write lock for the whole wait; nothing was
   /// written, and the same command can simply be run again.
   static let busy: Int32 = 75
@@ -175,7 +179,16 @@ func describe(_ error: Error) -> (String, Int32) {
   case let e as SQLiteError where e.isNotADatabase:
     return ("the file is not a ledgerd database (not an SQLite file); refusing to touch it", Exit.refusedDatabase)
   case let e as SQLiteError where e.isBusy: return ("ledger busy: \(e.description)", Exit.busy)
+  case let e as SQLiteError where e.isDiskFull:
+    return ("disk full: the ledger's disk has no space left; free some and run the command again (nothing was written): \(e.description)", Exit.ioError)
+  case let e as SQLiteError where e.isReadOnlyStorage:
+    return ("the ledger's file or folder is read-only: nothing was written: \(e.description)", Exit.ioError)
+  case let e as SQLiteError where e.primaryCode == 11:  // SQLITE_CORRUPT
+    return ("the ledger file is damaged (restore it from a backup; see `ledgerd check`): \(e.description)", Exit.refusedDatabase)
+  case let e as SQLiteError where e.isIOFault:
+    return ("I/O error on the ledger's disk; nothing was written: \(e.description)", Exit.ioError)
   case let e as SQLiteError: return (e.description, Exit.software)
+  case let e as DatabaseFileReplaced: return (e.description, Exit.ioError)
   case let e as UnbalancedEntry: return (e.description, Exit.software)
   case let e as InstanceLock.Held: return (e.description, Exit.refusedDatabase)
   case let e as WriteLockBusy: return (e.description, Exit.busy)

@@ -102,11 +102,11 @@ struct InvoiceLineDraftTests {
       try InvoiceLineDraft(parsing: description + "=1.00", currency: .eur, field: "line 1").description == description)
   }
 
-  @Test("a line amount that overflows is an error")
+  @Test("a line amount beyond the bound is an error")
   func lineOverflow() throws {
-    let line = try InvoiceLineDraft(parsing: "Big=92233720368547758.07x2", currency: .eur, field: "line 1")
+    let line = try InvoiceLineDraft(parsing: "Big=600000000.00x2", currency: .eur, field: "line 1")
     let error = try #require(refusal { try line.amount() })
-    #expect(error.rule.contains("overflows"))
+    #expect(error.rule.contains("1200000000.00 EUR is beyond the limit of 1000000000.00 EUR"))
   }
 }
 
@@ -198,14 +198,18 @@ struct InvoiceDraftTests {
     #expect(first.rule.contains("the invoice in EUR"))
   }
 
-  @Test("a total that overflows is refused, naming the line that overflowed")
+  @Test("a line or a total beyond the bound is refused, naming the line or the total")
   func totalOverflow() throws {
-    let sum = try #require(refusal { try draft([line(eur(1)), line(eur(.max))]) })
-    #expect(sum.field == "line 2")
-    #expect(sum.rule.contains("overflows"))
+    let bound = Money.maximumMinorUnits
+    let big = try #require(refusal { try draft([line(eur(1)), line(eur(bound + 1))]) })
+    #expect(big.field == "line 2")
+    #expect(big.rule.contains("beyond the limit"))
     let product = try #require(refusal { try draft([line(eur(100)), line(eur(.max / 2 + 1), quantity: 2)]) })
     #expect(product.field == "line 2")
     #expect(product.rule.contains("overflows"))
-    #expect(try draft([line(eur(.max - 1)), line(eur(1))]).total == eur(.max))
+    #expect(try draft([line(eur(bound - 1)), line(eur(1))]).total == eur(bound))
+    let total = try #require(refusal { try draft([line(eur(bound)), line(eur(1))]) })
+    #expect(total.field == "invoice total")
+    #expect(total.rule.contains("beyond the limit"))
   }
 }

@@ -20,9 +20,11 @@ struct MoneyParseTests {
       ("1.2", "KWD", 1200),
       ("1", "KWD", 1000),
       ("0.001", "KWD", 1),
-      ("92233720368547758.07", "EUR", Int64.max),
-      ("9223372036854775807", "JPY", Int64.max),
-      ("9223372036854775.807", "KWD", Int64.max),
+      ("1000000000.00", "EUR", Money.maximumMinorUnits),
+      ("100000000000", "JPY", Money.maximumMinorUnits),
+      ("100000000.000", "KWD", Money.maximumMinorUnits),
+      ("-1000000000", "EUR", -Money.maximumMinorUnits),
+      ("00000000000000000000000001.00", "EUR", 100),
     ])
   func parsesValid(text: String, code: String, minor: Int64) throws {
     let currency = try Currency(code: code)
@@ -38,7 +40,7 @@ struct MoneyParseTests {
       ("0.01", "EUR", 1),
       ("1200", "JPY", 1200),
       ("1.234", "KWD", 1234),
-      ("92233720368547758.07", "EUR", Int64.max),
+      ("1000000000.00", "EUR", Money.maximumMinorUnits),
     ])
   func parsePositiveAccepts(text: String, code: String, minor: Int64) throws {
     let money = try Money.parsePositive(text, currency: try Currency(code: code))
@@ -100,8 +102,12 @@ struct MoneyParseTests {
   }
 
   @Test(
-    "values beyond Int64 are refused as too large",
+    "values beyond ledgerd's bound are refused, naming the bound",
     arguments: [
+      ("1000000000.01", "EUR"),
+      ("100000000001", "JPY"),
+      ("100000000.001", "KWD"),
+      ("-1000000000.01", "EUR"),
       ("92233720368547758.08", "EUR"),
       ("92233720368547758.1", "EUR"),
       ("92233720368547759", "EUR"),
@@ -116,21 +122,23 @@ struct MoneyParseTests {
     let currency = try Currency(code: code)
     let error = try #require(refusal { try Money.parse(text, currency: currency) })
     #expect(error.field == "amount")
-    #expect(error.rule.contains("too large"))
-    #expect(error.rule.contains(Money(minorUnits: .max, currency: currency).amountString))
+    #expect(error.rule.contains("beyond the limit of \(Money.maximum(in: currency))"))
   }
 
-  @Test("the largest value is accepted and nothing above it")
+  @Test("the bound is accepted and nothing above it, either sign")
   func boundary() throws {
-    #expect(try Money.parse("92233720368547758.07", currency: .eur).minorUnits == Int64.max)
-    #expect(refusal { try Money.parse("92233720368547758.08", currency: .eur) } != nil)
-    #expect(try Money.parse("-92233720368547758.07", currency: .eur).minorUnits == -Int64.max)
+    #expect(try Money.parse("1000000000.00", currency: .eur).minorUnits == Money.maximumMinorUnits)
+    #expect(refusal { try Money.parse("1000000000.01", currency: .eur) } != nil)
+    #expect(try Money.parse("-1000000000.00", currency: .eur).minorUnits == -Money.maximumMinorUnits)
+    #expect(refusal { try Money.parse("-1000000000.01", currency: .eur) } != nil)
+    // The bound keeps a sum of 92 million of them within Int64.
+    #expect(Int64.max / Money.maximumMinorUnits >= 92_000_000)
   }
 
   @Test(
     "parse is the inverse of amountString",
     arguments: [
-      Int64(0), 1, 5, 10, 99, 100, 1230, -1, -5, -1230, 123_456_789, Int64.max, -Int64.max,
+      Int64(0), 1, 5, 10, 99, 100, 1230, -1, -5, -1230, 123_456_789, Money.maximumMinorUnits, -Money.maximumMinorUnits,
     ])
   func roundTrip(minor: Int64) throws {
     for currency in [Currency.eur, .jpy, .kwd] {

@@ -232,8 +232,9 @@ extension RecoveryTests {
   @Test func aProcessorAnsweringForTheWrongNumberOfChargesLeavesThemPending() async throws {
     struct Miscounting: PaymentProcessor {
       let inner: SimulatedProcessor
-      func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome {
-        try await inner.charge(key: key, token: token, amount: amount)
+      func charge(_ request: ChargeRequest) async throws -> ChargeOutcome { try await inner.charge(request) }
+      func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
+        try await inner.charges(ledgerID: ledgerID, since: since)
       }
       func lookup(key: String) async throws -> ChargeOutcome? { try await inner.lookup(key: key) }
       func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
@@ -587,5 +588,20 @@ extension RecoveryTests {
     #expect(seen == [.open, .paid, .uncollectible, .void])
     #expect(try b.store.invoice(id: partPaid.id)?.due.minorUnits == 1200)
     #expect(try b.store.invoice(id: writtenOff.id)?.due.minorUnits == 1400)
+  }
+}
+
+extension SimulatedProcessor {
+  /// A charge with test metadata (no ledger behind it).
+  func charge(key: String, token: String, amount: Money) async throws -> ChargeOutcome {
+    try await charge(ChargeRequest(key: key, token: token, amount: amount))
+  }
+}
+
+extension ChargeRequest {
+  /// A request with test metadata (no ledger behind it).
+  init(key: String, token: String, amount: Money) {
+    self.init(
+      key: key, token: token, amount: amount, metadata: ChargeMetadata(ledgerID: "test", attemptID: 0, accountID: 0, cardID: 0, invoiceIDs: []))
   }
 }
