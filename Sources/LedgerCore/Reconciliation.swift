@@ -186,6 +186,7 @@ public enum ReferenceFinder {
 /// How payer names and IBANs are compared: case, accents, punctuation and spacing ignored.
 public enum PayerIdentity {
   /// `"  Marie-Curie "`, `"MARIE CURIE"` and `"Marié Curie"` compare equal; empty stays nil.
+  /// Never cut, so that two long names sharing their first characters stay apart.
   public static func normalizedName(_ name: String?) -> String? {
     guard let name else { return nil }
     var words: [String] = []
@@ -201,15 +202,20 @@ public enum PayerIdentity {
     }
     if !current.isEmpty { words.append(current) }
     let joined = words.joined(separator: " ")
-    return joined.isEmpty ? nil : String(joined.prefix(200))
+    return joined.isEmpty ? nil : joined
   }
 
-  /// An IBAN without spaces, upper-cased; nil when empty.
+  /// An IBAN without spaces, upper-cased; nil when empty. Never cut: it is part of line
+  /// keys, and two long account ids cut alike would make two accounts' lines collide.
   public static func normalizedIBAN(_ iban: String?) -> String? {
     guard let iban else { return nil }
     let compact = iban.uppercased().filter { !$0.isWhitespace }
-    return compact.isEmpty ? nil : String(compact.prefix(200))
+    return compact.isEmpty ? nil : compact
   }
+
+  /// The longest name or IBAN learned as a payer identity (`payer_identities.value`'s limit);
+  /// a longer one is still matched against known payers but never learned.
+  public static let maxLearnedLength = 200
 
   /// Latin letters with accents lose them (enough for payer names on European statements).
   static func fold(_ scalar: Unicode.Scalar) -> String {
@@ -222,10 +228,97 @@ public enum PayerIdentity {
   }
 }
 
+/// A byte-at-a-time UTF-8 check (RFC 3629) for the statement readers: files from a bank
+/// are read as UTF-8, and a byte that is not (a Latin-1 export, a damaged file) must refuse
+/// the file with its place rather than be replaced by U+FFFD or crash a parser. Refused:
+/// bytes that never appear in UTF-8 (0xC0, 0xC1, 0xF5 to 0xFF), a continuation byte without
+/// a lead byte, truncated sequences, overlong forms, UTF-16 surrogates and code points past
+/// U+10FFFF. Fed one byte at a time, it keeps only the sequence in hand, so it works across
+/// the chunks a file is read in.
+public struct UTF8Validator: Sendable {
+  /// Continuation bytes still expected for the character in hand.
+  @usableFromInline var need: UInt8 = 0
+  /// The range the next continuation byte must fall in (narrower after E0, ED, F0, F4).
+  @usableFromInline var low: UInt8 = 0x80
+  @usableFromInline var high: UInt8 = 0xBF
+  /// The lead byte of the character in hand, for the error message.
+  @usableFromInline var lead: UInt8 = 0
+
+  /// At the start of a file.
+  public init() {}
+
+  /// True between the lead byte of a character and its last continuation byte.
+  @inlinable public var inSequence: Bool { need > 0 }
+
+  /// Takes the next byte; returns nil when all is well so far, else what is wrong.
+  @inlinable @inline(__always)
+  public mutating func step(_ byte: UInt8) -> String? {
+    if need == 0 {
+      if byte < 0x80 { return nil }
+      lead = byte
+      low = 0x80
+      high = 0xBF
+      switch byte {
+      case 0xC2...0xDF: need = 1
+      case 0xE0: need = 2; low = 0xA0
+      case 0xE1...0xEC, 0xEE, 0xEF: need = 2
+      case 0xED: need = 2; high = 0x9F
+      case 0xF0: need = 3; low = 0x90
+      case 0xF1...0xF3: need = 3
+      case 0xF4: need = 3; high = 0x8F
+      default: return Self.badLead(byte)
+      }
+      return nil
+    }
+    guard byte >= low && byte <= high else {
+      need = 0
+      return Self.badContinuation(byte, lead: lead)
+    }
+    need -= 1
+    low = 0x80
+    high = 0xBF
+    return nil
+  }
+
+  /// What is wrong with a byte that cannot start a character.
+  @usableFromInline static func badLead(_ byte: UInt8) -> String {
+    switch byte {
+    case 0x80...0xBF: return "byte \(hex(byte)) continues a character that has no first byte"
+    case 0xC0, 0xC1: return "byte \(hex(byte)) starts an overlong (non-shortest) form"
+    default: return "byte \(hex(byte)) never appears in UTF-8"
+    }
+  }
+
+  /// What is wrong with the byte after `lead`'s sequence began.
+  @usableFromInline static func badContinuation(_ byte: UInt8, lead: UInt8) -> String {
+    guard byte >= 0x80 && byte <= 0xBF else {
+      return "the character begun by byte \(hex(lead)) is cut short by byte \(hex(byte)) (a truncated sequence)"
+    }
+    switch lead {
+    case 0xE0, 0xF0: return "bytes \(hex(lead)) \(hex(byte)) begin an overlong (non-shortest) form"
+    case 0xED: return "bytes \(hex(lead)) \(hex(byte)) begin a UTF-16 surrogate (U+D800 to U+DFFF), not a character"
+    default: return "bytes \(hex(lead)) \(hex(byte)) begin a code point beyond U+10FFFF"
+    }
+  }
+
+  /// What is wrong when the input ends inside a character.
+  public var truncatedAtEnd: String { "the input ends inside the character begun by byte \(Self.hex(lead)) (a truncated sequence)" }
+
+  /// `0xFF`: how the messages name a byte.
+  public static func hex(_ byte: UInt8) -> String {
+    let digits = Array("0123456789ABCDEF")
+    return "0x" + String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 15)])
+  }
+}
+
 /// A streaming RFC 4180 CSV reader: fed bytes in chunks, it hands over each record as it
 /// completes, so a file of any size is read in bounded memory. Quoted fields may hold
-/// commas, doubled quotes and line breaks; a trailing CR is dropped.
+/// commas, doubled quotes and line breaks; a trailing CR is dropped. The bytes must be
+/// UTF-8 without control characters other than tab, CR and LF: anything else (a Latin-1
+/// export, a NUL, an escape sequence that would reach a terminal) is refused with its line,
+/// never replaced or passed on.
 public struct CSVReader {
+  private var utf8 = UTF8Validator()
   private var field: [UInt8] = []
   private var record: [String] = []
   private var inQuotes = false
@@ -243,6 +336,14 @@ public struct CSVReader {
   /// Feeds the next bytes; `emit` receives each complete record with its first line number.
   public mutating func feed(_ bytes: some Sequence<UInt8>, emit: ([String], Int) throws -> Void) throws {
     for byte in bytes {
+      if byte >= 0x80 || utf8.inSequence {
+        if let problem = utf8.step(byte) {
+          throw InputError(field: "line \(line)", rule: "not UTF-8: \(problem); the file must be UTF-8")
+        }
+      } else if byte < 0x20 && byte != 9 && byte != 10 && byte != 13 {
+        throw InputError(
+          field: "line \(line)", rule: "a control character (byte \(UTF8Validator.hex(byte))) is not allowed; only tab, CR and LF are")
+      }
       if inQuotes {
         if byte == UInt8(ascii: "\"") {
           inQuotes = false
@@ -292,6 +393,7 @@ public struct CSVReader {
 
   /// Ends the input: a last record without a final newline is emitted; an open quote is refused.
   public mutating func finish(emit: ([String], Int) throws -> Void) throws {
+    if utf8.inSequence { throw InputError(field: "line \(line)", rule: "not UTF-8: \(utf8.truncatedAtEnd)") }
     if inQuotes { throw InputError(field: "line \(recordLine)", rule: "a quoted field is not closed (truncated file?)") }
     if fieldStarted || !record.isEmpty || !field.isEmpty {
       endField()
@@ -362,7 +464,9 @@ public struct BankCSVFormat {
   }
 
   /// One row as a bank line; `fallbackKey` (given the line and its key account) is used
-  /// when the row has no `id`.
+  /// when the row has no `id`. A card number typed into `remittance`, `counterparty_name`
+  /// or `reference` is masked (`**** **** **** 4242`) before anything sees it; the keys
+  /// (`id`, the IBANs) are kept as given, since masking them could make two movements collide.
   public func line(_ record: [String], lineNumber: Int, fallbackKey: (BankLine, String?) -> String) throws -> BankLine {
     let field = "line \(lineNumber)"
     guard record.count == index.count else {
@@ -389,8 +493,10 @@ public struct BankCSVFormat {
       lineKey: "", source: "csv", accountIBAN: PayerIdentity.normalizedIBAN(value(record, "account_iban")),
       accountServicerRef: value(record, "id"), bookingDate: booking, valueDate: valueDate,
       amount: Money(minorUnits: abs(signed.minorUnits), currency: currency),
-      direction: signed.minorUnits < 0 ? .debit : .credit, isReversal: reversal, status: status, reference: value(record, "reference"),
-      remittance: value(record, "remittance"), counterpartyName: value(record, "counterparty_name"),
+      direction: signed.minorUnits < 0 ? .debit : .credit, isReversal: reversal, status: status,
+      reference: value(record, "reference").map(CardNumberText.masked),
+      remittance: value(record, "remittance").map(CardNumberText.masked),
+      counterpartyName: value(record, "counterparty_name").map(CardNumberText.masked),
       counterpartyIBAN: PayerIdentity.normalizedIBAN(value(record, "counterparty_iban")))
     let accountColumn = value(record, "account_iban") != nil || index["account"] == nil ? "account_iban" : "account"
     let account = BankLineKey.account(value(record, "account_iban") ?? value(record, "account"))
@@ -453,7 +559,9 @@ public struct ProcessorReportFormat {
     return text.isEmpty ? nil : text
   }
 
-  /// One row, checked: known currency, amounts within its decimals, net = gross - fee.
+  /// One row, checked: known currency, amounts within its decimals, net = gross - fee. The
+  /// one free-text column stored, `reporting_category`, has any card number masked; the
+  /// ids are identifiers and kept as given.
   public func row(_ record: [String], lineNumber: Int) throws -> ProcessorReportRow {
     let field = "line \(lineNumber)"
     guard record.count == count else { throw InputError(field: field, rule: "has \(record.count) fields; the header has \(count)") }
@@ -473,7 +581,8 @@ public struct ProcessorReportFormat {
       throw InputError(field: "\(field) reporting_category", rule: "is required")
     }
     return ProcessorReportRow(
-      balanceTransactionID: id, created: instant, gross: gross, fee: fee, net: net, reportingCategory: category.lowercased(),
+      balanceTransactionID: id, created: instant, gross: gross, fee: fee, net: net,
+      reportingCategory: CardNumberText.masked(category.lowercased()),
       sourceID: value(record, "source_id"), paymentIntentID: value(record, "payment_intent_id"),
       idempotencyKey: ProcessorReportFormat.keyColumns.lazy.compactMap { self.value(record, $0) }.first)
   }

@@ -13,6 +13,13 @@ public struct ReconciliationFinding: Codable, Sendable, Equatable {
   public let reference: String?
   public let amount: Money?
   public let detail: String
+
+  /// `lineId`, not `lineID`: the JSON key is `line_id` either way, and the nightly job
+  /// decodes a child's report with `convertFromSnakeCase`, which gives `lineId`.
+  enum CodingKeys: String, CodingKey {
+    case kind, reference, amount, detail
+    case lineID = "lineId"
+  }
 }
 
 /// What one bank statement import did.
@@ -85,7 +92,8 @@ public struct Reconciler {
   /// between batches resumes by line keys when run again.
   public var commitEvery: Int?
   /// Files larger than this are imported in batches of `defaultBatchLines`.
-  public var batchAboveBytes = 64 * 1_000_000
+  public var batchAboveBytes = Self.defaultBatchAboveBytes
+  public static let defaultBatchAboveBytes = 64 * 1_000_000
   public static let defaultBatchLines = 10_000
 
   /// Reconciles against `store`; payments are rescheduled with `config`'s policy.
@@ -106,6 +114,13 @@ public struct Reconciler {
     defer { try? handle.close() }
     let head = (try? handle.read(upToCount: 4096)) ?? Data()
     var bytes = Array(head)
+    // Statements and reports are UTF-8: a UTF-16 or UTF-32 file is named as such, not read
+    // as a CSV of odd bytes.
+    if bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE]) || bytes.starts(with: [0x00, 0x00, 0xFE, 0xFF]) {
+      let width = bytes.starts(with: [0xFF, 0xFE, 0x00, 0x00]) || bytes.starts(with: [0x00, 0x00]) ? "UTF-32" : "UTF-16"
+      throw InputError(
+        field: path, rule: "starts with a \(width) byte-order mark; statements and reports must be UTF-8; nothing was imported")
+    }
     if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
     guard let first = bytes.first(where: { ![9, 10, 13, 32].contains($0) }) else {
       throw InputError(field: path, rule: "is empty; nothing was imported")
@@ -316,14 +331,17 @@ public struct Reconciler {
   }
 
   /// Records the line as a payment on `invoice` through the same code as
-  /// `ledgerd payment record`, and learns the payer.
+  /// `ledgerd payment record`, and learns the payer. The payment's reference is a label
+  /// (the line is linked by `bank_line_id`): the bank's reference, masked if it looks like
+  /// a card number, as it reaches emails and events.
   func pay(_ line: BankLine, id: Int64, invoice: Invoice, rule: String, payers: inout KnownPayers, actor: Actor = .reconciliation) throws
     -> LineOutcome
   {
     let receivedOn = try line.bookingDate.map { try CivilDate(iso8601: $0) } ?? store.clock.now().date
     let record = try store.applyPayment(
       account: invoice.accountID, amount: line.amount, method: "transfer",
-      reference: line.accountServicerRef ?? line.reference ?? line.remittance.map { String($0.prefix(140)) }, receivedOn: receivedOn,
+      reference: (line.accountServicerRef ?? line.reference ?? line.remittance.map { String($0.prefix(140)) }).map(CardNumberText.masked),
+      receivedOn: receivedOn,
       chargeAttemptID: nil, bankLineID: id, invoices: [invoice.id], actor: actor, config: config)
     try store.reschedule([invoice.id], config: config)
     var note: String?

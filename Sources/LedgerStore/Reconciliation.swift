@@ -92,7 +92,8 @@ extension LedgerStore {
     try db.scalarInt("SELECT count(*) FROM bank_statement_lines WHERE match_status = 'unmatched'") ?? 0
   }
 
-  /// Stores a new line with its first verdict.
+  /// Stores a new line with its first verdict. Its note is masked like every text ledgerd
+  /// derives from a statement: a bank reference quoted in it may look like a card number.
   public func insertBankLine(_ line: BankLine, matchStatus: String, note: String?) throws -> Int64 {
     try db.run(
       """
@@ -102,7 +103,8 @@ extension LedgerStore {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       """, line.lineKey, line.source, line.statementID, line.bookingDate, line.valueDate, line.amount.minorUnits,
       line.amount.currency.code, line.direction.rawValue, line.isReversal ? 1 : 0, line.status.rawValue, line.reference,
-      line.remittance, line.counterpartyName, line.counterpartyIBAN, matchStatus, note, line.accountServicerRef, now)
+      line.remittance, line.counterpartyName, line.counterpartyIBAN, matchStatus, note.map(CardNumberText.masked), line.accountServicerRef,
+      now)
     return db.lastInsertRowID
   }
 
@@ -122,7 +124,7 @@ extension LedgerStore {
   public func markBankLine(_ id: Int64, status: String, invoiceID: Int64?, rule: String?, note: String?) throws {
     try db.run(
       "UPDATE bank_statement_lines SET match_status = ?, invoice_id = ?, match_rule = ?, note = ? WHERE id = ?", status, invoiceID, rule,
-      note, id)
+      note.map(CardNumberText.masked), id)
   }
 
   /// Staff set a line aside with a reason; it leaves the unmatched list.
@@ -137,7 +139,7 @@ extension LedgerStore {
       try recordEvent(
         account: nil, actor: actor, kind: "bank_line_dismissed",
         reason: "bank line \(id) (\(line.direction.rawValue) of \(line.amount)\(line.counterpartyName.map { " from \($0)" } ?? "")) dismissed: \(reason)",
-        data: ["line_id": String(id), "line_key": line.lineKey])
+        data: ["line_id": String(id), "line_key": CardNumberText.masked(line.lineKey)])
       return try bankLine(id: id)!
     }
   }
@@ -165,9 +167,11 @@ extension LedgerStore {
   }
 
   /// Remembers who paid for an account, so their next transfer can be matched by amount.
+  /// A name or IBAN longer than the column holds is not learned (never cut: two cut values
+  /// could name different payers).
   public func learnPayer(account: Int64, name: String?, iban: String?, lineID: Int64) throws {
     for (kind, value) in [("iban", PayerIdentity.normalizedIBAN(iban)), ("name", PayerIdentity.normalizedName(name))] {
-      guard let value else { continue }
+      guard let value, value.unicodeScalars.count <= PayerIdentity.maxLearnedLength else { continue }
       try db.run(
         "INSERT INTO payer_identities (kind, value, account_id, learned_from_line, learned_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         kind, value, account, lineID, now)
@@ -261,7 +265,8 @@ extension LedgerStore {
     ).map { try $0.string("balance_transaction_id") }
   }
 
-  /// Stores a report row with the comparison's outcome.
+  /// Stores a report row with the comparison's outcome; the detail, which quotes the
+  /// processor's ids, is masked (the ids' own columns keep them as given).
   public func insertProcessorRow(_ row: ProcessorReportRow, attemptID: Int64?, outcome: String, detail: String?, feeEntryID: Int64?) throws {
     try db.run(
       """
@@ -269,7 +274,8 @@ extension LedgerStore {
         source_id, payment_intent_id, idempotency_key, attempt_id, outcome, detail, fee_entry_id, imported_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       """, row.balanceTransactionID, row.created, row.gross.currency.code, row.gross.minorUnits, row.fee.minorUnits, row.net.minorUnits,
-      row.reportingCategory, row.sourceID, row.paymentIntentID, row.idempotencyKey, attemptID, outcome, detail, feeEntryID, now)
+      row.reportingCategory, row.sourceID, row.paymentIntentID, row.idempotencyKey, attemptID, outcome, detail.map(CardNumberText.masked),
+      feeEntryID, now)
   }
 
   /// Posts the processor's fee on a settled charge: processor fees / processor clearing, so
@@ -282,7 +288,9 @@ extension LedgerStore {
       : [.debit(.processorClearing, Money(minorUnits: -fee.minorUnits, currency: fee.currency)),
         .credit(.processorFees, Money(minorUnits: -fee.minorUnits, currency: fee.currency))]
     return try post(
-      try JournalEntry(kind: .processorFee, memo: "processor fee \(fee) on \(balanceTransactionID)", lines: lines, paymentID: paymentID))
+      try JournalEntry(
+        kind: .processorFee, memo: CardNumberText.masked("processor fee \(fee) on \(balanceTransactionID)"), lines: lines,
+        paymentID: paymentID))
   }
 
   /// True when another charge attempt already paid this invoice successfully.
@@ -329,10 +337,13 @@ extension LedgerStore {
     }
   }
 
-  /// Records an event about reconciliation.
+  /// Records an event about reconciliation; its reason and data, which quote the
+  /// processor's and the bank's ids, are masked.
   public func recordReconciliationEvent(account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:])
     throws
   {
-    try recordEvent(account: account, invoice: invoice, actor: actor, kind: kind, reason: reason, data: data)
+    try recordEvent(
+      account: account, invoice: invoice, actor: actor, kind: kind, reason: CardNumberText.masked(reason),
+      data: data.mapValues(CardNumberText.masked))
   }
 }

@@ -28,6 +28,7 @@ struct ReconcileCommand: ParsableCommand {
 
     func run() throws {
       try runGuarded {
+        crashIfTestHookNames(file)
         let billing = try database.billing()
         var reconciler = Reconciler(store: billing.store, config: billing.config)
         reconciler.commitEvery = commitEvery
@@ -47,6 +48,7 @@ struct ReconcileCommand: ParsableCommand {
 
     func run() throws {
       try runGuarded {
+        crashIfTestHookNames(file)
         let billing = try database.billing()
         let report = try Reconciler(store: billing.store, config: billing.config).importProcessorReport(path: file)
         try output.emit(report) { processorText(report) }
@@ -165,9 +167,13 @@ struct ReconcileCommand: ParsableCommand {
       abstract: "The nightly job: import every file in the inbox by kind, then move it to the archive.",
       discussion: """
         camt.053 XML and bank CSV go through `reconcile bank`, a CSV with a balance_transaction_id
-        column through `reconcile processor`. A file whose import committed moves to the archive;
-        a refused file moves to <archive>/rejected with a .error file beside it (it is not retried);
-        a file that failed for another reason (the database busy, a crash) stays for the next run.
+        column through `reconcile processor`, each file in a child process (this binary, with the
+        same --db, --config and --lock-timeout), so that nothing one file does, not even a crash
+        of its reader, stops the others. A file whose import committed (the child exited 0 or 1)
+        moves to the archive; a refused file (65), or one whose reader crashed (killed by SIGSEGV,
+        SIGILL, SIGABRT…), moves to <archive>/rejected with a .error file beside it (it is not
+        retried); a file that failed for another reason (the database busy, an I/O error, the
+        child stopped by SIGTERM or SIGKILL) stays for the next run.
         Exit status: 65 if a file was refused, 70 if one failed, else 1 if there were findings, else 0.
         """)
     @Option(help: "The directory files are dropped into.") var inbox: String
@@ -187,6 +193,19 @@ struct ReconcileCommand: ParsableCommand {
       let processor: ProcessorImportReport?
     }
 
+    /// How one child import ended.
+    struct ChildRun {
+      let status: Int32
+      /// Killed by this signal rather than exiting.
+      let signal: Int32?
+      let stdout: Data
+      let stderr: String
+    }
+
+    /// Signals that mean the child crashed (its reader trapped or faulted) rather than being
+    /// stopped from outside: the file is rejected, not retried every night.
+    static let crashSignals: Set<Int32> = [SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS]
+
     func run() throws {
       try runGuarded {
         let fm = FileManager.default
@@ -194,8 +213,9 @@ struct ReconcileCommand: ParsableCommand {
         guard fm.fileExists(atPath: inbox, isDirectory: &isDirectory), isDirectory.boolValue else {
           throw InputError(field: "--inbox", rule: "\(inbox) is not a directory")
         }
-        let billing = try database.billing()
-        let reconciler = Reconciler(store: billing.store, config: billing.config)
+        // The ledger and the configuration are checked here, once: a bad --config would
+        // otherwise make every child exit 65 and every file be rejected.
+        _ = try database.billing()
         let rejected = (archive as NSString).appendingPathComponent("rejected")
         try fm.createDirectory(atPath: archive, withIntermediateDirectories: true)
         let names = try fm.contentsOfDirectory(atPath: inbox).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".part") }.sorted()
@@ -206,20 +226,72 @@ struct ReconcileCommand: ParsableCommand {
           guard fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
           var kind: Reconciler.FileKind?
           do {
-            kind = try Reconciler.detect(path: path)
-            var bank: BankImportReport?
-            var processor: ProcessorImportReport?
-            if kind == .processorCSV {
-              processor = try reconciler.importProcessorReport(path: path)
-            } else {
-              bank = try reconciler.importBank(path: path)
+            let detected = try Reconciler.detect(path: path)
+            kind = detected
+            let child = try importInChild(path, kind: detected)
+            if child.signal == nil, child.status == 0 || child.status == Exit.findings {
+              let decoder = JSONDecoder()
+              decoder.keyDecodingStrategy = .convertFromSnakeCase
+              var bank: BankImportReport?
+              var processor: ProcessorImportReport?
+              var note: String?
+              do {
+                if detected == .processorCSV {
+                  processor = try decoder.decode(ProcessorImportReport.self, from: child.stdout)
+                } else {
+                  bank = try decoder.decode(BankImportReport.self, from: child.stdout)
+                }
+              } catch {
+                // The import committed (the child said so); only its report is lost.
+                note = "imported (exit \(child.status)), but its report could not be read: \(error)"
+              }
+              let moved = try move(path, to: archive)
+              let findings = bank?.findingsTotal ?? processor?.findingsTotal ?? (child.status == Exit.findings ? 1 : 0)
+              results.append(
+                FileResult(
+                  file: name, kind: detected.rawValue, outcome: "imported", findings: findings, error: note, movedTo: moved, bank: bank,
+                  processor: processor))
+              continue
             }
-            let moved = try move(path, to: archive)
-            results.append(
-              FileResult(
-                file: name, kind: kind?.rawValue, outcome: "imported", findings: bank?.findingsTotal ?? processor?.findingsTotal ?? 0,
-                error: nil, movedTo: moved, bank: bank, processor: processor))
+            let message: String
+            let reject: Bool
+            if let signal = child.signal {
+              reject = Self.crashSignals.contains(signal)
+              message =
+                reject
+                ? "the reader crashed on this file (killed by signal \(signal)); \(nothingImported(path)); it is not retried: "
+                  + "inspect or repair it and drop it in the inbox again"
+                : "the import was stopped by signal \(signal) (the job being stopped, the kernel's OOM killer…); "
+                  + "\(nothingImported(path)); the file is left for the next run"
+            } else {
+              reject = child.status == Exit.input
+              let said = child.stderr.split(separator: "\n").map { String($0) }
+                .map { $0.hasPrefix("ledgerd: error: ") ? String($0.dropFirst("ledgerd: error: ".count)) : $0 }
+                .joined(separator: "; ")
+              message = said.isEmpty ? "the import exited with status \(child.status)" : said
+            }
+            if reject {
+              try fm.createDirectory(atPath: rejected, withIntermediateDirectories: true)
+              let moved = try move(path, to: rejected)
+              // The child's own words; after a crash, ours first, then what it printed (its backtrace).
+              var text = child.signal == nil && !child.stderr.isEmpty ? child.stderr : "ledgerd: error: \(message)\n"
+              if child.signal != nil, !child.stderr.isEmpty {
+                text += "--- what the crashed import printed ---\n" + child.stderr.suffix(64 * 1024)
+              }
+              try Data(text.utf8).write(to: URL(fileURLWithPath: moved + ".error"))
+              results.append(
+                FileResult(
+                  file: name, kind: detected.rawValue, outcome: "rejected", findings: 0, error: message, movedTo: moved, bank: nil,
+                  processor: nil))
+            } else {
+              results.append(
+                FileResult(
+                  file: name, kind: detected.rawValue, outcome: "failed", findings: 0, error: message, movedTo: nil, bank: nil,
+                  processor: nil))
+            }
+            FileHandle.standardError.write(Data("ledgerd: error: \(name): \(message)\n".utf8))
           } catch {
+            // The file could not be read to find its kind (an empty file is refused), or moved.
             let (message, code) = describe(error)
             if code == Exit.input {
               try fm.createDirectory(atPath: rejected, withIntermediateDirectories: true)
@@ -237,7 +309,7 @@ struct ReconcileCommand: ParsableCommand {
           return results.map { r in
             switch r.outcome {
             case "imported":
-              let body = r.bank.map(bankText) ?? r.processor.map(processorText) ?? ""
+              let body = r.bank.map(bankText) ?? r.processor.map(processorText) ?? r.error ?? ""
               return "\(r.file): imported, moved to \(r.movedTo ?? "?")\n" + body
             case "rejected": return "\(r.file): REFUSED, moved to \(r.movedTo ?? "?"): \(r.error ?? "")"
             default: return "\(r.file): FAILED, left in the inbox for the next run: \(r.error ?? "")"
@@ -248,6 +320,65 @@ struct ReconcileCommand: ParsableCommand {
         if results.contains(where: { $0.outcome == "failed" }) { throw ExitCode(Exit.software) }
         if results.contains(where: { $0.findings > 0 }) { throw ExitCode(Exit.findings) }
       }
+    }
+
+    /// What a crashed or stopped child left in the ledger: an import is one transaction, so
+    /// nothing, unless the file was over the batching threshold (64 MB), where a checking pass
+    /// reads the whole file before the first commit (a reader that crashes on the file crashes
+    /// there) and the batches committed before a later stop stay (a re-import resumes by line keys).
+    func nothingImported(_ path: String) -> String {
+      let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+      guard size > Reconciler.defaultBatchAboveBytes else { return "nothing was imported (an import is one transaction)" }
+      return "the file is over \(Reconciler.defaultBatchAboveBytes / 1_000_000) MB, so its import is committed in batches after "
+        + "a checking pass: nothing was imported if it stopped during that pass, else the batches committed before it stay "
+        + "(each line once; importing the file again resumes by line keys)"
+    }
+
+    /// Runs `ledgerd reconcile bank|processor FILE --json` with this command's database,
+    /// configuration and lock timeout (the environment is inherited) and waits for it.
+    func importInChild(_ path: String, kind: Reconciler.FileKind) throws -> ChildRun {
+      let fm = FileManager.default
+      // The running binary itself: /proc/self/exe names it even if it was replaced meanwhile.
+      let executable = fm.isExecutableFile(atPath: "/proc/self/exe") ? "/proc/self/exe" : Self.executablePath()
+      var arguments = ["reconcile", kind == .processorCSV ? "processor" : "bank", path, "--json", "--db", database.path]
+      if let config = database.config { arguments += ["--config", config] }
+      if let timeout = database.lockTimeout { arguments += ["--lock-timeout", String(timeout)] }
+      let scratch = NSTemporaryDirectory() + "ledgerd-inbox-\(getpid())-\(UUID().uuidString)"
+      let outPath = scratch + ".out"
+      let errPath = scratch + ".err"
+      guard fm.createFile(atPath: outPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+        fm.createFile(atPath: errPath, contents: nil, attributes: [.posixPermissions: 0o600])
+      else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: scratch]) }
+      defer {
+        try? fm.removeItem(atPath: outPath)
+        try? fm.removeItem(atPath: errPath)
+      }
+      let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+      let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: executable)
+      process.arguments = arguments
+      process.standardInput = FileHandle.nullDevice
+      process.standardOutput = out
+      process.standardError = err
+      try process.run()
+      process.waitUntilExit()
+      try? out.close()
+      try? err.close()
+      let signaled = process.terminationReason == .uncaughtSignal
+      return ChildRun(
+        status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
+        stdout: fm.contents(atPath: outPath) ?? Data(),
+        stderr: String(decoding: fm.contents(atPath: errPath) ?? Data(), as: UTF8.self))
+    }
+
+    /// This binary's path when /proc is not there: argv[0], made absolute.
+    static func executablePath() -> String {
+      let argv0 = CommandLine.arguments[0]
+      if argv0.hasPrefix("/") { return argv0 }
+      if argv0.contains("/") { return FileManager.default.currentDirectoryPath + "/" + argv0 }
+      let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+      return paths.map { "\($0)/\(argv0)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? argv0
     }
 
     /// Moves a file into `directory`, never over another file.
@@ -264,6 +395,16 @@ struct ReconcileCommand: ParsableCommand {
       return destination
     }
   }
+}
+
+/// A test hook, for the inbox's crash handling only: when `$LEDGERD_TEST_CRASH_ON_FILE`
+/// names a file's base name, `reconcile bank` and `reconcile processor` abort (SIGABRT) on it
+/// before reading it, as a reader crashing on a hostile file would. Unset in production.
+func crashIfTestHookNames(_ file: String) {
+  guard let name = ProcessInfo.processInfo.environment["LEDGERD_TEST_CRASH_ON_FILE"], !name.isEmpty,
+    name == (file as NSString).lastPathComponent
+  else { return }
+  abort()
 }
 
 func bankText(_ r: BankImportReport) -> String {

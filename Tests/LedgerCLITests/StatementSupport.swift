@@ -151,3 +151,21 @@ extension Workspace {
     try sqlite(sql).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 }
+
+extension Workspace {
+  /// Writes raw bytes (a hostile file need not be UTF-8) to a file of the workspace.
+  func write(_ name: String, bytes: [UInt8]) throws -> String {
+    let path = directory + "/" + name
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw Failure("cannot write \(path)") }
+    return path
+  }
+}
+
+extension Array where Element == UInt8 {
+  /// These bytes with the first `marker` replaced by `bytes` (fails loudly if absent).
+  func replacing(_ marker: String, with bytes: [UInt8]) -> [UInt8] {
+    let m = Array(marker.utf8)
+    guard let at = indices.first(where: { self[$0...].starts(with: m) }) else { fatalError("marker \(marker) not found") }
+    return Array(self[..<at]) + bytes + Array(self[(at + m.count)...])
+  }
+}
