@@ -304,6 +304,14 @@ public final class Connection {
     }
   }
 
+  /// Runs a query and hands its rows to `body` one at a time, as SQLite produces them:
+  /// memory does not grow with the result (an export of a million journal entries).
+  public func forEachRow(_ sql: String, _ arguments: SQLBindable..., body: (Row) throws -> Void) throws {
+    try withPrepared(sql, arguments) { statement in
+      while try statement.step() { try body(statement.currentRow()) }
+    }
+  }
+
   /// Runs a query and returns its first row, if any.
   public func queryOne(_ sql: String, _ arguments: SQLBindable...) throws -> Row? {
     try queryOne(sql, arguments: arguments)

@@ -215,6 +215,8 @@ extension LedgerStore {
       }
       names.append("no_card_numbers_stored")
       findings += try cardNumberFindings()
+      names.append("journal_hash_chain")
+      if let broken = try verifyJournalChain().firstBreak { findings.append(Finding(check: "journal_hash_chain", detail: broken)) }
     }
     return CheckReport(
       sqliteVersion: Connection.libraryVersion, writeDiscipline: try writeDisciplineReport(), checksRun: names, findings: findings)
@@ -251,7 +253,8 @@ extension LedgerStore {
       // digits would cost SQLite's matcher time that grows with every '*').
       let candidates = columns.map { "\($0) GLOB '*[0-9]*'" }
       let sql = "SELECT rowid AS rowid, \(columns.joined(separator: ", ")) FROM \(table) WHERE \(candidates.joined(separator: " OR "))"
-      for row in try db.query(sql) {
+      // Streamed: the events and messages of a large book are never all in memory at once.
+      try db.forEachRow(sql) { row in
         for column in columns {
           guard let text = try row.optionalString(column), let found = CardNumberText.describeFirst(in: text) else { continue }
           findings.append(

@@ -93,7 +93,14 @@ public final class LedgerStore {
       try connection.execute("PRAGMA page_size = \(LedgerSchema.pageSize)")
     }
     try connection.enableWAL()
-    return (connection, try migrator.migrate(connection, now: clock.now().iso8601))
+    let outcome = try migrator.migrate(connection, now: clock.now().iso8601)
+    // The entries posted before the journal had its hash chain (migration 0008) get their
+    // hashes now, from the same code that posts.
+    if outcome.applied.contains("0008_journal_hash_chain.sql") {
+      let store = LedgerStore(connection: connection, clock: clock)
+      _ = try store.write { try store.chainUnhashedEntries() }
+    }
+    return (connection, outcome)
   }
 
   /// The clock's time as stored text; formatted once per instant, as every statement of a
@@ -176,9 +183,10 @@ public final class LedgerStore {
   /// does not sum to zero per currency is refused before this is reached.
   @discardableResult
   func post(_ entry: JournalEntry) throws -> Int64 {
+    let at = now
     try db.run(
       "INSERT INTO journal_entries (at, kind, memo, invoice_id, payment_id) VALUES (?, ?, ?, ?, ?)",
-      now, entry.kind.rawValue, entry.memo, entry.invoiceID, entry.paymentID)
+      at, entry.kind.rawValue, entry.memo, entry.invoiceID, entry.paymentID)
     let entryID = db.lastInsertRowID
     for line in entry.lines {
       try db.run(
@@ -189,6 +197,7 @@ public final class LedgerStore {
         entryID, line.ledgerAccount.rawValue, line.signedAmount.currency.code, line.debitMinor, line.creditMinor,
         line.customerAccountID, line.invoiceID)
     }
+    try chain(entryID: entryID, at: at, entry: entry)
     return entryID
   }
 

@@ -19,6 +19,7 @@ public enum LedgerSchema {
     ("0005_checks_without_in_lists.sql", PackageResources._005_checks_without_in_lists_sql),
     ("0006_counted_attempts_index.sql", PackageResources._006_counted_attempts_index_sql),
     ("0007_ledger_identity.sql", PackageResources._007_ledger_identity_sql),
+    ("0008_journal_hash_chain.sql", PackageResources._008_journal_hash_chain_sql),
   ]
 
   /// The embedded migrations, in order.
