@@ -94,9 +94,9 @@ struct Checkpoint: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Copy the WAL into the database file now, under the write lock (what the daemon does when idle).",
     discussion: """
-      Waits for the write lock like any write (--lock-timeout, default 30 s; exit 75 when it
-      stays busy), so it never overlaps another process's commit. truncate (the default)
-      waits briefly for readers and empties the WAL file; passive copies what no reader
+      Waits for the write lock like any write (--lock-timeout, default 30 s; exit 75 when it \
+      stays busy), so it never overlaps another process's commit. truncate (the default) \
+      waits briefly for readers and empties the WAL file; passive copies what no reader \
       still needs and never waits.
       """)
 

@@ -10,10 +10,10 @@ struct Benchmark: AsyncParsableCommand {
     commandName: "benchmark",
     abstract: "Measure a dunning month over many accounts against plain SQLite inserts, in one run.",
     discussion: """
-      Builds the demo book of `simulate` (not timed), then times the month: every charge,
-      retry, reminder, downgrade and payment through the scheduler with the zero-latency
-      simulated processor. The baseline, in the same run and with the same connection
-      settings (WAL, synchronous=FULL): single-row inserts in 1,000-row transactions.
+      Builds the demo book of `simulate` (not timed), then times the month: every charge, \
+      retry, reminder, downgrade and payment through the scheduler with the zero-latency \
+      simulated processor. The baseline, in the same run and with the same connection \
+      settings (WAL, synchronous=FULL): single-row inserts in 1,000-row transactions. \
       Build with -c release for meaningful figures.
       """)
   @Option(help: "How many accounts.") var accounts: Int = 100_000

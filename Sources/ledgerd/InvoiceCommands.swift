@@ -12,8 +12,8 @@ struct InvoiceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Issue an invoice with its lines; posts receivable / revenue to the journal.",
       discussion: """
-        Lines are DESCRIPTION=AMOUNT or DESCRIPTION=AMOUNTxQUANTITY, e.g. --line 'Domain example.fr=12.00x2'.
-        --plan-line adds the account's plan price as the first line; --addon adds an add-on line.
+        Lines are DESCRIPTION=AMOUNT or DESCRIPTION=AMOUNTxQUANTITY, e.g. --line 'Domain example.fr=12.00x2'. \
+        --plan-line adds the account's plan price as the first line; --addon adds an add-on line. \
         A transfer invoice gets an ISO 11649 payment reference (RF…) for the customer to quote.
         """)
     @Argument(help: "The account's id.") var account: String

@@ -13,9 +13,9 @@ struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Deliver every message due now through the configured transport, once.",
       discussion: """
-        What `ledgerd serve` does continuously, for a host without the daemon or for a test.
-        A message is marked delivered only once the transport accepted it; a failure waits
-        its back-off, and a permanent refusal or the last attempt marks it failed. Refused
+        What `ledgerd serve` does continuously, for a host without the daemon or for a test. \
+        A message is marked delivered only once the transport accepted it; a failure waits \
+        its back-off, and a permanent refusal or the last attempt marks it failed. Refused \
         while a daemon runs on the database: the daemon delivers itself.
         """)
     @OptionGroup var database: DatabaseOptions

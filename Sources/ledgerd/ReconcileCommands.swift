@@ -166,14 +166,14 @@ struct ReconcileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "The nightly job: import every file in the inbox by kind, then move it to the archive.",
       discussion: """
-        camt.053 XML and bank CSV go through `reconcile bank`, a CSV with a balance_transaction_id
-        column through `reconcile processor`, each file in a child process (this binary, with the
-        same --db, --config and --lock-timeout), so that nothing one file does, not even a crash
-        of its reader, stops the others. A file whose import committed (the child exited 0 or 1)
-        moves to the archive; a refused file (65), or one whose reader crashed (killed by SIGSEGV,
-        SIGILL, SIGABRT…), moves to <archive>/rejected with a .error file beside it (it is not
-        retried); a file that failed for another reason (the database busy, an I/O error, the
-        child stopped by SIGTERM or SIGKILL) stays for the next run.
+        camt.053 XML and bank CSV go through `reconcile bank`, a CSV with a balance_transaction_id \
+        column through `reconcile processor`, each file in a child process (this binary, with the \
+        same --db, --config and --lock-timeout), so that nothing one file does, not even a crash \
+        of its reader, stops the others. A file whose import committed (the child exited 0 or 1) \
+        moves to the archive; a refused file (65), or one whose reader crashed (killed by SIGSEGV, \
+        SIGILL, SIGABRT…), moves to <archive>/rejected with a .error file beside it (it is not \
+        retried); a file that failed for another reason (the database busy, an I/O error, the \
+        child stopped by SIGTERM or SIGKILL) stays for the next run. \
         Exit status: 65 if a file was refused, 70 if one failed, else 1 if there were findings, else 0.
         """)
     @Option(help: "The directory files are dropped into.") var inbox: String

@@ -9,11 +9,14 @@ struct Serve: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run the daemon: charges, retries, reminders and downgrades as they fall due.",
     discussion: """
-      Applies pending migrations, takes the single-instance lock (a second serve on the same
-      database exits at once), resolves charge attempts a crash left pending, then loops.
-      SIGTERM or SIGINT: the batch in hand finishes and the process exits 0. Speaks systemd's
-      notify protocol when $NOTIFY_SOCKET is set (READY=1, STATUS=, WATCHDOG=1, STOPPING=1).
-      Logs one line per event on stderr.
+      Applies pending migrations, takes the single-instance lock (a second serve on the same \
+      database exits at once), takes in the charges the processor made for this ledger that its \
+      file lacks (a restored file), resolves charge attempts a crash left pending, then loops. \
+      SIGTERM or SIGINT: the batch in hand finishes and the process exits 0. The ledger file \
+      replaced or damaged under it: it writes nothing more and exits 74 (66 when damaged), \
+      having saved a replaced file as <db>.replaced-<time>. Speaks systemd's notify protocol \
+      when $NOTIFY_SOCKET is set (READY=1, STATUS=, WATCHDOG=1, STOPPING=1). Logs one line per \
+      event on stderr.
       """)
   @OptionGroup var database: DatabaseOptions
 

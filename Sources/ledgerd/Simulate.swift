@@ -9,9 +9,9 @@ struct Simulate: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Build a demo book and run it through a month of dunning in seconds (the daemon's code, a jumping clock).",
     discussion: """
-      Accounts get cards with a mix of the simulated processor's test tokens and behave like
-      customers: some add a card, report a payment as not registered, or pay by transfer.
-      Prints what happened: charged, recovered by retry, by a fallback card, downgraded,
+      Accounts get cards with a mix of the simulated processor's test tokens and behave like \
+      customers: some add a card, report a payment as not registered, or pay by transfer. \
+      Prints what happened: charged, recovered by retry, by a fallback card, downgraded, \
       paused, emails queued. Without --db the book lives in a new temporary folder.
       """)
   @Option(help: "How many accounts.") var accounts: Int = 200
