@@ -29,10 +29,6 @@ struct Ledgerd: AsyncParsableCommand {
     ]
   )
 
-  /// `--db`, `--config` and `--lock-timeout` before the subcommand (`ledgerd --db X migrate`):
-  /// each subcommand includes the same group, which takes them wherever they stand.
-  @OptionGroup var database: DatabaseOptions
-
   /// Every file ledgerd creates (the ledger, its WAL, shared-memory and lock files, the
   /// processor's record, the mail spool and its messages, backups, archived statements)
   /// holds customers' data: it is its owner's alone (0600, folders 0700) whatever umask

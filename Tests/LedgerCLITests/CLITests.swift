@@ -3,23 +3,6 @@ import Testing
 
 /// The built `ledgerd` binary, driven as an operator would from a shell.
 @Suite(.serialized) struct CLITests {
-  /// The common options (`--db`, `--config`, `--lock-timeout`) before the subcommand, as
-  /// the root's help shows them, or after it.
-  @Test func commonOptionsGoBeforeOrAfterTheSubcommand() throws {
-    let w = try Workspace()
-    let before = w.directory + "/before.db"
-    let migrated = try w.run(Workspace.binary, ["--db", before, "migrate"], environment: ["LEDGERD_NOW": w.now])
-    #expect(migrated.status == 0, "\(migrated.stderr)")
-    #expect(FileManager.default.fileExists(atPath: before))
-    #expect(try w.run(Workspace.binary, ["--db", before, "--lock-timeout", "2", "account", "add", "--email", "a@example.fr", "--name", "A"]).status == 0)
-    let listed = try w.run(Workspace.binary, ["account", "list", "--json", "--db", before])
-    #expect((try listed.json() as? [[String: Any]])?.count == 1, "\(listed.stdout) \(listed.stderr)")
-    let config = try w.writeConfig(#"{"dunning": {"downgrade_plan": "gold"}}"#)
-    let refused = try w.run(Workspace.binary, ["--db", before, "--config", config, "run-due", "--until", "2026-12-30"], environment: ["LEDGERD_NOW": w.now])
-    #expect(refused.status == 65 && refused.stderr.contains("dunning.downgrade_plan"), "\(refused.stderr)")
-    #expect(!FileManager.default.fileExists(atPath: w.db), "an option before the subcommand was ignored")
-  }
-
   /// The session of the store issue's "must show": a plan, an account, two cards with
   /// default switching and removal, a card and a transfer invoice, a void, a clean check
   /// and a trial balance read with `sqlite3 -readonly`.
