@@ -11,7 +11,7 @@ public enum BookingStatus: String, Sendable, Codable, Equatable {
 /// One line of a bank statement as read from a file, before it is stored: a camt.053
 /// transaction detail (or entry without details) or a row of the bank CSV.
 public struct BankLine: Sendable, Equatable, Codable {
-  /// What makes a re-import record nothing twice (see `README.md`, "Line keys").
+  /// What makes a re-import record nothing twice (see `docs/reconciliation.md`, "Line keys").
   public var lineKey: String
   public var source: String
   public var statementID: String?
@@ -65,7 +65,7 @@ public struct BankLine: Sendable, Equatable, Codable {
   }
 }
 
-/// How a bank line is keyed, whatever file brought it (see `README.md`, "Line keys"): the
+/// How a bank line is keyed, whatever file brought it (see `docs/reconciliation.md`, "Line keys"): the
 /// servicing account and the bank's own reference of the movement, never the statement, so
 /// overlapping statements, the same movement in a CSV export and in a camt.053 statement,
 /// and two accounts whose banks number their lines alike each give one key per movement.
@@ -417,7 +417,7 @@ public struct CSVReader {
   }
 }
 
-/// The bank CSV format (documented in the README): a header row naming the columns, then
+/// The bank CSV format (documented in docs/reconciliation.md): a header row naming the columns, then
 /// one row per line.
 ///
 /// Required: `booking_date` (YYYY-MM-DD), `amount` (decimal with a dot, negative for a
@@ -527,7 +527,7 @@ public struct ProcessorReportRow: Sendable, Equatable, Codable {
   public var idempotencyKey: String?
 }
 
-/// The processor's report columns (see the README): named as in a common processor's
+/// The processor's report columns (see docs/reconciliation.md): named as in a common processor's
 /// itemized payout report; other columns are ignored, as such reports carry many.
 public struct ProcessorReportFormat {
   /// Columns every report must have.

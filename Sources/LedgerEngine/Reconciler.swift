@@ -282,7 +282,7 @@ public struct Reconciler {
     }
   }
 
-  /// The matching rules, in order (see the README): debits and reversals go to staff; a
+  /// The matching rules, in order (see docs/reconciliation.md): debits and reversals go to staff; a
   /// credit is matched by its reference, else by a known payer and the exact amount.
   func decide(_ line: BankLine, payers: KnownPayers) throws -> Verdict {
     if line.direction == .debit || line.isReversal {

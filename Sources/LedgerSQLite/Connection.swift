@@ -673,7 +673,7 @@ public struct DatabaseFileReplaced: Error, CustomStringConvertible, Sendable {
     "the ledger file \(path) is no longer the file this process opened (\(opened)); "
       + (now.map { "another file (\($0)) was put in its place" } ?? "it was removed or moved away")
       + (afterCommit ? "; the last transaction was committed into the replaced file" : "; nothing was written")
-      + "; stop ledgerd before restoring or moving the ledger (see the README's backup section)"
+      + "; stop ledgerd before restoring or moving the ledger (docs/operations.md, Backup and restore)"
   }
 }
 

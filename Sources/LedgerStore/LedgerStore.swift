@@ -88,7 +88,7 @@ public final class LedgerStore {
     _ = try migrator.pending(on: connection)  // refuses foreign and newer files untouched
     // A new ledger gets 8 KiB pages: the scheduler's commits rewrite pages spread over the
     // accounts' indexes, and fewer, larger pages measured faster than SQLite's 4 KiB (see
-    // the README's benchmark). A file that exists keeps the page size it was made with.
+    // the benchmark in docs/testing.md). A file that exists keeps the page size it was made with.
     if try connection.scalarInt("SELECT count(*) FROM sqlite_schema") == 0 {
       try connection.execute("PRAGMA page_size = \(LedgerSchema.pageSize)")
     }
