@@ -182,9 +182,7 @@ public final class Scheduler {
   /// others asked again.
   func closeAsError(_ attempt: PendingAttempt, rawCode: String, reason: DeclineReason) throws {
     try store.recordChargeFailed(attempt, status: .error, rawCode: rawCode, reason: reason, actor: .system)
-    try store.recordRoundFailed(
-      invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
-      wasScheduledRetry: false, actor: .system, config: config)
+    try failRound(invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id, actor: .system)
     try reschedule(attempt.invoiceIDs)
     try rescheduleAfterFreedCharge(attempt)
   }
@@ -299,22 +297,7 @@ public final class Scheduler {
     var done: [Int64] = []
     for item in others {
       do {
-        try store.isolated {
-          switch item.action {
-          case .remind:
-            try store.remind(item, actor: .scheduler, config: config)
-          case .downgrade:
-            try store.downgrade(item, actor: .scheduler, config: config)
-          case .endTransferWindow:
-            try store.endTransferWindow(item, actor: .scheduler)
-          case .remindTransferDue:
-            try store.remindTransferDue(item, actor: .scheduler)
-          case .startDunning:
-            try store.startDunning(item, actor: .scheduler, config: config)
-          case .charge:
-            break
-          }
-        }
+        try store.isolated { try carryOutStep(item, actor: .scheduler) }
       } catch where LedgerStore.isOwnFailure(error) {
         let retryAt = store.clock.now().adding(seconds: failedStepRetrySeconds)
         logger.error("\(item.action.rawValue) of \(item.number) (account \(item.accountID)) failed, tried again at \(retryAt): \(String(describing: error))")
@@ -342,7 +325,6 @@ public final class Scheduler {
     let accountID: Int64
     let currency: Currency
     var invoiceIDs: [Int64]
-    var scheduledRetry: Bool
     var tried: Set<Int64> = []
     var lastReason: DeclineReason?
     var lastAttempt: Int64?
@@ -357,17 +339,14 @@ public final class Scheduler {
     var index: [String: Int] = [:]
     for item in due {
       let key = "\(item.accountID)/\(item.currency.code)"
-      // A scheduled retry is counted in retries_done (for the policy and the auditors).
-      let scheduled = item.isScheduledRetry
       if let i = index[key] {
         rounds[i].invoiceIDs.append(item.invoiceID)
-        rounds[i].scheduledRetry = rounds[i].scheduledRetry || scheduled
         rounds[i].dueFromLook?.append((item.invoiceID, item.due.minorUnits))
       } else {
         index[key] = rounds.count
         rounds.append(
           Round(
-            accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID], scheduledRetry: scheduled,
+            accountID: item.accountID, currency: item.currency, invoiceIDs: [item.invoiceID],
             dueFromLook: [(item.invoiceID, item.due.minorUnits)]))
       }
     }
@@ -435,9 +414,7 @@ public final class Scheduler {
     for (i, open, cards) in exhausted {
       let round = batch.rounds[i]
       if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
-        try store.recordRoundFailed(
-          invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
-          wasScheduledRetry: round.scheduledRetry, actor: .scheduler, config: config)
+        try failRound(invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt, actor: .scheduler)
       }
       // Recording the failure changes no card and no attempt: the policy gets the cards
       // read above, unless a charge of the same account (another currency) began since.

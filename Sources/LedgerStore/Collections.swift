@@ -11,8 +11,6 @@ public struct DueAction: Sendable, Equatable {
   public let due: Money
   public let action: CollectionAction
   public let at: Instant
-  /// A charge in dunning that no card change asked for: a scheduled retry.
-  public let isScheduledRetry: Bool
 }
 
 /// A card that may be charged, with what charging it needs.
@@ -81,25 +79,34 @@ extension LedgerStore {
   public func collectionState(invoiceID: Int64, config: DunningConfig, cards known: inout [Int64: CardAvailability]) throws
     -> CollectionState?
   {
+    guard var record = try collection(invoiceID: invoiceID) else { return nil }
+    let cards = try known[record.accountID] ?? cardAvailability(account: record.accountID, config: config).availability
+    known[record.accountID] = cards
+    record.state.hasUsableCard = !cards.chargeable.isEmpty
+    record.state.cardUsableAgainAt = cards.chargeable.isEmpty ? cards.limitedUntil : nil
+    return record.state
+  }
+
+  /// An open invoice's collection state with what messages about it name, for a
+  /// transition (`DunningPolicy.apply`). Card availability is not read (`hasUsableCard` is
+  /// false): no transition depends on it, and `collectionState` adds it for the policy.
+  public func collection(invoiceID: Int64) throws -> CollectionRecord? {
     guard
       let row = try db.queryOne(
         """
-        SELECT i.account_id, i.collection_method, i.created_at, i.due_date, i.dunning_started_at, i.grace_deadline, i.paused_seconds,
-          i.paused_at, i.last_charge_at, i.last_failure, i.retries_done, i.reminders_sent, i.charge_requested_at,
-          i.due_reminder_sent,
+        SELECT i.number, i.account_id, i.currency, i.payment_reference, i.collection_method, i.created_at, i.due_date,
+          i.dunning_started_at, i.grace_deadline, i.paused_seconds, i.paused_at, i.last_charge_at, i.last_failure, i.retries_done,
+          i.reminders_sent, i.charge_requested_at, i.due_reminder_sent,
+          i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
           (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end
         FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
         """, invoiceID)
     else { return nil }
     func instant(_ column: String) throws -> Instant? { try row.optionalString(column).map { try Instant(iso8601: $0) } }
-    let accountID = try row.int("account_id")
-    let cards = try known[accountID] ?? cardAvailability(account: accountID, config: config).availability
-    known[accountID] = cards
     var s = CollectionState(
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       issuedAt: try Instant(iso8601: try row.string("created_at")),
-      dueDate: try CivilDate(iso8601: try row.string("due_date")), hasUsableCard: !cards.chargeable.isEmpty)
-    s.cardUsableAgainAt = cards.chargeable.isEmpty ? cards.limitedUntil : nil
+      dueDate: try CivilDate(iso8601: try row.string("due_date")), hasUsableCard: false)
     s.dunningStartedAt = try instant("dunning_started_at")
     s.graceDeadline = try instant("grace_deadline")
     s.pausedSeconds = try row.int("paused_seconds")
@@ -111,7 +118,23 @@ extension LedgerStore {
     s.remindersSent = Int(try row.int("reminders_sent"))
     s.chargeRequestedAt = try instant("charge_requested_at")
     s.dueReminderSent = try row.bool("due_reminder_sent")
-    return s
+    let currency = try Currency(code: try row.string("currency"))
+    return CollectionRecord(
+      invoiceID: invoiceID, number: try row.string("number"), accountID: try row.int("account_id"),
+      due: Money(minorUnits: try row.int("due_minor"), currency: currency), paymentReference: try row.optionalString("payment_reference"),
+      state: s)
+  }
+
+  /// Saves an open invoice's collection state after a transition. The transfer window is
+  /// the declaration's own row (`declareTransfer`, `closeTransferDeclaration`).
+  public func saveCollection(invoiceID: Int64, _ s: CollectionState) throws {
+    try db.run(
+      """
+      UPDATE invoices SET dunning_started_at = ?1, grace_deadline = ?2, paused_seconds = ?3, paused_at = ?4, last_charge_at = ?5,
+        last_failure = ?6, retries_done = ?7, reminders_sent = ?8, charge_requested_at = ?9, due_reminder_sent = ?10
+      WHERE id = ?11 AND status = 'open'
+      """, s.dunningStartedAt?.iso8601, s.graceDeadline?.iso8601, s.pausedSeconds, s.pausedSince?.iso8601, s.lastChargeAt?.iso8601,
+      s.lastFailure?.rawValue, s.retriesDone, s.remindersSent, s.chargeRequestedAt?.iso8601, s.dueReminderSent, invoiceID)
   }
 
   /// Saves what the policy decided for an invoice (nil: nothing scheduled).
@@ -175,8 +198,7 @@ extension LedgerStore {
     try db.query(
       """
       SELECT i.id, i.number, i.account_id, i.currency, i.next_action, i.next_action_at,
-        i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
-        i.dunning_started_at IS NOT NULL AND i.charge_requested_at IS NULL AS scheduled_retry
+        i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor
       FROM invoices i
       WHERE i.next_action_at IS NOT NULL AND i.next_action_at <= ? AND i.next_action <> 'in_flight' AND i.status = 'open'
       ORDER BY i.next_action_at, i.id LIMIT ?
@@ -187,7 +209,7 @@ extension LedgerStore {
         invoiceID: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"), currency: currency,
         due: Money(minorUnits: try row.int("due_minor"), currency: currency),
         action: CollectionAction(rawValue: try row.string("next_action")) ?? .charge,
-        at: try Instant(iso8601: try row.string("next_action_at")), isScheduledRetry: try row.bool("scheduled_retry"))
+        at: try Instant(iso8601: try row.string("next_action_at")))
     }
   }
 
@@ -408,68 +430,9 @@ extension LedgerStore {
     }
   }
 
-  /// After every usable card failed in a round: starts dunning on the first failure (the
-  /// account goes past due, grace runs), notes the failure, and queues the email naming
-  /// the reason.
-  public func recordRoundFailed(
-    invoiceIDs: [Int64], account: Int64, reason: DeclineReason?, attemptID: Int64?, wasScheduledRetry: Bool, actor: Actor,
-    config: DunningConfig
-  ) throws {
-    let at = now
-    let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
-    // Each invoice is updated, then read back (number, what is due, deadline): two
-    // statements cost less than one UPDATE … RETURNING, whose rows SQLite gathers in a
-    // temporary table.
-    var numbers: [String] = []
-    var dues: [Money] = []
-    var downgradeOn: String?
-    for id in invoiceIDs {
-      try db.run(
-        """
-        UPDATE invoices SET
-          dunning_started_at = coalesce(dunning_started_at, ?1),
-          grace_deadline = coalesce(grace_deadline, ?2),
-          last_failure = ?3, charge_requested_at = NULL,
-          retries_done = retries_done + ?4
-        WHERE id = ?5
-        """, at, deadline, reason?.rawValue, wasScheduledRetry ? 1 : 0, id)
-      guard
-        let row = try db.queryOne(
-          """
-          SELECT number, currency, grace_deadline,
-            CASE WHEN status = 'open' OR status = 'uncollectible'
-              THEN total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = invoices.id)
-              ELSE 0 END AS due_minor
-          FROM invoices WHERE id = ?
-          """, id)
-      else { throw NotFoundError(field: "invoice", value: String(id)) }
-      numbers.append(try row.string("number"))
-      dues.append(Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency"))))
-      if let graceDeadline = try row.optionalString("grace_deadline") { downgradeOn = min(downgradeOn ?? graceDeadline, graceDeadline) }
-    }
-    guard let first = dues.first else { return }
-    try markPastDue(account: account, actor: actor)
-    let amount = try Money.sum(dues, currency: first.currency)
-    try recordEvent(
-      account: account, invoice: invoiceIDs.first, actor: actor, kind: "charge_failed",
-      reason: "no card could pay \(numbers.joined(separator: ", ")) (\(amount))"
-        + (reason.map { ": \($0.rawValue)" } ?? ": no usable card") + "; downgrade on \(downgradeOn ?? "?") unless paid",
-      data: ["reason": reason?.rawValue ?? "no_usable_card"])
-    // A processing error is the processor's fault, not the customer's: it is retried within
-    // hours without an email (the reminders still say when the downgrade would come).
-    guard reason != .processingError else { return }
-    let account = try requireAccount(account)
-    try enqueue(
-      key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(invoiceIDs[0])-\(at)"), account: account, invoice: invoiceIDs.first,
-      kind: "charge_failed",
-      data: [
-        "invoices": numbers.joined(separator: ", "), "amount": amount.amountString, "currency": amount.currency.code,
-        "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
-        "downgrade_on": downgradeOn.map { String($0.prefix(10)) } ?? "", "downgrade_plan": config.downgradePlan,
-      ])
-  }
-
-  func markPastDue(account: Int64, actor: Actor) throws {
+  /// A past-due account stays so; an active one becomes past due (a payment failed or an
+  /// invoice is overdue), with its event.
+  public func markPastDue(account: Int64, actor: Actor) throws {
     let changed = try db.run("UPDATE accounts SET status = 'past_due', updated_at = ? WHERE id = ? AND status = 'active'", now, account)
     if changed > 0 {
       try recordEvent(account: account, actor: actor, kind: "account_past_due", reason: "a payment failed; grace period started")
@@ -578,58 +541,13 @@ extension LedgerStore {
 
   // MARK: - Dunning steps
 
-  /// Starts dunning without a charge: a transfer invoice is overdue, or a card invoice fell
-  /// due with no usable card.
-  public func startDunning(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    let invoice = try requireInvoice(id: due.invoiceID)
-    if invoice.method == .card {
-      try recordRoundFailed(
-        invoiceIDs: [due.invoiceID], account: due.accountID, reason: nil, attemptID: nil, wasScheduledRetry: false, actor: actor,
-        config: config)
-      return
-    }
-    let at = now
-    let deadline = DunningPolicy.deadline(start: clock.now(), config: config).iso8601
-    try db.run(
-      "UPDATE invoices SET dunning_started_at = coalesce(dunning_started_at, ?), grace_deadline = coalesce(grace_deadline, ?) WHERE id = ?",
-      at, deadline, due.invoiceID)
-    try markPastDue(account: due.accountID, actor: actor)
-    try recordEvent(
-      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "invoice_overdue",
-      reason: "transfer invoice \(due.number) (\(due.due)) is overdue; downgrade on \(deadline.prefix(10)) unless paid")
-    try enqueue(
-      key: "overdue:\(due.invoiceID)", account: try requireAccount(due.accountID), invoice: due.invoiceID, kind: "dunning_reminder",
-      data: try reminderData(due, deadline: deadline, day: 0, config: config))
-  }
-
-  /// Queues the reminder of the coming downgrade.
-  public func remind(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    guard let state = try collectionState(invoiceID: due.invoiceID, config: config), let started = state.dunningStartedAt else { return }
-    let sent = DunningPolicy.remindersSent(afterRemindingAt: clock.now(), state, config: config)
-    let day = config.reminderDays[min(sent, config.reminderDays.count) - 1]
-    let deadline = state.graceDeadline ?? DunningPolicy.deadline(start: started, config: config)
-    try db.run("UPDATE invoices SET reminders_sent = ? WHERE id = ?", sent, due.invoiceID)
-    try recordEvent(
-      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "reminder_queued",
-      reason: "day-\(day) reminder for \(due.number) (\(due.due)): downgrade on \(deadline.date) unless paid")
-    try enqueue(
-      key: "reminder:\(due.invoiceID):\(state.remindersSent)", account: try requireAccount(due.accountID), invoice: due.invoiceID,
-      kind: "dunning_reminder", data: try reminderData(due, deadline: deadline.iso8601, day: day, config: config))
-  }
-
-  func reminderData(_ due: DueAction, deadline: String, day: Int, config: DunningConfig) throws -> [String: String] {
-    [
-      "invoice": due.number, "amount": due.due.amountString, "currency": due.currency.code, "day": String(day),
-      "downgrade_on": String(deadline.prefix(10)), "downgrade_plan": config.downgradePlan,
-      "payment_reference": try requireInvoice(id: due.invoiceID).paymentReference ?? "",
-    ]
-  }
-
-  /// Grace ran out: the account moves to the downgrade plan with its add-ons removed, the
-  /// invoice is written off as uncollectible (it can still be paid), and the notice goes out.
-  public func downgrade(_ due: DueAction, actor: Actor, config: DunningConfig) throws {
-    let invoice = try requireInvoice(id: due.invoiceID)
-    guard invoice.status == .open else { return }
+  /// Writes an open invoice off as uncollectible after its grace period (a journal entry for
+  /// what is owed) and moves its account to `toPlan`, its add-ons removed. What it changed,
+  /// for the event and the notice.
+  public func writeOffAndDowngrade(invoiceID: Int64, toPlan code: String) throws -> (fromPlan: String, toPlan: String, addonsRemoved: Int) {
+    let invoice = try requireInvoice(id: invoiceID)
+    guard invoice.status == .open else { throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice is written off") }
+    guard let target = try plan(code: code) else { throw NotFoundError(field: "downgrade_plan", value: code) }
     let at = now
     try db.run(
       "UPDATE invoices SET status = 'uncollectible', closed_at = ?, next_action = NULL, next_action_at = NULL WHERE id = ?", at, invoice.id)
@@ -642,11 +560,7 @@ extension LedgerStore {
             .credit(.receivable, invoice.due, customer: invoice.accountID, invoice: invoice.id),
           ], invoiceID: invoice.id))
     }
-    guard let target = try plan(code: config.downgradePlan) else {
-      throw NotFoundError(field: "downgrade_plan", value: config.downgradePlan)
-    }
-    let account = try requireAccount(due.accountID)
-    let from = account.plan
+    let account = try requireAccount(invoice.accountID)
     try db.run(
       """
       UPDATE accounts SET status = 'downgraded', previous_plan_id = CASE WHEN plan_id <> ?1 THEN plan_id ELSE previous_plan_id END,
@@ -654,19 +568,9 @@ extension LedgerStore {
       """, target.id, at, account.id)
     let addons = try db.run(
       "UPDATE account_addons SET removed_at = ?, removed_reason = 'downgrade' WHERE account_id = ? AND removed_at IS NULL", at, account.id)
-    try recordEvent(
-      account: account.id, invoice: invoice.id, actor: actor, kind: "account_downgraded",
-      reason: "grace period over: \(invoice.number) (\(invoice.due)) unpaid since \(invoice.dueDate); plan \(from) → \(target.code)"
-        + (addons > 0 ? ", \(addons) add-on(s) removed" : "") + "; invoice written off as uncollectible",
-      data: ["from_plan": from, "to_plan": target.code, "invoice": invoice.number])
-    try enqueue(
-      key: "downgrade:\(invoice.id)", account: account, invoice: invoice.id, kind: "downgrade_notice",
-      data: [
-        "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code, "from_plan": from,
-        "to_plan": target.code, "restores_plan": String(config.restorePlanOnPayment),
-      ])
     // Other open invoices of the account keep their own schedule; the account stays
     // downgraded.
+    return (account.plan, target.code, addons)
   }
 
   /// A due step that failed for this invoice alone (a configured plan that no longer
@@ -678,21 +582,6 @@ extension LedgerStore {
       account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "step_failed",
       reason: "\(due.action.rawValue) of \(due.number) failed and is tried again at \(retryAt.iso8601): \(error)",
       data: ["action": due.action.rawValue, "retry_at": retryAt.iso8601])
-  }
-
-  /// The reminder sent a few days before a transfer invoice falls due.
-  public func remindTransferDue(_ due: DueAction, actor: Actor) throws {
-    try db.run("UPDATE invoices SET due_reminder_sent = 1 WHERE id = ?", due.invoiceID)
-    let invoice = try requireInvoice(id: due.invoiceID)
-    try recordEvent(
-      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "transfer_due_reminder_queued",
-      reason: "\(invoice.number) (\(invoice.due)) falls due on \(invoice.dueDate)")
-    try enqueue(
-      key: "transfer_due:\(due.invoiceID)", account: try requireAccount(due.accountID), invoice: due.invoiceID, kind: "transfer_due_soon",
-      data: [
-        "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code,
-        "due_date": invoice.dueDate, "payment_reference": invoice.paymentReference ?? "",
-      ])
   }
 
   /// Queues the "card expiring" notice for every default card within `daysAhead` days of
@@ -725,6 +614,12 @@ extension LedgerStore {
   }
 
   // MARK: - Outbox
+
+  /// Queues a message for the account, in its locale, once per key (a replayed decision
+  /// cannot send twice).
+  public func queueNotice(key: String, account: Int64, invoice: Int64?, kind: String, data: [String: String]) throws {
+    try enqueue(key: key, account: try requireAccount(account), invoice: invoice, kind: kind, data: data)
+  }
 
   /// Queues a message for the account, once per key: a replayed decision cannot send twice.
   func enqueue(key: String, account: Account, invoice: Int64?, kind: String, data: [String: String]) throws {

@@ -202,7 +202,7 @@ public final class LedgerStore {
   }
 
   /// Records a change of state with who made it and why.
-  func recordEvent(
+  public func recordEvent(
     account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:]
   ) throws {
     try db.run(

@@ -18,12 +18,14 @@ extension LedgerStore {
       }
       let at = now
       try db.run("INSERT INTO pauses (invoice_id, proof, actor, paused_at) VALUES (?, ?, ?, ?)", invoice.id, proof, actor.rawValue, at)
-      try db.run("UPDATE invoices SET paused_at = ?, next_action = NULL, next_action_at = NULL WHERE id = ?", at, invoice.id)
+      let pauseID = db.lastInsertRowID
+      try apply(.paused, invoiceID: invoice.id, config: DunningConfig())
+      try db.run("UPDATE invoices SET next_action = NULL, next_action_at = NULL WHERE id = ?", invoice.id)
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_paused",
         reason: "payment reported as not registered (proof: \(proof)); collection of \(invoice.number) paused")
       try enqueue(
-        key: "paused:\(db.lastInsertRowID)", account: try requireAccount(invoice.accountID), invoice: invoice.id, kind: "pause_confirmed",
+        key: "paused:\(pauseID)", account: try requireAccount(invoice.accountID), invoice: invoice.id, kind: "pause_confirmed",
         data: ["invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code, "proof": proof])
       return try requireInvoice(invoice.number)
     }
@@ -34,24 +36,13 @@ extension LedgerStore {
   public func resumeInvoice(_ reference: String, actor: Actor) throws -> Invoice {
     try write {
       let invoice = try requireInvoice(reference)
-      guard invoice.paused,
-        let row = try db.queryOne("SELECT paused_at, dunning_started_at FROM invoices WHERE id = ?", invoice.id),
-        let pausedAt = try row.optionalString("paused_at")
-      else {
+      guard invoice.paused, let record = try collection(invoiceID: invoice.id), let pausedAt = record.state.pausedSince else {
         throw StateError(subject: "invoice \(invoice.number)", rule: "is not paused")
       }
-      let at = now
-      let seconds = max(0, clock.now().secondsSinceEpoch - (try Instant(iso8601: pausedAt)).secondsSinceEpoch)
-      let inDunning = try row.optionalString("dunning_started_at") != nil
-      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'resumed' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
-      if inDunning {
-        let deadline = try db.scalarText("SELECT grace_deadline FROM invoices WHERE id = ?", invoice.id).map { try Instant(iso8601: $0) }
-        try db.run(
-          "UPDATE invoices SET paused_at = NULL, paused_seconds = paused_seconds + ?, grace_deadline = ? WHERE id = ?", seconds,
-          deadline?.adding(seconds: seconds).iso8601, invoice.id)
-      } else {
-        try db.run("UPDATE invoices SET paused_at = NULL WHERE id = ?", invoice.id)
-      }
+      let seconds = max(0, clock.now().secondsSinceEpoch - pausedAt.secondsSinceEpoch)
+      let inDunning = record.state.dunningStartedAt != nil
+      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'resumed' WHERE invoice_id = ? AND resumed_at IS NULL", now, invoice.id)
+      try apply(.resumed, invoiceID: invoice.id, config: DunningConfig())
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_resumed",
         reason: "collection of \(invoice.number) resumed after \(seconds / 3600) h paused"
@@ -86,10 +77,9 @@ extension LedgerStore {
         INSERT INTO transfer_declarations (invoice_id, amount_minor, currency, sent_on, reference, declared_at, window_ends_at)
         VALUES (?, ?, ?, ?, ?, ?, ?)
         """, invoice.id, amount.minorUnits, amount.currency.code, sentOn.iso8601, bankReference, declared.iso8601, end.iso8601)
-      if let current = try db.scalarText("SELECT grace_deadline FROM invoices WHERE id = ?", invoice.id) {
-        let pushed = DunningPolicy.deadline(try Instant(iso8601: current), afterWindowEnding: end, config: config)
-        try db.run("UPDATE invoices SET grace_deadline = ? WHERE id = ?", pushed.iso8601, invoice.id)
-      }
+      // A deadline inside the window is pushed past it (an uncollectible invoice has no
+      // collection state left to change).
+      try apply(.transferDeclared(windowEndsAt: end), invoiceID: invoice.id, config: config)
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "transfer_declared",
         reason: "customer declared a transfer of \(amount) sent on \(sentOn) (reference \(bankReference)); waiting for it to clear until \(end)")
@@ -97,25 +87,24 @@ extension LedgerStore {
     }
   }
 
-  /// A declared transfer's window ended without the money: the customer gets the list of
-  /// what to check, and dunning resumes.
-  public func endTransferWindow(_ due: DueAction, actor: Actor) throws {
+  /// Applies a transition that has no effect to carry out beyond saving (a pause, a
+  /// resumption, a declared transfer) to an open invoice.
+  func apply(_ event: CollectionEvent, invoiceID: Int64, config: DunningConfig) throws {
+    guard let record = try collection(invoiceID: invoiceID) else { return }
+    let t = DunningPolicy.apply(event, to: record.state, at: clock.now(), config: config)
+    precondition(t.effects.isEmpty, "\(event) has effects to carry out")
+    try saveCollection(invoiceID: invoiceID, t.state)
+  }
+
+  /// Closes the invoice's open transfer declaration with `outcome` ("expired": its window
+  /// ended without the money); what it declared, for the customer's message.
+  public func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (id: Int64, sentOn: CivilDate, reference: String)? {
     guard
       let row = try db.queryOne(
-        "SELECT id, amount_minor, currency, sent_on, reference FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", due.invoiceID)
-    else { return }
-    try db.run("UPDATE transfer_declarations SET closed_at = ?, outcome = 'expired' WHERE id = ?", now, try row.int("id"))
-    let invoice = try requireInvoice(id: due.invoiceID)
-    try recordEvent(
-      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "transfer_not_received",
-      reason: "the transfer declared for \(invoice.number) (reference \(try row.string("reference"))) has not arrived after the clearing window")
-    try enqueue(
-      key: "transfer_not_received:\(try row.int("id"))", account: try requireAccount(due.accountID), invoice: due.invoiceID,
-      kind: "transfer_not_received",
-      data: [
-        "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code,
-        "sent_on": try row.string("sent_on"), "reference": try row.string("reference"),
-        "payment_reference": invoice.paymentReference ?? "",
-      ])
+        "SELECT id, sent_on, reference FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", invoiceID)
+    else { return nil }
+    let id = try row.int("id")
+    try db.run("UPDATE transfer_declarations SET closed_at = ?, outcome = ? WHERE id = ?", now, outcome, id)
+    return (id, try CivilDate(iso8601: try row.string("sent_on")), try row.string("reference"))
   }
 }

@@ -87,13 +87,9 @@ private struct Executed {
 /// store would, ask again, until the downgrade or until nothing is scheduled. Every charge
 /// fails with `decline(n)` for the n-th charge (0-based).
 ///
-/// What "carrying out" does, mirroring the store and the scheduler:
-/// - charge: `lastChargeAt` = now; the first failure starts dunning (start = now, deadline =
-///   start + graceDays); a failure on or after a scheduled retry day (not a card-change
-///   charge) counts as a retry (`retriesDone + 1`); `chargeRequestedAt` is cleared; a hard
-///   decline leaves no usable card unless `otherUsableCard`.
-/// - remind: `DunningPolicy.remindersSent(afterRemindingAt:)`; startDunning: dunning starts now; remindTransferDue:
-///   `dueReminderSent`; endTransferWindow: the window closes; downgrade: the end.
+/// Carrying out goes through the production transitions (`DunningPolicy.apply`), as the
+/// scheduler does; only the processor's answer (and whether another card is usable after a
+/// hard decline) is played here.
 private struct Scheduler {
   var state: CollectionState
   var config = DunningConfig()
@@ -133,42 +129,26 @@ private struct Scheduler {
     return done
   }
 
+  /// Carries the action out through the production transitions (`DunningPolicy.apply`),
+  /// with the charge's outcome decided here: a charge is sent, then its round fails.
   mutating func carryOut(_ action: CollectionAction) {
     switch action {
     case .charge:
       let reason = decline(charges)
       charges += 1
-      let scheduledRetry =
-        state.dunningStartedAt.map { started in
-          state.chargeRequestedAt == nil && state.retriesDone < config.retryDays.count
-            && started.adding(seconds: state.pausedSeconds).adding(
-              days: config.retryDays[state.retriesDone]) <= now
-        } ?? false
-      state.lastChargeAt = now
-      startDunning()
-      state.lastFailure = reason
-      state.chargeRequestedAt = nil
-      if scheduledRetry { state.retriesDone += 1 }
+      apply(.chargeSent)
+      apply(.chargeRoundFailed(reason))
       if reason.retryClass == .hard, !otherUsableCard { state.hasUsableCard = false }
-    case .remind:
-      state.remindersSent = DunningPolicy.remindersSent(afterRemindingAt: now, state, config: config)
-    case .downgrade:
-      break
-    case .endTransferWindow:
-      state.transferWindowEndsAt = nil
-    case .remindTransferDue:
-      state.dueReminderSent = true
-    case .startDunning:
-      startDunning()
-      if state.method == .card { state.lastFailure = nil }
+    case .remind: apply(.reminderSent)
+    case .downgrade: apply(.graceExpired)
+    case .endTransferWindow: apply(.transferWindowEnded)
+    case .remindTransferDue: apply(.transferDueReminderSent)
+    case .startDunning: apply(state.method == .card ? .chargeRoundFailed(nil) : .becameOverdue)
     }
   }
 
-  mutating func startDunning() {
-    if state.dunningStartedAt == nil { state.dunningStartedAt = now }
-    if state.graceDeadline == nil {
-      state.graceDeadline = DunningPolicy.deadline(start: now, config: config)
-    }
+  mutating func apply(_ event: CollectionEvent) {
+    state = DunningPolicy.apply(event, to: state, at: now, config: config).state
   }
 }
 
@@ -183,33 +163,24 @@ extension [Executed] {
 
 /// A card is added, updated or made default: an immediate charge is requested.
 private func cardAdded(_ s: inout CollectionState, _ at: Instant) {
-  s.chargeRequestedAt = at
+  s = DunningPolicy.apply(.chargeRequested, to: s, at: at, config: DunningConfig()).state
   s.hasUsableCard = true
 }
 
 /// "Payment not registered": collection pauses.
 private func pause(_ s: inout CollectionState, _ at: Instant) {
-  s.pausedSince = at
+  s = DunningPolicy.apply(.paused, to: s, at: at, config: DunningConfig()).state
 }
 
 /// Staff resume: in dunning, the paused time is added and the deadline moves with it.
 private func resume(_ s: inout CollectionState, _ at: Instant) {
-  guard let since = s.pausedSince else { return }
-  s.pausedSince = nil
-  guard s.dunningStartedAt != nil else { return }
-  let seconds = max(0, at.secondsSinceEpoch - since.secondsSinceEpoch)
-  s.pausedSeconds += seconds
-  s.graceDeadline = s.graceDeadline?.adding(seconds: seconds)
+  s = DunningPolicy.apply(.resumed, to: s, at: at, config: DunningConfig()).state
 }
 
 /// The customer declares a transfer: the window opens and a deadline inside it is pushed.
 private func declareTransfer(_ s: inout CollectionState, _ at: Instant, _ config: DunningConfig) {
-  let end = DunningPolicy.transferWindowEnd(
-    declared: at, businessDays: config.transferWindowBusinessDays)
-  s.transferWindowEndsAt = end
-  s.graceDeadline = s.graceDeadline.map {
-    DunningPolicy.deadline($0, afterWindowEnding: end, config: config)
-  }
+  let end = DunningPolicy.transferWindowEnd(declared: at, businessDays: config.transferWindowBusinessDays)
+  s = DunningPolicy.apply(.transferDeclared(windowEndsAt: end), to: s, at: at, config: config).state
 }
 
 // MARK: - The first action of a card invoice
