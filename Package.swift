@@ -37,11 +37,14 @@ let package = Package(
       dependencies: ["LedgerCore"],
       resources: [.embedInCode("templates")]
     ),
-    // The scheduler, the processor interface and the simulated processor.
+    // The simulated card processor (the default): its own record of charges, in SQLite.
+    .target(name: "LedgerSimulator", dependencies: ["LedgerCore", "LedgerSQLite", "LedgerStore"]),
+    // The scheduler, the notifier, reconciliation and the daemon, on the store's repository
+    // protocols (declared in LedgerCore); never on SQLite itself.
     .target(
       name: "LedgerEngine",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerMail",
+        "LedgerCore", "LedgerStore", "LedgerMail",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -52,7 +55,7 @@ let package = Package(
     .executableTarget(
       name: "ledgerd",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerEngine", "LedgerMail",
+        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerSimulator", "LedgerEngine", "LedgerMail",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -60,10 +63,11 @@ let package = Package(
     ),
     .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"]),
     .testTarget(name: "LedgerMailTests", dependencies: ["LedgerMail", "LedgerCore"]),
-    .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite"]),
+    .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite", "LedgerCore"]),
     .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
-    .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
-    .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite"]),
+    .testTarget(
+      name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerSimulator", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
+    .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite", "LedgerCore"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,7 @@
 import LedgerCore
 import LedgerStore
 
-extension LedgerStore {
+extension SchedulerRepository {
   /// Asks the dunning policy again for each invoice and saves its answer; every change
   /// that can alter an invoice's schedule ends with this, in the same transaction.
   public func reschedule(_ invoiceIDs: [Int64], config: DunningConfig) throws {

@@ -1,6 +1,5 @@
 import Foundation
 import LedgerCore
-import LedgerSQLite
 
 #if canImport(FoundationXML)
   import FoundationXML

@@ -98,14 +98,14 @@ extension Scheduler {
     case .overdueNotice(let on):
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "invoice_overdue",
-        reason: "transfer invoice \(record.number) (\(record.due)) is overdue; downgrade on \(on.date) unless paid")
+        reason: "transfer invoice \(record.number) (\(record.due)) is overdue; downgrade on \(on.date) unless paid", data: [:])
       try store.queueNotice(
         key: "overdue:\(id)", account: record.accountID, invoice: id, kind: "dunning_reminder",
         data: reminderData(record, downgradeOn: on, day: 0))
     case .reminder(let day, let sequence, let on):
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "reminder_queued",
-        reason: "day-\(day) reminder for \(record.number) (\(record.due)): downgrade on \(on.date) unless paid")
+        reason: "day-\(day) reminder for \(record.number) (\(record.due)): downgrade on \(on.date) unless paid", data: [:])
       try store.queueNotice(
         key: "reminder:\(id):\(sequence)", account: record.accountID, invoice: id, kind: "dunning_reminder",
         data: reminderData(record, downgradeOn: on, day: day))
@@ -113,7 +113,7 @@ extension Scheduler {
       let dueDate = record.state.dueDate.iso8601
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "transfer_due_reminder_queued",
-        reason: "\(record.number) (\(record.due)) falls due on \(dueDate)")
+        reason: "\(record.number) (\(record.due)) falls due on \(dueDate)", data: [:])
       try store.queueNotice(
         key: "transfer_due:\(id)", account: record.accountID, invoice: id, kind: "transfer_due_soon",
         data: [
@@ -124,7 +124,7 @@ extension Scheduler {
       guard let declaration = try store.closeTransferDeclaration(invoiceID: id, outcome: "expired") else { return }
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "transfer_not_received",
-        reason: "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window")
+        reason: "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window", data: [:])
       try store.queueNotice(
         key: "transfer_not_received:\(declaration.id)", account: record.accountID, invoice: id, kind: "transfer_not_received",
         data: [

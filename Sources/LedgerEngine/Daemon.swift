@@ -1,6 +1,5 @@
 import Foundation
 import LedgerCore
-import LedgerSQLite
 import LedgerStore
 import Logging
 import ServiceLifecycle
@@ -54,7 +53,7 @@ public struct LedgerDaemon: Service {
   public func run() async throws {
     do {
       try await serve()
-    } catch let busy as WriteLockBusy where busy.stoppedWaiting {
+    } catch let busy where LedgerStore.isStoppedWaiting(busy) {
       // Shut down while start-up waited for another process's write lock: nothing was
       // written, nothing is in flight; a graceful stop.
       notifier.stopping()
@@ -124,8 +123,7 @@ public struct LedgerDaemon: Service {
     await delivery.value
     notifier.stopping()
     if let fatal { throw stopping(fatal, store: store) }
-    let checkpoints = store.db.checkpointsMade
-    logger.notice("stopped (checkpoints while serving: \(checkpoints.summary))")
+    logger.notice("stopped (checkpoints while serving: \(store.compactionSummary))")
   }
 
   /// The scheduler's loop: a tick, then a sleep until the next due action, until a
@@ -197,7 +195,7 @@ public struct LedgerDaemon: Service {
   func stopping(_ error: Error, store: LedgerStore) -> Error {
     guard LedgerStore.isFatal(error) else { return error }
     logger.critical("stopping: \(String(describing: error))")
-    if error is DatabaseFileReplaced {
+    if LedgerStore.isReplacedFile(error) {
       let copy = databasePath + ".replaced-" + SystemClock().now().iso8601.replacingOccurrences(of: ":", with: "")
       do {
         _ = try store.backup(to: copy)
@@ -209,8 +207,7 @@ public struct LedgerDaemon: Service {
       // would read them into the file now in place when it is next opened (the WAL names
       // no file). They are copied into the file this daemon has open, and the WAL emptied.
       do {
-        let result = try store.db.checkpoint(.truncate, lockTimeout: .seconds(2), readerWaitMilliseconds: 2_000)
-        if !result.complete { logger.critical("the WAL could not be emptied (readers hold it): move \(databasePath)-wal aside before starting again") }
+        if try !store.compactLog(lockTimeout: .seconds(2), readerWaitMilliseconds: 2_000).complete { logger.critical("the WAL could not be emptied (readers hold it): move \(databasePath)-wal aside before starting again") }
       } catch {
         logger.critical("the WAL could not be emptied: \(String(describing: error)); move \(databasePath)-wal aside before starting again")
       }
@@ -229,8 +226,8 @@ public struct LedgerDaemon: Service {
     guard size > 0 else { return }
     last = ContinuousClock.now
     do {
-      let result = try store.db.checkpoint(.truncate, lockTimeout: .seconds(1))
-      logger.debug("checkpoint: \(result.checkpointedFrames) of \(result.walFrames) WAL frames\(result.complete ? "" : " (readers kept the rest)")")
+      let summary = try store.compactLog(lockTimeout: .seconds(1)).summary
+      logger.debug("checkpoint: \(summary)")
     } catch {
       logger.warning("checkpoint skipped: \(String(describing: error))")
     }
@@ -242,15 +239,15 @@ public struct LedgerDaemon: Service {
     until next: Instant?, notBefore: ContinuousClock.Instant, store: LedgerStore, beat: () -> Void,
     lastCheckpoint: inout ContinuousClock.Instant
   ) async throws {
-    let version = try store.db.dataVersion()
+    let version = try store.changeCounter()
     let deadline = ContinuousClock.now + maxSleep
     while ContinuousClock.now < deadline {
       if Task.isShuttingDownGracefully || Task.isCancelled { return }
       if let next, next <= clock.now(), ContinuousClock.now >= notBefore { return }
-      if try store.db.dataVersion() != version { return }
+      if try store.changeCounter() != version { return }
       // A file put in place of the ledger while the daemon sleeps is noticed here, within
       // a poll, not at the next write.
-      try store.db.checkFileIdentity()
+      try store.verifyFileInPlace()
       checkpointWhenIdle(store, last: &lastCheckpoint)
       beat()
       do {
@@ -292,11 +289,11 @@ public struct LedgerDaemon: Service {
         logger.error("outbox delivery stopped, the ledger is unavailable: \(String(describing: error))")
       }
       let next = storeFailed ? nil : try? store.nextOutboxAttempt()
-      let version = storeFailed ? nil : try? store.db.dataVersion()
+      let version = storeFailed ? nil : try? store.changeCounter()
       let deadline = ContinuousClock.now + maxSleep
       while !stopping() && ContinuousClock.now < deadline {
         if let next, next <= clock.now() { break }
-        if let version, (try? store.db.dataVersion()) != version { break }
+        if let version, (try? store.changeCounter()) != version { break }
         do {
           try await Task.sleep(for: pollInterval)
         } catch {

@@ -1,7 +1,6 @@
 import Foundation
 import LedgerCore
 import LedgerMail
-import LedgerSQLite
 import LedgerStore
 import Logging
 
@@ -10,7 +9,7 @@ import Logging
 /// permanent refusal, or the last allowed attempt, marks the message failed with the
 /// reason, where `ledgerd outbox list --failed` shows it.
 public final class Mailer {
-  public let store: LedgerStore
+  public let store: any OutboxRepository
   public let transport: MailTransport
   public let sender: Sender
   public let policy: RetryPolicy
@@ -30,7 +29,7 @@ public final class Mailer {
   }
 
   /// A mailer on `store`'s outbox; `batchSize` rows are read at a time.
-  public init(store: LedgerStore, transport: MailTransport, sender: Sender, policy: RetryPolicy, batchSize: Int, logger: Logger) {
+  public init(store: any OutboxRepository, transport: MailTransport, sender: Sender, policy: RetryPolicy, batchSize: Int, logger: Logger) {
     self.store = store
     self.transport = transport
     self.sender = sender
@@ -40,7 +39,7 @@ public final class Mailer {
   }
 
   /// The mailer a config asks for; `defaultSpool` is the spool directory when none is set.
-  public convenience init(store: LedgerStore, config: MailConfig, defaultSpool: String, logger: Logger) {
+  public convenience init(store: any OutboxRepository, config: MailConfig, defaultSpool: String, logger: Logger) {
     self.init(
       store: store, transport: config.makeTransport(defaultSpool: defaultSpool),
       sender: Sender(address: config.from, name: config.fromName, messageIDDomain: config.messageIDDomain),

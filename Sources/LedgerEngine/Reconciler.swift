@@ -1,6 +1,5 @@
 import Foundation
 import LedgerCore
-import LedgerSQLite
 import LedgerStore
 
 /// Something reconciliation could not settle on its own: staff must look.

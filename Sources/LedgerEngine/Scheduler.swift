@@ -46,7 +46,7 @@ public struct TickReport: Sendable, Equatable, Codable {
 /// after. A crash in between leaves a pending attempt that `recoverPending` resolves by
 /// asking the processor about its idempotency key, so nothing is charged twice.
 public final class Scheduler {
-  public let store: LedgerStore
+  public let store: any SchedulerRepository
   public let processor: PaymentProcessor
   public let config: DunningConfig
   public let logger: Logger
@@ -66,7 +66,7 @@ public final class Scheduler {
   /// most once an hour of the clock.
   private var lastExpirySweep: Instant?
 
-  public init(store: LedgerStore, processor: PaymentProcessor, config: DunningConfig, logger: Logger) {
+  public init(store: any SchedulerRepository, processor: PaymentProcessor, config: DunningConfig, logger: Logger) {
     self.store = store
     self.processor = processor
     self.config = config
@@ -215,7 +215,7 @@ public final class Scheduler {
       // asked about again).
       // Not when the ledger is gone from under the process: nothing more is written then,
       // and the next start asks the processor again.
-      if !unrecorded.isEmpty, !LedgerStore.isFatal(error) {
+      if !unrecorded.isEmpty, !store.isFatal(error) {
         _ = try? store.write { try recordRecovered(unrecorded) }
       }
       throw error
@@ -298,7 +298,7 @@ public final class Scheduler {
     for item in others {
       do {
         try store.isolated { try carryOutStep(item, actor: .scheduler) }
-      } catch where LedgerStore.isOwnFailure(error) {
+      } catch where store.isOwnFailure(error) {
         let retryAt = store.clock.now().adding(seconds: failedStepRetrySeconds)
         logger.error("\(item.action.rawValue) of \(item.number) (account \(item.accountID)) failed, tried again at \(retryAt): \(String(describing: error))")
         try store.postponeFailedStep(item, retryAt: retryAt, error: String(describing: error), actor: .scheduler)

@@ -4,7 +4,7 @@
   import Musl
 #endif
 import Foundation
-import LedgerSQLite
+import LedgerStore
 
 /// Speaks systemd's notify protocol without libsystemd: each message is one datagram of
 /// `KEY=VALUE` lines sent to the socket named by `$NOTIFY_SOCKET` (a path, or an abstract
@@ -104,6 +104,6 @@ public final class InstanceLock: @unchecked Sendable {
   /// Whether a `ledgerd serve` holds the instance lock of the database at `databasePath`
   /// (a non-blocking probe; a one-shot command checkpoints only when none does).
   public static func isHeld(databasePath: String) -> Bool {
-    WriteLock.isHeldElsewhere(lockPath: databasePath + ".instance.lock")
+    LedgerStore.isServed(path: databasePath)
   }
 }

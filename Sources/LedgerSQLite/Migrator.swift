@@ -5,14 +5,15 @@ public struct Migration: Sendable {
   /// The file name, as recorded in the database.
   public let name: String
   public let sql: String
-  /// SHA-256 of the file's bytes; an applied file that changes is noticed.
+  /// A digest of the file's bytes (64 hex digits: the store gives SHA-256); an applied
+  /// file that changes is noticed.
   public let checksum: String
 
-  public init(version: Int, name: String, sql: String) {
+  public init(version: Int, name: String, sql: String, checksum: String) {
     self.version = version
     self.name = name
     self.sql = sql
-    self.checksum = SHA256.hex(Array(sql.utf8))
+    self.checksum = checksum
   }
 
   /// Builds a migration from a file name such as `0002_views.sql`; nil if the name does not
@@ -26,10 +27,10 @@ public struct Migration: Sendable {
     return sql.hasPrefix(marker + "\n") || sql.hasPrefix(marker + "\r\n")
   }
 
-  public init?(fileName: String, sql: String) {
+  public init?(fileName: String, sql: String, checksum: String) {
     let digits = fileName.prefix { $0.isASCII && $0.isNumber }
     guard !digits.isEmpty, let version = Int(digits), fileName.hasSuffix(".sql") else { return nil }
-    self.init(version: version, name: fileName, sql: sql)
+    self.init(version: version, name: fileName, sql: sql, checksum: checksum)
   }
 }
 

@@ -2,66 +2,6 @@ import Foundation
 import LedgerCore
 import LedgerSQLite
 
-/// An invoice whose scheduled action has come due.
-public struct DueAction: Sendable, Equatable {
-  public let invoiceID: Int64
-  public let number: String
-  public let accountID: Int64
-  public let currency: Currency
-  public let due: Money
-  public let action: CollectionAction
-  public let at: Instant
-}
-
-/// A card that may be charged, with what charging it needs.
-public struct ChargeCard: Sendable, Equatable {
-  public let id: Int64
-  public let token: String
-  public let brand: CardBrand
-  public let last4: String
-  public let isDefault: Bool
-}
-
-/// A charge whose outcome is not yet in the ledger.
-public struct PendingAttempt: Sendable, Equatable {
-  public let id: Int64
-  public let key: String
-  public let accountID: Int64
-  public let cardID: Int64
-  public let token: String
-  /// The card as events name it ("visa •••• 4242"), read with the attempt.
-  public let cardLabel: String
-  public let amount: Money
-  public let invoiceIDs: [Int64]
-
-  public init(id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, cardLabel: String, amount: Money, invoiceIDs: [Int64]) {
-    self.id = id
-    self.key = key
-    self.accountID = accountID
-    self.cardID = cardID
-    self.token = token
-    self.cardLabel = cardLabel
-    self.amount = amount
-    self.invoiceIDs = invoiceIDs
-  }
-
-  /// How events name a card: its brand and last four digits.
-  public static func cardLabel(brand: String, last4: String) -> String { "\(brand) •••• \(last4)" }
-}
-
-/// What a recorded payment did.
-public struct PaymentRecord: Codable, Sendable, Equatable {
-  public let paymentID: Int64
-  public let amount: Money
-  /// Invoice numbers fully paid by it.
-  public let paidInvoices: [String]
-  /// The same invoices' ids.
-  public let paidInvoiceIDs: [Int64]
-  /// What went to invoices, and what became account credit.
-  public let allocated: Money
-  public let credit: Money
-}
-
 extension LedgerStore {
   // MARK: - Schedule
 
@@ -323,24 +263,13 @@ extension LedgerStore {
     return id
   }
 
-  /// What `adoptAttempt` did with a charge.
-  public enum Adoption: Equatable, Sendable {
-    /// Now a pending attempt of this ledger, to be resolved with the processor.
-    case adopted
-    /// This ledger already has an attempt with that key.
-    case known
-    /// This ledger has not the account, card or invoices it names (a backup older than
-    /// them): it cannot be taken in; staff settle it from the processor's report.
-    case foreign(String)
-  }
-
   /// Takes in a charge the processor was asked to make that this file never saw (the
   /// ledger file was replaced while it was at the processor): a pending attempt with its
   /// key, on its card and invoices, which recovery then resolves by asking the processor,
   /// like a charge a crash left pending. Its invoices are marked in flight meanwhile.
   public func adoptAttempt(
     key: String, account: Int64, card: Int64, amount: Money, invoiceIDs: [Int64], source: String, actor: Actor
-  ) throws -> Adoption {
+  ) throws -> AttemptAdoption {
     if try db.scalarInt("SELECT id FROM charge_attempts WHERE idempotency_key = ?", key) != nil { return .known }
     guard try db.scalarInt("SELECT account_id FROM cards WHERE id = ?", card) == account else {
       return .foreign("card \(card) of account \(account) is not in this ledger")

@@ -31,7 +31,10 @@ public struct MissingLedger: Error, CustomStringConvertible {
 /// Each method that changes anything runs in one `BEGIN IMMEDIATE` transaction together
 /// with its journal entry and event, so a refused or interrupted command leaves nothing.
 public final class LedgerStore {
-  public let db: Connection
+  /// The connection: the store's own. Package-wide only for the benchmark's statement
+  /// figures and for tests that look at rows directly; the engine uses the repository
+  /// protocols (`SchedulerRepository`) and the store's methods.
+  package let db: Connection
   public let clock: LedgerClock
   private var nowCache: (instant: Instant, text: String)?
   private var ledgerIDCache: String?
@@ -44,7 +47,7 @@ public final class LedgerStore {
     case readOnly
   }
 
-  public init(connection: Connection, clock: LedgerClock) {
+  package init(connection: Connection, clock: LedgerClock) {
     self.db = connection
     self.clock = clock
   }
@@ -310,4 +313,10 @@ public final class LedgerStore {
       """, account)
     return try rows.map(event(from:))
   }
+}
+
+/// The SQLite store is the ledger's repository.
+extension LedgerStore: SchedulerRepository {
+  public func isOwnFailure(_ error: Error) -> Bool { Self.isOwnFailure(error) }
+  public func isFatal(_ error: Error) -> Bool { Self.isFatal(error) }
 }

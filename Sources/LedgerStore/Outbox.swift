@@ -2,86 +2,22 @@ import Foundation
 import LedgerCore
 import LedgerSQLite
 
-/// One outbox row: a customer message, with where its delivery stands.
-public struct OutboxEntry: Codable, Sendable, Equatable {
-  public let id: Int64
-  public let key: String
-  public let accountID: Int64
-  public let invoice: String?
-  public let kind: String
-  public let locale: CustomerLocale
-  public let recipient: String
-  public let data: [String: String]
-  public let createdAt: String
-  public let attempts: Int
-  public let nextAttemptAt: String
-  public let deliveredAt: String?
-  public let failedAt: String?
-  public let lastError: String?
-
-  /// `pending`, `delivered` or `failed`.
-  public var status: String { deliveredAt != nil ? "delivered" : failedAt != nil ? "failed" : "pending" }
-
-  enum CodingKeys: String, CodingKey {
-    case id, key, accountID, invoice, kind, locale, recipient, data, createdAt, attempts, nextAttemptAt, deliveredAt, failedAt,
-      lastError, status
-  }
-
-  public init(from decoder: Decoder) throws {
-    let c = try decoder.container(keyedBy: CodingKeys.self)
-    id = try c.decode(Int64.self, forKey: .id)
-    key = try c.decode(String.self, forKey: .key)
-    accountID = try c.decode(Int64.self, forKey: .accountID)
-    invoice = try c.decodeIfPresent(String.self, forKey: .invoice)
-    kind = try c.decode(String.self, forKey: .kind)
-    locale = try c.decode(CustomerLocale.self, forKey: .locale)
-    recipient = try c.decode(String.self, forKey: .recipient)
-    data = try c.decode([String: String].self, forKey: .data)
-    createdAt = try c.decode(String.self, forKey: .createdAt)
-    attempts = try c.decode(Int.self, forKey: .attempts)
-    nextAttemptAt = try c.decode(String.self, forKey: .nextAttemptAt)
-    deliveredAt = try c.decodeIfPresent(String.self, forKey: .deliveredAt)
-    failedAt = try c.decodeIfPresent(String.self, forKey: .failedAt)
-    lastError = try c.decodeIfPresent(String.self, forKey: .lastError)
-  }
-
-  public func encode(to encoder: Encoder) throws {
-    var c = encoder.container(keyedBy: CodingKeys.self)
-    try c.encode(id, forKey: .id)
-    try c.encode(key, forKey: .key)
-    try c.encode(accountID, forKey: .accountID)
-    try c.encode(invoice, forKey: .invoice)
-    try c.encode(kind, forKey: .kind)
-    try c.encode(locale, forKey: .locale)
-    try c.encode(recipient, forKey: .recipient)
-    try c.encode(data, forKey: .data)
-    try c.encode(createdAt, forKey: .createdAt)
-    try c.encode(attempts, forKey: .attempts)
-    try c.encode(nextAttemptAt, forKey: .nextAttemptAt)
-    try c.encode(deliveredAt, forKey: .deliveredAt)
-    try c.encode(failedAt, forKey: .failedAt)
-    try c.encode(lastError, forKey: .lastError)
-    try c.encode(status, forKey: .status)
-  }
-
+extension OutboxEntry {
   init(row: Row) throws {
-    id = try row.int("id")
-    key = try row.string("key")
-    accountID = try row.int("account_id")
-    invoice = try row.optionalString("invoice")
-    kind = try row.string("kind")
-    locale = CustomerLocale(rawValue: try row.string("locale")) ?? .fr
-    recipient = try row.string("recipient")
     let object = try? JSONSerialization.jsonObject(with: Data(try row.string("data").utf8)) as? [String: Any]
-    data = (object ?? [:]).compactMapValues { $0 as? String }
-    createdAt = try row.string("created_at")
-    attempts = Int(try row.int("attempts"))
-    nextAttemptAt = try row.string("next_attempt_at")
-    deliveredAt = try row.optionalString("delivered_at")
-    failedAt = try row.optionalString("failed_at")
-    lastError = try row.optionalString("last_error")
+    self.init(
+      id: try row.int("id"), key: try row.string("key"), accountID: try row.int("account_id"), invoice: try row.optionalString("invoice"),
+      kind: try row.string("kind"), locale: CustomerLocale(rawValue: try row.string("locale")) ?? .fr, recipient: try row.string("recipient"),
+      data: (object ?? [:]).compactMapValues { $0 as? String }, createdAt: try row.string("created_at"),
+      attempts: Int(try row.int("attempts")), nextAttemptAt: try row.string("next_attempt_at"),
+      deliveredAt: try row.optionalString("delivered_at"), failedAt: try row.optionalString("failed_at"),
+      lastError: try row.optionalString("last_error"))
   }
 }
+
+/// The outbox's SQL is the notifier's repository.
+extension LedgerStore: OutboxRepository {}
+
 
 /// Which outbox rows to list.
 public enum OutboxFilter: String, Sendable, CaseIterable {

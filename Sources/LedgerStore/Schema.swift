@@ -1,3 +1,4 @@
+import LedgerCore
 import LedgerSQLite
 
 /// The ledger's schema: the SQL files of `migrations/`, embedded in the binary so that an
@@ -25,7 +26,10 @@ public enum LedgerSchema {
   /// The embedded migrations, in order.
   public static func migrations() throws -> [Migration] {
     try files.map { file in
-      guard let migration = Migration(fileName: file.name, sql: String(decoding: file.bytes, as: UTF8.self)) else {
+      guard
+        let migration = Migration(
+          fileName: file.name, sql: String(decoding: file.bytes, as: UTF8.self), checksum: SHA256.hex(Array(file.bytes)))
+      else {
         throw MigrationError.badFileName(file.name)
       }
       return migration

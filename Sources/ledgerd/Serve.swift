@@ -1,6 +1,7 @@
 import ArgumentParser
 import LedgerCore
 import LedgerEngine
+import LedgerSimulator
 import LedgerStore
 import Logging
 import ServiceLifecycle

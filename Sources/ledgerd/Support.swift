@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerEngine
+import LedgerSimulator
 import LedgerSQLite
 import LedgerStore
 

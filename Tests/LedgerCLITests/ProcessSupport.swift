@@ -1,4 +1,5 @@
 import Foundation
+import LedgerCore
 import LedgerSQLite
 
 /// What one run of a program printed and returned.

@@ -1,6 +1,7 @@
 import Foundation
 import LedgerCore
 import LedgerSQLite
+import LedgerSimulator
 import LedgerStore
 import Logging
 import Testing

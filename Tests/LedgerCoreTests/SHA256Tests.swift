@@ -1,6 +1,6 @@
 import Testing
 
-@testable import LedgerSQLite
+@testable import LedgerCore
 
 /// SHA-256 against FIPS 180-4's examples and lengths around the padding boundaries: the
 /// journal's hash chain and the migrations' checksums rest on it.
