@@ -28,7 +28,10 @@ struct Ledgerd: AsyncParsableCommand {
     subcommands: [
       Migrate.self, Check.self, Backup.self, Checkpoint.self, PlanCommand.self, AccountCommand.self, CardCommand.self,
       InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, OutboxCommand.self, Serve.self,
-      ReconcileCommand.self, Export.self, Simulate.self, Benchmark.self, BenchmarkReconcile.self,
+      ReconcileCommand.self, Export.self,
+    ],
+    groupedSubcommands: [
+      CommandGroup(name: "Developer", subcommands: [Simulate.self, Benchmark.self, BenchmarkReconcile.self])
     ]
   )
 

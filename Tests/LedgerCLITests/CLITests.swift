@@ -59,6 +59,21 @@ import Testing
     #expect(try FileManager.default.contentsOfDirectory(atPath: w.directory).filter { !$0.hasPrefix(".") }.isEmpty)
   }
 
+  /// The root's help lists the operator's commands first and the developer's apart.
+  @Test func theHelpListsTheDeveloperCommandsApart() throws {
+    let w = try Workspace()
+    let help = try w.run(Workspace.binary, ["--help"]).stdout
+    let sections = help.components(separatedBy: "DEVELOPER SUBCOMMANDS:")
+    try #require(sections.count == 2, "\(help)")
+    for name in ["simulate", "benchmark", "benchmark-reconcile"] {
+      #expect(sections[1].contains("  \(name) "), "\(name)")
+      #expect(!sections[0].contains("  \(name) "), "\(name)")
+    }
+    for name in ["migrate", "serve", "reconcile", "account"] {
+      #expect(sections[0].contains("  \(name) "), "\(name)")
+    }
+  }
+
   /// The session of the store issue's "must show": a plan, an account, two cards with
   /// default switching and removal, a card and a transfer invoice, a void, a clean check
   /// and a trial balance read with `sqlite3 -readonly`.
