@@ -154,7 +154,12 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     listener.standardError = FileHandle.nullDevice
     listener.standardInput = FileHandle.nullDevice
     try listener.run()
-    defer { listener.terminate() }
+    // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM, and the
+    // listener would outlive the test.
+    defer {
+      kill(listener.processIdentifier, SIGKILL)
+      listener.waitUntilExit()
+    }
     var waited = 0
     while !FileManager.default.fileExists(atPath: socketPath) && waited < 100 {
       usleep(50_000)
