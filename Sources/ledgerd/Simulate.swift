@@ -13,14 +13,14 @@ struct Simulate: AsyncParsableCommand {
       Accounts get cards with a mix of the simulated processor's test tokens and behave like \
       customers: some add a card, report a payment as not registered, or pay by transfer. \
       Prints what happened: charged, recovered by retry, by a fallback card, downgraded, \
-      paused, emails queued. Without --db the book lives in a new temporary folder.
+      paused, emails queued. --db names the ledger to create, which must not exist; without \
+      --db (whatever $LEDGERD_DB says) the book lives in a new temporary folder.
       """)
   @Option(help: "How many accounts.") var accounts: Int = 200
   @Option(help: "How many days to run.") var days: Int = 30
-  @Option(help: "The ledger to create (must not exist); default: a new temporary folder.") var db: String?
-  @Option(help: "The configuration file (JSON).") var config: String?
   @Flag(help: "Only build the book (accounts, cards, invoices, schedules) and stop: for `serve` or `run-due` to work on.")
   var buildOnly = false
+  @OptionGroup var database: DatabaseOptions
   @OptionGroup var output: OutputOptions
 
   struct Summary: Encodable {
@@ -46,7 +46,7 @@ struct Simulate: AsyncParsableCommand {
       guard (1...1_000_000).contains(accounts) else { throw InputError(field: "--accounts", rule: "must be from 1 to 1000000") }
       guard (1...366).contains(days) else { throw InputError(field: "--days", rule: "must be from 1 to 366") }
       let path: String
-      if let db {
+      if let db = database.db, !db.isEmpty {
         guard !FileManager.default.fileExists(atPath: db) else {
           throw InputError(field: "--db", rule: "\(db) exists; simulate builds a new ledger and never touches an existing one")
         }
@@ -56,10 +56,8 @@ struct Simulate: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         path = dir + "/ledger.db"
       }
-      var options = DatabaseOptions()
+      var options = database
       options.db = path
-      options.config = config
-      options.lockTimeout = nil
       let ledgerConfig = try options.loadConfig()
       let start = Instant(try SystemClock.fromEnvironment().now().date, hour: 9)
       let clock = ManualClock(start)

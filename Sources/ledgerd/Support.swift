@@ -27,6 +27,11 @@ struct DatabaseOptions: ParsableArguments {
       valueName: "SECONDS"))
   var lockTimeout: Double?
 
+  /// The options of this group the command line gave, by name.
+  var given: [String] {
+    [db.map { _ in "--db" }, config.map { _ in "--config" }, lockTimeout.map { _ in "--lock-timeout" }].compactMap { $0 }
+  }
+
   /// The write discipline of this command's connections: the lock timeout from
   /// `--lock-timeout` or `$LEDGERD_LOCK_TIMEOUT`; `$LEDGERD_TEST_HOLD_WRITE_MS` is a test hook
   /// that holds each write transaction open that long before it commits, and

@@ -3,6 +3,77 @@ import Testing
 
 /// The built `ledgerd` binary, driven as an operator would from a shell.
 @Suite(.serialized) struct CLITests {
+  /// The common options (`--db`, `--config`, `--lock-timeout`) before the subcommand, as
+  /// the root's help shows them, between a group and its subcommand, or after it.
+  @Test func commonOptionsGoBeforeOrAfterTheSubcommand() throws {
+    let w = try Workspace()
+    let before = w.directory + "/before.db"
+    let env = ["LEDGERD_NOW": w.now]
+    let migrated = try w.run(Workspace.binary, ["--db", before, "migrate"], environment: env)
+    #expect(migrated.status == 0, "\(migrated.stderr)")
+    #expect(FileManager.default.fileExists(atPath: before))
+    let added = try w.run(Workspace.binary, ["--db", before, "--lock-timeout", "2", "account", "add", "--email", "a@example.fr", "--name", "A"], environment: env)
+    #expect(added.status == 0, "\(added.stderr)")
+    for args in [["--db", before, "account", "list", "--json"], ["account", "--db", before, "list", "--json"], ["account", "list", "--json", "--db", before]] {
+      let listed = try w.run(Workspace.binary, args, environment: env)
+      #expect((try? listed.json() as? [[String: Any]])?.count == 1, "\(args): \(listed.stdout) \(listed.stderr)")
+    }
+    let config = try w.writeConfig(#"{"dunning": {"downgrade_plan": "gold"}}"#)
+    let refused = try w.run(Workspace.binary, ["--db", before, "--config", config, "run-due", "--until", "2026-12-30"], environment: env)
+    #expect(refused.status == 65 && refused.stderr.contains("dunning.downgrade_plan"), "\(refused.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: w.db), "an option before the subcommand was ignored")
+  }
+
+  /// Given before and after the subcommand, the last `--db` on the line wins, as when the
+  /// option is repeated after the subcommand.
+  @Test func theLastDatabaseOnTheLineWins() throws {
+    let w = try Workspace()
+    let first = w.directory + "/first.db"
+    let last = w.directory + "/last.db"
+    let migrated = try w.run(Workspace.binary, ["--db", first, "migrate", "--db", last], environment: ["LEDGERD_NOW": w.now])
+    #expect(migrated.status == 0, "\(migrated.stderr)")
+    #expect(FileManager.default.fileExists(atPath: last))
+    #expect(!FileManager.default.fileExists(atPath: first))
+  }
+
+  /// `simulate` builds its book in the file named by --db, before or after the subcommand,
+  /// never in a temporary folder when one was named.
+  @Test(arguments: [false, true]) func simulateWritesTheDatabaseItIsGiven(before: Bool) throws {
+    let w = try Workspace()
+    let book = w.directory + "/book.db"
+    let simulate = ["simulate", "--build-only", "--accounts", "5", "--json"]
+    let args = before ? ["--db", book] + simulate : simulate + ["--db", book]
+    let built = try w.run(Workspace.binary, args, environment: ["LEDGERD_NOW": w.now])
+    #expect(built.status == 0, "\(built.stderr)")
+    #expect((try? built.json() as? [String: Any])?["database"] as? String == book, "\(built.stdout)")
+    #expect(try w.sqlite("SELECT count(*) FROM accounts", db: book).stdout == "5\n")
+  }
+
+  /// A command that opens no ledger refuses the common options instead of ignoring them.
+  @Test(arguments: [["--db", "x.db", "benchmark"], ["benchmark", "--db", "x.db"], ["reconcile", "parse", "statement.xml", "--config", "c.json"]])
+  func aCommandWithoutALedgerRefusesTheCommonOptions(_ args: [String]) throws {
+    let w = try Workspace()
+    let refused = try w.run(Workspace.binary, args)
+    #expect(refused.status == 64, "\(refused.stdout) \(refused.stderr)")
+    #expect(refused.stderr.contains("is not an option of"), "\(refused.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: w.directory).filter { !$0.hasPrefix(".") }.isEmpty)
+  }
+
+  /// The root's help lists the operator's commands first and the developer's apart.
+  @Test func theHelpListsTheDeveloperCommandsApart() throws {
+    let w = try Workspace()
+    let help = try w.run(Workspace.binary, ["--help"]).stdout
+    let sections = help.components(separatedBy: "DEVELOPER SUBCOMMANDS:")
+    try #require(sections.count == 2, "\(help)")
+    for name in ["simulate", "benchmark", "benchmark-reconcile"] {
+      #expect(sections[1].contains("  \(name) "), "\(name)")
+      #expect(!sections[0].contains("  \(name) "), "\(name)")
+    }
+    for name in ["migrate", "serve", "reconcile", "account"] {
+      #expect(sections[0].contains("  \(name) "), "\(name)")
+    }
+  }
+
   /// The session of the store issue's "must show": a plan, an account, two cards with
   /// default switching and removal, a card and a transfer invoice, a void, a clean check
   /// and a trial balance read with `sqlite3 -readonly`.

@@ -27,6 +27,11 @@ extension Workspace {
     return process
   }
 
+  /// What the processes launched with this log file have written to it so far.
+  func serveLog(_ log: String = "serve.log") -> String {
+    (try? String(contentsOfFile: directory + "/" + log, encoding: .utf8)) ?? ""
+  }
+
   func writeConfig(_ json: String) throws -> String {
     let path = directory + "/ledgerd.json"
     try Data(json.utf8).write(to: URL(fileURLWithPath: path))
@@ -149,7 +154,12 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     listener.standardError = FileHandle.nullDevice
     listener.standardInput = FileHandle.nullDevice
     try listener.run()
-    defer { listener.terminate() }
+    // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM, and the
+    // listener would outlive the test.
+    defer {
+      kill(listener.processIdentifier, SIGKILL)
+      listener.waitUntilExit()
+    }
     var waited = 0
     while !FileManager.default.fileExists(atPath: socketPath) && waited < 100 {
       usleep(50_000)
@@ -157,7 +167,14 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     }
 
     let serve = try w.launch(["serve", "--config", config], environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
-    usleep(1_500_000)
+    // Serving (READY=1, a watchdog ping sent) and in the middle of a batch (charges out).
+    let notified = { (try? String(contentsOfFile: received, encoding: .utf8)) ?? "" }
+    let busy = try waitUntil(seconds: 15) {
+      let sent = notified()
+      return try sent.contains("READY=1") && sent.contains("WATCHDOG=1")
+        && w.sqlite("SELECT count(*) > 0 FROM charge_attempts").stdout.hasPrefix("1")
+    }
+    #expect(busy, "\(notified())")
     let second = try w.ledgerd(["serve", "--config", config])
     #expect(second.status == 66)
     #expect(second.stderr.contains("another ledgerd serve already runs"))
@@ -169,8 +186,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let took = Date().timeIntervalSince(sent)
     #expect(serve.terminationStatus == 0)
     #expect(took < 10, "took \(took) s")
-    usleep(200_000)
-    let messages = (try? String(contentsOfFile: received, encoding: .utf8)) ?? ""
+    // The listener writes what it receives a moment later.
+    waitUntil(seconds: 5) { notified().contains("STOPPING=1") }
+    let messages = notified()
     #expect(messages.contains("READY=1"))
     #expect(messages.contains("STATUS="))
     #expect(messages.contains("WATCHDOG=1"))

@@ -224,7 +224,9 @@ import Testing
     }
     if !ready { _ = exitStatus(serve, within: 0) }
     try #require(ready)
-    usleep(1_500_000)
+    // The backlog is being worked: charges are at the processor.
+    let charging = try waitUntil(seconds: 15) { try w.sqlite("SELECT count(*) > 0 FROM charge_attempts").stdout.hasPrefix("1") }
+    try #require(charging, "the daemon never started charging")
     let before = try w.remainingWork()
     let asked = Date()
     kill(serve.processIdentifier, SIGTERM)
@@ -300,8 +302,7 @@ import Testing
     try w.ok(["backup", backup])
     let serve = try w.launch(["serve"])
     defer { _ = exitStatus(serve, within: 0) }
-    usleep(1_000_000)
-    try #require(serve.isRunning)
+    try #require(waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
     #expect(rename(backup, w.db) == 0)
     #expect(exitStatus(serve, within: 5) == 74)
   }
@@ -314,8 +315,7 @@ import Testing
     try w.ok(["checkpoint"])
     let serve = try w.launch(["serve"])
     defer { _ = exitStatus(serve, within: 0) }
-    usleep(1_000_000)
-    try #require(serve.isRunning)
+    try #require(waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
     let pages = try w.sqlite("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'invoices' AND rootpage > 0").stdout
       .split(separator: "\n").compactMap { Int($0) }
     try #require(!pages.isEmpty)

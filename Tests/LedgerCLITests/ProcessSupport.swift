@@ -115,6 +115,19 @@ final class Workspace {
   }
 }
 
+/// Polls `condition` until it holds or `seconds` have passed, and says whether it held: a
+/// test waits for what it needs to see, not for a fixed time that a busy machine overruns
+/// and an idle one wastes.
+@discardableResult
+func waitUntil(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+  let deadline = Date().addingTimeInterval(seconds)
+  while try !condition() {
+    guard Date() < deadline else { return false }
+    usleep(20_000)
+  }
+  return true
+}
+
 struct Failure: Error, CustomStringConvertible {
   let description: String
   init(_ description: String) { self.description = description }

@@ -17,6 +17,15 @@ func lockIsHeld(_ path: String) -> Bool {
   return true
 }
 
+/// Whether `process` has `path` open (Linux's /proc): a ledgerd opens its database's
+/// `.lock` file at its first attempt to take the write lock.
+func hasOpen(_ process: Process, _ path: String) -> Bool {
+  let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+  let fds = "/proc/\(process.processIdentifier)/fd"
+  let entries = (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []
+  return entries.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + $0)) == target }
+}
+
 /// SPEC 9 from the outside: the write lock excludes checkpoints and writes of other
 /// processes while a write transaction is open, and says so when it stays busy.
 @Suite(.serialized) struct WriteDisciplineTests {
@@ -150,7 +159,8 @@ func lockIsHeld(_ path: String) -> Bool {
     defer { close(fd) }
     #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
     let serve = try w.launch(["serve"])
-    usleep(1_500_000)  // started, and waiting for the lock to charge what is due
+    // Started, and waiting for the lock (held here) to charge what is due.
+    #expect(waitUntil(seconds: 15) { serve.isRunning && hasOpen(serve, w.db + ".lock") })
     #expect(serve.isRunning)
     let sent = Date()
     kill(serve.processIdentifier, SIGTERM)
