@@ -116,7 +116,10 @@ final class ScriptedTransport: MailTransport {
     // Marking it delivered gives up after 0.5 s; the lock is free again at 0.8 s, so a
     // failure recorded after that would get through.
     await #expect(throws: WriteLockBusy.self) { try await m.deliverDue() }
-    try await Task.sleep(for: .milliseconds(1200))
+    // Whatever the pass would still write, it writes before the lock comes free.
+    let deadline = ContinuousClock.now + .seconds(10)
+    while transport.holdsLock, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    #expect(!transport.holdsLock)
     // One hand-off only: the pass stopped at the store error.
     #expect(transport.sent.count == 1)
     #expect(
@@ -193,6 +196,8 @@ final class LockTakingTransport: MailTransport {
   init(lockPath: String) { self.lockPath = lockPath }
 
   var sent: [Envelope] { state.withLock { $0.sent } }
+  /// Whether the transport still holds the write lock it took at its first message.
+  var holdsLock: Bool { state.withLock { $0.fd >= 0 } }
 
   func send(_ envelope: Envelope) async throws -> String {
     try state.withLock { s in
