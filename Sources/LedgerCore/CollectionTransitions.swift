@@ -31,8 +31,9 @@ public enum CollectionEffect: Sendable, Equatable {
   /// The account is past due (when it was active).
   case accountPastDue
   /// The customer is told no card could pay: the reason (nil: no usable card) and the
-  /// downgrade date.
-  case chargeFailedNotice(DeclineReason?, downgradeOn: Instant)
+  /// downgrade date; `reminderDay`: the reminder due at the same moment, which this message
+  /// carries (one decision, one message).
+  case chargeFailedNotice(DeclineReason?, downgradeOn: Instant, reminderDay: Int?)
   /// The customer is told the transfer invoice is overdue, and when the downgrade comes.
   case overdueNotice(downgradeOn: Instant)
   /// The reminder of the coming downgrade for reminder day `day`; `sequence` counts the
@@ -40,8 +41,10 @@ public enum CollectionEffect: Sendable, Equatable {
   case reminder(day: Int, sequence: Int, downgradeOn: Instant)
   /// The customer is reminded that the transfer invoice falls due.
   case transferDueNotice
-  /// The customer is told the declared transfer has not arrived, with what to check.
-  case transferNotReceivedNotice
+  /// The customer is told the declared transfer has not arrived, with what to check; in
+  /// dunning, with the downgrade date and the reminder due at the same moment, which this
+  /// message carries.
+  case transferNotReceivedNotice(downgradeOn: Instant?, reminderDay: Int?)
   /// Grace is over: the invoice is written off and the account moves to the downgrade plan.
   case downgrade
 }
@@ -79,8 +82,11 @@ extension DunningPolicy {
       t.effects.append(.accountPastDue)
       // A processing error is the processor's fault, not the customer's: retried within
       // hours without an email (the reminders still say when the downgrade would come).
+      // The reminder due now goes in the same message (a processing error sends none, so
+      // its reminder goes on its own).
       if reason != .processingError {
-        t.effects.append(.chargeFailedNotice(reason, downgradeOn: t.state.graceDeadline ?? now))
+        let reminder = foldReminder(&t.state, at: now, config: config)
+        t.effects.append(.chargeFailedNotice(reason, downgradeOn: t.state.graceDeadline ?? now, reminderDay: reminder))
       }
     case .becameOverdue:
       startDunning(&t.state, at: now, config: config)
@@ -98,7 +104,8 @@ extension DunningPolicy {
     case .transferWindowEnded:
       guard s.transferWindowEndsAt != nil else { return t }
       t.state.transferWindowEndsAt = nil
-      t.effects.append(.transferNotReceivedNotice)
+      let reminder = foldReminder(&t.state, at: now, config: config)
+      t.effects.append(.transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder))
     case .graceExpired:
       t.effects.append(.downgrade)
     case .chargeRequested:
@@ -133,6 +140,15 @@ extension DunningPolicy {
     return started.adding(seconds: s.pausedSeconds).adding(days: config.retryDays[s.retriesDone]) <= chargedAt
   }
 
+  /// When a reminder is due by `now`, it counts as sent (by the message of the decision
+  /// made now); its reminder day, or nil.
+  static func foldReminder(_ s: inout CollectionState, at now: Instant, config: DunningConfig) -> Int? {
+    guard let due = nextReminderTime(s, config: config), due <= now else { return nil }
+    let sent = remindersSent(afterRemindingAt: now, s, config: config)
+    s.remindersSent = sent
+    return config.reminderDays[min(sent, config.reminderDays.count) - 1]
+  }
+
   /// Dunning starts (once): the clock and the grace deadline.
   static func startDunning(_ s: inout CollectionState, at now: Instant, config: DunningConfig) {
     if s.dunningStartedAt == nil { s.dunningStartedAt = now }
@@ -148,14 +164,21 @@ public struct CollectionRecord: Sendable, Equatable {
   /// What is still owed on it.
   public let due: Money
   public let paymentReference: String?
+  /// The code of the account's plan now (an account already on the downgrade plan loses no
+  /// plan at the deadline: its invoice is only written off).
+  public let accountPlan: String
   public var state: CollectionState
 
-  public init(invoiceID: Int64, number: String, accountID: Int64, due: Money, paymentReference: String?, state: CollectionState) {
+  public init(
+    invoiceID: Int64, number: String, accountID: Int64, due: Money, paymentReference: String?, accountPlan: String,
+    state: CollectionState
+  ) {
     self.invoiceID = invoiceID
     self.number = number
     self.accountID = accountID
     self.due = due
     self.paymentReference = paymentReference
+    self.accountPlan = accountPlan
     self.state = state
   }
 }

@@ -26,6 +26,16 @@ public struct DunningConfig: Sendable, Equatable {
   /// Whether paying a written-off invoice restores the plan held before the downgrade.
   /// Off by default (seed: "update your plan manually").
   public var restorePlanOnPayment = false
+  /// The daily collection time, in seconds after midnight in the operator's zone: card
+  /// invoices are charged once a day per account, at this time, so that everything an
+  /// account owes that day is one charge (issuers flag several same-day charges as fraud,
+  /// seed 000). Scheduled retries keep to it too. nil: each invoice is charged when it
+  /// falls due. Charges a customer asks for (a card added, updated or made default) go at
+  /// once, whatever the time.
+  public var collectionTime: Int? = 18 * 3600
+  /// The operator's zone as an offset from UTC, in seconds (a fixed offset: under summer
+  /// time the collection moves by an hour of wall-clock time, and is still once a day).
+  public var collectionUTCOffsetSeconds = 0
 
   public init() {}
 }
@@ -114,19 +124,19 @@ public enum DunningPolicy {
       if s.method == .card, let at = chargeTime(s.chargeRequestedAt ?? retryTime(s, config: config, day: day), s) {
         candidates.append(ScheduledAction(.charge, at: at))
       }
-      if s.remindersSent < config.reminderDays.count {
-        candidates.append(ScheduledAction(.remind, at: day(config.reminderDays[s.remindersSent])))
-      }
+      if let at = nextReminderTime(s, config: config) { candidates.append(ScheduledAction(.remind, at: at)) }
       candidates.append(ScheduledAction(.downgrade, at: deadline))
     } else {
       switch s.method {
       case .card:
-        let first = s.lastChargeAt == nil ? max(dueStart, s.issuedAt) : nil
+        // The first charge is at the first collection time once the invoice is due.
+        let collection = collectionTime(atOrAfter: max(dueStart, s.issuedAt), config: config)
+        let first = s.lastChargeAt == nil ? collection : nil
         if let at = chargeTime(s.chargeRequestedAt ?? first, s) { candidates.append(ScheduledAction(.charge, at: at)) }
-        // With no usable card on the due date, dunning starts without a charge (a card at
+        // With no usable card at that time, dunning starts without a charge (a card at
         // the network's limit that frees up by then is charged first).
         if !s.hasUsableCard {
-          candidates.append(ScheduledAction(.startDunning, at: max(dueStart, s.issuedAt)))
+          candidates.append(ScheduledAction(.startDunning, at: collection))
         }
       case .transfer:
         let reminder = dueStart.adding(days: -config.transferDueReminderDays)
@@ -159,19 +169,42 @@ public enum DunningPolicy {
   /// charged (no usable card, a pause, a transfer window) are skipped, not caught up in a
   /// burst of same-day charges that issuers read as fraud.
   static func retryTime(_ s: CollectionState, config: DunningConfig, day: (Int) -> Instant) -> Instant? {
-    guard let last = s.lastChargeAt else { return day(0) }
-    let scheduled = config.retryDays.dropFirst(s.retriesDone).map(day).first { $0 > last }
+    guard let last = s.lastChargeAt else { return collectionTime(atOrAfter: day(0), config: config) }
+    // Retry days keep to the daily collection time (dunning that began with a charge the
+    // customer asked for, at another hour, is retried at the next collection after it).
+    let scheduled = config.retryDays.dropFirst(s.retriesDone).map { collectionTime(atOrAfter: day($0), config: config) }
+      .first { $0 > last }
     switch s.lastFailure?.retryClass {
     case .transient:
       let soon = last.adding(seconds: Int64(config.transientRetryHours) * 3600)
       return scheduled.map { min($0, soon) } ?? soon
     case .softAfterPause:
-      return scheduled.map { max($0, last.adding(seconds: Int64(config.fraudPauseHours) * 3600)) }
+      return scheduled.map { collectionTime(atOrAfter: max($0, last.adding(seconds: Int64(config.fraudPauseHours) * 3600)), config: config) }
     case .soft, .hard, nil:
       // After a hard decline the failing card is marked as needing an update; if another
       // card is usable, it is retried on the same schedule.
       return scheduled
     }
+  }
+
+  /// When the next reminder of the coming downgrade is due, if one is left: its day after
+  /// dunning began (paused time added), at the daily collection time for a card invoice,
+  /// so that a reminder and a retry of the same day are one decision (and one message).
+  public static func nextReminderTime(_ s: CollectionState, config: DunningConfig) -> Instant? {
+    guard let started = s.dunningStartedAt, s.remindersSent < config.reminderDays.count else { return nil }
+    let at = started.adding(seconds: s.pausedSeconds).adding(days: config.reminderDays[s.remindersSent])
+    return s.method == .card ? collectionTime(atOrAfter: at, config: config) : at
+  }
+
+  /// The first daily collection time at or after `t` (`t` itself when every invoice is
+  /// charged when due).
+  public static func collectionTime(atOrAfter t: Instant, config: DunningConfig) -> Instant {
+    guard let time = config.collectionTime else { return t }
+    let offset = Int64(config.collectionUTCOffsetSeconds)
+    let local = t.adding(seconds: offset)
+    var candidate = Instant(local.date).adding(seconds: Int64(time) - offset)
+    if candidate < t { candidate = candidate.adding(days: 1) }
+    return candidate
   }
 
   /// How many reminders count as sent once a reminder goes out at `now`: one reminder

@@ -82,9 +82,10 @@ public protocol AttemptRepository {
     account: Int64, card: ChargeCard, amount: Money, invoices: [(id: Int64, amount: Int64)], key: String, actor: Actor
   ) throws -> Int64
   /// Records a successful charge: the payment allocated across its invoices, the journal,
-  /// the events and the confirmation.
-  func recordChargeSucceeded(_ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig) throws
-    -> PaymentRecord
+  /// the events and the confirmation (which names a card of the round declined before it).
+  func recordChargeSucceeded(
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline?
+  ) throws -> PaymentRecord
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
   func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
     throws
@@ -103,6 +104,19 @@ public protocol NoticeRepository {
 
 /// Everything the scheduler needs of the store.
 public protocol SchedulerRepository: LedgerTransactions, CollectionRepository, AttemptRepository, NoticeRepository {}
+
+/// A card of a charge round that was declined before the card that paid: the customer is
+/// told in the payment's confirmation (their default card needs attention).
+public struct EarlierDecline: Sendable, Equatable {
+  /// The card as messages name it ("visa •••• 4242").
+  public let cardLabel: String
+  public let reason: DeclineReason
+
+  public init(cardLabel: String, reason: DeclineReason) {
+    self.cardLabel = cardLabel
+    self.reason = reason
+  }
+}
 
 /// What `adoptAttempt` did with a charge.
 public enum AttemptAdoption: Equatable, Sendable {

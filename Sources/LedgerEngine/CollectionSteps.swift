@@ -43,6 +43,7 @@ extension Scheduler {
     var records: [CollectionRecord] = []
     var notify = false
     var downgradeOn: Instant?
+    var reminderDay: Int?
     var pastDue = false
     for id in invoiceIDs {
       guard let record = try store.collection(invoiceID: id) else { continue }
@@ -52,9 +53,16 @@ extension Scheduler {
       for effect in t.effects {
         switch effect {
         case .accountPastDue: pastDue = true
-        case .chargeFailedNotice(_, let on):
+        case .chargeFailedNotice(_, let on, let reminder):
           notify = true
           downgradeOn = min(downgradeOn ?? on, on)
+          if let reminder {
+            reminderDay = max(reminderDay ?? reminder, reminder)
+            try store.recordEvent(
+              account: record.accountID, invoice: record.invoiceID, actor: actor, kind: "reminder_queued",
+              reason: "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the charge failed",
+              data: [:])
+          }
         default: try carryOut(effect, of: record, actor: actor)
         }
       }
@@ -76,7 +84,8 @@ extension Scheduler {
       data: [
         "invoices": numbers, "amount": amount.amountString, "currency": amount.currency.code,
         "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
-        "downgrade_on": downgradeOn.map { $0.date.iso8601 } ?? "", "downgrade_plan": config.downgradePlan,
+        "downgrade_on": downgradeOn.map { $0.date.iso8601 } ?? "", "downgrade_plan": downgradePlan(first),
+        "reminder_day": reminderDay.map(String.init) ?? "",
       ])
   }
 
@@ -86,14 +95,14 @@ extension Scheduler {
     switch effect {
     case .accountPastDue:
       try store.markPastDue(account: record.accountID, actor: actor)
-    case .chargeFailedNotice(let reason, let on):
+    case .chargeFailedNotice(let reason, let on, let reminder):
       // One invoice's failure on its own (rounds go through `failRound`).
       try store.queueNotice(
         key: "charge_failed:nocard-\(id)-\(store.clock.now().iso8601)", account: record.accountID, invoice: id, kind: "charge_failed",
         data: [
           "invoices": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
           "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
-          "downgrade_on": on.date.iso8601, "downgrade_plan": config.downgradePlan,
+          "downgrade_on": on.date.iso8601, "downgrade_plan": downgradePlan(record), "reminder_day": reminder.map(String.init) ?? "",
         ])
     case .overdueNotice(let on):
       try store.recordEvent(
@@ -120,8 +129,14 @@ extension Scheduler {
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code, "due_date": dueDate,
           "payment_reference": record.paymentReference ?? "",
         ])
-    case .transferNotReceivedNotice:
+    case .transferNotReceivedNotice(let on, let reminder):
       guard let declaration = try store.closeTransferDeclaration(invoiceID: id, outcome: "expired") else { return }
+      if let reminder {
+        try store.recordEvent(
+          account: record.accountID, invoice: id, actor: actor, kind: "reminder_queued",
+          reason: "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the transfer has not arrived",
+          data: [:])
+      }
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "transfer_not_received",
         reason: "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window", data: [:])
@@ -130,14 +145,16 @@ extension Scheduler {
         data: [
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
           "sent_on": declaration.sentOn.iso8601, "reference": declaration.reference, "payment_reference": record.paymentReference ?? "",
+          "downgrade_on": on.map { $0.date.iso8601 } ?? "", "downgrade_plan": downgradePlan(record),
+          "reminder_day": reminder.map(String.init) ?? "",
         ])
     case .downgrade:
       let change = try store.writeOffAndDowngrade(invoiceID: id, toPlan: config.downgradePlan)
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "account_downgraded",
-        reason: "grace period over: \(record.number) (\(record.due)) unpaid since \(record.state.dueDate); plan \(change.fromPlan) → "
-          + "\(change.toPlan)" + (change.addonsRemoved > 0 ? ", \(change.addonsRemoved) add-on(s) removed" : "")
-          + "; invoice written off as uncollectible",
+        reason: "grace period over: \(record.number) (\(record.due)) unpaid since \(record.state.dueDate); "
+          + (change.fromPlan == change.toPlan ? "account stays on \(change.toPlan)" : "plan \(change.fromPlan) → \(change.toPlan)")
+          + (change.addonsRemoved > 0 ? ", \(change.addonsRemoved) add-on(s) removed" : "") + "; invoice written off as uncollectible",
         data: ["from_plan": change.fromPlan, "to_plan": change.toPlan, "invoice": record.number])
       try store.queueNotice(
         key: "downgrade:\(id)", account: record.accountID, invoice: id, kind: "downgrade_notice",
@@ -148,10 +165,16 @@ extension Scheduler {
     }
   }
 
+  /// The plan the deadline moves the account to, or "" when it is already on it (the
+  /// deadline then only writes the invoice off, and the messages say that).
+  func downgradePlan(_ record: CollectionRecord) -> String {
+    record.accountPlan == config.downgradePlan ? "" : config.downgradePlan
+  }
+
   func reminderData(_ record: CollectionRecord, downgradeOn: Instant, day: Int) -> [String: String] {
     [
       "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code, "day": String(day),
-      "downgrade_on": downgradeOn.date.iso8601, "downgrade_plan": config.downgradePlan,
+      "downgrade_on": downgradeOn.date.iso8601, "downgrade_plan": downgradePlan(record),
       "payment_reference": record.paymentReference ?? "",
     ]
   }

@@ -8,7 +8,8 @@ import LedgerCore
 ///   "dunning": {"grace_days": 9, "retry_days": [1, 3, 5, 7], "reminder_days": [3, 7],
 ///               "transient_retry_hours": 4, "fraud_pause_hours": 24, "downgrade_plan": "free",
 ///               "restore_plan_on_payment": false, "max_charges_per_card": 15,
-///               "card_charge_window_days": 30, "card_expiry_notice_days": 30},
+///               "card_charge_window_days": 30, "card_expiry_notice_days": 30,
+///               "collection_time": "18:00", "collection_utc_offset": "+00:00"},
 ///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
 ///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
 ///                 "max_in_flight": 16, "slow_ms": 1500, "timeout_ms": 200},
@@ -53,6 +54,7 @@ public struct LedgerConfig: Sendable, Equatable {
       try d.known([
         "grace_days", "retry_days", "reminder_days", "transient_retry_hours", "fraud_pause_hours", "downgrade_plan",
         "restore_plan_on_payment", "max_charges_per_card", "card_charge_window_days", "card_expiry_notice_days",
+        "collection_time", "collection_utc_offset",
       ])
       try d.int("grace_days", into: &config.dunning.graceDays, range: 1...365)
       try d.ints("retry_days", into: &config.dunning.retryDays)
@@ -65,6 +67,26 @@ public struct LedgerConfig: Sendable, Equatable {
       try d.int("max_charges_per_card", into: &config.dunning.maxChargesPerCard, range: 1...1000)
       try d.int("card_charge_window_days", into: &config.dunning.cardChargeWindowDays, range: 1...365)
       try d.int("card_expiry_notice_days", into: &config.dunning.cardExpiryNoticeDays, range: 0...365)
+      var time = ""
+      try d.string("collection_time", into: &time)
+      if time == "when_due" {
+        config.dunning.collectionTime = nil
+      } else if !time.isEmpty {
+        guard let seconds = Self.clockTime(time), seconds < 86_400 else {
+          throw InputError(field: "dunning.collection_time", rule: "'\(time)' must be a time of day HH:MM (00:00 to 23:59), or \"when_due\"")
+        }
+        config.dunning.collectionTime = seconds
+      }
+      var offset = ""
+      try d.string("collection_utc_offset", into: &offset)
+      if !offset.isEmpty {
+        guard let sign = offset.first, sign == "+" || sign == "-", let seconds = Self.clockTime(String(offset.dropFirst())),
+          seconds <= 14 * 3600
+        else {
+          throw InputError(field: "dunning.collection_utc_offset", rule: "'\(offset)' must be an offset from UTC, +HH:MM or -HH:MM (at most 14:00)")
+        }
+        config.dunning.collectionUTCOffsetSeconds = sign == "-" ? -seconds : seconds
+      }
       for (key, days) in [("retry_days", config.dunning.retryDays), ("reminder_days", config.dunning.reminderDays)] {
         guard days == days.sorted(), Set(days).count == days.count, days.allSatisfy({ $0 >= 1 && $0 < config.dunning.graceDays }) else {
           throw InputError(
@@ -98,6 +120,15 @@ public struct LedgerConfig: Sendable, Equatable {
       try config.mail.read(mail)
     }
     return config
+  }
+
+  /// Seconds in "HH:MM" (two digits each, minutes below 60), or nil.
+  static func clockTime(_ text: String) -> Int? {
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count == 2, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+      let h = Int(parts[0]), let m = Int(parts[1]), m < 60
+    else { return nil }
+    return h * 3600 + m * 60
   }
 
   /// Typed access to one JSON object, naming `section.key` in every error.

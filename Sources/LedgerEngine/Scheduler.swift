@@ -161,7 +161,7 @@ public final class Scheduler {
     for (attempt, outcome) in answers {
       switch outcome {
       case .succeeded(let reference):
-        _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config)
+        _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config, earlierDecline: nil)
         try reschedule(attempt.invoiceIDs)
       case .declined(let code):
         // The round was cut short: its invoices are due for a charge now, and the next pass
@@ -328,6 +328,9 @@ public final class Scheduler {
     var tried: Set<Int64> = []
     var lastReason: DeclineReason?
     var lastAttempt: Int64?
+    /// The round's first declined card (the default, most often): a card that pays after
+    /// it says so in its confirmation.
+    var firstDecline: EarlierDecline?
     /// What is owed on each invoice, from the look for due actions, for the first card:
     /// that look ran in the same transaction. Later cards read it again.
     var dueFromLook: [(id: Int64, dueMinor: Int64)]?
@@ -436,7 +439,8 @@ public final class Scheduler {
       var round = batch.rounds[call.round]
       switch outcome {
       case .some(.succeeded(let reference)):
-        let payment = try store.recordChargeSucceeded(call.attempt, processorRef: reference, actor: .scheduler, config: config)
+        let payment = try store.recordChargeSucceeded(
+          call.attempt, processorRef: reference, actor: .scheduler, config: config, earlierDecline: round.firstDecline)
         // Paid invoices have no schedule left; any other of the round is asked again.
         let paid = Set(payment.paidInvoiceIDs)
         try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
@@ -445,6 +449,7 @@ public final class Scheduler {
         let reason = DeclineReason(rawCode: code)
         try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
         round.lastReason = reason
+        if round.firstDecline == nil { round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason) }
         next.append(round)
         report.declined += 1
       case .some(.failed(let code)):

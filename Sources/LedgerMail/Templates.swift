@@ -102,7 +102,7 @@ public enum MailTemplates {
     var values = data
     let fr = locale == .fr
     let currency = try Currency(code: data["currency"] ?? "EUR")
-    for key in ["amount", "credit"] {
+    for key in ["amount", "credit", "still_due"] {
       guard let raw = data[key], !raw.isEmpty else { continue }
       guard let money = try? Money.parse(raw, currency: currency) else { throw RenderError("'\(key)' is not an amount: '\(raw)'") }
       values[key] = key == "credit" && money.minorUnits == 0 ? "" : LocaleFormat.money(money, locale)
@@ -134,8 +134,22 @@ public enum MailTemplates {
       values["reason_text"] = entry.what
       values["advice"] = entry.advice
     }
+    // An account already on the plan it would be moved to keeps it: the deadline only
+    // writes the invoice off, and the messages say so rather than threaten a move.
+    let planChanges = data["from_plan"] != data["to_plan"]
+    if data["from_plan"] != nil { values["plan_changed"] = planChanges ? "yes" : "" }
+    if let declined = data["declined_reason"], !declined.isEmpty {
+      let table = try declineReasons(locale)
+      // Lost or stolen cards keep the generic wording.
+      values["declined_reason_text"] = (table[declined == "lost_or_stolen" ? "lost_or_stolen" : declined] ?? table["bank_block"])?.what ?? ""
+    }
     if let restores = data["restores_plan"] {
-      values["restores"] = restores == "true" ? "yes" : ""
+      values["restores"] = restores == "true" && planChanges ? "yes" : ""
+      values["rechoose"] = restores != "true" && planChanges ? "yes" : ""
+    }
+    if data["downgrade_plan"] == "", let date = values["downgrade_date"] {
+      values["writeoff_date"] = date
+      values["downgrade_date"] = ""
     }
     values["invoice_list"] = data["invoices"] ?? data["invoice"] ?? ""
     return values

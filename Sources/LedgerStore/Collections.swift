@@ -38,7 +38,8 @@ extension LedgerStore {
           i.dunning_started_at, i.grace_deadline, i.paused_seconds, i.paused_at, i.last_charge_at, i.last_failure, i.retries_done,
           i.reminders_sent, i.charge_requested_at, i.due_reminder_sent,
           i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
-          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end
+          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
+          (SELECT p.code FROM accounts a JOIN plans p ON p.id = a.plan_id WHERE a.id = i.account_id) AS plan_code
         FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
         """, invoiceID)
     else { return nil }
@@ -62,7 +63,7 @@ extension LedgerStore {
     return CollectionRecord(
       invoiceID: invoiceID, number: try row.string("number"), accountID: try row.int("account_id"),
       due: Money(minorUnits: try row.int("due_minor"), currency: currency), paymentReference: try row.optionalString("payment_reference"),
-      state: s)
+      accountPlan: try row.optionalString("plan_code") ?? "", state: s)
   }
 
   /// Saves an open invoice's collection state after a transition. The transfer window is
@@ -313,15 +314,16 @@ extension LedgerStore {
 
   /// Records a successful charge: the attempt, the payment allocated across its invoices,
   /// the journal entry, the invoices paid, the events and the confirmation, together.
-  public func recordChargeSucceeded(_ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig) throws
-    -> PaymentRecord
-  {
+  public func recordChargeSucceeded(
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline? = nil
+  ) throws -> PaymentRecord {
     try db.run(
       "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
       processorRef, now, attempt.id)
     let payment = try applyPayment(
       account: attempt.accountID, amount: attempt.amount, method: "card", reference: processorRef, receivedOn: today,
-      chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config)
+      chargeAttemptID: attempt.id, bankLineID: nil, invoices: attempt.invoiceIDs, actor: actor, config: config,
+      earlierDecline: earlierDecline)
     // A charge asked for by a card change is done. A paid invoice was cleared when it
     // closed; the others (`invoiceIDs` are the attempt's charge_attempt_invoices) one by
     // one: an `IN (SELECT …)` would build a temporary table at every charge.
@@ -376,7 +378,7 @@ extension LedgerStore {
   /// `ledgerd payment record` and reconciliation.
   public func applyPayment(
     account accountID: Int64, amount: Money, method: String, reference: String?, receivedOn: CivilDate, chargeAttemptID: Int64?,
-    bankLineID: Int64?, invoices: [Int64], actor: Actor, config: DunningConfig
+    bankLineID: Int64?, invoices: [Int64], actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline? = nil
   ) throws -> PaymentRecord {
     let at = now
     try db.run(
@@ -391,6 +393,8 @@ extension LedgerStore {
     var left = amount.minorUnits
     var paid: [String] = []
     var paidIDs: [Int64] = []
+    // An invoice the payment did not pay in full: its number and what is still due on it.
+    var partial: (number: String, stillDue: Money)?
     for id in invoices where left > 0 {
       let invoice = try requireInvoice(id: id)
       guard invoice.status == .open || invoice.status == .uncollectible, invoice.total.currency == amount.currency,
@@ -405,6 +409,8 @@ extension LedgerStore {
         paid.append(invoice.number)
         paidIDs.append(id)
         try closePaidInvoice(invoice, actor: actor)
+      } else {
+        partial = (invoice.number, Money(minorUnits: invoice.due.minorUnits - part, currency: amount.currency))
       }
     }
     if left > 0 {
@@ -422,13 +428,17 @@ extension LedgerStore {
     try recordEvent(
       account: accountID, invoice: invoices.first, actor: actor, kind: "payment_received",
       reason: "payment of \(amount) by \(method)" + (reference.map { " (\($0))" } ?? "")
-        + (paid.isEmpty ? "" : "; paid \(paid.joined(separator: ", "))") + (left > 0 ? "; \(credit) kept as account credit" : ""),
+        + (earlierDecline.map { " after \($0.cardLabel) was declined: \($0.reason.rawValue)" } ?? "")
+        + (paid.isEmpty ? "" : "; paid \(paid.joined(separator: ", "))")
+        + (partial.map { "; \($0.number) part paid, \($0.stillDue) still due" } ?? "") + (left > 0 ? "; \(credit) kept as account credit" : ""),
       data: ["payment_id": String(paymentID)])
     try enqueue(
       key: "payment_received:\(paymentID)", account: account, invoice: invoices.first, kind: "payment_received",
       data: [
         "amount": amount.amountString, "currency": amount.currency.code, "method": method, "invoices": paid.joined(separator: ", "),
         "credit": credit.amountString, "reference": reference ?? "", "received_on": receivedOn.iso8601,
+        "partial_invoice": partial?.number ?? "", "still_due": partial?.stillDue.amountString ?? "",
+        "declined_card": earlierDecline?.cardLabel ?? "", "declined_reason": earlierDecline?.reason.rawValue ?? "",
       ])
     return PaymentRecord(paymentID: paymentID, amount: amount, paidInvoices: paid, paidInvoiceIDs: paidIDs, allocated: allocated, credit: credit)
   }
@@ -573,13 +583,17 @@ extension LedgerStore {
       FROM invoices i JOIN v_invoice_balances b ON b.invoice_id = i.id
       WHERE i.account_id = ? AND i.status = 'open' ORDER BY coalesce(i.next_action_at, '9999'), i.id
       """, account)
+    // An account already on the downgrade plan keeps it at the deadline: only the invoice
+    // is written off.
+    let onDowngradePlan = try self.account(id: account)?.plan == config.downgradePlan
     var lines: [String] = []
     for row in rows {
       let number = try row.string("number")
       let due = Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency")))
       func day(_ column: String) throws -> String? { try row.optionalString(column).map { String($0.prefix(16)).replacingOccurrences(of: "T", with: " ") } }
       let deadline = try day("grace_deadline")
-      let unless = deadline.map { "; downgrade to \(config.downgradePlan) on \($0) unless invoice \(number) (\(due)) is paid" } ?? ""
+      let atDeadline = onDowngradePlan ? "written off as unpaid" : "downgrade to \(config.downgradePlan)"
+      let unless = deadline.map { "; \(atDeadline) on \($0) unless invoice \(number) (\(due)) is paid" } ?? ""
       if let paused = try day("paused_at") {
         lines.append("\(number) is paused since \(paused) (proof: \(try row.optionalString("proof") ?? "?")): no reminder, retry or downgrade until staff resume it")
         continue
@@ -595,7 +609,7 @@ extension LedgerStore {
       switch action {
       case .charge: lines.append("\(number): charge \(due) on \(at)" + unless)
       case .remind: lines.append("\(number): reminder on \(at)" + unless)
-      case .downgrade: lines.append("downgrade to \(config.downgradePlan) on \(at) unless invoice \(number) (\(due)) is paid")
+      case .downgrade: lines.append("\(atDeadline) on \(at) unless invoice \(number) (\(due)) is paid")
       case .endTransferWindow:
         lines.append("\(number): waiting for the declared transfer until \(try day("window_end") ?? at); no reminder, retry or downgrade before then" + unless)
       case .remindTransferDue: lines.append("\(number): reminder that \(due) falls due, on \(at)")

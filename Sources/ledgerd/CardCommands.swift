@@ -32,7 +32,8 @@ struct CardCommand: ParsableCommand {
           country: try country.map { try Validate.country($0) })
         let actor = try actor.resolve()
         let saved = try database.billing().addCard(account: accountID, card, actor: actor)
-        try output.emit(saved) { "added " + cardLine(saved) }
+        let charge = try ChargeNotice.after(cardChangeOf: accountID, database)
+        try output.emit(CardResult(card: saved, charge: charge)) { "added " + cardLine(saved) + charge.sentence }
       }
     }
   }
@@ -71,7 +72,8 @@ struct CardCommand: ParsableCommand {
         let id = try parseID(card, field: "card")
         let actor = try actor.resolve()
         let card = try database.billing().setDefaultCard(id, actor: actor)
-        try output.emit(card) { "default is now " + cardLine(card) }
+        let charge = try ChargeNotice.after(cardChangeOf: card.accountID, database)
+        try output.emit(CardResult(card: card, charge: charge)) { "default is now " + cardLine(card) + charge.sentence }
       }
     }
   }
@@ -103,7 +105,8 @@ struct CardCommand: ParsableCommand {
 
   struct Update: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Update a card's expiry or token; a card that needed an update is usable again and charged at once.")
+      abstract: "Update a card's expiry or token; a card that needed an update is usable again and charged at once.",
+      discussion: "Like adding a card or choosing the default, it asks for an immediate charge of the account's card invoices that are due: a running daemon makes it within seconds; with none, the next `ledgerd run-due` does. The output says which.")
     @Argument(help: "The card's id.") var card: String
     @Option(help: "New expiry, MM/YYYY.") var expiry: String?
     @Option(help: "New processor token.") var token: String?
@@ -118,8 +121,57 @@ struct CardCommand: ParsableCommand {
         let token = try token.map { try CardRules.token($0) }
         let actor = try actor.resolve()
         let card = try database.billing().updateCard(id, expiry: expiry, token: token, actor: actor)
-        try output.emit(card) { "updated " + cardLine(card) }
+        let charge = try ChargeNotice.after(cardChangeOf: card.accountID, database)
+        try output.emit(CardResult(card: card, charge: charge)) { "updated " + cardLine(card) + charge.sentence }
       }
     }
+  }
+}
+
+/// What a card change starts: the account's card invoices that are due are charged at once,
+/// which means within seconds when a daemon serves the ledger, and at the next `run-due`
+/// when none does.
+struct ChargeNotice: Encodable {
+  /// Open card invoices of the account asked to be charged now.
+  let invoices: Int
+  /// What they owe together ("38.00 EUR"; several currencies joined by " + ").
+  let amount: String
+  /// `daemon` (within seconds) or `next_run_due`.
+  let by: String
+
+  static func after(cardChangeOf account: Int64, _ database: DatabaseOptions) throws -> ChargeNotice {
+    let store = try database.open(.readOnly)
+    let today = store.clock.now().date.iso8601
+    let due = try store.invoices(account: account, status: .open).filter { $0.method == .card && !$0.paused && $0.dueDate <= today }
+    var sums: [String: Int64] = [:]
+    var currencies: [String: Currency] = [:]
+    for invoice in due {
+      sums[invoice.due.currency.code, default: 0] += invoice.due.minorUnits
+      currencies[invoice.due.currency.code] = invoice.due.currency
+    }
+    let amount = sums.keys.sorted().map { Money(minorUnits: sums[$0]!, currency: currencies[$0]!).description }.joined(separator: " + ")
+    return ChargeNotice(invoices: due.count, amount: amount, by: LedgerStore.isServed(path: database.path) ? "daemon" : "next_run_due")
+  }
+
+  /// The sentence the text output ends with.
+  var sentence: String {
+    guard invoices > 0 else { return "; no card invoice is due, nothing is charged now" }
+    let what = "; \(invoices) due card invoice(s) (\(amount)) "
+    return what + (by == "daemon" ? "will be charged within seconds by the daemon serving this ledger"
+      : "will be charged at the next `ledgerd run-due` (no daemon serves this ledger)")
+  }
+}
+
+/// A card, with what its change starts (`charge`), in one JSON object.
+struct CardResult: Encodable {
+  let card: Card
+  let charge: ChargeNotice
+
+  enum CodingKeys: String, CodingKey { case charge }
+
+  func encode(to encoder: Encoder) throws {
+    try card.encode(to: encoder)
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(charge, forKey: .charge)
   }
 }

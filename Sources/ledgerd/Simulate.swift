@@ -38,6 +38,11 @@ struct Simulate: AsyncParsableCommand {
     var processorCharges = 0
     var invoicesChargedTwice = 0
     var emailsQueued: [String: Int] = [:]
+    /// The most messages any one account was sent over the run.
+    var mostMessagesToOneAccount = 0
+    /// Times an account was sent two messages or more at the same instant (one decision
+    /// makes at most one message: never more than 0).
+    var simultaneousMessages = 0
     var checkFindings = 0
   }
 
@@ -101,10 +106,12 @@ struct Simulate: AsyncParsableCommand {
           real charges at processor    \(s.processorCharges)
           invoices charged twice       \(s.invoicesChargedTwice)
           emails queued                \(s.emailsQueued.values.reduce(0, +)) (\(s.emailsQueued.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+          most emails to one account   \(s.mostMessagesToOneAccount)
+          two emails at one instant    \(s.simultaneousMessages)
           ledger check                 \(s.checkFindings == 0 ? "ok" : "\(s.checkFindings) finding(s)")
         """
       }
-      if s.checkFindings > 0 || s.invoicesChargedTwice > 0 { throw ExitCode(Exit.findings) }
+      if s.checkFindings > 0 || s.invoicesChargedTwice > 0 || s.simultaneousMessages > 0 { throw ExitCode(Exit.findings) }
     }
   }
 
@@ -138,6 +145,9 @@ struct Simulate: AsyncParsableCommand {
     for row in try db.query("SELECT kind, count(*) AS n FROM outbox GROUP BY kind") {
       s.emailsQueued[try row.string("kind")] = Int(try row.int("n"))
     }
+    s.mostMessagesToOneAccount = try count("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM outbox GROUP BY account_id)")
+    s.simultaneousMessages = try count(
+      "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)")
     s.checkFindings = try store.check().findings.count
     return s
   }

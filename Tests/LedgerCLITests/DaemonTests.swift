@@ -68,7 +68,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
     let config = try w.writeConfig(
-      #"{"processor": {"slow_ms": 40, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 40, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
     let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(accounts), "--config", config, "--db", w.db])
     #expect(built.status == 0, "\(built.stderr)")
     let invoices = Int(try w.sqlite("SELECT count(*) FROM invoices").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
@@ -132,7 +132,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   @Test func sigtermDuringABusyBatchNotifiesAndExitsCleanly() throws {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
-    let config = try w.writeConfig(#"{"processor": {"slow_ms": 300, "max_in_flight": 2}, "daemon": {"batch_size": 20}}"#)
+    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 300, "max_in_flight": 2}, "daemon": {"batch_size": 20}}"#)
     #expect(try w.ledgerd(["simulate", "--build-only", "--accounts", "200", "--config", config, "--db", w.db]).status == 0)
 
     let socketPath = w.directory + "/notify.sock"
@@ -202,7 +202,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   /// without a restart.
   @Test func aChargeWhoseOutcomeCouldNotBeWrittenIsRecordedWithoutARestart() throws {
     let w = try Workspace()
-    let config = try w.writeConfig(#"{"processor": {"slow_ms": 2000}}"#)
+    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 2000}}"#)
     try w.ok(["migrate"])
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "slow@example.com", "--name", "Slow", "--plan", "pro"])
@@ -248,7 +248,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
       INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (last_insert_rowid(), 1, 1900);
       """, readOnly: false)
     #expect(corrupt.status == 0, "\(corrupt.stderr)")
-    let serve = try w.launch(["serve"], environment: ["LEDGERD_LOG": "info"])
+    // Charged when due (not at the daily collection time), so the stuck charge comes at once.
+    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}}"#)
+    let serve = try w.launch(["serve", "--config", config], environment: ["LEDGERD_LOG": "info"])
     let log = w.directory + "/serve.log"
     var waited = 0
     while waited < 150, !(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("does not advance")) {

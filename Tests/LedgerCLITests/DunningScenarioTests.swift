@@ -8,9 +8,11 @@ import Testing
 /// The seeds' behaviours, each through the real binary and `ledgerd run-due`, with the
 /// clock pinned by LEDGERD_NOW and moved by run-due.
 @Suite(.serialized) struct DunningScenarioTests {
-  /// Monday 2026-11-02, 09:00 UTC: day 0 of every scenario.
-  static let day0 = "2026-11-02T09:00:00Z"
+  /// Monday 2026-11-02 at 18:00 UTC, the default daily collection time: day 0 of every
+  /// scenario (invoices issued then are charged at once).
+  static let day0 = "2026-11-02T18:00:00Z"
 
+  /// Day `n` at day 0's time; `hour` counts from 9 (`hour: 10` is an hour later).
   static func day(_ n: Int, hour: Int = 9) -> String {
     let base = ISO8601DateFormatter().date(from: day0)!.addingTimeInterval(TimeInterval(n * 86_400 + (hour - 9) * 3600))
     return ISO8601DateFormatter().string(from: base)
@@ -92,7 +94,9 @@ import Testing
     #expect(try q(w, "SELECT created_at FROM charge_attempts WHERE status = 'succeeded'") == Self.day(4))
     // Day 1 and day 3 retries happened before; nothing after the payment.
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(4))'") == "0")
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "1")  // day 3 only
+    // The day-3 reminder went out in the day-3 failure's message (one decision, one message).
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
+    #expect(try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'charge_failed' AND created_at = '\(Self.day(3))'") == "3")
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'downgrade_notice'") == "0")
     #expect(try processorCharges(w) == "1")
   }
@@ -112,9 +116,11 @@ import Testing
     #expect(try q(w, "SELECT json_extract(data, '$.reference') FROM outbox WHERE kind = 'transfer_not_received'") == "VIR 8812")
     // The day-9 deadline fell inside the window's reach: it moved past it.
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == Self.day(9))
-    // Then one reminder, not the two that fell inside the window at once.
-    #expect(try q(w, "SELECT json_extract(data, '$.day') FROM outbox WHERE kind = 'dunning_reminder' AND created_at >= '\(Self.day(7, hour: 10))'") == "7")
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "1")
+    // The reminder that fell due inside the window goes out in the window's end message
+    // (not as a second message at that instant); the day-7 one in the day-7 retry's.
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
+    #expect(try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'transfer_not_received'") == "3")
+    #expect(try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'charge_failed' AND created_at = '\(Self.day(7))'") == "7")
   }
 
   @Test func aPausedInvoiceIsNeverRemindedOrDowngradedAndItsDeadlineMovesByThePause() throws {
@@ -132,8 +138,11 @@ import Testing
     w.now = Self.day(12)  // paused for 10 days
     try w.ok(["invoice", "resume", "INV-000001"])
     try w.ok(["run-due", "--until", Self.day(30)])
-    #expect(try q(w, "SELECT group_concat(created_at, ' ') FROM (SELECT created_at FROM outbox WHERE kind = 'dunning_reminder' ORDER BY id)")
-      == "\(Self.day(13)) \(Self.day(17))")
+    // The reminders, moved by the pause, go out with the retries of the same days.
+    #expect(
+      try q(w, "SELECT group_concat(created_at || ' ' || json_extract(data, '$.reminder_day'), ', ') FROM (SELECT * FROM outbox WHERE kind = 'charge_failed' AND json_extract(data, '$.reminder_day') <> '' ORDER BY id)")
+        == "\(Self.day(13)) 3, \(Self.day(17)) 7")
+    #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == Self.day(19))
     #expect(try w.ledgerd(["check"]).status == 0)
   }
@@ -184,7 +193,8 @@ import Testing
     #expect(try q(w, "SELECT count(*) FROM charge_attempts") == "1")
     #expect(try q(w, "SELECT number || ' ' || status || ' ' || retries_done FROM invoices ORDER BY id")
       == "INV-000001 paid 0\nINV-000002 uncollectible 0")
-    #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == "2026-11-12T00:00:00Z")
+    // The second invoice's dunning began at its due day's collection time.
+    #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == "2026-11-12T18:00:00Z")
     #expect(try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "no_usable_card")
     #expect(try processorCharges(w) == "1")
     #expect(try w.ledgerd(["check"]).status == 0)

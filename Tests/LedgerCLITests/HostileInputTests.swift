@@ -211,7 +211,7 @@ import Testing
   @Test func sigtermStopsBetweenBatchesOfABacklog() throws {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
-    let config = try w.writeConfig(#"{"processor": {"slow_ms": 200, "max_in_flight": 16}, "daemon": {"batch_size": 100}}"#)
+    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 200, "max_in_flight": 16}, "daemon": {"batch_size": 100}}"#)
     try #require(try w.ledgerd(["simulate", "--build-only", "--accounts", "2500", "--config", config, "--db", w.db]).status == 0)
     let slow = try w.sqlite("UPDATE cards SET token = 'tok_slow.' || id", readOnly: false)
     try #require(slow.status == 0)
@@ -255,7 +255,7 @@ import Testing
     }
     let backup = w.directory + "/backup.db"
     try w.ok(["backup", backup])
-    let config = try w.writeConfig(#"{"processor": {"slow_ms": 500, "max_in_flight": 4}, "daemon": {"batch_size": 8}}"#)
+    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 500, "max_in_flight": 4}, "daemon": {"batch_size": 8}}"#)
     let serve = try w.launch(["serve", "--config", config])
     defer { _ = exitStatus(serve, within: 0) }
     let processorDB = w.directory + "/ledger.processor.db"

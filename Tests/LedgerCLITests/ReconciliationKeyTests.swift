@@ -121,7 +121,8 @@ extension ReconciliationTests {
       try w.ok(["card", "add", "\(id)", "--token", token, "--brand", "visa", "--last4", "424\(i)", "--expiry", "12/2030"])
       try w.ok(["invoice", "issue", "\(id)", "--plan-line"])
     }
-    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z"])
+    // Charged when due, at the workspace's hour, rather than at the daily collection time.
+    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z", "--config", try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}}"#)])
     let charges = try w.sqlite("SELECT key, amount_minor, outcome, coalesce(reference, '') FROM charges ORDER BY rowid", db: w.directory + "/ledger.processor.db")
       .stdout.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
     let succeeded = charges.filter { $0[2] == "succeeded" }

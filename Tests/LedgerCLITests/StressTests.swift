@@ -56,7 +56,7 @@ final class StressLedger: Sendable {
     let w = try Workspace()
     w.now = Self.now(day: 0)
     let config = try w.writeConfig(
-      #"{"processor": {"slow_ms": 30, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 30, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
     let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(seedAccounts), "--config", config, "--db", w.db])
     #expect(built.status == 0, "\(built.stderr)")
     let backups = w.directory + "/backups"

@@ -37,7 +37,7 @@ private func freshTransferInvoice(issuedAt: Instant = issued) -> CollectionState
 private func inDunning(
   since start: Instant = dueMidnight, after reason: DeclineReason? = .insufficientFunds,
   usable: Bool = true,
-  config: DunningConfig = DunningConfig()
+  config: DunningConfig = DunningConfig.chargedWhenDue
 ) -> CollectionState {
   var s = freshCardInvoice(usable: usable)
   s.dunningStartedAt = start
@@ -92,7 +92,7 @@ private struct Executed {
 /// hard decline) is played here.
 private struct Scheduler {
   var state: CollectionState
-  var config = DunningConfig()
+  var config = DunningConfig.chargedWhenDue
   var decline: @Sendable (Int) -> DeclineReason = { _ in .insufficientFunds }
   var otherUsableCard = false
   /// Things that happen to the invoice from outside (a card added, a pause, a declared
@@ -101,8 +101,10 @@ private struct Scheduler {
   var events: [(at: Instant, change: (inout CollectionState, DunningConfig) -> Void)] = []
   var now: Instant
   var charges = 0
+  /// Whether the step just carried out also carried the reminder due then.
+  var carried = false
 
-  init(_ state: CollectionState, now: Instant? = nil, config: DunningConfig = DunningConfig()) {
+  init(_ state: CollectionState, now: Instant? = nil, config: DunningConfig = DunningConfig.chargedWhenDue) {
     self.state = state
     self.config = config
     self.now = now ?? state.issuedAt
@@ -124,6 +126,12 @@ private struct Scheduler {
       now = runAt
       done.append(Executed(action: next.action, scheduledAt: next.at, ranAt: runAt))
       carryOut(next.action)
+      // A reminder due at the same moment went out in the message of the step just run
+      // (one decision, one message): it counts as a reminder at that moment.
+      if carried {
+        done.append(Executed(action: .remind, scheduledAt: runAt, ranAt: runAt))
+        carried = false
+      }
       if next.action == .downgrade { break }
     }
     return done
@@ -148,7 +156,14 @@ private struct Scheduler {
   }
 
   mutating func apply(_ event: CollectionEvent) {
-    state = DunningPolicy.apply(event, to: state, at: now, config: config).state
+    let t = DunningPolicy.apply(event, to: state, at: now, config: config)
+    state = t.state
+    for effect in t.effects {
+      switch effect {
+      case .chargeFailedNotice(_, _, let reminder?), .transferNotReceivedNotice(_, let reminder?): carried = carried || reminder > 0
+      default: break
+      }
+    }
   }
 }
 
@@ -163,18 +178,18 @@ extension [Executed] {
 
 /// A card is added, updated or made default: an immediate charge is requested.
 private func cardAdded(_ s: inout CollectionState, _ at: Instant) {
-  s = DunningPolicy.apply(.chargeRequested, to: s, at: at, config: DunningConfig()).state
+  s = DunningPolicy.apply(.chargeRequested, to: s, at: at, config: DunningConfig.chargedWhenDue).state
   s.hasUsableCard = true
 }
 
 /// "Payment not registered": collection pauses.
 private func pause(_ s: inout CollectionState, _ at: Instant) {
-  s = DunningPolicy.apply(.paused, to: s, at: at, config: DunningConfig()).state
+  s = DunningPolicy.apply(.paused, to: s, at: at, config: DunningConfig.chargedWhenDue).state
 }
 
 /// Staff resume: in dunning, the paused time is added and the deadline moves with it.
 private func resume(_ s: inout CollectionState, _ at: Instant) {
-  s = DunningPolicy.apply(.resumed, to: s, at: at, config: DunningConfig()).state
+  s = DunningPolicy.apply(.resumed, to: s, at: at, config: DunningConfig.chargedWhenDue).state
 }
 
 /// The customer declares a transfer: the window opens and a deadline inside it is pushed.
@@ -197,7 +212,7 @@ struct DunningPolicyFirstActionTests {
   @Test("a usable card is charged at midnight UTC of the due date")
   func chargeAtDueMidnight() {
     #expect(
-      DunningPolicy.next(freshCardInvoice(), config: DunningConfig())
+      DunningPolicy.next(freshCardInvoice(), config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: dueMidnight))
   }
 
@@ -212,7 +227,7 @@ struct DunningPolicyFirstActionTests {
     let s = CollectionState(
       method: .card, issuedAt: issuedAt, dueDate: dueDate, hasUsableCard: true)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: issuedAt))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: issuedAt))
   }
 
   @Test("issued at the very midnight of the due date: charged then")
@@ -220,13 +235,13 @@ struct DunningPolicyFirstActionTests {
     let s = CollectionState(
       method: .card, issuedAt: dueMidnight, dueDate: dueDate, hasUsableCard: true)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: dueMidnight))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: dueMidnight))
   }
 
   @Test("with no usable card, dunning starts at the due date's midnight instead of a charge")
   func noUsableCardStartsDunning() {
     #expect(
-      DunningPolicy.next(freshCardInvoice(usable: false), config: DunningConfig())
+      DunningPolicy.next(freshCardInvoice(usable: false), config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.startDunning, at: dueMidnight))
   }
 
@@ -236,14 +251,14 @@ struct DunningPolicyFirstActionTests {
     let s = CollectionState(
       method: .card, issuedAt: issuedAt, dueDate: dueDate, hasUsableCard: false)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.startDunning, at: issuedAt)
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.startDunning, at: issuedAt)
     )
   }
 
   @Test("a card invoice is never charged or dunned before its due date")
   func nothingBeforeDue() {
     for usable in [true, false] {
-      let next = DunningPolicy.next(freshCardInvoice(usable: usable), config: DunningConfig())
+      let next = DunningPolicy.next(freshCardInvoice(usable: usable), config: DunningConfig.chargedWhenDue)
       #expect(next != nil)
       #expect(next.map { $0.at >= dueMidnight } == true)
     }
@@ -251,7 +266,7 @@ struct DunningPolicyFirstActionTests {
 
   @Test("the first charge's time does not depend on the dunning config")
   func firstChargeIgnoresConfig() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceDays = 14
     config.retryDays = [2, 4]
     config.reminderDays = [5]
@@ -307,7 +322,7 @@ struct DunningPolicyScheduleTests {
   func deadlineIsStartPlusNineDays() {
     let start = instant("2026-03-02T13:47:09Z")
     #expect(
-      DunningPolicy.deadline(start: start, config: DunningConfig())
+      DunningPolicy.deadline(start: start, config: DunningConfig.chargedWhenDue)
         == instant("2026-03-11T13:47:09Z"))
     var scheduler = Scheduler(inDunning(since: start), now: start)
     #expect(scheduler.run().steps(from: start) == Array(Self.softSchedule.dropFirst()))
@@ -320,7 +335,7 @@ struct DunningPolicyScheduleTests {
     s.retriesDone = 4
     s.remindersSent = 2
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.downgrade, at: day(9)))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.downgrade, at: day(9)))
   }
 
   @Test("a stored deadline wins over graceDays")
@@ -330,7 +345,7 @@ struct DunningPolicyScheduleTests {
     s.retriesDone = 4
     s.remindersSent = 2
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.downgrade, at: day(12, hours: 5)))
   }
 
@@ -416,7 +431,7 @@ struct DunningPolicyScheduleTests {
     s.lastChargeAt = day(3)
     s.chargeRequestedAt = day(4, hours: 10)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(4, hours: 10)))
   }
 
@@ -424,9 +439,9 @@ struct DunningPolicyScheduleTests {
   func chargeRequestedAfterHardDecline() {
     var s = inDunning(after: .expiredCard, usable: false)
     s.remindersSent = 1
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(7)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(7)))
     cardAdded(&s, day(4))
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(4)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(4)))
   }
 
   @Test(
@@ -437,17 +452,17 @@ struct DunningPolicyScheduleTests {
     s.remindersSent = 1
     s.graceDeadline = day(7)
     s.chargeRequestedAt = day(7)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(7)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(7)))
   }
 
   @Test("chargeRequestedAt on a card invoice not yet in dunning: charged at that instant")
   func chargeRequestedBeforeDunning() {
     var s = freshCardInvoice()
     s.lastChargeAt = dueMidnight  // the first charge is in flight or was made
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == nil)
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == nil)
     s.chargeRequestedAt = day(0, hours: 2)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(0, hours: 2)))
   }
 
@@ -472,7 +487,7 @@ struct DunningPolicyScheduleTests {
     s.lastChargeAt = day(4)
     s.remindersSent = 1
     s.retriesDone = 0
-    let next = DunningPolicy.next(s, config: DunningConfig())
+    let next = DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
     #expect(next == ScheduledAction(.charge, at: day(5)))
   }
 
@@ -503,13 +518,13 @@ struct DunningPolicyRetryClassTests {
   func transientRetryHours() {
     let s = inDunning(after: .processingError)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(0, hours: 4)))
   }
 
   @Test("processing_error: the configured hours are honoured")
   func transientRetryHoursConfig() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.transientRetryHours = 7
     let s = inDunning(after: .processingError, config: config)
     #expect(DunningPolicy.next(s, config: config) == ScheduledAction(.charge, at: day(0, hours: 7)))
@@ -520,9 +535,9 @@ struct DunningPolicyRetryClassTests {
     // The failed charge was at 23:00 on day 0: 4 hours later is past the day-1 retry.
     var s = inDunning(after: .processingError)
     s.lastChargeAt = day(0, hours: 23)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(1)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1)))
     // Hours longer than the gap to the next retry are capped as well.
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.transientRetryHours = 100
     #expect(
       DunningPolicy.next(inDunning(after: .processingError, config: config), config: config)
@@ -536,10 +551,10 @@ struct DunningPolicyRetryClassTests {
     s.remindersSent = 1
     s.lastChargeAt = day(3)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(3, hours: 4)))
     s.lastChargeAt = day(4, hours: 22)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(5)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(5)))
   }
 
   @Test(
@@ -551,7 +566,7 @@ struct DunningPolicyRetryClassTests {
     s.remindersSent = 2
     s.lastChargeAt = day(7)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(7, hours: 4)))
   }
 
@@ -575,16 +590,16 @@ struct DunningPolicyRetryClassTests {
     var s = inDunning(after: .suspectedFraud)
     s.lastChargeAt = day(0, hours: 20)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.charge, at: day(1, hours: 20)))
     // Flagged at midnight on day 0: the day-1 retry is exactly 24 hours later.
     s.lastChargeAt = day(0)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(1)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1)))
   }
 
   @Test("suspected_fraud: a longer configured pause pushes the retry past the scheduled day")
   func fraudPauseConfig() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.fraudPauseHours = 60
     let s = inDunning(after: .suspectedFraud, config: config)
     #expect(
@@ -597,7 +612,7 @@ struct DunningPolicyRetryClassTests {
     s.retriesDone = 2
     s.remindersSent = 1
     s.lastChargeAt = day(3)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(5)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(5)))
   }
 
   @Test("suspected_fraud after the last scheduled retry: no more charges")
@@ -607,7 +622,7 @@ struct DunningPolicyRetryClassTests {
     s.remindersSent = 2
     s.lastChargeAt = day(7)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.downgrade, at: day(9)))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.downgrade, at: day(9)))
   }
 
   @Test("suspected_fraud every time: the retries still land on days 1, 3, 5, 7 (gaps ≥ 24 h)")
@@ -630,10 +645,10 @@ struct DunningPolicyRetryClassTests {
     s.retriesDone = 4
     s.remindersSent = 1
     s.lastChargeAt = day(7)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(7)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(7)))
     s.remindersSent = 2
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.downgrade, at: day(9)))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.downgrade, at: day(9)))
   }
 }
 
@@ -668,10 +683,10 @@ struct DunningPolicyPauseTests {
     for (name, state) in Self.pausable() {
       var s = state
       #expect(
-        DunningPolicy.next(s, config: DunningConfig()) != nil,
+        DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) != nil,
         "\(name) has something scheduled before the pause")
       s.pausedSince = day(1, hours: 3)
-      #expect(DunningPolicy.next(s, config: DunningConfig()) == nil, "\(name)")
+      #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == nil, "\(name)")
     }
   }
 
@@ -687,12 +702,12 @@ struct DunningPolicyPauseTests {
           s.retriesDone = retriesDone
           s.remindersSent = remindersSent
           s.lastChargeAt =
-            retriesDone == 0 ? day(0) : day(DunningConfig().retryDays[retriesDone - 1])
+            retriesDone == 0 ? day(0) : day(DunningConfig.chargedWhenDue.retryDays[retriesDone - 1])
           var shifted = s
           shifted.pausedSeconds = n
           shifted.graceDeadline = s.graceDeadline?.adding(seconds: n)
-          let before = DunningPolicy.next(s, config: DunningConfig())
-          let after = DunningPolicy.next(shifted, config: DunningConfig())
+          let before = DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
+          let after = DunningPolicy.next(shifted, config: DunningConfig.chargedWhenDue)
           #expect(
             after?.action == before?.action,
             "\(reason) retries \(retriesDone) reminders \(remindersSent)")
@@ -754,7 +769,7 @@ struct DunningPolicyPauseTests {
     var transient = inDunning(after: .processingError)
     transient.pausedSeconds = n
     transient.graceDeadline = transient.graceDeadline?.adding(seconds: n)
-    let retry = DunningPolicy.next(transient, config: DunningConfig())
+    let retry = DunningPolicy.next(transient, config: DunningConfig.chargedWhenDue)
     #expect(retry?.action == .charge)
     #expect(retry.map { $0.at >= day(0, hours: 4) && $0.at <= day(1, seconds: n) } == true)
 
@@ -762,7 +777,7 @@ struct DunningPolicyPauseTests {
     fraud.lastChargeAt = day(0, hours: 20)
     fraud.pausedSeconds = n
     fraud.graceDeadline = fraud.graceDeadline?.adding(seconds: n)
-    let fraudRetry = DunningPolicy.next(fraud, config: DunningConfig())
+    let fraudRetry = DunningPolicy.next(fraud, config: DunningConfig.chargedWhenDue)
     #expect(fraudRetry?.action == .charge)
     #expect(fraudRetry.map { $0.at >= day(1, hours: 20) && $0.at >= day(1, seconds: n) } == true)
   }
@@ -780,16 +795,16 @@ struct DunningPolicyTransferWindowTests {
     s.transferWindowEndsAt = day(10, hours: 9)
     s.graceDeadline = day(9)  // not pushed, to show that even the deadline waits
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.endTransferWindow, at: day(10, hours: 9)))
     s.chargeRequestedAt = day(2)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.endTransferWindow, at: day(10, hours: 9)))
     s.retriesDone = 4
     s.remindersSent = 2
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.endTransferWindow, at: day(10, hours: 9)))
   }
 
@@ -800,7 +815,7 @@ struct DunningPolicyTransferWindowTests {
     var s = transfer ? freshTransferInvoice() : freshCardInvoice()
     s.transferWindowEndsAt = day(-1, hours: 15)
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.endTransferWindow, at: day(-1, hours: 15)))
   }
 
@@ -858,11 +873,11 @@ struct DunningPolicyTransferInvoiceTests {
   func transferBeforeDue() {
     var s = freshTransferInvoice()
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.remindTransferDue, at: instant("2026-02-27T00:00:00Z")))
     s.dueReminderSent = true
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.startDunning, at: instant("2026-03-03T00:00:00Z")))
   }
 
@@ -872,14 +887,14 @@ struct DunningPolicyTransferInvoiceTests {
   func noReminderWhenIssuedLate(issuedAt text: String) {
     let s = freshTransferInvoice(issuedAt: instant(text))
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.startDunning, at: day(1)))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.startDunning, at: day(1)))
   }
 
   @Test("a due reminder when issued just before that moment")
   func reminderWhenIssuedJustBefore() {
     let s = freshTransferInvoice(issuedAt: instant("2026-02-26T23:59:59Z"))
     #expect(
-      DunningPolicy.next(s, config: DunningConfig())
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.remindTransferDue, at: day(-3)))
   }
 
@@ -909,12 +924,12 @@ struct DunningPolicyTransferInvoiceTests {
     s.graceDeadline = day(10)
     s.hasUsableCard = true
     s.chargeRequestedAt = day(2)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(4)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(4)))
   }
 
   @Test("the due reminder follows transferDueReminderDays")
   func transferReminderConfig() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.transferDueReminderDays = 7
     #expect(
       DunningPolicy.next(freshTransferInvoice(), config: config)
@@ -971,7 +986,7 @@ struct DunningPolicyWindowEndTests {
 
   @Test("the default config's business days give the same ends")
   func configBusinessDays() {
-    let config = DunningConfig()
+    let config = DunningConfig.chargedWhenDue
     #expect(config.transferWindowBusinessDays == 3)
     #expect(
       DunningPolicy.transferWindowEnd(
@@ -997,7 +1012,7 @@ struct DunningPolicyWindowEndTests {
   @Test("a deadline inside the window is pushed to the window end plus one day")
   func deadlinePushed() {
     let end = instant("2026-03-11T14:00:00Z")
-    let config = DunningConfig()
+    let config = DunningConfig.chargedWhenDue
     #expect(
       DunningPolicy.deadline(
         instant("2026-03-10T00:00:00Z"), afterWindowEnding: end, config: config)
@@ -1015,7 +1030,7 @@ struct DunningPolicyWindowEndTests {
   @Test("a deadline later than the window end plus a day is left alone")
   func deadlineKept() {
     let end = instant("2026-03-11T14:00:00Z")
-    let config = DunningConfig()
+    let config = DunningConfig.chargedWhenDue
     for later in ["2026-03-12T14:00:00Z", "2026-03-12T14:00:01Z", "2026-03-20T00:00:00Z"] {
       #expect(
         DunningPolicy.deadline(instant(later), afterWindowEnding: end, config: config)
@@ -1026,7 +1041,7 @@ struct DunningPolicyWindowEndTests {
   @Test("graceAfterTransferWindowDays is honoured")
   func deadlineConfig() {
     let end = instant("2026-03-11T14:00:00Z")
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceAfterTransferWindowDays = 3
     #expect(
       DunningPolicy.deadline(
@@ -1049,7 +1064,7 @@ struct DunningPolicyWindowEndTests {
 struct DunningPolicyConfigTests {
   @Test("the defaults are the seeds'")
   func defaults() {
-    let c = DunningConfig()
+    let c = DunningConfig.chargedWhenDue
     #expect(c.graceDays == 9)
     #expect(c.retryDays == [1, 3, 5, 7])
     #expect(c.reminderDays == [3, 7])
@@ -1064,7 +1079,7 @@ struct DunningPolicyConfigTests {
 
   @Test("graceDays 14, retryDays [2, 4], reminderDays [5]")
   func customSchedule() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceDays = 14
     config.retryDays = [2, 4]
     config.reminderDays = [5]
@@ -1081,7 +1096,7 @@ struct DunningPolicyConfigTests {
 
   @Test("custom schedule with no usable card and on a transfer invoice")
   func customScheduleNoCharge() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceDays = 14
     config.retryDays = [2, 4]
     config.reminderDays = [5]
@@ -1100,7 +1115,7 @@ struct DunningPolicyConfigTests {
 
   @Test("no retries and no reminders configured: straight to the downgrade")
   func emptySchedule() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.retryDays = []
     config.reminderDays = []
     var scheduler = Scheduler(freshCardInvoice(), config: config)
@@ -1110,7 +1125,7 @@ struct DunningPolicyConfigTests {
   @Test(
     "a shorter grace than the schedule: the downgrade ends it, a retry on the same day going first")
   func shortGrace() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceDays = 5
     var scheduler = Scheduler(freshCardInvoice(), config: config)
     #expect(
@@ -1150,7 +1165,7 @@ struct DunningPolicyReasonTests {
     "every reason's first retry after a failure on day 0 (another card usable)",
     arguments: DeclineReason.allCases)
   func firstRetry(reason: DeclineReason) {
-    let next = DunningPolicy.next(inDunning(after: reason), config: DunningConfig())
+    let next = DunningPolicy.next(inDunning(after: reason), config: DunningConfig.chargedWhenDue)
     let expected: Instant =
       switch reason.retryClass {
       case .transient: day(0, hours: 4)
@@ -1164,7 +1179,7 @@ struct DunningPolicyReasonTests {
     arguments: DeclineReason.allCases)
   func noCardNoCharge(reason: DeclineReason) {
     #expect(
-      DunningPolicy.next(inDunning(after: reason, usable: false), config: DunningConfig())
+      DunningPolicy.next(inDunning(after: reason, usable: false), config: DunningConfig.chargedWhenDue)
         == ScheduledAction(.remind, at: day(3)))
   }
 
@@ -1173,7 +1188,7 @@ struct DunningPolicyReasonTests {
     arguments: DeclineReason.allCases)
   func tieOrder(reason: DeclineReason) {
     // Grace of 7 days: the day-7 retry, the day-7 reminder and the deadline coincide.
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.graceDays = 7
     var s = inDunning(after: reason, config: config)
     s.retriesDone = 3
@@ -1196,7 +1211,7 @@ struct DunningPolicyReasonTests {
 
   @Test("retry, reminder and grace all on day 9 by config: charge, remind, downgrade")
   func tieOrderByConfig() {
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.retryDays = [9]
     config.reminderDays = [9]
     var scheduler = Scheduler(freshCardInvoice(), config: config)
@@ -1212,10 +1227,10 @@ struct DunningPolicyReasonTests {
     var s = inDunning(usable: false)
     s.remindersSent = 1
     s.graceDeadline = day(7)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(7)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(7)))
     s.remindersSent = 2
     #expect(
-      DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.downgrade, at: day(7)))
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.downgrade, at: day(7)))
   }
 
   @Test("raw codes map to their reasons; unknown codes are a soft bank block")
@@ -1248,34 +1263,34 @@ struct DunningPolicyCardLimitTests {
     // What the store left when the round found the only card at its limit: dunning
     // started, no charge made, no failure reason.
     let s = inDunning(after: nil, usable: false)
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.remind, at: day(3)))
-    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 9)), config: DunningConfig()) == ScheduledAction(.charge, at: day(2, hours: 9)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(3)))
+    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 9)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(2, hours: 9)))
     // Usable again: the charge is due at once (day 0 is past; the scheduler runs it now).
     var usable = s
     usable.hasUsableCard = true
-    #expect(DunningPolicy.next(usable, config: DunningConfig()) == ScheduledAction(.charge, at: day(0)))
+    #expect(DunningPolicy.next(usable, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(0)))
   }
 
   @Test("a scheduled retry waits for the window; a window that frees before it changes nothing")
   func retryWaitsForTheWindow() {
     let s = inDunning()
-    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 5)), config: DunningConfig()) == ScheduledAction(.charge, at: day(2, hours: 5)))
-    #expect(DunningPolicy.next(limited(s, until: day(0, hours: 5)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1)))
+    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 5)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(2, hours: 5)))
+    #expect(DunningPolicy.next(limited(s, until: day(0, hours: 5)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1)))
   }
 
   @Test("a processing error's retry within hours waits for the window too")
   func transientRetryWaitsForTheWindow() {
     var s = inDunning(after: .processingError)
     s.retriesDone = 4  // no scheduled retry left: only the 4-hour retry, already past
-    #expect(DunningPolicy.next(s, config: DunningConfig()) == ScheduledAction(.charge, at: day(0, hours: 4)))
-    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 6)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1, hours: 6)))
+    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(0, hours: 4)))
+    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 6)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1, hours: 6)))
   }
 
   @Test("a charge asked for by a card change waits for the window")
   func requestedChargeWaitsForTheWindow() {
     var s = inDunning()
     s.chargeRequestedAt = day(0, hours: 12)
-    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 3)), config: DunningConfig()) == ScheduledAction(.charge, at: day(1, hours: 3)))
+    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 3)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1, hours: 3)))
   }
 
   @Test("a window that frees after the deadline: reminders and the downgrade, no charge")
@@ -1289,8 +1304,8 @@ struct DunningPolicyCardLimitTests {
   @Test("before the due date: charged on the due date if the window frees by then, else dunning starts")
   func beforeTheDueDate() {
     let fresh = freshCardInvoice(usable: false)
-    #expect(DunningPolicy.next(limited(fresh, until: day(-2)), config: DunningConfig()) == ScheduledAction(.charge, at: dueMidnight))
-    #expect(DunningPolicy.next(limited(fresh, until: day(2)), config: DunningConfig()) == ScheduledAction(.startDunning, at: dueMidnight))
+    #expect(DunningPolicy.next(limited(fresh, until: day(-2)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: dueMidnight))
+    #expect(DunningPolicy.next(limited(fresh, until: day(2)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.startDunning, at: dueMidnight))
   }
 
   @Test("the card frees up on day 5: charged then, and the retries go on from there without a burst")
@@ -1315,7 +1330,7 @@ struct DunningPolicyCardLimitTests {
         s.retriesDone = retries
         s.chargeRequestedAt = requested
         let until = day(1, hours: 7)
-        if let next = DunningPolicy.next(limited(s, until: until), config: DunningConfig()), next.action == .charge {
+        if let next = DunningPolicy.next(limited(s, until: until), config: DunningConfig.chargedWhenDue), next.action == .charge {
           #expect(next.at >= until)
         }
       }

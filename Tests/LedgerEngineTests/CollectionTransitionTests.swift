@@ -32,7 +32,7 @@ import Testing
   @Test func aRetryHoursAfterAProcessingErrorDoesNotUseUpDayOne() async throws {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_card")
-    let scheduler = Scheduler(store: b.store, processor: ErrorThenDeclines(), config: DunningConfig(), logger: Logger(label: "test"))
+    let scheduler = Scheduler(store: b.store, processor: ErrorThenDeclines(), config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     _ = try await scheduler.runUntil(try Instant(iso8601: "2026-11-05T12:00:00Z"), clock: b.clock)
     let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map { try $0.string("created_at") }
     #expect(

@@ -24,8 +24,8 @@ final class Bench {
     clock = ManualClock(try Instant(iso8601: "2026-11-02T09:00:00Z"))
     store = try LedgerStore.open(path: directory + "/ledger.db", access: .readWrite, clock: clock)
     processor = try SimulatedProcessor(path: directory + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
-    scheduler = Scheduler(store: store, processor: processor, config: DunningConfig(), logger: Logger(label: "test"))
-    billing = Billing(store: store, config: DunningConfig())
+    scheduler = Scheduler(store: store, processor: processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    billing = Billing(store: store, config: DunningConfig.chargedWhenDue)
   }
 
   /// An account with one card carrying `token` and one card invoice due now.
@@ -90,7 +90,7 @@ final class Bench {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
     // A crash right after the pending attempt was committed: the processor never heard of it.
-    let card = try #require(try b.store.chargeableCards(account: invoice.accountID, config: DunningConfig()).first)
+    let card = try #require(try b.store.chargeableCards(account: invoice.accountID, config: DunningConfig.chargedWhenDue).first)
     _ = try b.store.write {
       try b.store.beginAttempt(
         account: invoice.accountID, card: card, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
@@ -244,7 +244,7 @@ extension RecoveryTests {
     }
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
-    let scheduler = Scheduler(store: b.store, processor: Miscounting(inner: b.processor), config: DunningConfig(), logger: Logger(label: "test"))
+    let scheduler = Scheduler(store: b.store, processor: Miscounting(inner: b.processor), config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     let report = try await scheduler.runDue()
     #expect(report.attempts == 1 && report.unresolved == 1 && report.succeeded == 0)
     #expect(try b.count("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == 1)
@@ -334,7 +334,7 @@ extension RecoveryTests {
 @Suite struct CardLimitTests {
   @Test func noCardIsChargedMoreThanTheNetworkLimitInTheWindow() async throws {
     let b = try Bench()
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.maxChargesPerCard = 2
     let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
     let invoice = try b.accountWithInvoice(token: "tok_decline_insufficient_funds")
@@ -347,7 +347,7 @@ extension RecoveryTests {
 
   @Test func aCardAtItsLimitIsNotUsableSoTheScheduleMovesOn() async throws {
     let b = try Bench()
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.maxChargesPerCard = 1
     let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
     let invoice = try b.accountWithInvoice(token: "tok_decline_insufficient_funds")
@@ -368,7 +368,7 @@ extension RecoveryTests {
   /// second due tomorrow.
   func twoInvoices(token: String, windowDays: Int) throws -> (Bench, Scheduler, DunningConfig, first: Invoice, second: Invoice) {
     let b = try Bench()
-    var config = DunningConfig()
+    var config = DunningConfig.chargedWhenDue
     config.maxChargesPerCard = 1
     config.cardChargeWindowDays = windowDays
     let scheduler = Scheduler(store: b.store, processor: b.processor, config: config, logger: Logger(label: "test"))
@@ -541,7 +541,7 @@ extension RecoveryTests {
     var discipline = WriteDiscipline()
     discipline.lockTimeout = .milliseconds(300)
     let store = try LedgerStore.open(path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
-    let scheduler = Scheduler(store: store, processor: b.processor, config: DunningConfig(), logger: Logger(label: "test"))
+    let scheduler = Scheduler(store: store, processor: b.processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     let invoice = try b.accountWithInvoice(token: "tok_ok")
     #expect(try await scheduler.runDue().succeeded == 1)  // also the hourly look for expiring cards
     #expect(try b.store.invoice(id: invoice.id)?.status == .paid)

@@ -133,7 +133,8 @@ final class MemoryLedger: SchedulerRepository {
     state.cardUsableAgainAt = nil
     return CollectionRecord(
       invoiceID: i.id, number: i.number, accountID: i.accountID,
-      due: Money(minorUnits: i.total.minorUnits - i.paid, currency: i.total.currency), paymentReference: nil, state: state)
+      due: Money(minorUnits: i.total.minorUnits - i.paid, currency: i.total.currency), paymentReference: nil,
+      accountPlan: book.accounts[i.accountID]?.plan ?? "", state: state)
   }
 
   func saveCollection(invoiceID: Int64, _ state: CollectionState) throws {
@@ -249,15 +250,15 @@ final class MemoryLedger: SchedulerRepository {
       book.invoices[invoice.id]?.inFlight = true
       book.invoices[invoice.id]?.next = nil
       if let state = book.invoices[invoice.id]?.state {
-        book.invoices[invoice.id]?.state = DunningPolicy.apply(.chargeSent, to: state, at: now, config: DunningConfig()).state
+        book.invoices[invoice.id]?.state = DunningPolicy.apply(.chargeSent, to: state, at: now, config: DunningConfig.chargedWhenDue).state
       }
     }
     return id
   }
 
-  func recordChargeSucceeded(_ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig) throws
-    -> PaymentRecord
-  {
+  func recordChargeSucceeded(
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline?
+  ) throws -> PaymentRecord {
     book.attempts[attempt.id]?.status = .succeeded
     var left = attempt.amount.minorUnits
     var paid: [Int64] = []

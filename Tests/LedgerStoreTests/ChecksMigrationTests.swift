@@ -40,7 +40,7 @@ import Testing
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
-    let config = DunningConfig()
+    let config = DunningConfig.chargedWhenDue
     let date = try CivilDate(iso8601: "2026-11-23")
     for n in 0..<6 {
       let account = try store.addAccount(email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
