@@ -43,8 +43,9 @@ public enum CollectionEffect: Sendable, Equatable {
   case transferDueNotice
   /// The customer is told the declared transfer has not arrived, with what to check; in
   /// dunning, with the downgrade date and the reminder due at the same moment, which this
-  /// message carries.
-  case transferNotReceivedNotice(downgradeOn: Instant?, reminderDay: Int?)
+  /// message carries. `overdue`: the transfer invoice fell overdue inside the window, and
+  /// this message is also its overdue notice (its dunning starts now).
+  case transferNotReceivedNotice(downgradeOn: Instant?, reminderDay: Int?, overdue: Bool)
   /// Grace is over: the invoice is written off and the account moves to the downgrade plan.
   case downgrade
 }
@@ -104,8 +105,19 @@ extension DunningPolicy {
     case .transferWindowEnded:
       guard s.transferWindowEndsAt != nil else { return t }
       t.state.transferWindowEndsAt = nil
+      // Retry days that went by inside the window are skipped, not made up at its end (a
+      // charge then would be a second decision, and message, at the same moment): the
+      // retries count on from the window's end.
+      if s.method == .card, s.dunningStartedAt != nil { t.state.lastChargeAt = max(s.lastChargeAt ?? now, now) }
+      // A transfer invoice that fell overdue inside the window: its dunning starts now, and
+      // this message is its overdue notice too.
+      let overdue = s.method == .transfer && s.dunningStartedAt == nil && Instant(s.dueDate).adding(days: 1) <= now
+      if overdue {
+        startDunning(&t.state, at: now, config: config)
+        t.effects.append(.accountPastDue)
+      }
       let reminder = foldReminder(&t.state, at: now, config: config)
-      t.effects.append(.transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder))
+      t.effects.append(.transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder, overdue: overdue))
     case .graceExpired:
       t.effects.append(.downgrade)
     case .chargeRequested:

@@ -234,9 +234,48 @@ public enum DunningPolicy {
     return declared.adding(days: declared.date.days(until: date))
   }
 
+  /// The end of a declared transfer's clearing window: the end (midnight UTC) of the
+  /// `days`-th business day after `day`, the day the customer says the money was sent.
+  /// The window counts from the send date, never from the declaration, so a transfer
+  /// declared late gets no more time than one declared at once (an extension by staff
+  /// counts from the window's last day, or from today).
+  public static func transferWindowEnd(from day: CivilDate, businessDays days: Int) -> Instant {
+    transferWindowEnd(declared: Instant(day), businessDays: days).adding(days: 1)
+  }
+
   /// A deadline pushed past a transfer window when it would fall inside it.
   public static func deadline(_ deadline: Instant, afterWindowEnding end: Instant, config: DunningConfig) -> Instant {
     max(deadline, end.adding(days: config.graceAfterTransferWindowDays))
+  }
+}
+
+/// What a declared transfer does to its invoice's collection (docs/dunning.md): at most one
+/// clearing window per invoice, counted from the send date, and only for the whole amount
+/// due, unless staff accept or extend it.
+public enum TransferHold: Sendable, Equatable {
+  /// The clearing window is open until then: no reminder, retry or downgrade before it ends.
+  case window(endsAt: Instant)
+  /// Less than what is due was declared: recorded, but nothing is held until staff accept it.
+  case awaitingAcceptance(due: Money)
+  /// The window counted from the send date ended then: nothing is held.
+  case windowOver(endedAt: Instant)
+  /// The invoice already had its clearing window: nothing is held unless staff extend it.
+  case windowUsed
+
+  /// The window's end while one holds the invoice.
+  public var windowEndsAt: Instant? {
+    if case .window(let end) = self { return end }
+    return nil
+  }
+
+  /// How commands and the JSON output name the case.
+  public var name: String {
+    switch self {
+    case .window: "window"
+    case .awaitingAcceptance: "awaiting_acceptance"
+    case .windowOver: "window_over"
+    case .windowUsed: "window_used"
+    }
   }
 }
 

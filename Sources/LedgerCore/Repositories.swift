@@ -206,6 +206,14 @@ public struct PaymentRecord: Codable, Sendable, Equatable {
   public let allocated: Money
   public let credit: Money
 
+  /// `paidInvoiceIds`, not `paidInvoiceIDs`: `--json` converts keys to snake case, which
+  /// splits "IDs" into `i_ds`; this way the key is `paid_invoice_ids`.
+  enum CodingKeys: String, CodingKey {
+    case paymentID = "paymentId"
+    case paidInvoiceIDs = "paidInvoiceIds"
+    case amount, paidInvoices, allocated, credit
+  }
+
   public init(paymentID: Int64, amount: Money, paidInvoices: [String], paidInvoiceIDs: [Int64], allocated: Money, credit: Money) {
     self.paymentID = paymentID
     self.amount = amount

@@ -109,12 +109,35 @@ public struct Billing {
     }
   }
 
+  /// "I paid by transfer": recorded, and held for clearing only as the rules allow
+  /// (`LedgerStore.declareTransfer`); the answer says which.
   public func declareTransfer(_ reference: String, amount: Money, sentOn: CivilDate, bankReference: String, actor: Actor) throws
+    -> (Invoice, TransferHold)
+  {
+    try store.write {
+      let (invoice, hold) = try store.declareTransfer(
+        reference, amount: amount, sentOn: sentOn, bankReference: bankReference, actor: actor, config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
+      return (try store.requireInvoice(invoice.number), hold)
+    }
+  }
+
+  /// Staff accept a declared transfer for less than what is due: its window opens.
+  public func acceptTransfer(_ reference: String, actor: Actor) throws -> (Invoice, windowEnds: Instant) {
+    try store.write {
+      let (invoice, end) = try store.acceptTransfer(reference, actor: actor, config: config)
+      try store.rescheduleUnlessInFlight([invoice.id], config: config)
+      return (try store.requireInvoice(invoice.number), end)
+    }
+  }
+
+  /// Staff give a declared transfer more business days to clear.
+  public func extendTransferWindow(_ reference: String, businessDays: Int, reason: String, actor: Actor) throws
     -> (Invoice, windowEnds: Instant)
   {
     try store.write {
-      let (invoice, end) = try store.declareTransfer(
-        reference, amount: amount, sentOn: sentOn, bankReference: bankReference, actor: actor, config: config)
+      let (invoice, end) = try store.extendTransferWindow(
+        reference, businessDays: businessDays, reason: reason, actor: actor, config: config)
       try store.rescheduleUnlessInFlight([invoice.id], config: config)
       return (try store.requireInvoice(invoice.number), end)
     }

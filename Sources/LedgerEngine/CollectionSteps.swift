@@ -129,8 +129,14 @@ extension Scheduler {
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code, "due_date": dueDate,
           "payment_reference": record.paymentReference ?? "",
         ])
-    case .transferNotReceivedNotice(let on, let reminder):
+    case .transferNotReceivedNotice(let on, let reminder, let overdue):
       guard let declaration = try store.closeTransferDeclaration(invoiceID: id, outcome: "expired") else { return }
+      if overdue, let on {
+        try store.recordEvent(
+          account: record.accountID, invoice: id, actor: actor, kind: "invoice_overdue",
+          reason: "transfer invoice \(record.number) (\(record.due)) is overdue; downgrade on \(on.date) unless paid; "
+            + "told in the message that the transfer has not arrived", data: [:])
+      }
       if let reminder {
         try store.recordEvent(
           account: record.accountID, invoice: id, actor: actor, kind: "reminder_queued",

@@ -73,7 +73,7 @@ public struct LedgerConfig: Sendable, Equatable {
         config.dunning.collectionTime = nil
       } else if !time.isEmpty {
         guard let seconds = Self.clockTime(time), seconds < 86_400 else {
-          throw InputError(field: "dunning.collection_time", rule: "'\(time)' must be a time of day HH:MM (00:00 to 23:59), or \"when_due\"")
+          throw InputError(field: "dunning.collection_time", rule: "'\(time)' must be a time of day HH:MM or HH:MM:SS (00:00 to 23:59:59), or \"when_due\"")
         }
         config.dunning.collectionTime = seconds
       }
@@ -122,13 +122,16 @@ public struct LedgerConfig: Sendable, Equatable {
     return config
   }
 
-  /// Seconds in "HH:MM" (two digits each, minutes below 60), or nil.
+  /// Seconds in "HH:MM" or "HH:MM:SS" (two digits each, minutes and seconds below 60), or nil.
   static func clockTime(_ text: String) -> Int? {
     let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-    guard parts.count == 2, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+    guard parts.count == 2 || parts.count == 3,
+      parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
       let h = Int(parts[0]), let m = Int(parts[1]), m < 60
     else { return nil }
-    return h * 3600 + m * 60
+    let s = parts.count == 3 ? Int(parts[2]) ?? 60 : 0
+    guard s < 60 else { return nil }
+    return h * 3600 + m * 60 + s
   }
 
   /// Typed access to one JSON object, naming `section.key` in every error.

@@ -38,6 +38,9 @@ public struct BankImportReport: Codable, Sendable {
   public var debits = 0
   public var reversals = 0
   public var paymentsRecorded = 0
+  /// Credits that are the bank's record of a payment already recorded by hand: matched to
+  /// it, nothing booked again.
+  public var matchedRecordedPayments = 0
   /// Per currency: what went to invoices and what became account credit.
   public var received: [String: String] = [:]
   public var credit: [String: String] = [:]
@@ -218,6 +221,9 @@ public struct Reconciler {
           default: report.unmatched += 1
           }
           note(&report, ReconciliationFinding(kind: kind, lineID: id, reference: line.lineKey, amount: line.amount, detail: detail))
+        case .matchedRecorded:
+          report.newLines += 1
+          report.matchedRecordedPayments += 1
         case .matchedWithFinding(let rule, let record, let finding):
           report.newLines += 1
           if rule == "reference" { report.matchedByReference += 1 } else { report.matchedByPayer += 1 }
@@ -244,6 +250,8 @@ public struct Reconciler {
     case matched(rule: String, PaymentRecord, invoice: Int64)
     case matchedWithFinding(rule: String, PaymentRecord, ReconciliationFinding)
     case unmatched(id: Int64, kind: String, detail: String)
+    /// The bank's record of a payment already recorded by hand: linked, not booked again.
+    case matchedRecorded(id: Int64, paymentID: Int64)
   }
 
   /// What a line should become, decided before it is stored.
@@ -265,6 +273,7 @@ public struct Reconciler {
         line, matchStatus: "ignored", note: "pending: announced, not booked; matched when the bank books it")
       return .pending
     }
+    if let outcome = try matchRecordedPayment(line, existingID: existingID, payers: &payers) { return outcome }
     switch try decide(line, payers: payers) {
     case .unmatched(let kind, let note):
       let id: Int64
@@ -279,6 +288,30 @@ public struct Reconciler {
       let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
       return try pay(line, id: id, invoice: invoice, rule: rule, payers: &payers)
     }
+  }
+
+  /// Days either side of a hand-recorded payment's received date within which a credit line
+  /// with its reference, amount and currency is taken to be the bank's record of it.
+  public static let recordedPaymentWindowDays = 7
+
+  /// A booked credit that is the bank's record of a payment staff already recorded by hand
+  /// (`ledgerd payment record --reference …`) is matched to that payment and not booked
+  /// again: no second payment, journal entry or email.
+  func matchRecordedPayment(_ line: BankLine, existingID: Int64?, payers: inout KnownPayers) throws -> LineOutcome? {
+    guard line.direction == .credit, !line.isReversal, line.status == .booked,
+      let found = try store.handRecordedPayment(for: line, withinDays: Self.recordedPaymentWindowDays)
+    else { return nil }
+    let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
+    try store.linkBankLine(id, toPayment: found.paymentID)
+    let note = "the bank's record of payment \(found.paymentID), recorded by hand (received \(found.receivedOn), reference \(found.reference)): not booked again"
+    try store.markBankLine(id, status: "matched", invoiceID: found.invoiceID, rule: "reference", note: note)
+    try store.learnPayer(account: found.accountID, name: line.counterpartyName, iban: line.counterpartyIBAN, lineID: id)
+    if let iban = PayerIdentity.normalizedIBAN(line.counterpartyIBAN) { payers.ibans[iban, default: []].insert(found.accountID) }
+    if let name = PayerIdentity.normalizedName(line.counterpartyName) { payers.names[name, default: []].insert(found.accountID) }
+    try store.recordReconciliationEvent(
+      account: found.accountID, invoice: found.invoiceID, actor: .reconciliation, kind: "bank_line_matched_recorded_payment",
+      reason: "bank line \(id) (\(line.amount)) is " + note, data: ["line_id": String(id), "payment_id": String(found.paymentID)])
+    return .matchedRecorded(id: id, paymentID: found.paymentID)
   }
 
   /// The matching rules, in order (see docs/reconciliation.md): debits and reversals go to staff; a

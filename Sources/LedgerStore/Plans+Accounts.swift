@@ -110,20 +110,29 @@ extension LedgerStore {
       status: AccountStatus(rawValue: try row.string("status")) ?? .active, createdAt: try row.string("created_at"))
   }
 
-  /// An account's balance per currency, from the journal's sub-ledger.
+  /// An account's balance per currency, from the journal's sub-ledgers. What it owes is what
+  /// its invoices have due, written-off ones included (an uncollectible invoice is still
+  /// owed and can be paid later): the same rule as `Invoice.due` and `v_invoice_balances`.
   public struct Balance: Codable, Sendable, Equatable {
-    /// What the account owes on its invoices.
+    /// What the account owes on its invoices: `receivable` plus `writtenOff`.
+    public let owed: Money
+    /// What it owes on open invoices (the journal's receivable).
     public let receivable: Money
+    /// What it still owes on written-off invoices (moved to bad debt, not yet recovered).
+    public let writtenOff: Money
     /// Credit held from overpayments.
     public let credit: Money
   }
 
   public func balances(account: Int64) throws -> [Balance] {
-    try db.query("SELECT currency, receivable_minor, credit_minor FROM v_account_balances WHERE account_id = ?", account)
+    try db.query(
+      "SELECT currency, owed_minor, receivable_minor, written_off_minor, credit_minor FROM v_account_balances WHERE account_id = ?", account)
       .map { row in
         let currency = try Currency(code: try row.string("currency"))
         return Balance(
+          owed: Money(minorUnits: try row.int("owed_minor"), currency: currency),
           receivable: Money(minorUnits: try row.int("receivable_minor"), currency: currency),
+          writtenOff: Money(minorUnits: try row.int("written_off_minor"), currency: currency),
           credit: Money(minorUnits: try row.int("credit_minor"), currency: currency))
       }
   }

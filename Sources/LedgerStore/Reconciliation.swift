@@ -77,6 +77,42 @@ extension LedgerStore {
     try db.queryOne(Self.bankLineSelect + " WHERE b.line_key = ?", key).map(bankLine(from:))
   }
 
+  /// A payment recorded by hand (`ledgerd payment record`: no charge, no bank line yet) that
+  /// a booked credit line is the bank's record of: the same reference (the line's bank
+  /// reference, structured reference or whole remittance text; case and outer blanks
+  /// ignored), the same amount and currency, received within `days` days either side of
+  /// the line's booking date. The closest in time, then the oldest.
+  public func handRecordedPayment(for line: BankLine, withinDays days: Int) throws
+    -> (paymentID: Int64, accountID: Int64, invoiceID: Int64?, receivedOn: String, reference: String)?
+  {
+    let refs = [line.accountServicerRef, line.reference, line.remittance].compactMap { $0 }
+    guard !refs.isEmpty else { return nil }
+    let booked = line.bookingDate ?? today.iso8601
+    let row = try db.queryOne(
+      """
+      SELECT p.id, p.account_id, p.received_on, p.reference,
+        (SELECT min(a.invoice_id) FROM payment_allocations a WHERE a.payment_id = p.id) AS invoice_id
+      FROM payments p
+      WHERE p.bank_line_id IS NULL AND p.charge_attempt_id IS NULL AND p.amount_minor = ?1 AND p.currency = ?2
+        AND p.method = 'transfer' AND p.reference IS NOT NULL
+        AND lower(trim(p.reference)) IN (lower(trim(?3)), lower(trim(?4)), lower(trim(?5)))
+        AND p.received_on BETWEEN date(?6, '-' || ?7 || ' days') AND date(?6, '+' || ?7 || ' days')
+      ORDER BY abs(julianday(p.received_on) - julianday(?6)), p.id LIMIT 1
+      """, line.amount.minorUnits, line.amount.currency.code, refs[0], refs.count > 1 ? refs[1] : refs[0],
+      refs.count > 2 ? refs[2] : refs[0], booked, days)
+    guard let row else { return nil }
+    return (
+      try row.int("id"), try row.int("account_id"), try row.optionalInt("invoice_id"), try row.string("received_on"),
+      try row.string("reference")
+    )
+  }
+
+  /// Links a hand-recorded payment to the bank line that is its record: the line is matched
+  /// to it, and nothing is booked again (no payment, journal entry or email).
+  public func linkBankLine(_ lineID: Int64, toPayment paymentID: Int64) throws {
+    try db.run("UPDATE payments SET bank_line_id = ? WHERE id = ? AND bank_line_id IS NULL", lineID, paymentID)
+  }
+
   /// The stored line with this id (what staff quote).
   public func bankLine(id: Int64) throws -> StoredBankLine? {
     try db.queryOne(Self.bankLineSelect + " WHERE b.id = ?", id).map(bankLine(from:))

@@ -21,6 +21,9 @@ public enum LedgerSchema {
     ("0006_counted_attempts_index.sql", PackageResources._006_counted_attempts_index_sql),
     ("0007_ledger_identity.sql", PackageResources._007_ledger_identity_sql),
     ("0008_journal_hash_chain.sql", PackageResources._008_journal_hash_chain_sql),
+    ("0009_transfer_windows.sql", PackageResources._009_transfer_windows_sql),
+    ("0010_account_balances_owed.sql", PackageResources._010_account_balances_owed_sql),
+    ("0011_hand_recorded_payments.sql", PackageResources._011_hand_recorded_payments_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -7,14 +7,22 @@ import Logging
 
 struct TransferCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "transfer", abstract: "Bank transfers customers say they have sent.", subcommands: [Declare.self])
+    commandName: "transfer", abstract: "Bank transfers customers say they have sent.", subcommands: [Declare.self, Accept.self, Extend.self])
 
   struct Declare: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Record a customer's \"I paid by transfer\": the invoice waits for clearing (3 business days by default) with no reminder, retry or downgrade.")
+      abstract: "Record a customer's \"I paid by transfer\": the invoice waits for clearing with no reminder, retry or downgrade.",
+      discussion: """
+        The clearing window runs 3 business days (config transfers.window_business_days) from the day the money was sent, \
+        never from the declaration: a transfer whose window is already over is recorded but holds nothing. An invoice gets \
+        one window, whatever is declared after it, unless staff extend it (`ledgerd transfer extend`). A declaration for \
+        less than what is due is recorded but holds nothing until staff accept it (`ledgerd transfer accept`). A written-off \
+        (uncollectible) invoice can still be paid but is never held: a declaration on it is refused. A grace deadline inside \
+        the window is pushed past it.
+        """)
     @Argument(help: "The invoice's number or id.") var invoice: String
     @Option(parsing: .unconditional, help: "The amount sent, e.g. 48.00 (in the invoice's currency).") var amount: String
-    @Option(help: "The day it was sent, YYYY-MM-DD.") var date: String
+    @Option(help: "The day it was sent, YYYY-MM-DD: the clearing window counts from it.") var date: String
     @Option(help: "The reference the customer quoted.") var reference: String
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
@@ -22,7 +30,11 @@ struct TransferCommand: ParsableCommand {
 
     struct Result: Encodable {
       let invoice: Invoice
-      let windowEndsAt: String
+      /// Whether the invoice is held: `window`, `awaiting_acceptance`, `window_over`, `window_used`.
+      let hold: String
+      let holds: Bool
+      let windowEndsAt: String?
+      let detail: String
     }
 
     func run() throws {
@@ -34,9 +46,73 @@ struct TransferCommand: ParsableCommand {
         let billing = try database.billing()
         let currency = try billing.store.requireInvoice(invoice).total.currency
         let money = try Money.parsePositive(amount, currency: currency, field: "--amount")
-        let (updated, end) = try billing.declareTransfer(invoice, amount: money, sentOn: sent, bankReference: reference, actor: declaredBy)
+        let (updated, hold) = try billing.declareTransfer(invoice, amount: money, sentOn: sent, bankReference: reference, actor: declaredBy)
+        let days = billing.config.transferWindowBusinessDays
+        let detail: String
+        switch hold {
+        case .window(let end):
+          detail = "waiting for the transfer of \(money) to clear until \(end) (\(days) business days from \(sent)); no reminder, retry or downgrade until then"
+        case .awaitingAcceptance(let due):
+          detail = "transfer of \(money) recorded, but \(due) is due: no clearing window opens until staff accept it (`ledgerd transfer accept \(updated.number)`); reminders, retries and the downgrade keep their dates"
+        case .windowOver(let end):
+          detail = "transfer recorded, but no clearing window opens: the window of a transfer sent on \(sent) (\(days) business days) ended on \(end); reminders, retries and the downgrade keep their dates"
+        case .windowUsed:
+          detail = "transfer recorded, but no clearing window opens: \(updated.number) already had its window (one per invoice; staff can extend it with `ledgerd transfer extend`); reminders, retries and the downgrade keep their dates"
+        }
+        try output.emit(
+          Result(invoice: updated, hold: hold.name, holds: hold.windowEndsAt != nil, windowEndsAt: hold.windowEndsAt?.iso8601, detail: detail)
+        ) { "\(updated.number): \(detail)" }
+      }
+    }
+  }
+
+  struct Accept: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Staff: accept a declared transfer for less than what is due, so that its clearing window opens (counted from its send date).")
+    @Argument(help: "The invoice's number or id.") var invoice: String
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Result: Encodable {
+      let invoice: Invoice
+      let windowEndsAt: String
+    }
+
+    func run() throws {
+      try runGuarded {
+        let billing = try database.billing()
+        let (updated, end) = try billing.acceptTransfer(invoice, actor: .staff)
         try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
-          "\(updated.number): waiting for the transfer of \(money) to clear until \(end); no reminder, retry or downgrade until then"
+          "\(updated.number): declared transfer accepted; waiting for it to clear until \(end); no reminder, retry or downgrade until then"
+        }
+      }
+    }
+  }
+
+  struct Extend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Staff: give an invoice's declared transfer more business days to clear, after its window (or from today if none is open).",
+      discussion: """
+        The only way an invoice is held by a transfer more than once. The extension is an event with actor staff and the \
+        reason given; a grace deadline inside the new window is pushed past it.
+        """)
+    @Argument(help: "The invoice's number or id.") var invoice: String
+    @Option(help: "Business days to add, 1 to 30.") var days: Int
+    @Option(help: "Why staff wait longer (kept in the event).") var reason: String
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    struct Result: Encodable {
+      let invoice: Invoice
+      let windowEndsAt: String
+    }
+
+    func run() throws {
+      try runGuarded {
+        let billing = try database.billing()
+        let (updated, end) = try billing.extendTransferWindow(invoice, businessDays: days, reason: reason, actor: .staff)
+        try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
+          "\(updated.number): transfer window extended until \(end); no reminder, retry or downgrade until then"
         }
       }
     }

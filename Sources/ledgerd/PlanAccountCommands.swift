@@ -120,7 +120,12 @@ struct AccountCommand: ParsableCommand {
         try output.emit(detail) {
           let a = detail.account
           var out = ["account \(a.id): \(a.name) <\(a.email)>", "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)"]
-          for b in detail.balances { out.append("  balance \(b.receivable.currency.code): owes \(b.receivable.amountString), credit \(b.credit.amountString)") }
+          for b in detail.balances {
+            out.append(
+              "  balance \(b.owed.currency.code): owes \(b.owed.amountString)"
+                + (b.writtenOff.minorUnits != 0 ? " (\(b.writtenOff.amountString) of it written off, still owed)" : "")
+                + ", credit \(b.credit.amountString)")
+          }
           out.append("cards:")
           out += detail.cards.map { "  " + cardLine($0) }
           out.append("invoices:")

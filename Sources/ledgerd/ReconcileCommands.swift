@@ -420,6 +420,9 @@ func bankText(_ r: BankImportReport) -> String {
       + (r.received.isEmpty ? "" : ": " + r.received.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to invoices" }.joined(separator: ", "))
       + (r.credit.values.allSatisfy { Int($0.filter(\.isNumber)) == 0 } ? "" : ", " + r.credit.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to account credit" }.joined(separator: ", ")),
   ]
+  if r.matchedRecordedPayments > 0 {
+    lines.insert("  matched to payments recorded by hand \(r.matchedRecordedPayments) (not booked again)", at: 3)
+  }
   if r.ok {
     lines.append("everything matched")
   } else {

@@ -82,7 +82,8 @@ struct DatabaseOptions: ParsableArguments {
       path: processorPath(config), slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
   }
 
-  /// Where the simulated processor keeps its record: configured, else `<db>.processor.db`.
+  /// Where the simulated processor keeps its record: configured, else `<name>.processor.db`
+  /// beside the ledger, `<name>` being its path without `.db` (`ledger.processor.db`).
   func processorPath(_ config: LedgerConfig) -> String {
     config.simulatedProcessorPath ?? (path.hasSuffix(".db") ? String(path.dropLast(3)) : path) + ".processor.db"
   }

@@ -14,6 +14,7 @@ extension Workspace {
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
     var env = ProcessInfo.processInfo.environment
     env["LEDGERD_NOW"] = now
+    env.merge(self.environment) { $1 }
     env.merge(environment) { $1 }
     process.environment = env
     let path = directory + "/" + log
@@ -202,6 +203,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   /// without a restart.
   @Test func aChargeWhoseOutcomeCouldNotBeWrittenIsRecordedWithoutARestart() throws {
     let w = try Workspace()
+    try w.chargeWhenDue()  // charged on the workspace's hour: the test is about something else
     let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 2000}}"#)
     try w.ok(["migrate"])
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
@@ -236,6 +238,7 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   /// error naming the invoice; the daemon logs it, keeps serving, and answers SIGTERM.
   @Test func aScheduleThatDoesNotAdvanceFailsTheTickAndSigtermIsStillAnswered() throws {
     let w = try Workspace()
+    try w.chargeWhenDue()  // charged on the workspace's hour: the test is about something else
     w.now = "2026-11-02T10:00:00Z"
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])

@@ -246,6 +246,7 @@ import Testing
   /// nothing is charged twice.
   @Test func aReplacedLedgerFileStopsTheDaemonAndNothingIsChargedTwice() throws {
     let w = try Workspace()
+    try w.chargeWhenDue()  // charged on the workspace's hour: the test is about something else
     try w.ok(["migrate"])
     let accounts = 24
     for n in 1...accounts {
@@ -337,12 +338,13 @@ import Testing
   /// Under a umask of 022, every file and folder ledgerd creates is its owner's alone.
   @Test func filesAreCreatedPrivateWhateverTheUmask() throws {
     let w = try book()
+    try w.chargeWhenDue()  // charged on the workspace's hour: the test is about something else
     let script = """
       umask 022
       "$0" invoice issue 1 --line "Today=1.00" --db "$1" >/dev/null && "$0" run-due --until 2026-11-24 --db "$1" >/dev/null && "$0" outbox flush --db "$1" >/dev/null \
         && "$0" backup "$1.copy" --db "$1" >/dev/null
       """
-    let outcome = try w.run("sh", ["-c", script, Workspace.binary, w.db], environment: ["LEDGERD_NOW": w.now])
+    let outcome = try w.run("sh", ["-c", script, Workspace.binary, w.db], environment: w.environment.merging(["LEDGERD_NOW": w.now]) { $1 })
     try #require(outcome.status == 0, "\(outcome.stderr)")
     let fm = FileManager.default
     var checked: [String] = []

@@ -18,6 +18,8 @@ final class Workspace {
   let directory: String
   var db: String { directory + "/ledger.db" }
   var now = "2026-11-23T10:00:00Z"
+  /// Environment every `ledgerd` run of this workspace gets (after LEDGERD_NOW).
+  var environment: [String: String] = [:]
 
   init() throws {
     directory = NSTemporaryDirectory() + "ledgerd-cli-\(UUID().uuidString)"
@@ -41,8 +43,17 @@ final class Workspace {
     var full = args
     if !args.contains("--db") { full += ["--db", db ?? self.db] }
     var env = ["LEDGERD_NOW": now]
+    env.merge(self.environment) { $1 }
     env.merge(environment) { $1 }
     return try run(Workspace.binary, full, environment: env)
+  }
+
+  /// Every later command of this workspace charges each card invoice when it falls due, not
+  /// at the daily collection time: for tests about other rules, on the workspace's hour.
+  func chargeWhenDue() throws {
+    let path = directory + "/when-due.json"
+    try Data(#"{"dunning": {"collection_time": "when_due"}}"#.utf8).write(to: URL(fileURLWithPath: path))
+    environment["LEDGERD_CONFIG"] = path
   }
 
   /// Runs `ledgerd` and fails unless it exits 0.

@@ -114,6 +114,7 @@ extension ReconciliationTests {
   /// Five Pro accounts with a card each, charged on their due date: four succeed, the
   /// fifth is declined. Returns the processor's charges as [key, amount, outcome, charge id].
   func processorBook(_ w: Workspace) throws -> (succeeded: [[String]], declined: [String]) {
+    try w.chargeWhenDue()  // charged on the workspace's hour: the report's times are the workspace's
     try w.ok(["migrate"])
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     for (i, token) in ["tok_ok.1", "tok_ok.2", "tok_ok.3", "tok_ok.4", "tok_decline_insufficient_funds.5"].enumerated() {
@@ -121,8 +122,7 @@ extension ReconciliationTests {
       try w.ok(["card", "add", "\(id)", "--token", token, "--brand", "visa", "--last4", "424\(i)", "--expiry", "12/2030"])
       try w.ok(["invoice", "issue", "\(id)", "--plan-line"])
     }
-    // Charged when due, at the workspace's hour, rather than at the daily collection time.
-    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z", "--config", try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}}"#)])
+    try w.ok(["run-due", "--until", "2026-11-23T10:00:00Z"])
     let charges = try w.sqlite("SELECT key, amount_minor, outcome, coalesce(reference, '') FROM charges ORDER BY rowid", db: w.directory + "/ledger.processor.db")
       .stdout.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
     let succeeded = charges.filter { $0[2] == "succeeded" }

@@ -160,7 +160,7 @@ private struct Scheduler {
     state = t.state
     for effect in t.effects {
       switch effect {
-      case .chargeFailedNotice(_, _, let reminder?), .transferNotReceivedNotice(_, let reminder?): carried = carried || reminder > 0
+      case .chargeFailedNotice(_, _, let reminder?), .transferNotReceivedNotice(_, let reminder?, _): carried = carried || reminder > 0
       default: break
       }
     }
