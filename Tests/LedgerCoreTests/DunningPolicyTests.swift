@@ -950,9 +950,12 @@ struct DunningPolicyTransferInvoiceTests {
     let done = scheduler.run()
     #expect(done.first?.action == .endTransferWindow)
     #expect(done.first?.ranAt == day(2, hours: 16))
-    // Dunning was due on day 1, inside the window: it starts when the window ends.
-    #expect(done.dropFirst().first?.action == .startDunning)
-    #expect(done.dropFirst().first?.ranAt == day(2, hours: 16))
+    // Dunning was due on day 1, inside the window: it starts when the window ends, in the
+    // same decision (the window's message is the overdue notice too), so the next step is
+    // the day-3 reminder counted from then.
+    #expect(!done.contains { $0.action == .startDunning })
+    #expect(done.dropFirst().first?.action == .remind)
+    #expect(done.dropFirst().first?.ranAt == day(5, hours: 16))
     #expect(!done.contains { $0.action == .charge })
   }
 }
