@@ -147,7 +147,7 @@ extension Scheduler {
         account: record.accountID, invoice: id, actor: actor, kind: "transfer_not_received",
         reason: "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window", data: [:])
       try store.queueNotice(
-        key: "transfer_not_received:\(declaration.id)", account: record.accountID, invoice: id, kind: "transfer_not_received",
+        key: "transfer_not_received:\(declaration.id):\(store.clock.now().iso8601)", account: record.accountID, invoice: id, kind: "transfer_not_received",
         data: [
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
           "sent_on": declaration.sentOn.iso8601, "reference": declaration.reference, "payment_reference": record.paymentReference ?? "",

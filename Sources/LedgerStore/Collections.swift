@@ -88,10 +88,14 @@ extension LedgerStore {
 
   /// Open invoices of an account (optionally only those a card change should retry).
   public func openInvoiceIDs(account: Int64, method: CollectionMethod? = nil) throws -> [Int64] {
-    try db.query(
-      "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND (?2 IS NULL OR collection_method = ?2) ORDER BY id",
-      account, method?.rawValue
-    ).map { try $0.int("id") }
+    // Two statements rather than one whose filter tests the parameter for null, so that each
+    // is planned for what it asks.
+    let rows =
+      try method.map {
+        try db.query(
+          "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND collection_method = ?2 ORDER BY id", account, $0.rawValue)
+      } ?? db.query("SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' ORDER BY id", account)
+    return try rows.map { try $0.int("id") }
   }
 
   /// The account's open card invoices, except those with a charge in flight.

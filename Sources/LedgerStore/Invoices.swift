@@ -137,10 +137,20 @@ extension LedgerStore {
 
   /// Invoices, newest first, optionally of one account or status (without their lines).
   public func invoices(account: Int64? = nil, status: InvoiceStatus? = nil) throws -> [Invoice] {
-    try db.query(
-      Self.invoiceSelect + " WHERE (?1 IS NULL OR i.account_id = ?1) AND (?2 IS NULL OR i.status = ?2) ORDER BY i.id DESC",
-      account, status?.rawValue
-    ).map(invoice(from:))
+    // The filter holds only what is given: a filter that tests the parameter for null cannot
+    // use the account's index, and made one account's list read the whole book.
+    var conditions: [String] = []
+    var arguments: [SQLBindable] = []
+    if let account {
+      conditions.append("i.account_id = ?")
+      arguments.append(account)
+    }
+    if let status {
+      conditions.append("i.status = ?")
+      arguments.append(status.rawValue)
+    }
+    let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+    return try db.query(Self.invoiceSelect + filter + " ORDER BY i.id DESC", arguments: arguments).map(invoice(from:))
   }
 
   /// An invoice and what was paid on it. Not through `v_invoice_balances`: SQLite would

@@ -94,8 +94,8 @@ extension LedgerStore {
   }
 
   public func accounts(status: AccountStatus? = nil) throws -> [Account] {
-    try db.query(Self.accountSelect + " WHERE ?1 IS NULL OR a.status = ?1 ORDER BY a.id", status?.rawValue)
-      .map(account(from:))
+    try (status.map { try db.query(Self.accountSelect + " WHERE a.status = ?1 ORDER BY a.id", $0.rawValue) }
+      ?? db.query(Self.accountSelect + " ORDER BY a.id")).map(account(from:))
   }
 
   static let accountSelect = """
