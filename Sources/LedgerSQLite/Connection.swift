@@ -67,17 +67,13 @@ public final class Connection {
   /// The file this writable connection opened (device and inode), compared with what
   /// `path` names at every write transaction (`checkFileIdentity`).
   private let openedFile: FileIdentity?
+  /// The hook `trace(_:)` installed, kept alive while SQLite may call it.
+  private var tracer: Tracer?
 
   /// The WAL's page count after this connection's last commit, reported by SQLite's WAL hook.
   final class WALCounter {
     var pages = 0
   }
-
-  /// Time spent in each statement, by its SQL text, while `timeStatements()` is on.
-  final class StatementClock {
-    var nanoseconds: [String: Int64] = [:]
-  }
-  private var statementClock: StatementClock?
 
   /// Opens (and, unless read-only, configures) the database at `path`.
   public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
@@ -117,7 +113,7 @@ public final class Connection {
   }()
 
   deinit {
-    if statementClock != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
+    if tracer != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
     checkpointer?.stop()
     cache.removeAll()
     // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
@@ -220,36 +216,38 @@ public final class Connection {
   /// The number of statements held in this connection's cache.
   public var cachedStatementCount: Int { cache.count }
 
-  /// What each cached statement has cost so far: runs, virtual-machine steps, rows read by
-  /// full scans, sorts. For benchmarks and profiling (`ledgerd benchmark --statements`).
-  public func statementStats() -> [StatementStats] {
-    cache.values.map { statement in
-      func status(_ op: Int32) -> Int64 { Int64(sqlite3_stmt_status(statement.handle, op, 0)) }
-      return StatementStats(
-        sql: statement.sql, runs: status(SQLITE_STMTSTATUS_RUN), vmSteps: status(SQLITE_STMTSTATUS_VM_STEP),
-        fullScanSteps: status(SQLITE_STMTSTATUS_FULLSCAN_STEP), sorts: status(SQLITE_STMTSTATUS_SORT))
+  /// Calls `hook` each time a statement of this connection ends a run (SQLite's profile
+  /// trace), with what that run cost; nil removes it. For benchmarks and tests: it costs a
+  /// clock reading and a string per statement. The cached statements' counters start
+  /// from zero here, so that each run reports its own.
+  public func trace(_ hook: ((StatementRun) -> Void)?) {
+    guard let hook else {
+      sqlite3_trace_v2(handle, 0, nil, nil)
+      tracer = nil
+      return
     }
-  }
-
-  /// From now on, times every statement this connection runs (SQLite's profile trace), for
-  /// `statementTimes`. Costs a clock reading per statement: for benchmarks only.
-  public func timeStatements() {
-    guard statementClock == nil else { return }
-    let clock = StatementClock()
-    statementClock = clock
+    for statement in cache.values {
+      for counter in StatementRun.counters { _ = sqlite3_stmt_status(statement.handle, counter, 1) }
+    }
+    let tracer = Tracer(hook)
+    self.tracer = tracer
     sqlite3_trace_v2(
       handle, UInt32(SQLITE_TRACE_PROFILE),
       { _, context, statement, elapsed in
         guard let context, let statement, let elapsed, let text = sqlite3_sql(OpaquePointer(statement)) else { return 0 }
-        let clock = Unmanaged<StatementClock>.fromOpaque(context).takeUnretainedValue()
-        clock.nanoseconds[String(cString: text), default: 0] += elapsed.load(as: Int64.self)
+        let counts = StatementRun.counters.map { Int(sqlite3_stmt_status(OpaquePointer(statement), $0, 1)) }
+        Unmanaged<Tracer>.fromOpaque(context).takeUnretainedValue().hook(
+          StatementRun(
+            sql: String(cString: text), nanoseconds: elapsed.load(as: Int64.self), vmSteps: counts[0],
+            fullScanSteps: counts[1], sorts: counts[2]))
         return 0
-      }, Unmanaged.passUnretained(clock).toOpaque())
+      }, Unmanaged.passUnretained(tracer).toOpaque())
   }
 
-  /// Time spent in each statement since `timeStatements()`, by SQL text (statements run
-  /// outside the cache, such as COMMIT, included).
-  public var statementTimes: [String: Int64] { statementClock?.nanoseconds ?? [:] }
+  private final class Tracer {
+    let hook: (StatementRun) -> Void
+    init(_ hook: @escaping (StatementRun) -> Void) { self.hook = hook }
+  }
 
   /// Runs a statement that returns no rows; returns the number of rows it changed.
   @discardableResult
@@ -651,11 +649,16 @@ public struct DatabaseFileReplaced: Error, CustomStringConvertible, Sendable {
   }
 }
 
-/// The cost counters SQLite keeps for one prepared statement.
-public struct StatementStats: Sendable, Codable {
+/// One run of a statement, as `Connection.trace(_:)` reports it.
+public struct StatementRun: Sendable {
+  /// The statement's SQL text.
   public let sql: String
-  public let runs: Int64
-  public let vmSteps: Int64
-  public let fullScanSteps: Int64
-  public let sorts: Int64
+  /// Time spent in SQLite on this run.
+  public let nanoseconds: Int64
+  /// SQLite virtual-machine steps, steps of full table scans, and sorts.
+  public let vmSteps: Int
+  public let fullScanSteps: Int
+  public let sorts: Int
+
+  static let counters = [SQLITE_STMTSTATUS_VM_STEP, SQLITE_STMTSTATUS_FULLSCAN_STEP, SQLITE_STMTSTATUS_SORT]
 }
