@@ -150,6 +150,17 @@ public final class Connection {
       try execute("PRAGMA synchronous = \(options.synchronous.rawValue)")
     }
     try execute("PRAGMA foreign_keys = ON")
+    // The test hook (`WriteDiscipline.holdWriteMilliseconds`): SQLite calls it before each
+    // commit, which runs under the write lock. Installed only when asked for.
+    let hold = min(options.discipline.holdWriteMilliseconds, 600_000)
+    if hold > 0, !options.readOnly {
+      sqlite3_commit_hook(
+        handle,
+        { context in
+          usleep(UInt32(Int(bitPattern: context)) * 1000)
+          return 0
+        }, UnsafeMutableRawPointer(bitPattern: hold))
+    }
   }
 
   /// Switches the file to WAL mode (a no-op if it is already). Kept apart from opening so
@@ -354,12 +365,9 @@ public final class Connection {
   /// file that was replaced under the process.
   public func write<T>(_ body: (Connection) throws -> T) throws -> T {
     try withWriteLock {
-      let hold = options.discipline.holdWriteMilliseconds
       let result = try transaction("BEGIN IMMEDIATE") { db in
         try checkFileIdentity(committed: false)
-        let result = try body(db)
-        if hold > 0 { usleep(UInt32(min(hold, 600_000)) * 1000) }
-        return result
+        return try body(db)
       }
       try checkFileIdentity(committed: true)
       checkpointIfDue()
