@@ -53,8 +53,6 @@ public final class Connection {
   public let path: String
   public let options: ConnectionOptions
   private var cache: [String: Statement] = [:]
-  /// Statements last used from each SQL text address (see `statement(_:)`).
-  private var recent = [Statement?](repeating: nil, count: 1 << Connection.recentSlotBits)
   /// The file's write lock; nil on read-only connections, in-memory databases, and when
   /// the discipline is switched off.
   public let writeLock: WriteLock?
@@ -69,17 +67,13 @@ public final class Connection {
   /// The file this writable connection opened (device and inode), compared with what
   /// `path` names at every write transaction (`checkFileIdentity`).
   private let openedFile: FileIdentity?
+  /// The hook `trace(_:)` installed, kept alive while SQLite may call it.
+  private var tracer: Tracer?
 
   /// The WAL's page count after this connection's last commit, reported by SQLite's WAL hook.
   final class WALCounter {
     var pages = 0
   }
-
-  /// Time spent in each statement, by its SQL text, while `timeStatements()` is on.
-  final class StatementClock {
-    var nanoseconds: [String: Int64] = [:]
-  }
-  private var statementClock: StatementClock?
 
   /// Opens (and, unless read-only, configures) the database at `path`.
   public init(path: String, options: ConnectionOptions = ConnectionOptions()) throws {
@@ -119,9 +113,8 @@ public final class Connection {
   }()
 
   deinit {
-    if statementClock != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
+    if tracer != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
     checkpointer?.stop()
-    recent.removeAll()
     cache.removeAll()
     // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
     // it runs under the write lock, or, when that is busy, not at all.
@@ -157,6 +150,17 @@ public final class Connection {
       try execute("PRAGMA synchronous = \(options.synchronous.rawValue)")
     }
     try execute("PRAGMA foreign_keys = ON")
+    // The test hook (`WriteDiscipline.holdWriteMilliseconds`): SQLite calls it before each
+    // commit, which runs under the write lock. Installed only when asked for.
+    let hold = min(options.discipline.holdWriteMilliseconds, 600_000)
+    if hold > 0, !options.readOnly {
+      sqlite3_commit_hook(
+        handle,
+        { context in
+          usleep(UInt32(Int(bitPattern: context)) * 1000)
+          return 0
+        }, UnsafeMutableRawPointer(bitPattern: hold))
+    }
   }
 
   /// Switches the file to WAL mode (a no-op if it is already). Kept apart from opening so
@@ -214,68 +218,47 @@ public final class Connection {
 
   /// Returns the cached prepared statement for `sql`, compiling it on first use.
   public func statement(_ sql: String) throws -> Statement {
-    // Call sites pass string literals, whose text stays at one address for the life of
-    // the process: a slot chosen by that address finds the statement without hashing the
-    // SQL. The equality check (immediate for the very same string) keeps any other string
-    // from being taken for it: text built at run time, whose memory may be reused, or a
-    // short string held inline, whose bytes are read from a temporary copy.
-    let slot = sql.utf8.withContiguousStorageIfAvailable { bytes in
-      Connection.recentSlot(address: UInt(bitPattern: bytes.baseAddress), count: bytes.count)
-    }
-    if let slot, let recent = recent[slot], recent.sql == sql { return recent }
-    let statement: Statement
-    if let cached = cache[sql] {
-      statement = cached
-    } else {
-      statement = try Statement(db: handle, sql: sql)
-      cache[sql] = statement
-    }
-    if let slot { recent[slot] = statement }
+    if let cached = cache[sql] { return cached }
+    let statement = try Statement(db: handle, sql: sql)
+    cache[sql] = statement
     return statement
   }
-
-  /// The slot of `recent` for SQL text at `address` with `count` bytes.
-  @inline(__always)
-  private static func recentSlot(address: UInt, count: Int) -> Int {
-    let mixed = (address &+ UInt(bitPattern: count)) &* 0x9E37_79B9_7F4A_7C15
-    return Int(truncatingIfNeeded: mixed >> (UInt.bitWidth - recentSlotBits))
-  }
-
-  private static let recentSlotBits = 8
 
   /// The number of statements held in this connection's cache.
   public var cachedStatementCount: Int { cache.count }
 
-  /// What each cached statement has cost so far: runs, virtual-machine steps, rows read by
-  /// full scans, sorts. For benchmarks and profiling (`ledgerd benchmark --statements`).
-  public func statementStats() -> [StatementStats] {
-    cache.values.map { statement in
-      func status(_ op: Int32) -> Int64 { Int64(sqlite3_stmt_status(statement.handle, op, 0)) }
-      return StatementStats(
-        sql: statement.sql, runs: status(SQLITE_STMTSTATUS_RUN), vmSteps: status(SQLITE_STMTSTATUS_VM_STEP),
-        fullScanSteps: status(SQLITE_STMTSTATUS_FULLSCAN_STEP), sorts: status(SQLITE_STMTSTATUS_SORT))
+  /// Calls `hook` each time a statement of this connection ends a run (SQLite's profile
+  /// trace), with what that run cost; nil removes it. For benchmarks and tests: it costs a
+  /// clock reading and a string per statement. The cached statements' counters start
+  /// from zero here, so that each run reports its own.
+  public func trace(_ hook: ((StatementRun) -> Void)?) {
+    guard let hook else {
+      sqlite3_trace_v2(handle, 0, nil, nil)
+      tracer = nil
+      return
     }
-  }
-
-  /// From now on, times every statement this connection runs (SQLite's profile trace), for
-  /// `statementTimes`. Costs a clock reading per statement: for benchmarks only.
-  public func timeStatements() {
-    guard statementClock == nil else { return }
-    let clock = StatementClock()
-    statementClock = clock
+    for statement in cache.values {
+      for counter in StatementRun.counters { _ = sqlite3_stmt_status(statement.handle, counter, 1) }
+    }
+    let tracer = Tracer(hook)
+    self.tracer = tracer
     sqlite3_trace_v2(
       handle, UInt32(SQLITE_TRACE_PROFILE),
       { _, context, statement, elapsed in
         guard let context, let statement, let elapsed, let text = sqlite3_sql(OpaquePointer(statement)) else { return 0 }
-        let clock = Unmanaged<StatementClock>.fromOpaque(context).takeUnretainedValue()
-        clock.nanoseconds[String(cString: text), default: 0] += elapsed.load(as: Int64.self)
+        let counts = StatementRun.counters.map { Int(sqlite3_stmt_status(OpaquePointer(statement), $0, 1)) }
+        Unmanaged<Tracer>.fromOpaque(context).takeUnretainedValue().hook(
+          StatementRun(
+            sql: String(cString: text), nanoseconds: elapsed.load(as: Int64.self), vmSteps: counts[0],
+            fullScanSteps: counts[1], sorts: counts[2]))
         return 0
-      }, Unmanaged.passUnretained(clock).toOpaque())
+      }, Unmanaged.passUnretained(tracer).toOpaque())
   }
 
-  /// Time spent in each statement since `timeStatements()`, by SQL text (statements run
-  /// outside the cache, such as COMMIT, included).
-  public var statementTimes: [String: Int64] { statementClock?.nanoseconds ?? [:] }
+  private final class Tracer {
+    let hook: (StatementRun) -> Void
+    init(_ hook: @escaping (StatementRun) -> Void) { self.hook = hook }
+  }
 
   /// Runs a statement that returns no rows; returns the number of rows it changed.
   @discardableResult
@@ -382,12 +365,9 @@ public final class Connection {
   /// file that was replaced under the process.
   public func write<T>(_ body: (Connection) throws -> T) throws -> T {
     try withWriteLock {
-      let hold = options.discipline.holdWriteMilliseconds
       let result = try transaction("BEGIN IMMEDIATE") { db in
         try checkFileIdentity(committed: false)
-        let result = try body(db)
-        if hold > 0 { usleep(UInt32(min(hold, 600_000)) * 1000) }
-        return result
+        return try body(db)
       }
       try checkFileIdentity(committed: true)
       checkpointIfDue()
@@ -677,11 +657,16 @@ public struct DatabaseFileReplaced: Error, CustomStringConvertible, Sendable {
   }
 }
 
-/// The cost counters SQLite keeps for one prepared statement.
-public struct StatementStats: Sendable, Codable {
+/// One run of a statement, as `Connection.trace(_:)` reports it.
+public struct StatementRun: Sendable {
+  /// The statement's SQL text.
   public let sql: String
-  public let runs: Int64
-  public let vmSteps: Int64
-  public let fullScanSteps: Int64
-  public let sorts: Int64
+  /// Time spent in SQLite on this run.
+  public let nanoseconds: Int64
+  /// SQLite virtual-machine steps, steps of full table scans, and sorts.
+  public let vmSteps: Int
+  public let fullScanSteps: Int
+  public let sorts: Int
+
+  static let counters = [SQLITE_STMTSTATUS_VM_STEP, SQLITE_STMTSTATUS_FULLSCAN_STEP, SQLITE_STMTSTATUS_SORT]
 }

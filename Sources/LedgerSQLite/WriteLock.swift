@@ -18,17 +18,16 @@ public struct WriteDiscipline: Sendable {
   /// A commit that leaves at least this many pages in the WAL checkpoints it (passive,
   /// under the lock) before the lock is released; 0 never does. SQLite's own automatic
   /// checkpoint (`wal_autocheckpoint`) is off on every connection: it would run unlocked.
-  /// 10,000 pages (80 MB of WAL at a ledger's 8 KiB pages): a page the scheduler's batches rewrite
-  /// commit after commit is copied into the database once per checkpoint, not once per
-  /// commit, and the checkpoint holding writers off comes ten times less often than at
+  /// 10,000 pages (80 MB of WAL at a ledger's 8 KiB pages): a page the scheduler's batches
+  /// rewrite commit after commit is copied into the database once per checkpoint, not once
+  /// per commit, and the checkpoint holding writers off comes ten times less often than at
   /// SQLite's own 1,000.
   public var checkpointAfterPages = 10_000
-  /// The checkpoint a commit makes due runs on a thread of its own (`Checkpointer`), under
-  /// the same lock, instead of holding up the committing connection; its next write waits
-  /// for the lock if the copy is still going.
+  /// The checkpoint a commit makes due runs on a thread of its own (`Checkpointer`), which
+  /// copies the WAL beside the writers, instead of holding up the committing connection.
   public var checkpointOnOwnThread = true
-  /// A test hook: each write transaction sleeps this long before its COMMIT, holding the
-  /// lock, so that a test can watch another process wait for it.
+  /// A test hook: each commit sleeps this long first, holding the lock, so that a test can
+  /// watch another process wait for it. Installed as SQLite's commit hook only when set.
   public var holdWriteMilliseconds = 0
   /// Asked while waiting for the lock: true gives up at once with `WriteLockBusy` (the
   /// daemon stops waiting when it is asked to shut down).
@@ -83,8 +82,7 @@ public struct WriteLockUnavailable: Error, CustomStringConvertible, Sendable {
 /// process keeps one `WriteLock` per database file (`forDatabase(_:)`) whose single
 /// descriptor carries the lock for every connection of the process, and a flag under a
 /// mutex excludes those connections from each other. Waiting polls with short sleeps up to
-/// the timeout (a blocking `flock` could not be bounded); a release by another connection
-/// of this process ends the sleep at once.
+/// the timeout (a blocking `flock` could not be bounded).
 public final class WriteLock: Sendable {
   /// The lock file, beside the database.
   public let path: String
@@ -165,83 +163,27 @@ public final class WriteLock: Sendable {
   @discardableResult
   public func acquire(timeout: Duration, stopWaiting: (@Sendable () -> Bool)? = nil) throws -> Duration {
     let start = ContinuousClock.now
-    var pauseMicroseconds = 200
+    var pauseMicroseconds: UInt32 = 200
     while true {
-      let seen = released.count
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
       if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited, heldByThisProcess: state.withLock { $0.held }) }
       if stopWaiting?() == true {
         throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true, heldByThisProcess: state.withLock { $0.held })
       }
-      // A release in this process ends the pause at once; another process's is seen at the
-      // next try.
-      released.wait(whileCountIs: seen, microseconds: pauseMicroseconds)
+      // A holder in this process (the checkpointer's thread, another connection) lets go
+      // within milliseconds: it is polled more often.
+      usleep(state.withLock { $0.held } ? min(pauseMicroseconds, 500) : pauseMicroseconds)
       pauseMicroseconds = min(pauseMicroseconds * 2, 10_000)
     }
   }
 
   /// Releases the lock taken by `acquire` or `tryAcquire`.
   public func release() {
-    let wasHeld = state.withLock { s -> Bool in
-      guard s.held else { return false }
+    state.withLock { s in
+      guard s.held else { return }
       _ = flock(s.fd, LOCK_UN)
       s.held = false
-      return true
-    }
-    if wasHeld { released.signal() }
-  }
-
-  private let released = ReleaseSignal()
-
-  /// Counts this process's releases of the lock and wakes those waiting for one.
-  private final class ReleaseSignal: @unchecked Sendable {
-    // Heap-allocated: a pthread mutex and condition must not move.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var releases = 0
-
-    init() {
-      pthread_mutex_init(mutex, nil)
-      // Deadlines on the monotonic clock: a step of the wall clock cannot stretch a pause.
-      var attributes = pthread_condattr_t()
-      pthread_condattr_init(&attributes)
-      pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-      pthread_cond_init(condition, &attributes)
-      pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-      pthread_cond_destroy(condition)
-      pthread_mutex_destroy(mutex)
-      condition.deallocate()
-      mutex.deallocate()
-    }
-
-    var count: Int {
-      pthread_mutex_lock(mutex)
-      defer { pthread_mutex_unlock(mutex) }
-      return releases
-    }
-
-    func signal() {
-      pthread_mutex_lock(mutex)
-      releases &+= 1
-      pthread_cond_broadcast(condition)
-      pthread_mutex_unlock(mutex)
-    }
-
-    /// Waits up to `microseconds` unless a release has come since `count` was `seen`.
-    func wait(whileCountIs seen: Int, microseconds: Int) {
-      var now = timespec()
-      clock_gettime(CLOCK_MONOTONIC, &now)
-      let nanoseconds = Int(now.tv_nsec) + microseconds * 1000
-      var deadline = timespec(tv_sec: now.tv_sec + nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
-      pthread_mutex_lock(mutex)
-      while releases == seen {
-        if pthread_cond_timedwait(condition, mutex, &deadline) != 0 { break }
-      }
-      pthread_mutex_unlock(mutex)
     }
   }
 

@@ -26,7 +26,7 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
   @Option(help: "WAL pages after which a commit asks for a checkpoint (copied beside the writer).") var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
   @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).") var noWriteLock = false
-  @Flag(help: "Also print the ledger's statements by cost (runs and SQLite VM steps in the month).") var statements = false
+  @Flag(help: "Also print the ledger's statements by cost in the month (runs, SQLite VM steps, time; traced, so the month runs slower).") var statements = false
   @OptionGroup var output: OutputOptions
 
   struct Result: Encodable {
@@ -102,9 +102,10 @@ struct Benchmark: AsyncParsableCommand {
       let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
       scheduler.batchSize = config.batchSize
       scheduler.maxInFlight = max(1, maxInFlight)
-      // The statements' counters are cumulative: what the book's build ran is taken off.
-      let buildCosts = Dictionary(store.db.statementStats().map { ($0.sql, (runs: $0.runs, vmSteps: $0.vmSteps)) }, uniquingKeysWith: { a, _ in a })
-      if statements { store.db.timeStatements() }
+      // With --statements, every statement run of the month is traced: its runs, SQLite VM
+      // steps and time, by SQL text.
+      let costs = StatementCosts()
+      if statements { store.db.trace(costs.add) }
       let m0 = ContinuousClock.now
       let cpu0 = cpuSeconds()
       let waited0 = store.db.writeLockWaited
@@ -113,6 +114,7 @@ struct Benchmark: AsyncParsableCommand {
       result.monthSeconds = seconds(ContinuousClock.now - m0)
       result.monthCPUSeconds = cpuSeconds() - cpu0
       result.monthLockWaitSeconds = seconds(store.db.writeLockWaited - waited0)
+      store.db.trace(nil)
       store.db.waitForCheckpoints()
       let checkpoints = store.db.checkpointsMade
       result.checkpointsBesideWriter = checkpoints.besideWriters - checkpoints0.besideWriters
@@ -121,11 +123,6 @@ struct Benchmark: AsyncParsableCommand {
       result.chargeAttempts = report.attempts
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
-      let statementCosts = store.db.statementStats().map { s in
-        let before = buildCosts[s.sql]
-        return (sql: s.sql, runs: s.runs - (before?.runs ?? 0), vmSteps: s.vmSteps - (before?.vmSteps ?? 0))
-      }.filter { $0.runs > 0 }.sorted { $0.vmSteps > $1.vmSteps }
-      let statementTimes = store.db.statementTimes
       result.peakMemoryMB = peakMemoryMB()
       result.checkFindings = try store.check().findings.count
       let r = result
@@ -145,22 +142,36 @@ struct Benchmark: AsyncParsableCommand {
         """
       }
       if statements {
-        let attempts = max(1, r.chargeAttempts)
-        print("statements of the month by SQLite VM steps (per charge attempt; \(statementCosts.count) statements, \(String(format: "%.1f", Double(statementCosts.reduce(0) { $0 + $1.runs }) / Double(attempts))) runs per attempt in all):")
-        for s in statementCosts.prefix(40) {
-          let sql = s.sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-          print(
-            String(format: "  %9.2f runs %9.1f steps  ", Double(s.runs) / Double(attempts), Double(s.vmSteps) / Double(attempts))
-              + String(sql.prefix(110)))
+        let attempts = Double(max(1, r.chargeAttempts))
+        let all = costs.bySQL.map { (sql: $0.key.split(whereSeparator: \.isWhitespace).joined(separator: " "), cost: $0.value) }
+        let runs = all.reduce(0) { $0 + $1.cost.runs }
+        print("statements of the month by SQLite VM steps (per charge attempt; \(all.count) statements, \(String(format: "%.1f", Double(runs) / attempts)) runs per attempt in all):")
+        for s in all.sorted(by: { $0.cost.vmSteps > $1.cost.vmSteps }).prefix(40) {
+          print(String(format: "  %9.2f runs %9.1f steps  ", Double(s.cost.runs) / attempts, Double(s.cost.vmSteps) / attempts) + String(s.sql.prefix(110)))
         }
-        let timed = statementTimes.sorted { $0.value > $1.value }
-        let totalTime = Double(timed.reduce(0) { $0 + $1.value }) / 1e9
+        let totalTime = Double(all.reduce(0) { $0 + $1.cost.nanoseconds }) / 1e9
         print("statements of the month by time in SQLite (\(String(format: "%.1f", totalTime)) s in all; µs per charge attempt):")
-        for (sql, nanoseconds) in timed.prefix(40) {
-          let text = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-          print(String(format: "  %9.2f µs  ", Double(nanoseconds) / 1e3 / Double(attempts)) + String(text.prefix(110)))
+        for s in all.sorted(by: { $0.cost.nanoseconds > $1.cost.nanoseconds }).prefix(40) {
+          print(String(format: "  %9.2f µs  ", Double(s.cost.nanoseconds) / 1e3 / attempts) + String(s.sql.prefix(110)))
         }
       }
     }
+  }
+}
+
+/// What the month's statement runs cost, by SQL text (`--statements`), from the trace the
+/// benchmark installs on the ledger's connection.
+final class StatementCosts {
+  struct Cost {
+    var runs = 0
+    var vmSteps = 0
+    var nanoseconds: Int64 = 0
+  }
+  private(set) var bySQL: [String: Cost] = [:]
+
+  func add(_ run: StatementRun) {
+    bySQL[run.sql, default: Cost()].runs += 1
+    bySQL[run.sql, default: Cost()].vmSteps += run.vmSteps
+    bySQL[run.sql, default: Cost()].nanoseconds += run.nanoseconds
   }
 }

@@ -54,23 +54,29 @@ final class TempDatabase {
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 100)
   }
 
-  /// `timeStatements()` (for `benchmark --statements`) times every statement the connection
-  /// runs from then on, the cached ones and COMMIT alike, and none run before it.
-  @Test func timedStatementsAreTheOnesRunSinceTimingBegan() throws {
+  /// `trace(_:)` (for `benchmark --statements`) reports every statement run from then on,
+  /// the cached ones and COMMIT alike, each with its own cost, and none run before it.
+  @Test func theTraceReportsEachRunSinceItWasInstalled() throws {
     let db = try TempDatabase().open()
     try db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL) STRICT")
-    #expect(db.statementTimes.isEmpty)
-    db.timeStatements()
+    try db.write { db in for i in 0..<50 { try db.run("INSERT INTO t (v) VALUES (?)", "old \(i)") } }
+    for _ in 0..<3 { _ = try db.scalarInt("SELECT count(*) FROM t WHERE v <> ''") }
+    var runs: [StatementRun] = []
+    db.trace { runs.append($0) }
     try db.write { db in
       for i in 0..<50 { try db.run("INSERT INTO t (v) VALUES (?)", "row \(i)") }
     }
-    #expect(try db.scalarInt("SELECT count(*) FROM t") == 50)
-    let times = db.statementTimes
-    #expect(times["INSERT INTO t (v) VALUES (?)"] != nil)
-    #expect(times["SELECT count(*) FROM t"] != nil)
-    #expect(times.keys.contains { $0.uppercased().hasPrefix("COMMIT") })
-    #expect(!times.keys.contains { $0.hasPrefix("CREATE TABLE") })
-    #expect(times.values.allSatisfy { $0 >= 0 })
+    #expect(try db.scalarInt("SELECT count(*) FROM t WHERE v <> ''") == 100)
+    db.trace(nil)
+    _ = try db.scalarInt("SELECT count(*) FROM t")
+    #expect(runs.filter { $0.sql == "INSERT INTO t (v) VALUES (?)" }.count == 50)
+    #expect(runs.contains { $0.sql.uppercased().hasPrefix("COMMIT") })
+    #expect(!runs.contains { $0.sql.hasPrefix("CREATE TABLE") || $0.sql == "SELECT count(*) FROM t" })
+    // The scan's one run since the trace began, alone: a step from each of 100 rows to the
+    // next (not the 3 runs of 50 rows before it).
+    let scans = runs.filter { $0.sql.hasPrefix("SELECT count(*) FROM t WHERE") }
+    #expect(scans.count == 1 && scans.first?.fullScanSteps == 99)
+    #expect(runs.allSatisfy { $0.nanoseconds >= 0 && $0.vmSteps >= 0 })
   }
 
   @Test func errorsCarryExtendedCodeMessageAndSQLButNotValues() throws {

@@ -180,6 +180,42 @@ import Testing
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 401)
   }
 
+  /// The test hook that holds write transactions open: installed only when asked, it makes
+  /// each commit wait with the lock held, and leaves reads alone.
+  @Test func theHoldHookDelaysCommitsUnderTheLock() throws {
+    let tmp = TempDatabase()
+    var o = options()
+    o.discipline.holdWriteMilliseconds = 300
+    let db = try Connection(path: tmp.path, options: o)
+    try db.enableWAL()
+    try db.execute("CREATE TABLE t (x INTEGER)")
+    let fd = open(tmp.path + ".lock", O_RDWR)
+    defer { close(fd) }
+    final class Probe: @unchecked Sendable {
+      var lockWasFree = true
+      let done = DispatchSemaphore(value: 0)
+    }
+    let probe = Probe()
+    let prober = Thread {
+      usleep(150_000)
+      probe.lockWasFree = flock(fd, LOCK_EX | LOCK_NB) == 0
+      probe.done.signal()
+    }
+    var started = ContinuousClock.now
+    prober.start()
+    _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
+    #expect(ContinuousClock.now - started >= .milliseconds(300))
+    probe.done.wait()
+    #expect(!probe.lockWasFree, "the lock is held while the commit waits")
+    started = ContinuousClock.now
+    #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
+    #expect(ContinuousClock.now - started < .milliseconds(200))
+    let plain = try tmp.open()
+    started = ContinuousClock.now
+    _ = try plain.write { try $0.run("INSERT INTO t VALUES (2)") }
+    #expect(ContinuousClock.now - started < .milliseconds(200))
+  }
+
   /// A connection adds up how long its writes waited for the lock (what the benchmark
   /// reports as the writes held off by checkpoints).
   @Test func aConnectionCountsItsWaitsForTheLock() throws {
