@@ -66,7 +66,8 @@ let package = Package(
     .testTarget(name: "LedgerSQLiteTests", dependencies: ["LedgerSQLite", "CSQLite", "LedgerCore"]),
     .testTarget(name: "LedgerStoreTests", dependencies: ["LedgerStore", "LedgerCore", "LedgerSQLite"]),
     .testTarget(
-      name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerSimulator", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
+      name: "LedgerEngineTests",
+      dependencies: ["LedgerEngine", "LedgerSimulator", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
     .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite", "LedgerCore"]),
   ],
   swiftLanguageModes: [.v6]

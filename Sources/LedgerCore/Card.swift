@@ -96,7 +96,8 @@ public enum CardRules {
 
   public static func brand(_ raw: String, field: String = "--brand") throws -> CardBrand {
     guard let brand = CardBrand(rawValue: raw.lowercased()) else {
-      throw InputError(field: field, rule: "'\(raw)' is not one of \(CardBrand.allCases.map(\.rawValue).joined(separator: ", "))")
+      throw InputError(
+        field: field, rule: "'\(raw)' is not one of \(CardBrand.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     return brand
   }
@@ -161,7 +162,9 @@ public enum CardNumberText {
     guard let found = describeFirst(in: text) else { return }
     throw InputError(
       field: field,
-      rule: "holds what looks like a card number (\(found), passing the Luhn check); ledgerd never stores a card number, the processor keeps it")
+      rule:
+        "holds what looks like a card number (\(found), passing the Luhn check); ledgerd never stores a card number, the processor keeps it"
+    )
   }
 
   /// `text` with every digit of each card-number-looking run but the last four replaced by

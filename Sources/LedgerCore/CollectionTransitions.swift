@@ -98,7 +98,9 @@ extension DunningPolicy {
       t.state.remindersSent = sent
       let day = config.reminderDays.isEmpty ? 0 : config.reminderDays[min(sent, config.reminderDays.count) - 1]
       t.effects.append(
-        .reminder(day: day, sequence: s.remindersSent, downgradeOn: s.graceDeadline ?? deadline(start: started, config: config)))
+        .reminder(
+          day: day, sequence: s.remindersSent, downgradeOn: s.graceDeadline ?? deadline(start: started, config: config))
+      )
     case .transferDueReminderSent:
       t.state.dueReminderSent = true
       t.effects.append(.transferDueNotice)
@@ -117,7 +119,8 @@ extension DunningPolicy {
         t.effects.append(.accountPastDue)
       }
       let reminder = foldReminder(&t.state, at: now, config: config)
-      t.effects.append(.transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder, overdue: overdue))
+      t.effects.append(
+        .transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder, overdue: overdue))
     case .graceExpired:
       t.effects.append(.downgrade)
     case .chargeRequested:

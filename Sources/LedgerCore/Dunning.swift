@@ -149,7 +149,9 @@ public enum DunningPolicy {
     }
     // Earliest first; at the same moment a charge goes before a reminder, and both before
     // the downgrade, so a customer whose retry succeeds is never reminded or downgraded.
-    let order: [CollectionAction] = [.charge, .endTransferWindow, .remindTransferDue, .startDunning, .remind, .downgrade]
+    let order: [CollectionAction] = [
+      .charge, .endTransferWindow, .remindTransferDue, .startDunning, .remind, .downgrade,
+    ]
     return candidates.min { a, b in
       a.at != b.at ? a.at < b.at : (order.firstIndex(of: a.action) ?? 0) < (order.firstIndex(of: b.action) ?? 0)
     }
@@ -179,7 +181,9 @@ public enum DunningPolicy {
       let soon = last.adding(seconds: Int64(config.transientRetryHours) * 3600)
       return scheduled.map { min($0, soon) } ?? soon
     case .softAfterPause:
-      return scheduled.map { collectionTime(atOrAfter: max($0, last.adding(seconds: Int64(config.fraudPauseHours) * 3600)), config: config) }
+      return scheduled.map {
+        collectionTime(atOrAfter: max($0, last.adding(seconds: Int64(config.fraudPauseHours) * 3600)), config: config)
+      }
     case .soft, .hard, nil:
       // After a hard decline the failing card is marked as needing an update; if another
       // card is usable, it is retried on the same schedule.

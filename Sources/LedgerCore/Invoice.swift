@@ -56,10 +56,12 @@ public struct InvoiceDraft: Sendable {
     guard lines.count <= 500 else { throw InputError(field: "--line", rule: "an invoice has at most 500 lines") }
     for (i, line) in lines.enumerated() {
       guard line.unitAmount.currency == currency else {
-        throw InputError(field: "line \(i + 1)", rule: "is in \(line.unitAmount.currency.code), the invoice in \(currency.code)")
+        throw InputError(
+          field: "line \(i + 1)", rule: "is in \(line.unitAmount.currency.code), the invoice in \(currency.code)")
       }
       guard line.unitAmount.minorUnits > 0, (1...1_000_000).contains(line.quantity) else {
-        throw InputError(field: "line \(i + 1)", rule: "needs an amount greater than zero and a quantity from 1 to 1000000")
+        throw InputError(
+          field: "line \(i + 1)", rule: "needs an amount greater than zero and a quantity from 1 to 1000000")
       }
     }
     guard dueDate >= issueDate else {
@@ -88,7 +90,9 @@ public struct InvoiceDraft: Sendable {
 /// in the same transaction as the change they record.
 public enum Posting {
   /// Issuing an invoice: the customer owes its total (debit receivable), earned as revenue.
-  public static func invoiceIssued(invoiceID: Int64, number: String, customer: Int64, total: Money) throws -> JournalEntry {
+  public static func invoiceIssued(invoiceID: Int64, number: String, customer: Int64, total: Money) throws
+    -> JournalEntry
+  {
     try JournalEntry(
       kind: .invoiceIssued, memo: "invoice \(number) issued",
       lines: [
@@ -98,7 +102,9 @@ public enum Posting {
   }
 
   /// Voiding an invoice: the issue entry reversed.
-  public static func invoiceVoided(invoiceID: Int64, number: String, customer: Int64, total: Money) throws -> JournalEntry {
+  public static func invoiceVoided(invoiceID: Int64, number: String, customer: Int64, total: Money) throws
+    -> JournalEntry
+  {
     try invoiceIssued(invoiceID: invoiceID, number: number, customer: customer, total: total)
       .reversal(kind: .invoiceVoided, memo: "invoice \(number) voided")
   }

@@ -38,11 +38,15 @@ public struct JournalLine: Sendable, Equatable {
   public let customerAccountID: Int64?
   public let invoiceID: Int64?
 
-  public static func debit(_ account: LedgerAccount, _ amount: Money, customer: Int64? = nil, invoice: Int64? = nil) -> JournalLine {
+  public static func debit(_ account: LedgerAccount, _ amount: Money, customer: Int64? = nil, invoice: Int64? = nil)
+    -> JournalLine
+  {
     JournalLine(ledgerAccount: account, signedAmount: amount, customerAccountID: customer, invoiceID: invoice)
   }
 
-  public static func credit(_ account: LedgerAccount, _ amount: Money, customer: Int64? = nil, invoice: Int64? = nil) -> JournalLine {
+  public static func credit(_ account: LedgerAccount, _ amount: Money, customer: Int64? = nil, invoice: Int64? = nil)
+    -> JournalLine
+  {
     JournalLine(
       ledgerAccount: account, signedAmount: Money(minorUnits: 0 &- amount.minorUnits, currency: amount.currency),
       customerAccountID: customer, invoiceID: invoice)
@@ -67,20 +71,24 @@ public struct JournalEntry: Sendable, Equatable {
   public let invoiceID: Int64?
   public let paymentID: Int64?
 
-  public init(kind: JournalKind, memo: String, lines: [JournalLine], invoiceID: Int64? = nil, paymentID: Int64? = nil) throws {
+  public init(kind: JournalKind, memo: String, lines: [JournalLine], invoiceID: Int64? = nil, paymentID: Int64? = nil)
+    throws
+  {
     guard lines.count >= 2 else { throw UnbalancedEntry(reason: "an entry needs at least two lines") }
     var totals: [Currency: Int64] = [:]
     for line in lines {
       guard line.signedAmount.minorUnits != 0, line.signedAmount.minorUnits != .min else {
         throw UnbalancedEntry(reason: "a line on \(line.ledgerAccount.rawValue) has amount \(line.signedAmount)")
       }
-      let (sum, overflow) = totals[line.signedAmount.currency, default: 0].addingReportingOverflow(line.signedAmount.minorUnits)
+      let (sum, overflow) = totals[line.signedAmount.currency, default: 0].addingReportingOverflow(
+        line.signedAmount.minorUnits)
       guard !overflow else { throw UnbalancedEntry(reason: "the lines' total overflows") }
       totals[line.signedAmount.currency] = sum
     }
     if let (currency, imbalance) = totals.first(where: { $0.value != 0 }) {
       throw UnbalancedEntry(
-        reason: "\(currency.code) lines do not sum to zero (off by \(Money(minorUnits: imbalance, currency: currency)))")
+        reason: "\(currency.code) lines do not sum to zero (off by \(Money(minorUnits: imbalance, currency: currency)))"
+      )
     }
     self.kind = kind
     self.memo = memo

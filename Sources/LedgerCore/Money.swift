@@ -23,7 +23,9 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
   public static let maximumMinorUnits: Int64 = 100_000_000_000
 
   /// The bound as text in `currency`, for error messages.
-  public static func maximum(in currency: Currency) -> Money { Money(minorUnits: maximumMinorUnits, currency: currency) }
+  public static func maximum(in currency: Currency) -> Money {
+    Money(minorUnits: maximumMinorUnits, currency: currency)
+  }
 
   /// Whether the amount is within ledgerd's bound, either sign.
   public var isWithinBound: Bool { minorUnits.magnitude <= UInt64(Self.maximumMinorUnits) }
@@ -33,7 +35,9 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     guard isWithinBound else {
       throw InputError(
         field: field,
-        rule: "\(amountString) \(currency.code) is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)")
+        rule:
+          "\(amountString) \(currency.code) is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)"
+      )
     }
   }
 
@@ -58,13 +62,17 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     }
     if let fraction, fraction.count > currency.exponent {
       let allowed = currency.exponent == 0 ? "no decimals" : "at most \(currency.exponent) decimals"
-      throw InputError(field: field, rule: "'\(text)' has \(fraction.count) decimals; \(currency.code) allows \(allowed)")
+      throw InputError(
+        field: field, rule: "'\(text)' has \(fraction.count) decimals; \(currency.code) allows \(allowed)")
     }
     let tooLarge = InputError(
       field: field,
-      rule: "'\(text)' is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)")
+      rule:
+        "'\(text)' is beyond the limit of \(Money.maximum(in: currency)) for one amount (ledgerd's bound, so that no total it computes can overflow)"
+    )
     var value: Int64 = 0
-    let padded = Array((fraction ?? "").utf8) + Array(repeating: UInt8(48), count: currency.exponent - (fraction?.count ?? 0))
+    let padded =
+      Array((fraction ?? "").utf8) + Array(repeating: UInt8(48), count: currency.exponent - (fraction?.count ?? 0))
     for byte in Array(whole.utf8) + padded {
       // Leading zeros are read as such; any other digit past the bound refuses the amount
       // before it can overflow.

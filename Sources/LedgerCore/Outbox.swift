@@ -19,7 +19,8 @@ public struct OutboxEntry: Codable, Sendable, Equatable {
   public var status: String { deliveredAt != nil ? "delivered" : failedAt != nil ? "failed" : "pending" }
 
   enum CodingKeys: String, CodingKey {
-    case id, key, accountID, invoice, kind, locale, recipient, data, createdAt, attempts, nextAttemptAt, deliveredAt, failedAt,
+    case id, key, accountID, invoice, kind, locale, recipient, data, createdAt, attempts, nextAttemptAt, deliveredAt,
+      failedAt,
       lastError, status
   }
 
@@ -62,7 +63,8 @@ public struct OutboxEntry: Codable, Sendable, Equatable {
 
   public init(
     id: Int64, key: String, accountID: Int64, invoice: String?, kind: String, locale: CustomerLocale, recipient: String,
-    data: [String: String], createdAt: String, attempts: Int, nextAttemptAt: String, deliveredAt: String?, failedAt: String?,
+    data: [String: String], createdAt: String, attempts: Int, nextAttemptAt: String, deliveredAt: String?,
+    failedAt: String?,
     lastError: String?
   ) {
     self.id = id

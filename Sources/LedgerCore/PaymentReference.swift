@@ -30,7 +30,8 @@ public struct PaymentReference: Hashable, Sendable, CustomStringConvertible {
       let check = Int(candidate.dropFirst(2).prefix(2)), (2...98).contains(check),
       PaymentReference.mod97(String(candidate.dropFirst(4)) + String(candidate.prefix(4))) == 1
     else {
-      throw InputError(field: field, rule: "'\(text)' is not a valid RF creditor reference (its check digits do not match)")
+      throw InputError(
+        field: field, rule: "'\(text)' is not a valid RF creditor reference (its check digits do not match)")
     }
     compact = candidate
   }

@@ -33,9 +33,11 @@ public struct BankLine: Sendable, Equatable, Codable {
 
   /// A line with every field given; the readers build these.
   public init(
-    lineKey: String, source: String, statementID: String? = nil, accountIBAN: String? = nil, accountServicerRef: String? = nil,
+    lineKey: String, source: String, statementID: String? = nil, accountIBAN: String? = nil,
+    accountServicerRef: String? = nil,
     bookingDate: String?, valueDate: String?, amount: Money, direction: BankDirection, isReversal: Bool = false,
-    status: BookingStatus = .booked, reference: String? = nil, remittance: String? = nil, counterpartyName: String? = nil,
+    status: BookingStatus = .booked, reference: String? = nil, remittance: String? = nil,
+    counterpartyName: String? = nil,
     counterpartyIBAN: String? = nil
   ) {
     self.lineKey = lineKey
@@ -59,7 +61,8 @@ public struct BankLine: Sendable, Equatable, Codable {
   /// fixed order (the fallback line key hashes them).
   public var identityFields: [String] {
     [
-      accountIBAN ?? "", bookingDate ?? "", valueDate ?? "", String(amount.minorUnits), amount.currency.code, direction.rawValue,
+      accountIBAN ?? "", bookingDate ?? "", valueDate ?? "", String(amount.minorUnits), amount.currency.code,
+      direction.rawValue,
       isReversal ? "1" : "0", reference ?? "", remittance ?? "", counterpartyName ?? "", counterpartyIBAN ?? "",
     ]
   }
@@ -102,7 +105,8 @@ public enum BankLineKey {
   /// Refuses a key longer than the column allows rather than cutting it (two cut keys could meet).
   public static func checked(_ key: String, field: String) throws -> String {
     guard key.count <= maxLength else {
-      throw InputError(field: field, rule: "account and bank reference make a line key longer than \(maxLength) characters")
+      throw InputError(
+        field: field, rule: "account and bank reference make a line key longer than \(maxLength) characters")
     }
     return key
   }
@@ -220,7 +224,8 @@ public enum PayerIdentity {
   /// Latin letters with accents lose them (enough for payer names on European statements).
   static func fold(_ scalar: Unicode.Scalar) -> String {
     let table: [ClosedRange<UInt32>: String] = [
-      0xE0...0xE5: "a", 0xE7...0xE7: "c", 0xE8...0xEB: "e", 0xEC...0xEF: "i", 0xF1...0xF1: "n", 0xF2...0xF6: "o", 0xF8...0xF8: "o",
+      0xE0...0xE5: "a", 0xE7...0xE7: "c", 0xE8...0xEB: "e", 0xEC...0xEF: "i", 0xF1...0xF1: "n", 0xF2...0xF6: "o",
+      0xF8...0xF8: "o",
       0xF9...0xFC: "u", 0xFD...0xFD: "y", 0xFF...0xFF: "y", 0xDF...0xDF: "ss", 0xE6...0xE6: "ae", 0x153...0x153: "oe",
     ]
     for (range, replacement) in table where range.contains(scalar.value) { return replacement }
@@ -260,12 +265,20 @@ public struct UTF8Validator: Sendable {
       high = 0xBF
       switch byte {
       case 0xC2...0xDF: need = 1
-      case 0xE0: need = 2; low = 0xA0
+      case 0xE0:
+        need = 2
+        low = 0xA0
       case 0xE1...0xEC, 0xEE, 0xEF: need = 2
-      case 0xED: need = 2; high = 0x9F
-      case 0xF0: need = 3; low = 0x90
+      case 0xED:
+        need = 2
+        high = 0x9F
+      case 0xF0:
+        need = 3
+        low = 0x90
       case 0xF1...0xF3: need = 3
-      case 0xF4: need = 3; high = 0x8F
+      case 0xF4:
+        need = 3
+        high = 0x8F
       default: return Self.badLead(byte)
       }
       return nil
@@ -302,7 +315,9 @@ public struct UTF8Validator: Sendable {
   }
 
   /// What is wrong when the input ends inside a character.
-  public var truncatedAtEnd: String { "the input ends inside the character begun by byte \(Self.hex(lead)) (a truncated sequence)" }
+  public var truncatedAtEnd: String {
+    "the input ends inside the character begun by byte \(Self.hex(lead)) (a truncated sequence)"
+  }
 
   /// `0xFF`: how the messages name a byte.
   public static func hex(_ byte: UInt8) -> String {
@@ -342,7 +357,8 @@ public struct CSVReader {
         }
       } else if byte < 0x20 && byte != 9 && byte != 10 && byte != 13 {
         throw InputError(
-          field: "line \(line)", rule: "a control character (byte \(UTF8Validator.hex(byte))) is not allowed; only tab, CR and LF are")
+          field: "line \(line)",
+          rule: "a control character (byte \(UTF8Validator.hex(byte))) is not allowed; only tab, CR and LF are")
       }
       if inQuotes {
         if byte == UInt8(ascii: "\"") {
@@ -365,7 +381,8 @@ public struct CSVReader {
           inQuotes = true
           fieldStarted = true
         } else {
-          throw InputError(field: "line \(line)", rule: "a quote in the middle of an unquoted field (quote the whole field)")
+          throw InputError(
+            field: "line \(line)", rule: "a quote in the middle of an unquoted field (quote the whole field)")
         }
       case UInt8(ascii: ","):
         endField()
@@ -383,7 +400,8 @@ public struct CSVReader {
         continue
       default:
         if quoteSeen {
-          throw InputError(field: "line \(line)", rule: "text after a closing quote (a quote inside a field is written twice)")
+          throw InputError(
+            field: "line \(line)", rule: "text after a closing quote (a quote inside a field is written twice)")
         }
         fieldStarted = true
         try append(byte)
@@ -394,7 +412,9 @@ public struct CSVReader {
   /// Ends the input: a last record without a final newline is emitted; an open quote is refused.
   public mutating func finish(emit: ([String], Int) throws -> Void) throws {
     if utf8.inSequence { throw InputError(field: "line \(line)", rule: "not UTF-8: \(utf8.truncatedAtEnd)") }
-    if inQuotes { throw InputError(field: "line \(recordLine)", rule: "a quoted field is not closed (truncated file?)") }
+    if inQuotes {
+      throw InputError(field: "line \(recordLine)", rule: "a quoted field is not closed (truncated file?)")
+    }
     if fieldStarted || !record.isEmpty || !field.isEmpty {
       endField()
       try emit(record, recordLine)
@@ -429,10 +449,12 @@ public struct BankCSVFormat {
   /// Columns every bank CSV must have.
   public static let required = ["booking_date", "amount", "currency"]
   /// Every column the format knows; others are refused.
-  public static let known = required + [
-    "id", "value_date", "status", "reversal", "reference", "remittance", "counterparty_name", "counterparty_iban", "account_iban",
-    "account",
-  ]
+  public static let known =
+    required + [
+      "id", "value_date", "status", "reversal", "reference", "remittance", "counterparty_name", "counterparty_iban",
+      "account_iban",
+      "account",
+    ]
   let index: [String: Int]
 
   /// Reads the header; unknown columns are refused so a misspelt one is not silently empty.
@@ -441,18 +463,23 @@ public struct BankCSVFormat {
     for (i, raw) in header.enumerated() {
       let name = raw.trimmingCSV.lowercased()
       guard BankCSVFormat.known.contains(name) else {
-        throw InputError(field: "header", rule: "unknown column '\(raw)' (known: \(BankCSVFormat.known.joined(separator: ", ")))")
+        throw InputError(
+          field: "header", rule: "unknown column '\(raw)' (known: \(BankCSVFormat.known.joined(separator: ", ")))")
       }
       guard index[name] == nil else { throw InputError(field: "header", rule: "column '\(name)' appears twice") }
       index[name] = i
     }
     for name in BankCSVFormat.required where index[name] == nil {
-      throw InputError(field: "header", rule: "the column '\(name)' is missing (required: \(BankCSVFormat.required.joined(separator: ", ")))")
+      throw InputError(
+        field: "header",
+        rule: "the column '\(name)' is missing (required: \(BankCSVFormat.required.joined(separator: ", ")))")
     }
     if index["id"] != nil && index["account_iban"] == nil && index["account"] == nil {
       throw InputError(
         field: "header",
-        rule: "the column 'id' needs 'account_iban' (or 'account'): a line is keyed by its account and the bank's reference")
+        rule:
+          "the column 'id' needs 'account_iban' (or 'account'): a line is keyed by its account and the bank's reference"
+      )
     }
     self.index = index
   }
@@ -476,7 +503,9 @@ public struct BankCSVFormat {
     let signed = try Money.parse(value(record, "amount") ?? "", currency: currency, field: "\(field) amount")
     guard signed.minorUnits != 0 else { throw InputError(field: "\(field) amount", rule: "must not be zero") }
     let booking = try CivilDate(iso8601: value(record, "booking_date") ?? "", field: "\(field) booking_date").iso8601
-    let valueDate = try value(record, "value_date").map { try CivilDate(iso8601: $0, field: "\(field) value_date").iso8601 }
+    let valueDate = try value(record, "value_date").map {
+      try CivilDate(iso8601: $0, field: "\(field) value_date").iso8601
+    }
     let status: BookingStatus
     switch value(record, "status")?.lowercased() ?? "booked" {
     case "booked": status = .booked
@@ -503,7 +532,9 @@ public struct BankCSVFormat {
     if let id = line.accountServicerRef {
       guard id.count <= 200 else { throw InputError(field: "\(field) id", rule: "longer than 200 characters") }
       guard let account else {
-        throw InputError(field: "\(field) \(accountColumn)", rule: "is required when id is given (the line key is the account and the id)")
+        throw InputError(
+          field: "\(field) \(accountColumn)",
+          rule: "is required when id is given (the line key is the account and the id)")
       }
       line.lineKey = try BankLineKey.checked(BankLineKey.reference(account: account, ref: id), field: "\(field) id")
     } else {
@@ -531,7 +562,9 @@ public struct ProcessorReportRow: Sendable, Equatable, Codable {
 /// itemized payout report; other columns are ignored, as such reports carry many.
 public struct ProcessorReportFormat {
   /// Columns every report must have.
-  public static let required = ["balance_transaction_id", "created", "currency", "gross", "fee", "net", "reporting_category"]
+  public static let required = [
+    "balance_transaction_id", "created", "currency", "gross", "fee", "net", "reporting_category",
+  ]
   /// Where the ledger's idempotency key may travel, first found wins.
   public static let keyColumns = ["payment_metadata[idempotency_key]", "metadata[idempotency_key]", "idempotency_key"]
   let index: [String: Int]
@@ -542,7 +575,9 @@ public struct ProcessorReportFormat {
     var index: [String: Int] = [:]
     for (i, raw) in header.enumerated() { index[raw.trimmingCSV.lowercased()] = i }
     for name in ProcessorReportFormat.required where index[name] == nil {
-      throw InputError(field: "header", rule: "the column '\(name)' is missing (required: \(ProcessorReportFormat.required.joined(separator: ", ")))")
+      throw InputError(
+        field: "header",
+        rule: "the column '\(name)' is missing (required: \(ProcessorReportFormat.required.joined(separator: ", ")))")
     }
     self.index = index
     self.count = header.count
@@ -564,7 +599,9 @@ public struct ProcessorReportFormat {
   /// ids are identifiers and kept as given.
   public func row(_ record: [String], lineNumber: Int) throws -> ProcessorReportRow {
     let field = "line \(lineNumber)"
-    guard record.count == count else { throw InputError(field: field, rule: "has \(record.count) fields; the header has \(count)") }
+    guard record.count == count else {
+      throw InputError(field: field, rule: "has \(record.count) fields; the header has \(count)")
+    }
     guard let id = value(record, "balance_transaction_id"), id.count <= 255 else {
       throw InputError(field: "\(field) balance_transaction_id", rule: "is required (at most 255 characters)")
     }
@@ -573,9 +610,13 @@ public struct ProcessorReportFormat {
     let fee = try Money.parse(value(record, "fee") ?? "", currency: currency, field: "\(field) fee")
     let net = try Money.parse(value(record, "net") ?? "", currency: currency, field: "\(field) net")
     guard try gross.subtracting(fee) == net else {
-      throw InputError(field: "\(field) net", rule: "\(net.amountString) is not gross \(gross.amountString) minus fee \(fee.amountString)")
+      throw InputError(
+        field: "\(field) net",
+        rule: "\(net.amountString) is not gross \(gross.amountString) minus fee \(fee.amountString)")
     }
-    guard let created = value(record, "created") else { throw InputError(field: "\(field) created", rule: "is required") }
+    guard let created = value(record, "created") else {
+      throw InputError(field: "\(field) created", rule: "is required")
+    }
     let instant = try ProcessorReportFormat.instant(created, field: "\(field) created")
     guard let category = value(record, "reporting_category") else {
       throw InputError(field: "\(field) reporting_category", rule: "is required")

@@ -45,7 +45,10 @@ public struct Account: Codable, Sendable, Equatable {
   public let status: AccountStatus
   public let createdAt: String
 
-  public init(id: Int64, email: String, name: String, locale: CustomerLocale, plan: String, status: AccountStatus, createdAt: String) {
+  public init(
+    id: Int64, email: String, name: String, locale: CustomerLocale, plan: String, status: AccountStatus,
+    createdAt: String
+  ) {
     self.id = id
     self.email = email
     self.name = name
@@ -125,7 +128,8 @@ public struct Invoice: Codable, Sendable, Equatable {
   public var lines: [InvoiceLine]
 
   public init(
-    id: Int64, number: String, accountID: Int64, status: InvoiceStatus, method: CollectionMethod, paymentReference: String?,
+    id: Int64, number: String, accountID: Int64, status: InvoiceStatus, method: CollectionMethod,
+    paymentReference: String?,
     issueDate: String, dueDate: String, total: Money, paid: Money, due: Money, paused: Bool, graceDeadline: String?,
     voidReason: String?, lines: [InvoiceLine]
   ) {

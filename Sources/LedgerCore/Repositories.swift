@@ -36,7 +36,8 @@ public protocol CollectionRepository {
   func saveCollection(invoiceID: Int64, _ state: CollectionState) throws
   /// An open invoice's state for the policy, card availability included; `cards` keeps
   /// each account's availability for the next invoice of the same account.
-  func collectionState(invoiceID: Int64, config: DunningConfig, cards: inout [Int64: CardAvailability]) throws -> CollectionState?
+  func collectionState(invoiceID: Int64, config: DunningConfig, cards: inout [Int64: CardAvailability]) throws
+    -> CollectionState?
   /// Saves the policy's decision for an invoice (nil: nothing scheduled).
   func saveSchedule(invoiceID: Int64, _ next: ScheduledAction?) throws
   /// Marks open, unpaused invoices as due for a charge now.
@@ -50,9 +51,13 @@ public protocol CollectionRepository {
   /// An active account becomes past due, with its event.
   func markPastDue(account: Int64, actor: Actor) throws
   /// Writes an open invoice off and moves its account to the plan `toPlan`, add-ons removed.
-  func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (fromPlan: String, toPlan: String, addonsRemoved: Int)
+  func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (
+    fromPlan: String, toPlan: String, addonsRemoved: Int
+  )
   /// Closes the invoice's open transfer declaration; what it declared.
-  func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (id: Int64, sentOn: CivilDate, reference: String)?
+  func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (
+    id: Int64, sentOn: CivilDate, reference: String
+  )?
   /// The plan with this code, if the ledger has it.
   func plan(code: String) throws -> Plan?
 }
@@ -74,7 +79,9 @@ public protocol AttemptRepository {
   func pendingAttempts() throws -> [PendingAttempt]
   /// The account's cards that may be charged now in the seeds' order, and the availability
   /// they come from.
-  func chargeOptions(account: Int64, config: DunningConfig) throws -> (cards: [ChargeCard], availability: CardAvailability)
+  func chargeOptions(account: Int64, config: DunningConfig) throws -> (
+    cards: [ChargeCard], availability: CardAvailability
+  )
   /// What is still owed on each of `ids` that is open and not paused.
   func openBalances(_ ids: [Int64]) throws -> [(id: Int64, dueMinor: Int64)]
   /// Writes a pending attempt (committed by the caller before the processor is called).
@@ -84,10 +91,12 @@ public protocol AttemptRepository {
   /// Records a successful charge: the payment allocated across its invoices, the journal,
   /// the events and the confirmation (which names a card of the round declined before it).
   func recordChargeSucceeded(
-    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline?
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig,
+    earlierDecline: EarlierDecline?
   ) throws -> PaymentRecord
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
-  func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
+  func recordChargeFailed(
+    _ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
     throws
 }
 
@@ -95,7 +104,8 @@ public protocol AttemptRepository {
 /// change that causes them.
 public protocol NoticeRepository {
   /// Records a change of state with who made it and why.
-  func recordEvent(account: Int64?, invoice: Int64?, actor: Actor, kind: String, reason: String, data: [String: String]) throws
+  func recordEvent(account: Int64?, invoice: Int64?, actor: Actor, kind: String, reason: String, data: [String: String])
+    throws
   /// Queues a message for the account, once per key.
   func queueNotice(key: String, account: Int64, invoice: Int64?, kind: String, data: [String: String]) throws
   /// Queues the "card expiring" notices now due; how many.
@@ -139,7 +149,10 @@ public struct DueAction: Sendable, Equatable {
   public let action: CollectionAction
   public let at: Instant
 
-  public init(invoiceID: Int64, number: String, accountID: Int64, currency: Currency, due: Money, action: CollectionAction, at: Instant) {
+  public init(
+    invoiceID: Int64, number: String, accountID: Int64, currency: Currency, due: Money, action: CollectionAction,
+    at: Instant
+  ) {
     self.invoiceID = invoiceID
     self.number = number
     self.accountID = accountID
@@ -179,7 +192,10 @@ public struct PendingAttempt: Sendable, Equatable {
   public let amount: Money
   public let invoiceIDs: [Int64]
 
-  public init(id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, cardLabel: String, amount: Money, invoiceIDs: [Int64]) {
+  public init(
+    id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, cardLabel: String, amount: Money,
+    invoiceIDs: [Int64]
+  ) {
     self.id = id
     self.key = key
     self.accountID = accountID
@@ -214,7 +230,9 @@ public struct PaymentRecord: Codable, Sendable, Equatable {
     case amount, paidInvoices, allocated, credit
   }
 
-  public init(paymentID: Int64, amount: Money, paidInvoices: [String], paidInvoiceIDs: [Int64], allocated: Money, credit: Money) {
+  public init(
+    paymentID: Int64, amount: Money, paidInvoices: [String], paidInvoiceIDs: [Int64], allocated: Money, credit: Money
+  ) {
     self.paymentID = paymentID
     self.amount = amount
     self.paidInvoices = paidInvoices

@@ -25,7 +25,8 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
       return
     }
     let digitPositions = [11, 12, 14, 15, 17, 18]
-    guard bytes.count == 20, digitPositions.allSatisfy({ (48...57).contains(bytes[$0]) }), bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
+    guard bytes.count == 20, digitPositions.allSatisfy({ (48...57).contains(bytes[$0]) }),
+      bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"),
       bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "Z"),
       let date = try? CivilDate(iso8601: String(decoding: bytes[0..<10], as: UTF8.self)),
       let h = Int(String(decoding: bytes[11..<13], as: UTF8.self)), (0...23).contains(h),
@@ -38,7 +39,10 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
   }
 
   /// The UTC calendar date this instant falls on.
-  public var date: CivilDate { CivilDate(daysSinceEpoch: secondsSinceEpoch >= 0 ? secondsSinceEpoch / 86_400 : (secondsSinceEpoch - 86_399) / 86_400) }
+  public var date: CivilDate {
+    CivilDate(
+      daysSinceEpoch: secondsSinceEpoch >= 0 ? secondsSinceEpoch / 86_400 : (secondsSinceEpoch - 86_399) / 86_400)
+  }
 
   public func adding(seconds: Int64) -> Instant { Instant(secondsSinceEpoch: secondsSinceEpoch + seconds) }
   public func adding(days: Int) -> Instant { adding(seconds: Int64(days) * 86_400) }

@@ -45,7 +45,9 @@ public enum Validate {
   public static func text(_ raw: String, field: String, limit: Int = 500) throws -> String {
     let value = raw.trimmingSpaces
     guard !value.isEmpty else { throw InputError(field: field, rule: "must not be empty") }
-    guard value.count <= limit else { throw InputError(field: field, rule: "has \(value.count) characters; at most \(limit)") }
+    guard value.count <= limit else {
+      throw InputError(field: field, rule: "has \(value.count) characters; at most \(limit)")
+    }
     guard value.unicodeScalars.allSatisfy({ !($0.value < 0x20 || (0x7F...0x9F).contains($0.value)) }) else {
       throw InputError(field: field, rule: "must not contain line breaks or other control characters")
     }
@@ -58,7 +60,9 @@ public enum Validate {
     let bytes = Array(raw.utf8)
     func ok(_ b: UInt8) -> Bool { (97...122).contains(b) || (48...57).contains(b) || b == 45 || b == 95 }
     guard (1...32).contains(bytes.count), (97...122).contains(bytes[0]), bytes.allSatisfy(ok) else {
-      throw InputError(field: field, rule: "'\(raw)' must be 1 to 32 characters: a lowercase letter, then lowercase letters, digits, '-' or '_'")
+      throw InputError(
+        field: field,
+        rule: "'\(raw)' must be 1 to 32 characters: a lowercase letter, then lowercase letters, digits, '-' or '_'")
     }
     return raw
   }

@@ -16,7 +16,10 @@ extension SchedulerRepository {
       // Saving a schedule changes no card and no attempt: an account's cards are read once.
       for id in invoiceIDs {
         try saveSchedule(
-          invoiceID: id, try collectionState(invoiceID: id, config: config, cards: &cards).flatMap { DunningPolicy.next($0, config: config) })
+          invoiceID: id,
+          try collectionState(invoiceID: id, config: config, cards: &cards).flatMap {
+            DunningPolicy.next($0, config: config)
+          })
       }
     }
   }
@@ -111,7 +114,9 @@ public struct Billing {
 
   /// "I paid by transfer": recorded, and held for clearing only as the rules allow
   /// (`LedgerStore.declareTransfer`); the answer says which.
-  public func declareTransfer(_ reference: String, amount: Money, sentOn: CivilDate, bankReference: String, actor: Actor) throws
+  public func declareTransfer(
+    _ reference: String, amount: Money, sentOn: CivilDate, bankReference: String, actor: Actor
+  ) throws
     -> (Invoice, TransferHold)
   {
     try store.write {
@@ -155,10 +160,12 @@ public struct Billing {
     return try store.write {
       let invoice = try store.requireInvoice(reference)
       guard invoice.status == .open || invoice.status == .uncollectible else {
-        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
+        throw StateError(
+          subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
       }
       guard invoice.total.currency == amount.currency else {
-        throw InputError(field: "--amount", rule: "is in \(amount.currency.code); the invoice is in \(invoice.total.currency.code)")
+        throw InputError(
+          field: "--amount", rule: "is in \(amount.currency.code); the invoice is in \(invoice.total.currency.code)")
       }
       let record = try store.applyPayment(
         account: invoice.accountID, amount: amount, method: method, reference: bankReference, receivedOn: receivedOn,

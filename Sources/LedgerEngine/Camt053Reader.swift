@@ -59,15 +59,22 @@ public final class Camt053Reader {
       if handler.version != nil, !handler.closedDocument, [5, 77].contains(code) {
         throw InputError(
           field: path,
-          rule: "ends at line \(parser.lineNumber) before its document element closes (truncated file?); nothing was imported")
+          rule:
+            "ends at line \(parser.lineNumber) before its document element closes (truncated file?); nothing was imported"
+        )
       }
       let detail = Self.libxmlErrors[code].map { "\($0), libxml2 error \(code)" } ?? "libxml2 error \(code)"
       throw InputError(
-        field: path, rule: "malformed XML at line \(parser.lineNumber), column \(parser.columnNumber) (\(detail)); nothing was imported")
+        field: path,
+        rule:
+          "malformed XML at line \(parser.lineNumber), column \(parser.columnNumber) (\(detail)); nothing was imported")
     }
-    guard handler.version != nil else { throw InputError(field: path, rule: "is empty or not an XML document; nothing was imported") }
+    guard handler.version != nil else {
+      throw InputError(field: path, rule: "is empty or not an XML document; nothing was imported")
+    }
     guard handler.closedDocument else {
-      throw InputError(field: path, rule: "ends before its document element closes (truncated file?); nothing was imported")
+      throw InputError(
+        field: path, rule: "ends before its document element closes (truncated file?); nothing was imported")
     }
   }
 
@@ -154,7 +161,8 @@ public final class Camt053Reader {
           fail(
             InputError(
               field: file,
-              rule: "unknown document '\(elementName)' in namespace '\(namespace)'; ledgerd reads camt.053.001.02 to camt.053.001.08; nothing was imported"
+              rule:
+                "unknown document '\(elementName)' in namespace '\(namespace)'; ledgerd reads camt.053.001.02 to camt.053.001.08; nothing was imported"
             ))
           return
         }
@@ -197,8 +205,8 @@ public final class Camt053Reader {
     }
 
     /// A CDATA section is text like any other (`<Ustrd><![CDATA[A&B]]></Ustrd>` reads `A&B`).
-    func parser(_ parser: XMLParser, foundCDATA CDATABlock: Data) {
-      append(String(decoding: CDATABlock, as: UTF8.self))
+    func parser(_ parser: XMLParser, foundCDATA block: Data) {
+      append(String(decoding: block, as: UTF8.self))
     }
 
     /// Adds to the element's text, up to the limit; past it the text is marked, never cut
@@ -251,7 +259,9 @@ public final class Camt053Reader {
       return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+    func parser(
+      _ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?
+    ) {
       guard failure == nil else { return }
       do {
         try endElement(elementName)
@@ -272,10 +282,13 @@ public final class Camt053Reader {
       if inStatement && ntryDepth == nil {
         let depth = stack.count
         if elementName == "Id" && depth >= 2 && stack[depth - 2] == "Stmt" { statementID = try value() }
-        if elementName == "IBAN" && depth >= 4 && stack[depth - 4] == "Stmt" && stack[depth - 3] == "Acct" && stack[depth - 2] == "Id" {
+        if elementName == "IBAN" && depth >= 4 && stack[depth - 4] == "Stmt" && stack[depth - 3] == "Acct"
+          && stack[depth - 2] == "Id"
+        {
           accountIBAN = try value()
         }
-        if elementName == "Id" && depth >= 5 && stack[depth - 5] == "Stmt" && stack[depth - 4] == "Acct" && stack[depth - 3] == "Id"
+        if elementName == "Id" && depth >= 5 && stack[depth - 5] == "Stmt" && stack[depth - 4] == "Acct"
+          && stack[depth - 3] == "Id"
           && stack[depth - 2] == "Othr"
         {
           accountOther = try value()
@@ -347,7 +360,8 @@ public final class Camt053Reader {
 
     /// Turns the entry in hand into lines and hands them over.
     func finishEntry() throws {
-      let at = "\(file): line \(entry.line) (entry \(entryIndex)\(entry.servicerRef.map { ", AcctSvcrRef \($0)" } ?? ""))"
+      let at =
+        "\(file): line \(entry.line) (entry \(entryIndex)\(entry.servicerRef.map { ", AcctSvcrRef \($0)" } ?? ""))"
       guard let ccy = entry.currency, let amountText = entry.amount else {
         throw InputError(field: at, rule: "an entry without Amt and its Ccy attribute; nothing was imported")
       }
@@ -375,7 +389,9 @@ public final class Camt053Reader {
       guard let account = BankLineKey.account(accountIBAN) ?? BankLineKey.account(accountOther) else {
         throw InputError(
           field: "\(at) Stmt \(statementID ?? "")/Acct/Id",
-          rule: "has neither an IBAN nor Othr/Id; a line is keyed by its account and the bank's reference; nothing was imported")
+          rule:
+            "has neither an IBAN nor Othr/Id; a line is keyed by its account and the bank's reference; nothing was imported"
+        )
       }
       let split = details.count > 1 && details.allSatisfy { $0.amount != nil }
       let parts: [DetailFields] = split ? details : [details.first ?? DetailFields()]
@@ -389,17 +405,23 @@ public final class Camt053Reader {
         }
         let c = try Currency(code: d.currency ?? ccy, field: "\(at) TxDtls \(n + 1) Amt@Ccy")
         guard c == currency else {
-          throw InputError(field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
+          throw InputError(
+            field: "\(at) TxDtls \(n + 1) Amt", rule: "is in \(c.code); the entry is in \(currency.code)")
         }
         let amount = try Camt053Reader.amount(d.amount ?? "", currency: c, field: "\(at) TxDtls \(n + 1) Amt")
-        let direction = try d.creditDebit.map { try Camt053Reader.direction($0, field: "\(at) TxDtls \(n + 1) CdtDbtInd") } ?? entryDirection
+        let direction =
+          try d.creditDebit.map { try Camt053Reader.direction($0, field: "\(at) TxDtls \(n + 1) CdtDbtInd") }
+          ?? entryDirection
         signed.append((amount, direction))
       }
       if split {
         var total: Int64 = 0
         for (amount, direction) in signed {
-          let (sum, overflow) = total.addingReportingOverflow(direction == .credit ? amount.minorUnits : -amount.minorUnits)
-          guard !overflow else { throw InputError(field: "\(at) TxDtls", rule: "the details' amounts overflow; nothing was imported") }
+          let (sum, overflow) = total.addingReportingOverflow(
+            direction == .credit ? amount.minorUnits : -amount.minorUnits)
+          guard !overflow else {
+            throw InputError(field: "\(at) TxDtls", rule: "the details' amounts overflow; nothing was imported")
+          }
           total = sum
         }
         let expected = entryDirection == .credit ? entryAmount.minorUnits : -entryAmount.minorUnits
@@ -407,7 +429,9 @@ public final class Camt053Reader {
           let net = Money(minorUnits: abs(total), currency: currency)
           throw InputError(
             field: "\(at) TxDtls",
-            rule: "the \(parts.count) details net \(net) \(total < 0 ? "DBIT" : "CRDT") (each signed by its CdtDbtInd, else the entry's); the entry is \(entryAmount) \(entryDirection == .credit ? "CRDT" : "DBIT"); a batch booking's details must add up to its entry; nothing was imported")
+            rule:
+              "the \(parts.count) details net \(net) \(total < 0 ? "DBIT" : "CRDT") (each signed by its CdtDbtInd, else the entry's); the entry is \(entryAmount) \(entryDirection == .credit ? "CRDT" : "DBIT"); a batch booking's details must add up to its entry; nothing was imported"
+          )
         }
       }
       for (n, d) in parts.enumerated() {
@@ -421,15 +445,19 @@ public final class Camt053Reader {
         guard remittance.utf8.count <= Camt053Reader.maxTextBytes else {
           throw InputError(
             field: "\(at) RmtInf/Ustrd",
-            rule: "its \(texts.count) texts joined are longer than \(Camt053Reader.maxTextBytes) bytes, the most a line's remittance "
+            rule:
+              "its \(texts.count) texts joined are longer than \(Camt053Reader.maxTextBytes) bytes, the most a line's remittance "
               + "keeps; ledgerd never cuts a value it reads; nothing was imported")
         }
         let name = direction == .credit ? d.debtorName : d.creditorName
         var line = BankLine(
-          lineKey: "", source: "camt053", statementID: statementID, accountIBAN: PayerIdentity.normalizedIBAN(accountIBAN),
-          accountServicerRef: entry.servicerRef, bookingDate: booking?.iso8601, valueDate: valueDate?.iso8601, amount: amount,
+          lineKey: "", source: "camt053", statementID: statementID,
+          accountIBAN: PayerIdentity.normalizedIBAN(accountIBAN),
+          accountServicerRef: entry.servicerRef, bookingDate: booking?.iso8601, valueDate: valueDate?.iso8601,
+          amount: amount,
           direction: direction, isReversal: reversal, status: status, reference: d.reference.map(CardNumberText.masked),
-          remittance: texts.isEmpty ? nil : CardNumberText.masked(remittance), counterpartyName: name.map(CardNumberText.masked),
+          remittance: texts.isEmpty ? nil : CardNumberText.masked(remittance),
+          counterpartyName: name.map(CardNumberText.masked),
           counterpartyIBAN: PayerIdentity.normalizedIBAN(direction == .credit ? d.debtorIBAN : d.creditorIBAN))
         if let ref = d.servicerRef, split, !ref.isEmpty, ref != entry.servicerRef {
           line.lineKey = BankLineKey.reference(account: account, ref: ref)
@@ -453,7 +481,8 @@ public final class Camt053Reader {
     4: "document is empty", 5: "extra content at the end of the document", 9: "invalid character",
     23: "'&' not followed by an entity name", 26: "undefined entity", 38: "attribute without a value",
     39: "attribute value not quoted", 41: "unescaped '<' in an attribute value", 64: "XML declaration not well-formed",
-    68: "expected a name", 73: "expected '>'", 76: "opening and ending tag mismatch", 77: "premature end of data in a tag",
+    68: "expected a name", 73: "expected '>'", 76: "opening and ending tag mismatch",
+    77: "premature end of data in a tag",
   ]
 
   /// A camt amount: digits with an optional dot, never more decimals than the currency has.
@@ -461,7 +490,9 @@ public final class Camt053Reader {
   /// a long amount by its start and length only.
   static func amount(_ text: String, currency: Currency, field: String) throws -> Money {
     let shown = text.count > 40 ? "'\(text.prefix(24))…' (\(text.count) characters)" : "'\(text)'"
-    guard !text.hasPrefix("-") else { throw InputError(field: field, rule: "\(shown) is negative; CdtDbtInd gives the sign") }
+    guard !text.hasPrefix("-") else {
+      throw InputError(field: field, rule: "\(shown) is negative; CdtDbtInd gives the sign")
+    }
     let money: Money
     do {
       money = try Money.parse(text, currency: currency, field: field)
@@ -489,7 +520,6 @@ public final class Camt053Reader {
     return try CivilDate(iso8601: day, field: field)
   }
 }
-
 
 /// The pass over a statement's bytes that runs before any XML parser sees them, in one
 /// plain loop over 1 MiB chunks (bounded memory, any file size). Foundation's `XMLParser`
@@ -545,7 +575,9 @@ public struct XMLByteCheck {
 
   /// Reads the file at `path` through the check; throws the first problem found.
   public static func check(path: String) throws {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw InputError(field: path, rule: "cannot be opened") }
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw InputError(field: path, rule: "cannot be opened")
+    }
     defer { try? handle.close() }
     var checker = XMLByteCheck(path: path)
     var first = true
@@ -576,15 +608,22 @@ public struct XMLByteCheck {
       throw refuse("starts with a UTF-16 byte-order mark; a camt.053 statement is UTF-8 (ISO 20022)", at: 0)
     }
     if head.starts(with: [0x3C, 0x00]) || head.starts(with: [0x00, 0x3C]) {
-      throw refuse("looks like UTF-16 (a '<' with a NUL byte beside it); a camt.053 statement is UTF-8 (ISO 20022)", at: 0)
+      throw refuse(
+        "looks like UTF-16 (a '<' with a NUL byte beside it); a camt.053 statement is UTF-8 (ISO 20022)", at: 0)
     }
     var bytes = head[...]
     if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-    guard bytes.starts(with: Array("<?xml".utf8)), bytes.count > 5, [9, 10, 13, 32].contains(bytes[bytes.startIndex + 5]) else { return }
+    guard bytes.starts(with: Array("<?xml".utf8)), bytes.count > 5,
+      [9, 10, 13, 32].contains(bytes[bytes.startIndex + 5])
+    else { return }
     let question = UInt8(ascii: "?")
     let close = UInt8(ascii: ">")
     // libxml2 refuses a declaration that does not end.
-    guard let end = bytes.indices.first(where: { bytes[$0] == question && $0 + 1 < bytes.endIndex && bytes[$0 + 1] == close }) else {
+    guard
+      let end = bytes.indices.first(where: {
+        bytes[$0] == question && $0 + 1 < bytes.endIndex && bytes[$0 + 1] == close
+      })
+    else {
       return
     }
     let declaration = String(decoding: bytes[..<end], as: UTF8.self)
@@ -607,7 +646,8 @@ public struct XMLByteCheck {
     for byte in buffer {
       defer { offset += 1 }
       // Most bytes are printable ASCII in markup with nothing in hand: nothing to do.
-      if byte >= 0x20 && byte < 0x80 && byte != 0x3C && byte != 0x26 && matched == 0 && context == .markup && reference == nil
+      if byte >= 0x20 && byte < 0x80 && byte != 0x3C && byte != 0x26 && matched == 0 && context == .markup
+        && reference == nil
         && !utf8.inSequence
       {
         continue
@@ -686,9 +726,11 @@ public struct XMLByteCheck {
     let start = offset + 1 - Self.openers.first { $0.name == complete }!.bytes.count
     switch complete {
     case "doctype":
-      throw refuse("has a document type declaration (<!DOCTYPE); a camt.053 statement has none, not even in a comment", at: start)
+      throw refuse(
+        "has a document type declaration (<!DOCTYPE); a camt.053 statement has none, not even in a comment", at: start)
     case "entity":
-      throw refuse("has an entity declaration (<!ENTITY); a camt.053 statement has none, not even in a comment", at: start)
+      throw refuse(
+        "has an entity declaration (<!ENTITY); a camt.053 statement has none, not even in a comment", at: start)
     default:
       // Openers only open in markup: `<!--` inside CDATA is text, `<?` in a comment too.
       guard context == .markup else { return false }
@@ -707,8 +749,10 @@ public struct XMLByteCheck {
       return
     }
     let isNameByte =
-      (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "#")
-      || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+      (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+      || byte == UInt8(ascii: "#")
+      || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+      || byte == UInt8(ascii: ":")
     guard isNameByte, (reference?.count ?? 0) < Self.maxReferenceBytes else { throw badReference(byte) }
     reference?.append(byte)
   }
@@ -731,13 +775,16 @@ public struct XMLByteCheck {
     let read = name ?? reference ?? []
     let start = offset - read.count - 1
     let shown = String(decoding: read, as: UTF8.self)
-    let next = byte.map { $0 >= 0x21 && $0 < 0x7F ? "'\(Character(Unicode.Scalar($0)))'" : UTF8Validator.hex($0) } ?? "the end of the file"
+    let next =
+      byte.map { $0 >= 0x21 && $0 < 0x7F ? "'\(Character(Unicode.Scalar($0)))'" : UTF8Validator.hex($0) }
+      ?? "the end of the file"
     let rule =
       name != nil
       ? "the entity reference '&\(shown);' is not one XML predefines"
       : "a '&' that does not begin an entity reference ('&\(shown)' then \(next))"
     return refuse(
-      rule + "; a statement may use only &amp; &lt; &gt; &quot; &apos; and character references (&#233; &#xE9;); write '&' as &amp;",
+      rule
+        + "; a statement may use only &amp; &lt; &gt; &quot; &apos; and character references (&#233; &#xE9;); write '&' as &amp;",
       at: max(start, 0))
   }
 

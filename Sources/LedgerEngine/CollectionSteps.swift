@@ -60,7 +60,8 @@ extension Scheduler {
             reminderDay = max(reminderDay ?? reminder, reminder)
             try store.recordEvent(
               account: record.accountID, invoice: record.invoiceID, actor: actor, kind: "reminder_queued",
-              reason: "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the charge failed",
+              reason:
+                "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the charge failed",
               data: [:])
           }
         default: try carryOut(effect, of: record, actor: actor)
@@ -79,7 +80,8 @@ extension Scheduler {
       data: ["reason": reason?.rawValue ?? "no_usable_card"])
     guard notify else { return }
     try store.queueNotice(
-      key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(first.invoiceID)-\(now.iso8601)"), account: account,
+      key: "charge_failed:" + (attemptID.map(String.init) ?? "nocard-\(first.invoiceID)-\(now.iso8601)"),
+      account: account,
       invoice: first.invoiceID, kind: "charge_failed",
       data: [
         "invoices": numbers, "amount": amount.amountString, "currency": amount.currency.code,
@@ -98,23 +100,27 @@ extension Scheduler {
     case .chargeFailedNotice(let reason, let on, let reminder):
       // One invoice's failure on its own (rounds go through `failRound`).
       try store.queueNotice(
-        key: "charge_failed:nocard-\(id)-\(store.clock.now().iso8601)", account: record.accountID, invoice: id, kind: "charge_failed",
+        key: "charge_failed:nocard-\(id)-\(store.clock.now().iso8601)", account: record.accountID, invoice: id,
+        kind: "charge_failed",
         data: [
           "invoices": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
           "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
-          "downgrade_on": on.date.iso8601, "downgrade_plan": downgradePlan(record), "reminder_day": reminder.map(String.init) ?? "",
+          "downgrade_on": on.date.iso8601, "downgrade_plan": downgradePlan(record),
+          "reminder_day": reminder.map(String.init) ?? "",
         ])
     case .overdueNotice(let on):
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "invoice_overdue",
-        reason: "transfer invoice \(record.number) (\(record.due)) is overdue; downgrade on \(on.date) unless paid", data: [:])
+        reason: "transfer invoice \(record.number) (\(record.due)) is overdue; downgrade on \(on.date) unless paid",
+        data: [:])
       try store.queueNotice(
         key: "overdue:\(id)", account: record.accountID, invoice: id, kind: "dunning_reminder",
         data: reminderData(record, downgradeOn: on, day: 0))
     case .reminder(let day, let sequence, let on):
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "reminder_queued",
-        reason: "day-\(day) reminder for \(record.number) (\(record.due)): downgrade on \(on.date) unless paid", data: [:])
+        reason: "day-\(day) reminder for \(record.number) (\(record.due)): downgrade on \(on.date) unless paid",
+        data: [:])
       try store.queueNotice(
         key: "reminder:\(id):\(sequence)", account: record.accountID, invoice: id, kind: "dunning_reminder",
         data: reminderData(record, downgradeOn: on, day: day))
@@ -126,7 +132,8 @@ extension Scheduler {
       try store.queueNotice(
         key: "transfer_due:\(id)", account: record.accountID, invoice: id, kind: "transfer_due_soon",
         data: [
-          "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code, "due_date": dueDate,
+          "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
+          "due_date": dueDate,
           "payment_reference": record.paymentReference ?? "",
         ])
     case .transferNotReceivedNotice(let on, let reminder, let overdue):
@@ -140,17 +147,22 @@ extension Scheduler {
       if let reminder {
         try store.recordEvent(
           account: record.accountID, invoice: id, actor: actor, kind: "reminder_queued",
-          reason: "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the transfer has not arrived",
+          reason:
+            "day-\(reminder) reminder for \(record.number) (\(record.due)): carried by the message that the transfer has not arrived",
           data: [:])
       }
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "transfer_not_received",
-        reason: "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window", data: [:])
+        reason:
+          "the transfer declared for \(record.number) (reference \(declaration.reference)) has not arrived after the clearing window",
+        data: [:])
       try store.queueNotice(
-        key: "transfer_not_received:\(declaration.id):\(store.clock.now().iso8601)", account: record.accountID, invoice: id, kind: "transfer_not_received",
+        key: "transfer_not_received:\(declaration.id):\(store.clock.now().iso8601)", account: record.accountID,
+        invoice: id, kind: "transfer_not_received",
         data: [
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
-          "sent_on": declaration.sentOn.iso8601, "reference": declaration.reference, "payment_reference": record.paymentReference ?? "",
+          "sent_on": declaration.sentOn.iso8601, "reference": declaration.reference,
+          "payment_reference": record.paymentReference ?? "",
           "downgrade_on": on.map { $0.date.iso8601 } ?? "", "downgrade_plan": downgradePlan(record),
           "reminder_day": reminder.map(String.init) ?? "",
         ])
@@ -159,8 +171,10 @@ extension Scheduler {
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "account_downgraded",
         reason: "grace period over: \(record.number) (\(record.due)) unpaid since \(record.state.dueDate); "
-          + (change.fromPlan == change.toPlan ? "account stays on \(change.toPlan)" : "plan \(change.fromPlan) → \(change.toPlan)")
-          + (change.addonsRemoved > 0 ? ", \(change.addonsRemoved) add-on(s) removed" : "") + "; invoice written off as uncollectible",
+          + (change.fromPlan == change.toPlan
+            ? "account stays on \(change.toPlan)" : "plan \(change.fromPlan) → \(change.toPlan)")
+          + (change.addonsRemoved > 0 ? ", \(change.addonsRemoved) add-on(s) removed" : "")
+          + "; invoice written off as uncollectible",
         data: ["from_plan": change.fromPlan, "to_plan": change.toPlan, "invoice": record.number])
       try store.queueNotice(
         key: "downgrade:\(id)", account: record.accountID, invoice: id, kind: "downgrade_notice",
@@ -179,7 +193,8 @@ extension Scheduler {
 
   func reminderData(_ record: CollectionRecord, downgradeOn: Instant, day: Int) -> [String: String] {
     [
-      "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code, "day": String(day),
+      "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
+      "day": String(day),
       "downgrade_on": downgradeOn.date.iso8601, "downgrade_plan": downgradePlan(record),
       "payment_reference": record.paymentReference ?? "",
     ]

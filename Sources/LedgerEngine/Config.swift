@@ -73,24 +73,34 @@ public struct LedgerConfig: Sendable, Equatable {
         config.dunning.collectionTime = nil
       } else if !time.isEmpty {
         guard let seconds = Self.clockTime(time), seconds < 86_400 else {
-          throw InputError(field: "dunning.collection_time", rule: "'\(time)' must be a time of day HH:MM or HH:MM:SS (00:00 to 23:59:59), or \"when_due\"")
+          throw InputError(
+            field: "dunning.collection_time",
+            rule: "'\(time)' must be a time of day HH:MM or HH:MM:SS (00:00 to 23:59:59), or \"when_due\"")
         }
         config.dunning.collectionTime = seconds
       }
       var offset = ""
       try d.string("collection_utc_offset", into: &offset)
       if !offset.isEmpty {
-        guard let sign = offset.first, sign == "+" || sign == "-", let seconds = Self.clockTime(String(offset.dropFirst())),
+        guard let sign = offset.first, sign == "+" || sign == "-",
+          let seconds = Self.clockTime(String(offset.dropFirst())),
           seconds <= 14 * 3600
         else {
-          throw InputError(field: "dunning.collection_utc_offset", rule: "'\(offset)' must be an offset from UTC, +HH:MM or -HH:MM (at most 14:00)")
+          throw InputError(
+            field: "dunning.collection_utc_offset",
+            rule: "'\(offset)' must be an offset from UTC, +HH:MM or -HH:MM (at most 14:00)")
         }
         config.dunning.collectionUTCOffsetSeconds = sign == "-" ? -seconds : seconds
       }
       for (key, days) in [("retry_days", config.dunning.retryDays), ("reminder_days", config.dunning.reminderDays)] {
-        guard days == days.sorted(), Set(days).count == days.count, days.allSatisfy({ $0 >= 1 && $0 < config.dunning.graceDays }) else {
+        guard days == days.sorted(), Set(days).count == days.count,
+          days.allSatisfy({ $0 >= 1 && $0 < config.dunning.graceDays })
+        else {
           throw InputError(
-            field: "dunning.\(key)", rule: "must be distinct days in increasing order, each from 1 to grace_days - 1 (\(config.dunning.graceDays - 1))")
+            field: "dunning.\(key)",
+            rule:
+              "must be distinct days in increasing order, each from 1 to grace_days - 1 (\(config.dunning.graceDays - 1))"
+          )
         }
       }
     }
@@ -104,7 +114,9 @@ public struct LedgerConfig: Sendable, Equatable {
       try p.known(["kind", "simulated_db", "max_in_flight", "slow_ms", "timeout_ms"])
       var kind = "simulated"
       try p.string("kind", into: &kind)
-      guard kind == "simulated" else { throw InputError(field: "processor.kind", rule: "'\(kind)' is not a known processor (simulated)") }
+      guard kind == "simulated" else {
+        throw InputError(field: "processor.kind", rule: "'\(kind)' is not a known processor (simulated)")
+      }
       var path = ""
       try p.string("simulated_db", into: &path)
       if !path.isEmpty { config.simulatedProcessorPath = path }
@@ -137,17 +149,31 @@ public struct LedgerConfig: Sendable, Equatable {
   /// Typed access to one JSON object, naming `section.key` in every error.
   /// A parsed JSON value that keeps booleans, numbers and strings apart.
   enum JSONValue: Decodable {
-    case bool(Bool), int(Int), number(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
+    case bool(Bool)
+    case int(Int)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+    case null
 
     init(from decoder: Decoder) throws {
       let c = try decoder.singleValueContainer()
-      if c.decodeNil() { self = .null }
-      else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-      else if let i = try? c.decode(Int.self) { self = .int(i) }
-      else if let d = try? c.decode(Double.self) { self = .number(d) }
-      else if let s = try? c.decode(String.self) { self = .string(s) }
-      else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-      else { self = .object(try c.decode([String: JSONValue].self)) }
+      if c.decodeNil() {
+        self = .null
+      } else if let b = try? c.decode(Bool.self) {
+        self = .bool(b)
+      } else if let i = try? c.decode(Int.self) {
+        self = .int(i)
+      } else if let d = try? c.decode(Double.self) {
+        self = .number(d)
+      } else if let s = try? c.decode(String.self) {
+        self = .string(s)
+      } else if let a = try? c.decode([JSONValue].self) {
+        self = .array(a)
+      } else {
+        self = .object(try c.decode([String: JSONValue].self))
+      }
     }
   }
 
@@ -159,7 +185,8 @@ public struct LedgerConfig: Sendable, Equatable {
 
     func known(_ keys: Set<String>) throws {
       if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
-        throw InputError(field: name(unknown), rule: "is not a known setting (known: \(keys.sorted().joined(separator: ", ")))")
+        throw InputError(
+          field: name(unknown), rule: "is not a known setting (known: \(keys.sorted().joined(separator: ", ")))")
       }
     }
 
@@ -172,13 +199,18 @@ public struct LedgerConfig: Sendable, Equatable {
     func int(_ key: String, into target: inout Int, range: ClosedRange<Int>) throws {
       guard let value = object[key] else { return }
       guard case .int(let int) = value, range.contains(int)
-      else { throw InputError(field: name(key), rule: "must be a whole number from \(range.lowerBound) to \(range.upperBound)") }
+      else {
+        throw InputError(
+          field: name(key), rule: "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+      }
       target = int
     }
 
     func ints(_ key: String, into target: inout [Int]) throws {
       guard let value = object[key] else { return }
-      guard case .array(let array) = value, !array.isEmpty else { throw InputError(field: name(key), rule: "must be a list of whole numbers") }
+      guard case .array(let array) = value, !array.isEmpty else {
+        throw InputError(field: name(key), rule: "must be a list of whole numbers")
+      }
       target = try array.map {
         guard case .int(let i) = $0 else {
           throw InputError(field: name(key), rule: "must be a list of whole numbers")
@@ -189,7 +221,9 @@ public struct LedgerConfig: Sendable, Equatable {
 
     func string(_ key: String, into target: inout String) throws {
       guard let value = object[key] else { return }
-      guard case .string(let s) = value, !s.isEmpty else { throw InputError(field: name(key), rule: "must be a non-empty string") }
+      guard case .string(let s) = value, !s.isEmpty else {
+        throw InputError(field: name(key), rule: "must be a non-empty string")
+      }
       target = s
     }
 
@@ -280,7 +314,8 @@ public struct MailConfig: Sendable, Equatable {
     if !command.isEmpty {
       sendmailCommand = command.split(separator: " ").map(String.init)
       guard sendmailCommand.first?.hasPrefix("/") == true else {
-        throw InputError(field: "mail.sendmail_command", rule: "must start with an absolute path (e.g. /usr/sbin/sendmail -i -t)")
+        throw InputError(
+          field: "mail.sendmail_command", rule: "must start with an absolute path (e.g. /usr/sbin/sendmail -i -t)")
       }
     }
     try r.int("timeout_seconds", into: &timeoutSeconds, range: 1...600)
@@ -289,7 +324,9 @@ public struct MailConfig: Sendable, Equatable {
     try r.int("backoff_max_seconds", into: &backoffMaxSeconds, range: 1...604_800)
     try r.int("batch_size", into: &batchSize, range: 1...10_000)
     if let smtp = try r.section("smtp") {
-      try smtp.known(["host", "port", "starttls", "ca_file", "username", "password", "password_file", "helo", "timeout_seconds"])
+      try smtp.known([
+        "host", "port", "starttls", "ca_file", "username", "password", "password_file", "helo", "timeout_seconds",
+      ])
       try smtp.string("host", into: &smtpHost)
       try smtp.int("port", into: &smtpPort, range: 1...65_535)
       try smtp.bool("starttls", into: &smtpStartTLS)
@@ -309,7 +346,9 @@ public struct MailConfig: Sendable, Equatable {
       var passwordFile = ""
       try smtp.string("password_file", into: &passwordFile)
       if !passwordFile.isEmpty {
-        guard password.isEmpty else { throw InputError(field: "mail.smtp.password_file", rule: "give password or password_file, not both") }
+        guard password.isEmpty else {
+          throw InputError(field: "mail.smtp.password_file", rule: "give password or password_file, not both")
+        }
         guard let data = FileManager.default.contents(atPath: passwordFile) else {
           throw InputError(field: "mail.smtp.password_file", rule: "cannot read \(passwordFile)")
         }

@@ -81,7 +81,9 @@ public struct LedgerDaemon: Service {
     // previous run had open) are taken in before anything is charged.
     do {
       let adopted = try await scheduler.adoptProcessorCharges()
-      if adopted > 0 { logger.notice("took in \(adopted) charge(s) the processor made for this ledger that its file did not have") }
+      if adopted > 0 {
+        logger.notice("took in \(adopted) charge(s) the processor made for this ledger that its file did not have")
+      }
     } catch {
       throw stopping(error, store: store)
     }
@@ -103,8 +105,10 @@ public struct LedgerDaemon: Service {
     // SIGTERM, and fails.
     var fatal: Error?
     do {
-      try await loop(store: store, scheduler: scheduler, heartbeat: heartbeat, lastEvent: &lastEvent, lastCheckpoint: &lastCheckpoint)
-    } catch where LedgerStore.isFatal(error) {
+      try await loop(
+        store: store, scheduler: scheduler, heartbeat: heartbeat, lastEvent: &lastEvent, lastCheckpoint: &lastCheckpoint
+      )
+    } catch  where LedgerStore.isFatal(error) {
       fatal = error
     }
     // The message in hand gets a few seconds to finish; then the hand-off is cut short (a
@@ -153,13 +157,17 @@ public struct LedgerDaemon: Service {
           // loop runs one tick at a time, so none is in flight here), resolved by their
           // keys and recorded with the first batch due.
           let report = try await scheduler.runDue(recording: try await scheduler.pendingAnswers())
-          if report.recoveredPending > 0 { logger.notice("resolved \(report.recoveredPending) pending charge attempt(s)") }
+          if report.recoveredPending > 0 {
+            logger.notice("resolved \(report.recoveredPending) pending charge attempt(s)")
+          }
           if report.attempts > 0 || report.reminders > 0 || report.downgrades > 0 {
-            logger.info("tick: \(report.attempts) attempts, \(report.succeeded) paid, \(report.reminders) reminders, \(report.downgrades) downgrades")
+            logger.info(
+              "tick: \(report.attempts) attempts, \(report.succeeded) paid, \(report.reminders) reminders, \(report.downgrades) downgrades"
+            )
           }
           lastEvent = try logEvents(store, after: lastEvent)
           if report.unresolved > 0 { _ = try await scheduler.recoverPending() }
-        } catch where LedgerStore.isFatal(error) {
+        } catch  where LedgerStore.isFatal(error) {
           throw error
         } catch {
           // A failed tick is logged and retried on the next wake (after `failedTickPause`,
@@ -172,7 +180,7 @@ public struct LedgerDaemon: Service {
           do {
             let resolved = try await scheduler.recoverPending()
             if resolved > 0 { logger.notice("resolved \(resolved) pending charge attempt(s) after the failed tick") }
-          } catch where LedgerStore.isFatal(error) {
+          } catch  where LedgerStore.isFatal(error) {
             throw error
           } catch {
             logger.error("pending attempts not resolved yet: \(String(describing: error))")
@@ -199,7 +207,8 @@ public struct LedgerDaemon: Service {
       let copy = databasePath + ".replaced-" + SystemClock().now().iso8601.replacingOccurrences(of: ":", with: "")
       do {
         _ = try store.backup(to: copy)
-        logger.critical("the file this daemon had open is saved as \(copy); compare it with the one now in place before going on")
+        logger.critical(
+          "the file this daemon had open is saved as \(copy); compare it with the one now in place before going on")
       } catch {
         logger.critical("the file this daemon had open could not be saved: \(String(describing: error))")
       }
@@ -207,9 +216,14 @@ public struct LedgerDaemon: Service {
       // would read them into the file now in place when it is next opened (the WAL names
       // no file). They are copied into the file this daemon has open, and the WAL emptied.
       do {
-        if try !store.compactLog(lockTimeout: .seconds(2), readerWaitMilliseconds: 2_000).complete { logger.critical("the WAL could not be emptied (readers hold it): move \(databasePath)-wal aside before starting again") }
+        if try !store.compactLog(lockTimeout: .seconds(2), readerWaitMilliseconds: 2_000).complete {
+          logger.critical(
+            "the WAL could not be emptied (readers hold it): move \(databasePath)-wal aside before starting again")
+        }
       } catch {
-        logger.critical("the WAL could not be emptied: \(String(describing: error)); move \(databasePath)-wal aside before starting again")
+        logger.critical(
+          "the WAL could not be emptied: \(String(describing: error)); move \(databasePath)-wal aside before starting again"
+        )
       }
     }
     notifier.stopping()
@@ -280,7 +294,9 @@ public struct LedgerDaemon: Service {
       do {
         let report = try await mailer.deliverDue(shouldStop: stopping)
         if report.delivered + report.deferred + report.failed > 0 {
-          logger.info("outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed")
+          logger.info(
+            "outbox: \(report.delivered) delivered, \(report.deferred) to retry, \(report.postponed) held back, \(report.failed) failed"
+          )
         }
       } catch {
         // The ledger, not the transport, failed: the pass stopped; the next one waits
@@ -324,14 +340,18 @@ public struct LedgerDaemon: Service {
       .milliseconds(Self.milliseconds(ContinuousClock.now - origin) - lastMilliseconds.load(ordering: .relaxed))
     }
 
-    static func milliseconds(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+    static func milliseconds(_ d: Duration) -> Int64 {
+      d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
   }
 
   /// Writes every event committed since `id` to the log, one line each, for journald.
   func logEvents(_ store: LedgerStore, after id: Int64) throws -> Int64 {
     var last = id
     for event in try store.events(after: id) {
-      logger.notice("\(event.kind) account=\(event.accountID.map(String.init) ?? "-") actor=\(event.actor.rawValue): \(event.reason)")
+      logger.notice(
+        "\(event.kind) account=\(event.accountID.map(String.init) ?? "-") actor=\(event.actor.rawValue): \(event.reason)"
+      )
       last = event.id
     }
     return last

@@ -129,12 +129,15 @@ public struct SendmailTransport: MailTransport {
   static let permanentStatuses: Set<Int32> = [65, 67]
 
   public func send(_ envelope: Envelope) async throws -> String {
-    guard let program = command.first else { throw DeliveryFailure(permanent: false, reply: "no sendmail command configured", transportWide: true) }
+    guard let program = command.first else {
+      throw DeliveryFailure(permanent: false, reply: "no sendmail command configured", transportWide: true)
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
     process.arguments = Array(command.dropFirst())
     let input = Pipe()
-    let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("ledgerd-sendmail-\(UUID().uuidString)")
+    let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "ledgerd-sendmail-\(UUID().uuidString)")
     _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
     defer { try? FileManager.default.removeItem(at: errorFile) }
     let errorHandle = try FileHandle(forWritingTo: errorFile)
@@ -166,7 +169,8 @@ public struct SendmailTransport: MailTransport {
       }
       if ContinuousClock.now > deadline {
         Self.stop(process)
-        throw DeliveryFailure(permanent: false, reply: "\(program) did not finish within \(timeoutSeconds) s", transportWide: true)
+        throw DeliveryFailure(
+          permanent: false, reply: "\(program) did not finish within \(timeoutSeconds) s", transportWide: true)
       }
       do {
         try await Task.sleep(for: .milliseconds(5))
@@ -175,10 +179,12 @@ public struct SendmailTransport: MailTransport {
       }
     }
     process.waitUntilExit()
-    let output = (try? String(contentsOf: errorFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+    let output =
+      (try? String(contentsOf: errorFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
     let status = process.terminationStatus
     if process.terminationReason == .uncaughtSignal {
-      throw DeliveryFailure(permanent: false, reply: "\(program) killed by signal \(status)" + (output.isEmpty ? "" : ": \(output)"))
+      throw DeliveryFailure(
+        permanent: false, reply: "\(program) killed by signal \(status)" + (output.isEmpty ? "" : ": \(output)"))
     }
     guard status == 0 else {
       throw DeliveryFailure(

@@ -29,7 +29,10 @@ public final class Mailer {
   }
 
   /// A mailer on `store`'s outbox; `batchSize` rows are read at a time.
-  public init(store: any OutboxRepository, transport: MailTransport, sender: Sender, policy: RetryPolicy, batchSize: Int, logger: Logger) {
+  public init(
+    store: any OutboxRepository, transport: MailTransport, sender: Sender, policy: RetryPolicy, batchSize: Int,
+    logger: Logger
+  ) {
     self.store = store
     self.transport = transport
     self.sender = sender
@@ -43,7 +46,8 @@ public final class Mailer {
     self.init(
       store: store, transport: config.makeTransport(defaultSpool: defaultSpool),
       sender: Sender(address: config.from, name: config.fromName, messageIDDomain: config.messageIDDomain),
-      policy: RetryPolicy(maxAttempts: config.maxAttempts, baseSeconds: config.backoffSeconds, maxSeconds: config.backoffMaxSeconds),
+      policy: RetryPolicy(
+        maxAttempts: config.maxAttempts, baseSeconds: config.backoffSeconds, maxSeconds: config.backoffMaxSeconds),
       batchSize: config.batchSize, logger: logger)
   }
 
@@ -70,7 +74,9 @@ public final class Mailer {
           // No use trying the others now: they wait as long as this one.
           report.deferred += 1
           report.postponed = try store.postponeDueOutbox(now: store.clock.now(), until: retryAt)
-          if report.postponed > 0 { logger.warning("outbox: \(report.postponed) other message(s) wait until \(retryAt) too") }
+          if report.postponed > 0 {
+            logger.warning("outbox: \(report.postponed) other message(s) wait until \(retryAt) too")
+          }
           break pass
         }
       }
@@ -92,7 +98,8 @@ public final class Mailer {
   /// The message an outbox row becomes, exactly as it is sent.
   public func envelope(for entry: OutboxEntry) throws -> Envelope {
     let item = OutboxItem(
-      id: entry.id, key: entry.key, kind: entry.kind, locale: entry.locale, recipient: entry.recipient, data: entry.data,
+      id: entry.id, key: entry.key, kind: entry.kind, locale: entry.locale, recipient: entry.recipient,
+      data: entry.data,
       createdAt: try Instant(iso8601: entry.createdAt), attempts: entry.attempts)
     let digest = Self.digest(key: entry.key)
     let message = try Composer.message(for: item, sender: sender, keyDigest: digest)
@@ -117,17 +124,24 @@ public final class Mailer {
       if error is CancellationError || Task.isCancelled {
         // Shutdown cut the hand-off short: not a failure of the message, no attempt is
         // counted; it is sent again, with the same Message-ID, on the next start.
-        logger.notice("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not handed off: shutting down; it will be sent again")
+        logger.notice(
+          "outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not handed off: shutting down; it will be sent again"
+        )
         return .interrupted
       }
       let failure = error as? DeliveryFailure ?? DeliveryFailure(permanent: false, reply: String(describing: error))
-      let retryAt = policy.nextAttempt(afterFailures: entry.attempts + 1, permanent: failure.permanent, now: store.clock.now())
+      let retryAt = policy.nextAttempt(
+        afterFailures: entry.attempts + 1, permanent: failure.permanent, now: store.clock.now())
       try store.markOutboxAttemptFailed(id: entry.id, error: failure.reply, retryAt: retryAt)
       if let retryAt {
-        logger.warning("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not delivered, next try \(retryAt): \(failure.reply)")
+        logger.warning(
+          "outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) not delivered, next try \(retryAt): \(failure.reply)"
+        )
         return failure.transportWide ? .transportDown(retryAt) : .deferred
       }
-      logger.error("outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed after \(entry.attempts + 1) attempt(s): \(failure.reply)")
+      logger.error(
+        "outbox \(entry.id) (\(entry.kind) to \(entry.recipient)) failed after \(entry.attempts + 1) attempt(s): \(failure.reply)"
+      )
       return .failed
     }
     do {
@@ -155,7 +169,8 @@ extension MailConfig {
     case .sendmail: return SendmailTransport(command: sendmailCommand, timeoutSeconds: timeoutSeconds)
     case .smtp:
       return SMTPTransport(
-        host: smtpHost, port: smtpPort, startTLS: smtpStartTLS, caFile: smtpCAFile, username: smtpUsername, password: smtpPassword,
+        host: smtpHost, port: smtpPort, startTLS: smtpStartTLS, caFile: smtpCAFile, username: smtpUsername,
+        password: smtpPassword,
         helo: smtpHelo ?? ProcessInfo.processInfo.hostName, timeoutSeconds: timeoutSeconds)
     }
   }

@@ -106,22 +106,30 @@ public struct Reconciler {
 
   /// The kind of a file, from its first bytes and, for CSV, its header.
   public enum FileKind: String, Sendable {
-    case camt053, bankCSV = "bank_csv", processorCSV = "processor_csv"
+    case camt053
+    case bankCSV = "bank_csv"
+    case processorCSV = "processor_csv"
   }
 
   /// camt.053 when the first non-blank byte is `<`; a processor report when the CSV
   /// header has `balance_transaction_id`; otherwise the bank CSV.
   public static func detect(path: String) throws -> FileKind {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw InputError(field: path, rule: "cannot be opened") }
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw InputError(field: path, rule: "cannot be opened")
+    }
     defer { try? handle.close() }
     let head = (try? handle.read(upToCount: 4096)) ?? Data()
     var bytes = Array(head)
     // Statements and reports are UTF-8: a UTF-16 or UTF-32 file is named as such, not read
     // as a CSV of odd bytes.
-    if bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE]) || bytes.starts(with: [0x00, 0x00, 0xFE, 0xFF]) {
-      let width = bytes.starts(with: [0xFF, 0xFE, 0x00, 0x00]) || bytes.starts(with: [0x00, 0x00]) ? "UTF-32" : "UTF-16"
+    if bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE])
+      || bytes.starts(with: [0x00, 0x00, 0xFE, 0xFF])
+    {
+      let width =
+        bytes.starts(with: [0xFF, 0xFE, 0x00, 0x00]) || bytes.starts(with: [0x00, 0x00]) ? "UTF-32" : "UTF-16"
       throw InputError(
-        field: path, rule: "starts with a \(width) byte-order mark; statements and reports must be UTF-8; nothing was imported")
+        field: path,
+        rule: "starts with a \(width) byte-order mark; statements and reports must be UTF-8; nothing was imported")
     }
     if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
     guard let first = bytes.first(where: { ![9, 10, 13, 32].contains($0) }) else {
@@ -129,11 +137,14 @@ public struct Reconciler {
     }
     if first == UInt8(ascii: "<") { return .camt053 }
     let header = String(decoding: bytes.prefix { $0 != 10 }, as: UTF8.self)
-    return ProcessorReportFormat.looksLikeReport(header.split(separator: ",").map(String.init)) ? .processorCSV : .bankCSV
+    return ProcessorReportFormat.looksLikeReport(header.split(separator: ",").map(String.init))
+      ? .processorCSV : .bankCSV
   }
 
   /// Reads every line of a bank file (camt.053 or bank CSV) without touching the ledger.
-  public static func readBankFile(path: String, kind: FileKind, _ body: @escaping (BankLine) throws -> Void) throws -> String? {
+  public static func readBankFile(path: String, kind: FileKind, _ body: @escaping (BankLine) throws -> Void) throws
+    -> String?
+  {
     switch kind {
     case .camt053:
       let reader = Camt053Reader(path: path)
@@ -164,7 +175,9 @@ public struct Reconciler {
 
   /// Streams a CSV file through `CSVReader` in 64 KiB chunks.
   static func readCSV(path: String, _ body: ([String], Int) throws -> Void) throws {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw InputError(field: path, rule: "cannot be opened") }
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw InputError(field: path, rule: "cannot be opened")
+    }
     defer { try? handle.close() }
     var reader = CSVReader()
     do {
@@ -202,7 +215,11 @@ public struct Reconciler {
         case .duplicate(let stored):
           report.alreadyImported += 1
           if stored.matchStatus == "unmatched" {
-            note(&report, ReconciliationFinding(kind: stored.direction == .debit ? "debit" : "unmatched_credit", lineID: stored.id, reference: stored.lineKey, amount: stored.amount, detail: stored.note ?? "unmatched"))
+            note(
+              &report,
+              ReconciliationFinding(
+                kind: stored.direction == .debit ? "debit" : "unmatched_credit", lineID: stored.id,
+                reference: stored.lineKey, amount: stored.amount, detail: stored.note ?? "unmatched"))
           }
         case .pending:
           report.newLines += 1
@@ -220,7 +237,9 @@ public struct Reconciler {
           case "reversal": report.reversals += 1
           default: report.unmatched += 1
           }
-          note(&report, ReconciliationFinding(kind: kind, lineID: id, reference: line.lineKey, amount: line.amount, detail: detail))
+          note(
+            &report,
+            ReconciliationFinding(kind: kind, lineID: id, reference: line.lineKey, amount: line.amount, detail: detail))
         case .matchedRecorded:
           report.newLines += 1
           report.matchedRecordedPayments += 1
@@ -234,8 +253,10 @@ public struct Reconciler {
         }
       }
     }
-    report.received = Dictionary(uniqueKeysWithValues: received.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
-    report.credit = Dictionary(uniqueKeysWithValues: credit.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
+    report.received = Dictionary(
+      uniqueKeysWithValues: received.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
+    report.credit = Dictionary(
+      uniqueKeysWithValues: credit.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
     return report
   }
 
@@ -303,14 +324,21 @@ public struct Reconciler {
     else { return nil }
     let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
     try store.linkBankLine(id, toPayment: found.paymentID)
-    let note = "the bank's record of payment \(found.paymentID), recorded by hand (received \(found.receivedOn), reference \(found.reference)): not booked again"
+    let note =
+      "the bank's record of payment \(found.paymentID), recorded by hand (received \(found.receivedOn), reference \(found.reference)): not booked again"
     try store.markBankLine(id, status: "matched", invoiceID: found.invoiceID, rule: "reference", note: note)
     try store.learnPayer(account: found.accountID, name: line.counterpartyName, iban: line.counterpartyIBAN, lineID: id)
-    if let iban = PayerIdentity.normalizedIBAN(line.counterpartyIBAN) { payers.ibans[iban, default: []].insert(found.accountID) }
-    if let name = PayerIdentity.normalizedName(line.counterpartyName) { payers.names[name, default: []].insert(found.accountID) }
+    if let iban = PayerIdentity.normalizedIBAN(line.counterpartyIBAN) {
+      payers.ibans[iban, default: []].insert(found.accountID)
+    }
+    if let name = PayerIdentity.normalizedName(line.counterpartyName) {
+      payers.names[name, default: []].insert(found.accountID)
+    }
     try store.recordReconciliationEvent(
-      account: found.accountID, invoice: found.invoiceID, actor: .reconciliation, kind: "bank_line_matched_recorded_payment",
-      reason: "bank line \(id) (\(line.amount)) is " + note, data: ["line_id": String(id), "payment_id": String(found.paymentID)])
+      account: found.accountID, invoice: found.invoiceID, actor: .reconciliation,
+      kind: "bank_line_matched_recorded_payment",
+      reason: "bank line \(id) (\(line.amount)) is " + note,
+      data: ["line_id": String(id), "payment_id": String(found.paymentID)])
     return .matchedRecorded(id: id, paymentID: found.paymentID)
   }
 
@@ -322,7 +350,8 @@ public struct Reconciler {
       let kind: String
       if let original = try store.reversedCreditLine(for: line) {
         kind = "reversal"
-        detail = "\(line.isReversal ? "reversal" : "debit") of \(line.amount) undoing credit line \(original.lineID)"
+        detail =
+          "\(line.isReversal ? "reversal" : "debit") of \(line.amount) undoing credit line \(original.lineID)"
           + (original.paymentID.map { " (payment \($0)" + (original.invoice.map { " on \($0)" } ?? "") + ")" } ?? "")
           + ": the payment stands until staff refund or reverse it; dismiss the line once done"
       } else if line.isReversal {
@@ -330,19 +359,24 @@ public struct Reconciler {
         detail = "reversal of \(line.amount) (\(line.direction.rawValue)) with no matched line to undo: review"
       } else {
         kind = "debit"
-        detail = "debit of \(line.amount)\(line.counterpartyName.map { " to \($0)" } ?? ""): not a customer payment; dismiss with a reason once reviewed"
+        detail =
+          "debit of \(line.amount)\(line.counterpartyName.map { " to \($0)" } ?? ""): not a customer payment; dismiss with a reason once reviewed"
       }
       return .unmatched(kind: kind, note: String(detail.prefix(500)))
     }
     // 1. The payment reference, structured or in the remittance text.
     for candidate in ReferenceFinder.candidates(structured: line.reference, remittance: line.remittance) {
-      guard let invoiceID = try store.invoiceID(paymentReference: candidate), let invoice = try store.invoice(id: invoiceID) else {
+      guard let invoiceID = try store.invoiceID(paymentReference: candidate),
+        let invoice = try store.invoice(id: invoiceID)
+      else {
         continue
       }
       guard invoice.total.currency == line.amount.currency else {
         return .unmatched(
           kind: "currency_mismatch",
-          note: "reference \(candidate) names \(invoice.number), which is in \(invoice.total.currency.code); the line is in \(line.amount.currency.code)")
+          note:
+            "reference \(candidate) names \(invoice.number), which is in \(invoice.total.currency.code); the line is in \(line.amount.currency.code)"
+        )
       }
       return .pay(invoice, rule: "reference")
     }
@@ -359,20 +393,26 @@ public struct Reconciler {
           ? "known payer (account \(accounts.sorted().map(String.init).joined(separator: ", "))) but no open transfer invoice of exactly \(line.amount), and no valid reference"
           : "known payer with \(candidates.count) open transfer invoices of \(line.amount): assign one")
     }
-    return .unmatched(kind: "unmatched_credit", note: "no valid invoice reference and an unknown payer" + (line.counterpartyName.map { " (\($0))" } ?? ""))
+    return .unmatched(
+      kind: "unmatched_credit",
+      note: "no valid invoice reference and an unknown payer" + (line.counterpartyName.map { " (\($0))" } ?? ""))
   }
 
   /// Records the line as a payment on `invoice` through the same code as
   /// `ledgerd payment record`, and learns the payer. The payment's reference is a label
   /// (the line is linked by `bank_line_id`): the bank's reference, masked if it looks like
   /// a card number, as it reaches emails and events.
-  func pay(_ line: BankLine, id: Int64, invoice: Invoice, rule: String, payers: inout KnownPayers, actor: Actor = .reconciliation) throws
+  func pay(
+    _ line: BankLine, id: Int64, invoice: Invoice, rule: String, payers: inout KnownPayers,
+    actor: Actor = .reconciliation
+  ) throws
     -> LineOutcome
   {
     let receivedOn = try line.bookingDate.map { try CivilDate(iso8601: $0) } ?? store.clock.now().date
     let record = try store.applyPayment(
       account: invoice.accountID, amount: line.amount, method: "transfer",
-      reference: (line.accountServicerRef ?? line.reference ?? line.remittance.map { String($0.prefix(140)) }).map(CardNumberText.masked),
+      reference: (line.accountServicerRef ?? line.reference ?? line.remittance.map { String($0.prefix(140)) }).map(
+        CardNumberText.masked),
       receivedOn: receivedOn,
       chargeAttemptID: nil, bankLineID: id, invoices: [invoice.id], actor: actor, config: config)
     try store.reschedule([invoice.id], config: config)
@@ -380,17 +420,24 @@ public struct Reconciler {
     var finding: ReconciliationFinding?
     if invoice.status != .open && invoice.status != .uncollectible {
       note = "\(invoice.number) was already \(invoice.status.rawValue): \(record.credit) kept as account credit"
-      finding = ReconciliationFinding(kind: "already_paid", lineID: id, reference: line.lineKey, amount: line.amount, detail: note!)
+      finding = ReconciliationFinding(
+        kind: "already_paid", lineID: id, reference: line.lineKey, amount: line.amount, detail: note!)
     } else if record.credit.minorUnits > 0 {
       note = "overpaid \(invoice.number): \(record.credit) kept as account credit"
     } else if record.paidInvoices.isEmpty {
       let left = invoice.due.minorUnits - record.allocated.minorUnits
-      note = "partial payment of \(invoice.number): \(Money(minorUnits: left, currency: line.amount.currency)) still due"
+      note =
+        "partial payment of \(invoice.number): \(Money(minorUnits: left, currency: line.amount.currency)) still due"
     }
     try store.markBankLine(id, status: "matched", invoiceID: invoice.id, rule: rule, note: note)
-    try store.learnPayer(account: invoice.accountID, name: line.counterpartyName, iban: line.counterpartyIBAN, lineID: id)
-    if let iban = PayerIdentity.normalizedIBAN(line.counterpartyIBAN) { payers.ibans[iban, default: []].insert(invoice.accountID) }
-    if let name = PayerIdentity.normalizedName(line.counterpartyName) { payers.names[name, default: []].insert(invoice.accountID) }
+    try store.learnPayer(
+      account: invoice.accountID, name: line.counterpartyName, iban: line.counterpartyIBAN, lineID: id)
+    if let iban = PayerIdentity.normalizedIBAN(line.counterpartyIBAN) {
+      payers.ibans[iban, default: []].insert(invoice.accountID)
+    }
+    if let name = PayerIdentity.normalizedName(line.counterpartyName) {
+      payers.names[name, default: []].insert(invoice.accountID)
+    }
     if let finding { return .matchedWithFinding(rule: rule, record, finding) }
     return .matched(rule: rule, record, invoice: invoice.id)
   }
@@ -399,28 +446,42 @@ public struct Reconciler {
   /// over-payment as usual) and the payer is remembered.
   public func assign(lineID: Int64, invoice reference: String, actor: Actor) throws -> (StoredBankLine, PaymentRecord) {
     try store.write {
-      guard let stored = try store.bankLine(id: lineID) else { throw NotFoundError(field: "LINE", value: String(lineID)) }
+      guard let stored = try store.bankLine(id: lineID) else {
+        throw NotFoundError(field: "LINE", value: String(lineID))
+      }
       guard stored.matchStatus == "unmatched" else {
-        throw StateError(subject: "bank line \(lineID)", rule: "is \(stored.matchStatus); only an unmatched line can be assigned")
+        throw StateError(
+          subject: "bank line \(lineID)", rule: "is \(stored.matchStatus); only an unmatched line can be assigned")
       }
       guard stored.direction == .credit, !stored.isReversal else {
-        throw StateError(subject: "bank line \(lineID)", rule: "is a \(stored.isReversal ? "reversal" : "debit"); only a credit can pay an invoice")
+        throw StateError(
+          subject: "bank line \(lineID)",
+          rule: "is a \(stored.isReversal ? "reversal" : "debit"); only a credit can pay an invoice")
       }
-      guard stored.bookingStatus == .booked else { throw StateError(subject: "bank line \(lineID)", rule: "is pending; wait until it is booked") }
+      guard stored.bookingStatus == .booked else {
+        throw StateError(subject: "bank line \(lineID)", rule: "is pending; wait until it is booked")
+      }
       let invoice = try store.requireInvoice(reference, field: "INVOICE")
       guard invoice.status == .open || invoice.status == .uncollectible else {
-        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
+        throw StateError(
+          subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
       }
       guard invoice.total.currency == stored.amount.currency else {
-        throw InputError(field: "INVOICE", rule: "\(invoice.number) is in \(invoice.total.currency.code); the line is in \(stored.amount.currency.code)")
+        throw InputError(
+          field: "INVOICE",
+          rule: "\(invoice.number) is in \(invoice.total.currency.code); the line is in \(stored.amount.currency.code)")
       }
       let line = BankLine(
-        lineKey: stored.lineKey, source: stored.source, bookingDate: stored.bookingDate, valueDate: stored.valueDate, amount: stored.amount,
-        direction: .credit, reference: stored.reference, remittance: stored.remittance, counterpartyName: stored.counterpartyName,
+        lineKey: stored.lineKey, source: stored.source, bookingDate: stored.bookingDate, valueDate: stored.valueDate,
+        amount: stored.amount,
+        direction: .credit, reference: stored.reference, remittance: stored.remittance,
+        counterpartyName: stored.counterpartyName,
         counterpartyIBAN: stored.counterpartyIban)
       var payers = KnownPayers()
       let outcome = try pay(line, id: lineID, invoice: invoice, rule: "staff", payers: &payers, actor: actor)
-      guard case .matched(_, let record, _) = outcome else { throw StateError(subject: "bank line \(lineID)", rule: "could not be assigned") }
+      guard case .matched(_, let record, _) = outcome else {
+        throw StateError(subject: "bank line \(lineID)", rule: "could not be assigned")
+      }
       return (try store.bankLine(id: lineID)!, record)
     }
   }
@@ -454,9 +515,15 @@ public struct Reconciler {
         }
         if let (outcome, detail) = try store.processorRowOutcome(row.balanceTransactionID) {
           report.alreadyImported += 1
-          let kinds = ["mismatch": "amount_mismatch", "unknown": "unknown_charge", "duplicate": "duplicate_settlement", "adjustment": "charge_adjustment"]
+          let kinds = [
+            "mismatch": "amount_mismatch", "unknown": "unknown_charge", "duplicate": "duplicate_settlement",
+            "adjustment": "charge_adjustment",
+          ]
           if let kind = kinds[outcome] {
-            finding(ReconciliationFinding(kind: kind, lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail ?? outcome))
+            finding(
+              ReconciliationFinding(
+                kind: kind, lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+                detail: detail ?? outcome))
           }
           return
         }
@@ -466,39 +533,60 @@ public struct Reconciler {
           // (refund, dispute, chargeback…) that names a charge the ledger knows moves money
           // on that charge: staff must see it; nothing is posted.
           if !row.reportingCategory.hasPrefix("payout"),
-            let named = try store.attemptNamedByAdjustment(key: row.idempotencyKey, sourceID: row.sourceID, paymentIntentID: row.paymentIntentID)
+            let named = try store.attemptNamedByAdjustment(
+              key: row.idempotencyKey, sourceID: row.sourceID, paymentIntentID: row.paymentIntentID)
           {
             report.adjustments += 1
-            let detail = "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): nothing posted; staff must record it"
-            try store.insertProcessorRow(row, attemptID: named.attempt.id, outcome: "adjustment", detail: detail, feeEntryID: nil)
-            finding(ReconciliationFinding(kind: "charge_adjustment", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+            let detail =
+              "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): nothing posted; staff must record it"
+            try store.insertProcessorRow(
+              row, attemptID: named.attempt.id, outcome: "adjustment", detail: detail, feeEntryID: nil)
+            finding(
+              ReconciliationFinding(
+                kind: "charge_adjustment", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+                detail: detail))
             return
           }
           report.other += 1
-          try store.insertProcessorRow(row, attemptID: nil, outcome: "other", detail: "\(row.reportingCategory): kept for the record", feeEntryID: nil)
+          try store.insertProcessorRow(
+            row, attemptID: nil, outcome: "other", detail: "\(row.reportingCategory): kept for the record",
+            feeEntryID: nil)
           return
         }
         guard let found = try store.attemptForReport(key: row.idempotencyKey, processorRef: row.sourceID) else {
           report.unknown += 1
-          let detail = "the processor settled \(row.gross) (\(row.sourceID ?? "no source id"), key \(row.idempotencyKey ?? "none")) that no charge attempt of the ledger has"
+          let detail =
+            "the processor settled \(row.gross) (\(row.sourceID ?? "no source id"), key \(row.idempotencyKey ?? "none")) that no charge attempt of the ledger has"
           try store.insertProcessorRow(row, attemptID: nil, outcome: "unknown", detail: detail, feeEntryID: nil)
-          finding(ReconciliationFinding(kind: "unknown_charge", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+          finding(
+            ReconciliationFinding(
+              kind: "unknown_charge", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+              detail: detail))
           return
         }
         let attempt = found.attempt
         if let first = try store.settlingReportRow(attempt: attempt.id) {
           // The same charge settled twice in the reports: never post its fee or record it again.
           report.duplicates += 1
-          let detail = "attempt \(attempt.id) (key \(attempt.key)) was already settled by \(first); this second charge row of \(row.gross) is not posted: ask the processor whether the customer was charged twice"
-          try store.insertProcessorRow(row, attemptID: attempt.id, outcome: "duplicate", detail: detail, feeEntryID: nil)
-          finding(ReconciliationFinding(kind: "duplicate_settlement", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+          let detail =
+            "attempt \(attempt.id) (key \(attempt.key)) was already settled by \(first); this second charge row of \(row.gross) is not posted: ask the processor whether the customer was charged twice"
+          try store.insertProcessorRow(
+            row, attemptID: attempt.id, outcome: "duplicate", detail: detail, feeEntryID: nil)
+          finding(
+            ReconciliationFinding(
+              kind: "duplicate_settlement", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+              detail: detail))
           return
         }
         if row.gross != attempt.amount {
           report.mismatched += 1
-          let detail = "attempt \(attempt.id) (key \(attempt.key)) is \(attempt.amount) in the ledger; the processor settled \(row.gross)"
+          let detail =
+            "attempt \(attempt.id) (key \(attempt.key)) is \(attempt.amount) in the ledger; the processor settled \(row.gross)"
           try store.insertProcessorRow(row, attemptID: attempt.id, outcome: "mismatch", detail: detail, feeEntryID: nil)
-          finding(ReconciliationFinding(kind: "amount_mismatch", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+          finding(
+            ReconciliationFinding(
+              kind: "amount_mismatch", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+              detail: detail))
           return
         }
         var outcome = "matched"
@@ -509,9 +597,14 @@ public struct Reconciler {
           let doubles = try attempt.invoiceIDs.filter { try store.invoicePaidByOtherCharge($0, attempt: attempt.id) }
           if !doubles.isEmpty {
             report.mismatched += 1
-            detail = "attempt \(attempt.id) was \(found.status.rawValue) in the ledger but settled by the processor, and its invoice was already paid by another charge: the customer was charged twice; refund \(row.gross)"
-            try store.insertProcessorRow(row, attemptID: attempt.id, outcome: "mismatch", detail: detail, feeEntryID: nil)
-            finding(ReconciliationFinding(kind: "charged_twice", lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail!))
+            detail =
+              "attempt \(attempt.id) was \(found.status.rawValue) in the ledger but settled by the processor, and its invoice was already paid by another charge: the customer was charged twice; refund \(row.gross)"
+            try store.insertProcessorRow(
+              row, attemptID: attempt.id, outcome: "mismatch", detail: detail, feeEntryID: nil)
+            finding(
+              ReconciliationFinding(
+                kind: "charged_twice", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
+                detail: detail!))
             return
           }
           // Paid meanwhile by a transfer, a manual payment or account credit: the money the
@@ -522,22 +615,28 @@ public struct Reconciler {
             attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
           touched += attempt.invoiceIDs
           outcome = "recorded"
-          detail = "attempt \(attempt.id) was \(found.status.rawValue) in the ledger; the processor settled it: recorded as a payment"
+          detail =
+            "attempt \(attempt.id) was \(found.status.rawValue) in the ledger; the processor settled it: recorded as a payment"
           if !paidByOthers.isEmpty {
-            detail! += ", but \(paidByOthers.joined(separator: ", ")) had already been paid by another payment: the customer was charged twice; \(record.credit) kept as account credit, refund it"
+            detail! +=
+              ", but \(paidByOthers.joined(separator: ", ")) had already been paid by another payment: the customer was charged twice; \(record.credit) kept as account credit, refund it"
           }
           try store.recordReconciliationEvent(
-            account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: .reconciliation, kind: "charge_settled_unrecorded",
-            reason: detail!, data: ["attempt_id": String(attempt.id), "balance_transaction_id": row.balanceTransactionID])
+            account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: .reconciliation,
+            kind: "charge_settled_unrecorded",
+            reason: detail!,
+            data: ["attempt_id": String(attempt.id), "balance_transaction_id": row.balanceTransactionID])
           report.recorded += 1
           finding(
             ReconciliationFinding(
-              kind: paidByOthers.isEmpty ? "settled_not_recorded" : "charged_twice", lineID: nil, reference: row.balanceTransactionID,
+              kind: paidByOthers.isEmpty ? "settled_not_recorded" : "charged_twice", lineID: nil,
+              reference: row.balanceTransactionID,
               amount: row.gross, detail: detail!))
         } else {
           report.matched += 1
         }
-        let feeEntry = try store.postProcessorFee(row.fee, balanceTransactionID: row.balanceTransactionID, paymentID: try store.paymentID(attempt: attempt.id))
+        let feeEntry = try store.postProcessorFee(
+          row.fee, balanceTransactionID: row.balanceTransactionID, paymentID: try store.paymentID(attempt: attempt.id))
         fees[row.fee.currency, default: 0] += row.fee.minorUnits
         try store.insertProcessorRow(row, attemptID: attempt.id, outcome: outcome, detail: detail, feeEntryID: feeEntry)
       }
@@ -549,12 +648,14 @@ public struct Reconciler {
           finding(
             ReconciliationFinding(
               kind: "missing_from_report", lineID: nil, reference: missing.key, amount: missing.amount,
-              detail: "attempt \(missing.id) (key \(missing.key)) of \(missing.amount) succeeded in the ledger on \(missing.createdAt) but no report row names it"))
+              detail:
+                "attempt \(missing.id) (key \(missing.key)) of \(missing.amount) succeeded in the ledger on \(missing.createdAt) but no report row names it"
+            ))
         }
       }
     }
-    report.fees = Dictionary(uniqueKeysWithValues: fees.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
+    report.fees = Dictionary(
+      uniqueKeysWithValues: fees.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
     return report
   }
 }
-

@@ -83,7 +83,8 @@ public struct SMTPTransport: MailTransport {
         if startTLS {
           guard hello.lines.contains(where: { $0.uppercased().hasPrefix("STARTTLS") }) else {
             throw DeliveryFailure(
-              permanent: false, reply: "\(host):\(port) does not offer STARTTLS, which the config requires", transportWide: true)
+              permanent: false, reply: "\(host):\(port) does not offer STARTTLS, which the config requires",
+              transportWide: true)
           }
           try await session.expect("STARTTLS", 220...220, step: "STARTTLS")
           var tls = TLSConfiguration.makeClientConfiguration()
@@ -98,18 +99,22 @@ public struct SMTPTransport: MailTransport {
           hello = try await session.expect("EHLO \(helo)", 250...250, step: "EHLO after STARTTLS")
         }
         if let username, let password {
-          guard hello.lines.contains(where: { $0.uppercased().hasPrefix("AUTH") && $0.uppercased().contains("PLAIN") }) else {
-            throw DeliveryFailure(permanent: false, reply: "\(host):\(port) does not offer AUTH PLAIN", transportWide: true)
+          guard hello.lines.contains(where: { $0.uppercased().hasPrefix("AUTH") && $0.uppercased().contains("PLAIN") })
+          else {
+            throw DeliveryFailure(
+              permanent: false, reply: "\(host):\(port) does not offer AUTH PLAIN", transportWide: true)
           }
           let token = Base64.encode([0] + Array(username.utf8) + [0] + Array(password.utf8))
           try await session.expect("AUTH PLAIN \(token)", 235...235, step: "AUTH PLAIN")
         }
         try await session.expect("MAIL FROM:<\(envelope.from)>", 250...250, step: "MAIL FROM")
         for recipient in envelope.recipients {
-          try await session.expect("RCPT TO:<\(recipient)>", 250...251, step: "RCPT TO <\(recipient)>", perMessage: true)
+          try await session.expect(
+            "RCPT TO:<\(recipient)>", 250...251, step: "RCPT TO <\(recipient)>", perMessage: true)
         }
         try await session.expect("DATA", 354...354, step: "DATA", perMessage: true)
-        let accepted = try await session.expect(Self.dotStuffed(envelope.data) + ".", 250...250, step: "end of data", perMessage: true)
+        let accepted = try await session.expect(
+          Self.dotStuffed(envelope.data) + ".", 250...250, step: "end of data", perMessage: true)
         _ = try? await session.expect("QUIT", 221...221, step: "QUIT")
         return accepted.text
       }
@@ -188,7 +193,8 @@ public struct SMTPTransport: MailTransport {
     @discardableResult
     /// A refusal of `perMessage` steps (RCPT TO, DATA) concerns this message only; one of
     /// the others (greeting, EHLO, STARTTLS, AUTH, MAIL FROM) concerns the relay.
-    mutating func expect(_ command: String?, _ codes: ClosedRange<Int>, step: String, perMessage: Bool = false) async throws
+    mutating func expect(_ command: String?, _ codes: ClosedRange<Int>, step: String, perMessage: Bool = false)
+      async throws
       -> SMTPReply
     {
       if let command {
@@ -205,7 +211,8 @@ public struct SMTPTransport: MailTransport {
         throw DeliveryFailure(permanent: false, reply: "connection closed at \(step)", transportWide: true)
       }
       guard codes.contains(reply.code) else {
-        throw DeliveryFailure(permanent: (500...599).contains(reply.code), reply: "\(step): \(reply.text)", transportWide: !perMessage)
+        throw DeliveryFailure(
+          permanent: (500...599).contains(reply.code), reply: "\(step): \(reply.text)", transportWide: !perMessage)
       }
       return reply
     }
@@ -227,14 +234,17 @@ final class SMTPReplyDecoder: ByteToMessageDecoder {
   func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
     let view = buffer.readableBytesView
     guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else {
-      if buffer.readableBytes > 8_192 { throw DeliveryFailure(permanent: false, reply: "reply line longer than 8 KiB", transportWide: true) }
+      if buffer.readableBytes > 8_192 {
+        throw DeliveryFailure(permanent: false, reply: "reply line longer than 8 KiB", transportWide: true)
+      }
       return .needMoreData
     }
     let length = newline - view.startIndex + 1
     guard var line = buffer.readString(length: length) else { return .needMoreData }
     while line.last == "\n" || line.last == "\r" || line.last == "\r\n" { line.removeLast() }
     let bytes = Array(line.utf8)
-    guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (48...57).contains($0) }), let code = Int(String(decoding: bytes[0..<3], as: UTF8.self))
+    guard bytes.count >= 3, bytes[0..<3].allSatisfy({ (48...57).contains($0) }),
+      let code = Int(String(decoding: bytes[0..<3], as: UTF8.self))
     else {
       throw DeliveryFailure(permanent: false, reply: "not an SMTP reply: \(line.prefix(200))", transportWide: true)
     }
@@ -259,7 +269,8 @@ final class ReadTimeoutHandler: ChannelInboundHandler {
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-      context.fireErrorCaught(DeliveryFailure(permanent: false, reply: "no reply within the timeout", transportWide: true))
+      context.fireErrorCaught(
+        DeliveryFailure(permanent: false, reply: "no reply within the timeout", transportWide: true))
       context.close(promise: nil)
     } else {
       context.fireUserInboundEventTriggered(event)

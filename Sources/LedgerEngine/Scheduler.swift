@@ -109,10 +109,14 @@ public final class Scheduler {
         {
         case .adopted:
           adopted += 1
-          logger.notice("charge \(charge.key) (\(charge.amount), account \(m.accountID)) is at the processor but not in this ledger file; taken in")
+          logger.notice(
+            "charge \(charge.key) (\(charge.amount), account \(m.accountID)) is at the processor but not in this ledger file; taken in"
+          )
         case .known: break
         case .foreign(let why):
-          logger.critical("charge \(charge.key) (\(charge.amount), \(charge.outcome)) is at the processor but cannot be taken in: \(why); settle it by hand")
+          logger.critical(
+            "charge \(charge.key) (\(charge.amount), \(charge.outcome)) is at the processor but cannot be taken in: \(why); settle it by hand"
+          )
         }
       }
     }
@@ -149,7 +153,9 @@ public final class Scheduler {
     let pending = try store.pendingAttempts()
     guard !pending.isEmpty else { return [] }
     do {
-      return Array(zip(pending, try await processor.lookup(keys: pending.map(\.key)))).map { (attempt: $0.0, outcome: $0.1) }
+      return Array(zip(pending, try await processor.lookup(keys: pending.map(\.key)))).map {
+        (attempt: $0.0, outcome: $0.1)
+      }
     } catch {
       logger.warning("cannot resolve \(pending.count) pending attempt(s) yet: \(String(describing: error))")
       return []
@@ -161,19 +167,23 @@ public final class Scheduler {
     for (attempt, outcome) in answers {
       switch outcome {
       case .succeeded(let reference):
-        _ = try store.recordChargeSucceeded(attempt, processorRef: reference, actor: .system, config: config, earlierDecline: nil)
+        _ = try store.recordChargeSucceeded(
+          attempt, processorRef: reference, actor: .system, config: config, earlierDecline: nil)
         try reschedule(attempt.invoiceIDs)
       case .declined(let code):
         // The round was cut short: its invoices are due for a charge now, and the next pass
         // begins a new round, so the other cards are tried.
-        try store.recordChargeFailed(attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+        try store.recordChargeFailed(
+          attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
         try store.scheduleChargeNow(attempt.invoiceIDs)
       case .failed(let code):
         try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
       case nil:
         try closeAsError(attempt, rawCode: "not_received", reason: .processingError)
       }
-      logger.info("resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")")
+      logger.info(
+        "resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")"
+      )
     }
   }
 
@@ -182,7 +192,9 @@ public final class Scheduler {
   /// others asked again.
   func closeAsError(_ attempt: PendingAttempt, rawCode: String, reason: DeclineReason) throws {
     try store.recordChargeFailed(attempt, status: .error, rawCode: rawCode, reason: reason, actor: .system)
-    try failRound(invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id, actor: .system)
+    try failRound(
+      invoiceIDs: attempt.invoiceIDs, account: attempt.accountID, reason: .processingError, attemptID: attempt.id,
+      actor: .system)
     try reschedule(attempt.invoiceIDs)
     try rescheduleAfterFreedCharge(attempt)
   }
@@ -226,7 +238,9 @@ public final class Scheduler {
     var report = TickReport()
     let now = store.clock.now()
     if lastExpirySweep.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch >= 3600 }) ?? true {
-      report.cardExpiryNotices = try store.write { try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays) }
+      report.cardExpiryNotices = try store.write {
+        try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays)
+      }
       lastExpirySweep = now
     }
     var previous: [DueAction] = []
@@ -255,7 +269,8 @@ public final class Scheduler {
         let item = due[0]
         throw StateError(
           subject: "invoice \(item.number)",
-          rule: "the schedule does not advance: its \(item.action.rawValue) at \(item.at) came due again unchanged after being run"
+          rule:
+            "the schedule does not advance: its \(item.action.rawValue) at \(item.at) came due again unchanged after being run"
             + (due.count > 1 ? " (with \(due.count - 1) other invoice(s))" : ""))
       case .started(let due, var batch):
         try await charge(&batch, report: &report)
@@ -275,7 +290,8 @@ public final class Scheduler {
   /// Whether two batches of due actions are the same invoices with the same actions at the
   /// same times.
   static func sameSchedule(_ a: [DueAction], _ b: [DueAction]) -> Bool {
-    a.count == b.count && zip(a, b).allSatisfy { $0.invoiceID == $1.invoiceID && $0.action == $1.action && $0.at == $1.at }
+    a.count == b.count
+      && zip(a, b).allSatisfy { $0.invoiceID == $1.invoiceID && $0.action == $1.action && $0.at == $1.at }
   }
 
   /// The first step of a batch, in the caller's transaction: the reminders, downgrades and
@@ -298,9 +314,11 @@ public final class Scheduler {
     for item in others {
       do {
         try store.isolated { try carryOutStep(item, actor: .scheduler) }
-      } catch where store.isOwnFailure(error) {
+      } catch  where store.isOwnFailure(error) {
         let retryAt = store.clock.now().adding(seconds: failedStepRetrySeconds)
-        logger.error("\(item.action.rawValue) of \(item.number) (account \(item.accountID)) failed, tried again at \(retryAt): \(String(describing: error))")
+        logger.error(
+          "\(item.action.rawValue) of \(item.number) (account \(item.accountID)) failed, tried again at \(retryAt): \(String(describing: error))"
+        )
         try store.postponeFailedStep(item, retryAt: retryAt, error: String(describing: error), actor: .scheduler)
         report.failedSteps += 1
         continue
@@ -406,10 +424,12 @@ public final class Scheduler {
       charging.insert(round.accountID)
       let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
       let key = IdempotencyKey.make()
-      let id = try store.beginAttempt(account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
+      let id = try store.beginAttempt(
+        account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
       let attempt = PendingAttempt(
         id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
-        cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount, invoiceIDs: parts.map(\.id))
+        cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount,
+        invoiceIDs: parts.map(\.id))
       calls.append((i, attempt))
       batch.rounds[i].tried.insert(card.id)
       batch.rounds[i].lastAttempt = id
@@ -417,7 +437,9 @@ public final class Scheduler {
     for (i, open, cards) in exhausted {
       let round = batch.rounds[i]
       if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
-        try failRound(invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt, actor: .scheduler)
+        try failRound(
+          invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
+          actor: .scheduler)
       }
       // Recording the failure changes no card and no attempt: the policy gets the cards
       // read above, unless a charge of the same account (another currency) began since.
@@ -449,11 +471,14 @@ public final class Scheduler {
         let reason = DeclineReason(rawCode: code)
         try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
         round.lastReason = reason
-        if round.firstDecline == nil { round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason) }
+        if round.firstDecline == nil {
+          round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason)
+        }
         next.append(round)
         report.declined += 1
       case .some(.failed(let code)):
-        try store.recordChargeFailed(call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
+        try store.recordChargeFailed(
+          call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
         round.lastReason = .processingError
         next.append(round)
         report.declined += 1
@@ -475,14 +500,16 @@ public final class Scheduler {
     let requests = attempts.map {
       ChargeRequest(
         key: $0.key, token: $0.token, amount: $0.amount,
-        metadata: ChargeMetadata(ledgerID: ledgerID, attemptID: $0.id, accountID: $0.accountID, cardID: $0.cardID, invoiceIDs: $0.invoiceIDs))
+        metadata: ChargeMetadata(
+          ledgerID: ledgerID, attemptID: $0.id, accountID: $0.accountID, cardID: $0.cardID, invoiceIDs: $0.invoiceIDs))
     }
     let immediate = await processor.chargeAtOnce(requests, maxInFlight: maxInFlight)
     guard immediate.count == attempts.count else {
       // A processor that answers for another number of charges than it was given breaks
       // its contract: none of its answers is taken (the charges it made stay pending and
       // are asked about by key).
-      logger.error("the processor answered \(immediate.count) of \(attempts.count) charges made at once; all are left pending")
+      logger.error(
+        "the processor answered \(immediate.count) of \(attempts.count) charges made at once; all are left pending")
       return results
     }
     var separate: [Int] = []
@@ -537,7 +564,9 @@ extension Scheduler {
     var steps = 0
     while let next = try store.nextActionTime(), next <= until {
       steps += 1
-      guard steps < 1_000_000 else { throw StateError(subject: "run-due", rule: "the schedule does not advance (stuck at \(next))") }
+      guard steps < 1_000_000 else {
+        throw StateError(subject: "run-due", rule: "the schedule does not advance (stuck at \(next))")
+      }
       clock.advance(to: next)
       report.add(try await runDue(recording: try await pendingAnswers()))
     }

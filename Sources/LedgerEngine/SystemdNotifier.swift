@@ -1,10 +1,11 @@
+import Foundation
+import LedgerStore
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
   import Musl
 #endif
-import Foundation
-import LedgerStore
 
 /// Speaks systemd's notify protocol without libsystemd: each message is one datagram of
 /// `KEY=VALUE` lines sent to the socket named by `$NOTIFY_SOCKET` (a path, or an abstract
@@ -87,7 +88,8 @@ public final class InstanceLock: @unchecked Sendable {
     if !locked {
       var buffer = [UInt8](repeating: 0, count: 32)
       let n = pread(fd, &buffer, 32, 0)
-      let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+      let holder =
+        n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
       close(fd)
       throw Held(path: path, holder: holder)
     }

@@ -43,7 +43,8 @@ public struct OutboxItem: Sendable, Equatable {
 
   /// The row's fields, as the store read them.
   public init(
-    id: Int64, key: String, kind: String, locale: CustomerLocale, recipient: String, data: [String: String], createdAt: Instant,
+    id: Int64, key: String, kind: String, locale: CustomerLocale, recipient: String, data: [String: String],
+    createdAt: Instant,
     attempts: Int
   ) {
     self.id = id

@@ -75,7 +75,8 @@ public struct MailMessage: Sendable, Equatable {
   }
 
   static func refuseControls(_ value: String, header: String) throws {
-    if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80...0x9F).contains($0.value) }) {
+    if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80...0x9F).contains($0.value) })
+    {
       throw HeaderInjection(header: header)
     }
   }
@@ -92,7 +93,8 @@ public struct MailMessage: Sendable, Equatable {
   /// specials, encoded-words when it holds anything beyond ASCII.
   static func phrase(_ text: String) -> String {
     if text.unicodeScalars.allSatisfy({ $0.isASCII }) {
-      let atext = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~ ".unicodeScalars)
+      let atext = Set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~ ".unicodeScalars)
       if text.unicodeScalars.allSatisfy({ atext.contains($0) }), text.first != " ", text.last != " ", text.count <= 60 {
         return text
       }

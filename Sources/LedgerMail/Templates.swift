@@ -22,7 +22,8 @@ public struct RenderError: Error, CustomStringConvertible, Equatable {
 public enum MailTemplates {
   /// Every kind the engine queues.
   public static let kinds = [
-    "charge_failed", "dunning_reminder", "downgrade_notice", "payment_received", "transfer_not_received", "pause_confirmed",
+    "charge_failed", "dunning_reminder", "downgrade_notice", "payment_received", "transfer_not_received",
+    "pause_confirmed",
     "card_expiring", "transfer_due_soon",
   ]
 
@@ -88,7 +89,9 @@ public enum MailTemplates {
     var rest = Substring(line)
     while let open = rest.firstRange(of: "{{") {
       out += rest[..<open.lowerBound]
-      guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw RenderError("unclosed '{{' in '\(line)'") }
+      guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
+        throw RenderError("unclosed '{{' in '\(line)'")
+      }
       let key = String(rest[open.upperBound..<close.lowerBound])
       guard let value = values[key] else { throw RenderError("the message needs '\(key)', which its data lacks") }
       out += value
@@ -104,15 +107,20 @@ public enum MailTemplates {
     let currency = try Currency(code: data["currency"] ?? "EUR")
     for key in ["amount", "credit", "still_due"] {
       guard let raw = data[key], !raw.isEmpty else { continue }
-      guard let money = try? Money.parse(raw, currency: currency) else { throw RenderError("'\(key)' is not an amount: '\(raw)'") }
+      guard let money = try? Money.parse(raw, currency: currency) else {
+        throw RenderError("'\(key)' is not an amount: '\(raw)'")
+      }
       values[key] = key == "credit" && money.minorUnits == 0 ? "" : LocaleFormat.money(money, locale)
     }
     for (key, target) in [
-      ("downgrade_on", "downgrade_date"), ("due_date", "due_date"), ("sent_on", "sent_on"), ("received_on", "received_on"),
+      ("downgrade_on", "downgrade_date"), ("due_date", "due_date"), ("sent_on", "sent_on"),
+      ("received_on", "received_on"),
       ("last_day", "last_day"),
     ] {
       guard let raw = data[key], !raw.isEmpty else { continue }
-      guard let date = try? CivilDate(iso8601: String(raw.prefix(10))) else { throw RenderError("'\(key)' is not a date: '\(raw)'") }
+      guard let date = try? CivilDate(iso8601: String(raw.prefix(10))) else {
+        throw RenderError("'\(key)' is not a date: '\(raw)'")
+      }
       values[target] = LocaleFormat.date(date, locale)
     }
     if let expiry = data["expiry"] {
@@ -123,14 +131,17 @@ public enum MailTemplates {
     }
     if let method = data["method"] {
       let names: [String: (String, String)] = [
-        "card": ("carte bancaire", "card"), "transfer": ("virement", "bank transfer"), "credit": ("avoir", "account credit"),
+        "card": ("carte bancaire", "card"), "transfer": ("virement", "bank transfer"),
+        "credit": ("avoir", "account credit"),
       ]
       values["method"] = names[method].map { fr ? $0.0 : $0.1 } ?? method
     }
     if let reason = data["reason"] {
       let table = try declineReasons(locale)
       let key = data["generic"] == "true" ? "lost_or_stolen" : reason
-      guard let entry = table[key] ?? table["bank_block"] else { throw RenderError("no wording for decline reason '\(reason)'") }
+      guard let entry = table[key] ?? table["bank_block"] else {
+        throw RenderError("no wording for decline reason '\(reason)'")
+      }
       values["reason_text"] = entry.what
       values["advice"] = entry.advice
     }
@@ -141,7 +152,8 @@ public enum MailTemplates {
     if let declined = data["declined_reason"], !declined.isEmpty {
       let table = try declineReasons(locale)
       // Lost or stolen cards keep the generic wording.
-      values["declined_reason_text"] = (table[declined == "lost_or_stolen" ? "lost_or_stolen" : declined] ?? table["bank_block"])?.what ?? ""
+      values["declined_reason_text"] =
+        (table[declined == "lost_or_stolen" ? "lost_or_stolen" : declined] ?? table["bank_block"])?.what ?? ""
     }
     if let restores = data["restores_plan"] {
       values["restores"] = restores == "true" && planChanges ? "yes" : ""

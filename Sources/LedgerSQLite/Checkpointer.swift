@@ -1,10 +1,11 @@
 import CSQLite
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
   import Musl
 #endif
-import Synchronization
 
 /// Runs the checkpoints a writable connection's commits make due on a thread of its own,
 /// with connections of its own to the same file.
@@ -86,11 +87,14 @@ final class Checkpointer: @unchecked Sendable {
     if thread == nil {
       var created = pthread_t()
       let context = Unmanaged.passRetained(self).toOpaque()
-      if pthread_create(&created, nil, { context in
-        let checkpointer = Unmanaged<Checkpointer>.fromOpaque(context!).takeRetainedValue()
-        checkpointer.loop()
-        return nil
-      }, context) == 0 {
+      if pthread_create(
+        &created, nil,
+        { context in
+          let checkpointer = Unmanaged<Checkpointer>.fromOpaque(context!).takeRetainedValue()
+          checkpointer.loop()
+          return nil
+        }, context) == 0
+      {
         thread = created
       } else {
         // No thread: the request is dropped, and the next commit asks again.

@@ -28,7 +28,11 @@ public struct ConnectionOptions: Sendable {
   /// on purpose (a test of what a missing file does to checkpoints).
   public var checksFileIdentity = true
 
-  public enum Synchronous: String, Sendable { case off = "OFF", normal = "NORMAL", full = "FULL" }
+  public enum Synchronous: String, Sendable {
+    case off = "OFF"
+    case normal = "NORMAL"
+    case full = "FULL"
+  }
 
   public init(readOnly: Bool = false, create: Bool = true) {
     self.readOnly = readOnly
@@ -245,7 +249,9 @@ public final class Connection {
     sqlite3_trace_v2(
       handle, UInt32(SQLITE_TRACE_PROFILE),
       { _, context, statement, elapsed in
-        guard let context, let statement, let elapsed, let text = sqlite3_sql(OpaquePointer(statement)) else { return 0 }
+        guard let context, let statement, let elapsed, let text = sqlite3_sql(OpaquePointer(statement)) else {
+          return 0
+        }
         let counts = StatementRun.counters.map { Int(sqlite3_stmt_status(OpaquePointer(statement), $0, 1)) }
         Unmanaged<Tracer>.fromOpaque(context).takeUnretainedValue().hook(
           StatementRun(
@@ -400,7 +406,8 @@ public final class Connection {
     }
     func begin() throws {
       if let writeLock, !holdsWriteLock {
-        writeLockWaited += try writeLock.acquire(timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+        writeLockWaited += try writeLock.acquire(
+          timeout: options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
         holdsWriteLock = true
       }
       do {
@@ -437,7 +444,8 @@ public final class Connection {
   /// it; nothing to take on a read-only or undisciplined connection).
   public func withWriteLock<T>(timeout: Duration? = nil, _ body: () throws -> T) throws -> T {
     guard let writeLock, !holdsWriteLock else { return try body() }
-    writeLockWaited += try writeLock.acquire(timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
+    writeLockWaited += try writeLock.acquire(
+      timeout: timeout ?? options.discipline.lockTimeout, stopWaiting: options.discipline.stopWaiting)
     holdsWriteLock = true
     defer {
       holdsWriteLock = false
@@ -490,7 +498,8 @@ public final class Connection {
       // (no frame counted): this one waits for that copy, up to 10 s.
       let deadline = ContinuousClock.now + .seconds(10)
       while true {
-        let (result, otherRunning) = try walCheckpointReportingOther(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
+        let (result, otherRunning) = try walCheckpointReportingOther(
+          mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited)
         if !otherRunning || ContinuousClock.now >= deadline { return result }
         usleep(5_000)
       }
@@ -500,7 +509,9 @@ public final class Connection {
   /// Runs SQLite's checkpoint now. Callers hold the write lock, or (`checkpointBesideWriters`)
   /// keep the WAL from restarting while it runs.
   @discardableResult
-  func walCheckpoint(_ mode: CheckpointMode, readerWaitMilliseconds: Int32 = 0, waited: Duration = .zero) throws -> CheckpointResult {
+  func walCheckpoint(_ mode: CheckpointMode, readerWaitMilliseconds: Int32 = 0, waited: Duration = .zero) throws
+    -> CheckpointResult
+  {
     try walCheckpointReportingOther(mode, readerWaitMilliseconds: readerWaitMilliseconds, waited: waited).result
   }
 
@@ -514,7 +525,9 @@ public final class Connection {
     if mode != .passive { sqlite3_busy_timeout(handle, readerWaitMilliseconds) }
     let rc = sqlite3_wal_checkpoint_v2(handle, nil, mode.code, &log, &done)
     if mode != .passive { sqlite3_busy_timeout(handle, options.busyTimeoutMilliseconds) }
-    guard rc == SQLITE_OK || rc == SQLITE_BUSY else { throw SQLiteError(connection: handle, code: rc, sql: "checkpoint") }
+    guard rc == SQLITE_OK || rc == SQLITE_BUSY else {
+      throw SQLiteError(connection: handle, code: rc, sql: "checkpoint")
+    }
     let complete = rc == SQLITE_OK && log == done
     if complete { wal.pages = 0 }
     let ms = waited.components.seconds * 1000 + waited.components.attoseconds / 1_000_000_000_000_000
@@ -556,7 +569,8 @@ public final class Connection {
 
   private func transaction<T>(_ begin: String, _ body: (Connection) throws -> T) throws -> T {
     guard !isInTransaction else {
-      throw SQLiteError(extendedCode: SQLITE_MISUSE, message: "a transaction is already open on this connection", sql: begin)
+      throw SQLiteError(
+        extendedCode: SQLITE_MISUSE, message: "a transaction is already open on this connection", sql: begin)
     }
     try execute(begin)
     let result: T

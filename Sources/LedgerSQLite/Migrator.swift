@@ -56,11 +56,14 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
       let tag = id == 0 ? "no application id, but tables of its own" : "application id \(id)"
       return "\(path) is not a ledgerd database (\(tag)); refusing to touch it"
     case .newerDatabase(let path, let unknown):
-      return "\(path) was migrated by a newer ledgerd (unknown migrations: \(unknown.joined(separator: ", "))); upgrade this binary, it will not open that database"
+      return
+        "\(path) was migrated by a newer ledgerd (unknown migrations: \(unknown.joined(separator: ", "))); upgrade this binary, it will not open that database"
     case .changedMigration(let name, let recorded, let embedded):
-      return "migration \(name) differs from the one applied to this database (applied sha256 \(recorded.prefix(12))…, this binary has \(embedded.prefix(12))…); refusing to continue"
+      return
+        "migration \(name) differs from the one applied to this database (applied sha256 \(recorded.prefix(12))…, this binary has \(embedded.prefix(12))…); refusing to continue"
     case .pending(let path, let names):
-      return "\(path) needs migrations this command does not apply (\(names.joined(separator: ", "))); run `ledgerd migrate` first"
+      return
+        "\(path) needs migrations this command does not apply (\(names.joined(separator: ", "))); run `ledgerd migrate` first"
     case .duplicateVersion(let v):
       return "two migrations carry the number \(v)"
     case .badFileName(let name):
@@ -144,7 +147,10 @@ public struct Migrator: Sendable {
         try connection.execute("PRAGMA legacy_alter_table = OFF")
         try connection.execute("PRAGMA foreign_keys = ON")
         guard try connection.scalarInt("PRAGMA foreign_keys") == 1 else {
-          throw SQLiteError(extendedCode: 1 /* SQLITE_ERROR */, message: "foreign keys could not be switched back on after \(migration.name)", sql: nil)
+          // 1: SQLITE_ERROR.
+          throw SQLiteError(
+            extendedCode: 1,
+            message: "foreign keys could not be switched back on after \(migration.name)", sql: nil)
         }
       }
       let done: Bool
@@ -187,7 +193,9 @@ public struct Migrator: Sendable {
         if let row = broken.first {
           throw MigrationError.brokenForeignKeys(
             name: migration.name, violations: broken.count,
-            first: "\(try row.string("table")) row \(try row.optionalInt("rowid").map(String.init) ?? "?") → \(try row.string("parent"))")
+            first:
+              "\(try row.string("table")) row \(try row.optionalInt("rowid").map(String.init) ?? "?") → \(try row.string("parent"))"
+          )
         }
       }
       try db.run(

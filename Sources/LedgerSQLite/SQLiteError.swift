@@ -35,7 +35,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable, Equatable {
   /// Reads the current error of a connection; call it right after the failing call.
   init(connection: OpaquePointer?, code: Int32, sql: String?) {
     let extended = connection.map { sqlite3_extended_errcode($0) } ?? code
-    let message = connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
+    let message =
+      connection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
       ?? String(cString: sqlite3_errstr(code))
     let errno = connection.map { sqlite3_system_errno($0) } ?? 0
     self.init(extendedCode: extended == 0 ? code : extended, message: message, sql: sql, systemErrno: errno)
@@ -63,7 +64,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable, Equatable {
   /// The file or its folder cannot be written: SQLITE_READONLY, or an I/O error whose
   /// cause is EROFS, EACCES or EPERM.
   public var isReadOnlyStorage: Bool {
-    primaryCode == SQLITE_READONLY || ([SQLITE_IOERR, SQLITE_CANTOPEN].contains(primaryCode) && [30, 13, 1].contains(systemErrno))
+    primaryCode == SQLITE_READONLY
+      || ([SQLITE_IOERR, SQLITE_CANTOPEN].contains(primaryCode) && [30, 13, 1].contains(systemErrno))
   }
   /// Any fault of the storage: a full disk, a read-only file or folder, a file that cannot
   /// be opened (SQLITE_CANTOPEN), a failing disk (SQLITE_IOERR).

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
   import Musl
 #endif
-import Synchronization
 
 /// How a writable connection keeps SQLite's WAL-reset bug (3.7.0 through 3.51.2) from
 /// ever being hit: every write transaction and every checkpoint runs under one exclusive
@@ -60,12 +61,15 @@ public struct WriteLockBusy: Error, CustomStringConvertible, Sendable {
     let seconds = Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18
     let shown = seconds >= 10 ? String(Int(seconds.rounded())) : String(Double(Int(seconds * 10)) / 10)
     if stoppedWaiting {
-      return "ledger busy: stopped waiting for the write lock (\(lockPath)) after \(shown) s to shut down; nothing was written"
+      return
+        "ledger busy: stopped waiting for the write lock (\(lockPath)) after \(shown) s to shut down; nothing was written"
     }
     if heldByThisProcess {
-      return "ledger busy: another connection of this process (its checkpoint or one of its own writes) has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
+      return
+        "ledger busy: another connection of this process (its checkpoint or one of its own writes) has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
     }
-    return "ledger busy: another ledgerd process has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
+    return
+      "ledger busy: another ledgerd process has held the write lock for \(shown) s (\(lockPath)); nothing was written, try again"
   }
 }
 
@@ -120,7 +124,8 @@ public final class WriteLock: Sendable {
 
   /// The databases this process has taken the write lock of (those it wrote or checkpointed).
   public static func databasesWritten() -> [String] {
-    registry.withLock { locks in locks.values.filter { $0.state.withLock { $0.everHeld } }.map(\.databasePath).sorted() }
+    registry.withLock { locks in locks.values.filter { $0.state.withLock { $0.everHeld } }.map(\.databasePath).sorted()
+    }
   }
 
   static func canonicalPath(_ path: String) -> String? {
@@ -167,9 +172,12 @@ public final class WriteLock: Sendable {
     while true {
       if try tryAcquire() { return ContinuousClock.now - start }
       let waited = ContinuousClock.now - start
-      if waited >= timeout { throw WriteLockBusy(lockPath: path, waited: waited, heldByThisProcess: state.withLock { $0.held }) }
+      if waited >= timeout {
+        throw WriteLockBusy(lockPath: path, waited: waited, heldByThisProcess: state.withLock { $0.held })
+      }
       if stopWaiting?() == true {
-        throw WriteLockBusy(lockPath: path, waited: waited, stoppedWaiting: true, heldByThisProcess: state.withLock { $0.held })
+        throw WriteLockBusy(
+          lockPath: path, waited: waited, stoppedWaiting: true, heldByThisProcess: state.withLock { $0.held })
       }
       // A holder in this process (the checkpointer's thread, another connection) lets go
       // within milliseconds: it is polled more often.

@@ -92,10 +92,12 @@ public actor SimulatedProcessor: PaymentProcessor {
   public func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
     let token = Self.kind(of: request.token)
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
-    let (outcome, fresh) = try await withCheckedThrowingContinuation { (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
+    let (outcome, fresh) = try await withCheckedThrowingContinuation {
+      (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
       queued.append(
         Request(
-          charge: Charge(key: request.key, token: request.token, kind: token, amount: request.amount, metadata: request.metadata),
+          charge: Charge(
+            key: request.key, token: request.token, kind: token, amount: request.amount, metadata: request.metadata),
           answer: answer))
       if !flushScheduled {
         flushScheduled = true
@@ -139,7 +141,11 @@ public actor SimulatedProcessor: PaymentProcessor {
     for (i, request) in requests.enumerated() {
       let kind = Self.kind(of: request.token)
       if (kind == "tok_slow" && slowMilliseconds > 0) || (kind == "tok_timeout" && timeoutMilliseconds > 0) { continue }
-      todo.append((i, Charge(key: request.key, token: request.token, kind: kind, amount: request.amount, metadata: request.metadata)))
+      todo.append(
+        (
+          i,
+          Charge(key: request.key, token: request.token, kind: kind, amount: request.amount, metadata: request.metadata)
+        ))
     }
     var answers = [ImmediateAnswer?](repeating: nil, count: requests.count)
     let width = max(maxInFlight, 1)
@@ -174,7 +180,9 @@ public actor SimulatedProcessor: PaymentProcessor {
     let at = clock.now().iso8601
     return try db.write { _ in
       try charges.map { charge -> (outcome: ChargeOutcome, fresh: Bool) in
-        let outcome = charge.kind == "tok_timeout" ? .failed(code: "timeout") : try decide(token: charge.kind, fullToken: charge.token)
+        let outcome =
+          charge.kind == "tok_timeout"
+          ? .failed(code: "timeout") : try decide(token: charge.kind, fullToken: charge.token)
         if try record(charge, outcome: outcome, at: at) { return (outcome, true) }
         guard let known = try recorded(charge.key) else {
           throw StateError(subject: "simulated processor", rule: "charge \(charge.key) was neither recorded nor found")
@@ -205,14 +213,17 @@ public actor SimulatedProcessor: PaymentProcessor {
       let n = Int(token.dropFirst("tok_fail".count).dropLast("_then_ok".count))
     {
       // The condition on the prefix lets SQLite use the partial index of these tokens.
-      let tries = try db.scalarInt("SELECT count(*) FROM charges WHERE token = ? AND token GLOB 'tok_fail*'", fullToken) ?? 0
+      let tries =
+        try db.scalarInt("SELECT count(*) FROM charges WHERE token = ? AND token GLOB 'tok_fail*'", fullToken) ?? 0
       if tries < n { return .declined(code: "insufficient_funds") }
     }
     return .succeeded(reference: "ch_" + String(UInt64.random(in: 1...UInt64.max), radix: 36))
   }
 
   private func recorded(_ key: String) throws -> ChargeOutcome? {
-    guard let row = try db.queryOne("SELECT outcome, code, reference FROM charges WHERE key = ?", key) else { return nil }
+    guard let row = try db.queryOne("SELECT outcome, code, reference FROM charges WHERE key = ?", key) else {
+      return nil
+    }
     switch try row.string("outcome") {
     case "succeeded": return .succeeded(reference: try row.string("reference"))
     case "declined": return .declined(code: try row.string("code"))
@@ -237,8 +248,10 @@ public actor SimulatedProcessor: PaymentProcessor {
       }
       return ProcessorCharge(
         key: try row.string("key"),
-        amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
-        metadata: try decoder.decode(ChargeMetadata.self, from: Data(try row.string("metadata").utf8)), outcome: outcome)
+        amount: Money(
+          minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+        metadata: try decoder.decode(ChargeMetadata.self, from: Data(try row.string("metadata").utf8)), outcome: outcome
+      )
     }
   }
 
@@ -261,6 +274,7 @@ public actor SimulatedProcessor: PaymentProcessor {
       INSERT INTO charges (key, token, amount_minor, currency, outcome, code, reference, created_at, metadata)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING
       """,
-      charge.key, charge.token, charge.amount.minorUnits, charge.amount.currency.code, name, code, reference, at, metadata) > 0
+      charge.key, charge.token, charge.amount.minorUnits, charge.amount.currency.code, name, code, reference, at,
+      metadata) > 0
   }
 }

@@ -10,7 +10,8 @@ public struct NewCard: Sendable {
   public var postalCode: String?
   public var country: String?
 
-  public init(token: String, brand: CardBrand, last4: String, expiry: CardExpiry, postalCode: String?, country: String?) {
+  public init(token: String, brand: CardBrand, last4: String, expiry: CardExpiry, postalCode: String?, country: String?)
+  {
     self.token = token
     self.brand = brand
     self.last4 = last4
@@ -29,7 +30,8 @@ extension LedgerStore {
     if let postal = card.postalCode { _ = try Validate.postalCode(postal) }
     if let country = card.country { _ = try Validate.country(country) }
     guard !card.expiry.isExpired(on: today) else {
-      throw InputError(field: "--expiry", rule: "\(card.expiry) is in the past; a card past its expiry month cannot be charged")
+      throw InputError(
+        field: "--expiry", rule: "\(card.expiry) is in the past; a card past its expiry month cannot be charged")
     }
     return try write {
       _ = try requireAccount(accountID)
@@ -49,7 +51,8 @@ extension LedgerStore {
       let label = "\(card.brand.rawValue) •••• \(card.last4)"
       try recordEvent(
         account: accountID, actor: actor, kind: "card_added",
-        reason: "card \(id) (\(label), expires \(card.expiry)) added" + (makeDefault ? " and made default as the first active card" : ""),
+        reason: "card \(id) (\(label), expires \(card.expiry)) added"
+          + (makeDefault ? " and made default as the first active card" : ""),
         data: ["card_id": String(id)])
       return try requireCard(id)
     }
@@ -93,11 +96,13 @@ extension LedgerStore {
       if card.isDefault { return card }
       let at = now
       // Clear the old default first: the unique index allows one default per account.
-      try db.run("UPDATE cards SET is_default = 0, updated_at = ? WHERE account_id = ? AND is_default = 1", at, card.accountID)
+      try db.run(
+        "UPDATE cards SET is_default = 0, updated_at = ? WHERE account_id = ? AND is_default = 1", at, card.accountID)
       try db.run("UPDATE cards SET is_default = 1, updated_at = ? WHERE id = ?", at, cardID)
       try recordEvent(
         account: card.accountID, actor: actor, kind: "card_default_changed",
-        reason: "card \(cardID) (\(card.brand.rawValue) •••• \(card.last4)) made the default", data: ["card_id": String(cardID)])
+        reason: "card \(cardID) (\(card.brand.rawValue) •••• \(card.last4)) made the default",
+        data: ["card_id": String(cardID)])
       return try requireCard(cardID)
     }
   }
@@ -110,7 +115,8 @@ extension LedgerStore {
       guard card.status != .removed else { throw StateError(subject: "card \(cardID)", rule: "is already removed") }
       let at = now
       try db.run(
-        "UPDATE cards SET status = 'removed', is_default = 0, removed_at = ?, updated_at = ? WHERE id = ?", at, at, cardID)
+        "UPDATE cards SET status = 'removed', is_default = 0, removed_at = ?, updated_at = ? WHERE id = ?", at, at,
+        cardID)
       var promoted: Card?
       if card.isDefault, let next = CardPolicy.successor(among: try cardSummaries(account: card.accountID), on: today) {
         try db.run("UPDATE cards SET is_default = 1, updated_at = ? WHERE id = ?", at, next)
@@ -122,7 +128,8 @@ extension LedgerStore {
       } else if card.isDefault {
         reason += "; no active card is left to become the default"
       }
-      try recordEvent(account: card.accountID, actor: actor, kind: "card_removed", reason: reason, data: ["card_id": String(cardID)])
+      try recordEvent(
+        account: card.accountID, actor: actor, kind: "card_removed", reason: reason, data: ["card_id": String(cardID)])
       return (try requireCard(cardID), promoted)
     }
   }
@@ -145,14 +152,17 @@ extension LedgerStore {
   public func updateCard(_ cardID: Int64, expiry: CardExpiry?, token: String?, actor: Actor) throws -> Card {
     if let token { _ = try CardRules.token(token) }
     if let expiry, expiry.isExpired(on: today) {
-      throw InputError(field: "--expiry", rule: "\(expiry) is in the past; a card past its expiry month cannot be charged")
+      throw InputError(
+        field: "--expiry", rule: "\(expiry) is in the past; a card past its expiry month cannot be charged")
     }
     guard expiry != nil || token != nil else {
       throw InputError(field: "--expiry", rule: "give a new --expiry or --token (or both)")
     }
     return try write {
       let card = try requireCard(cardID)
-      guard card.status != .removed else { throw StateError(subject: "card \(cardID)", rule: "was removed; add a new card instead") }
+      guard card.status != .removed else {
+        throw StateError(subject: "card \(cardID)", rule: "was removed; add a new card instead")
+      }
       if let token, token != card.token, let other = try db.scalarInt("SELECT id FROM cards WHERE token = ?", token) {
         throw InputError(field: "--token", rule: "this token is already registered (card \(other))")
       }

@@ -199,7 +199,10 @@ extension LedgerStore {
       for row in try db.query("PRAGMA foreign_key_check") {
         let table = try row.string("table")
         let rowid = (try? row.optionalInt("rowid")).flatMap { $0 }.map(String.init) ?? "?"
-        findings.append(Finding(check: "foreign_key_check", detail: "\(table) row \(rowid) refers to a missing \(try row.string("parent"))"))
+        findings.append(
+          Finding(
+            check: "foreign_key_check", detail: "\(table) row \(rowid) refers to a missing \(try row.string("parent"))")
+        )
       }
       for invariant in Self.invariants {
         names.append(invariant.name)
@@ -216,10 +219,13 @@ extension LedgerStore {
       names.append("no_card_numbers_stored")
       findings += try cardNumberFindings()
       names.append("journal_hash_chain")
-      if let broken = try verifyJournalChain().firstBreak { findings.append(Finding(check: "journal_hash_chain", detail: broken)) }
+      if let broken = try verifyJournalChain().firstBreak {
+        findings.append(Finding(check: "journal_hash_chain", detail: broken))
+      }
     }
     return CheckReport(
-      sqliteVersion: Connection.libraryVersion, writeDiscipline: try writeDisciplineReport(), checksRun: names, findings: findings)
+      sqliteVersion: Connection.libraryVersion, writeDiscipline: try writeDisciplineReport(), checksRun: names,
+      findings: findings)
   }
 
   /// The text columns a card number could have been typed or imported into, by table: the
@@ -252,15 +258,19 @@ extension LedgerStore {
       // Only rows with a digit are read into Swift, which counts them (a GLOB pattern of 13
       // digits would cost SQLite's matcher time that grows with every '*').
       let candidates = columns.map { "\($0) GLOB '*[0-9]*'" }
-      let sql = "SELECT rowid AS rowid, \(columns.joined(separator: ", ")) FROM \(table) WHERE \(candidates.joined(separator: " OR "))"
+      let sql =
+        "SELECT rowid AS rowid, \(columns.joined(separator: ", ")) FROM \(table) WHERE \(candidates.joined(separator: " OR "))"
       // Streamed: the events and messages of a large book are never all in memory at once.
       try db.forEachRow(sql) { row in
         for column in columns {
-          guard let text = try row.optionalString(column), let found = CardNumberText.describeFirst(in: text) else { continue }
+          guard let text = try row.optionalString(column), let found = CardNumberText.describeFirst(in: text) else {
+            continue
+          }
           findings.append(
             Finding(
               check: "no_card_numbers_stored",
-              detail: "\(table) row \(try row.int("rowid")) column \(column) holds what looks like a card number (\(found))"))
+              detail:
+                "\(table) row \(try row.int("rowid")) column \(column) holds what looks like a card number (\(found))"))
         }
       }
     }
@@ -288,7 +298,8 @@ extension LedgerStore {
         _ = try copy.scalarText("PRAGMA journal_mode = DELETE")
         let verdict = try copy.scalarText("PRAGMA integrity_check")
         guard verdict == "ok", try copy.applicationID() == LedgerSchema.applicationID else {
-          throw SQLiteError(extendedCode: 11, message: "the backup copy failed its integrity check: \(verdict ?? "no answer")")
+          throw SQLiteError(
+            extendedCode: 11, message: "the backup copy failed its integrity check: \(verdict ?? "no answer")")
         }
         return try copy.scalarInt("PRAGMA page_count") ?? 0
       }()

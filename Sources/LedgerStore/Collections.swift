@@ -16,7 +16,8 @@ extension LedgerStore {
   /// The same, for several invoices in a row: `cards` keeps each account's card
   /// availability for the next invoice of the same account. Only for reads between which
   /// no card and no charge attempt changes (saving schedules in between is fine).
-  public func collectionState(invoiceID: Int64, config: DunningConfig, cards known: inout [Int64: CardAvailability]) throws
+  public func collectionState(invoiceID: Int64, config: DunningConfig, cards known: inout [Int64: CardAvailability])
+    throws
     -> CollectionState?
   {
     guard var record = try collection(invoiceID: invoiceID) else { return nil }
@@ -43,7 +44,9 @@ extension LedgerStore {
         FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
         """, invoiceID)
     else { return nil }
-    func instant(_ column: String) throws -> Instant? { try row.optionalString(column).map { try Instant(iso8601: $0) } }
+    func instant(_ column: String) throws -> Instant? {
+      try row.optionalString(column).map { try Instant(iso8601: $0) }
+    }
     var s = CollectionState(
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       issuedAt: try Instant(iso8601: try row.string("created_at")),
@@ -62,7 +65,8 @@ extension LedgerStore {
     let currency = try Currency(code: try row.string("currency"))
     return CollectionRecord(
       invoiceID: invoiceID, number: try row.string("number"), accountID: try row.int("account_id"),
-      due: Money(minorUnits: try row.int("due_minor"), currency: currency), paymentReference: try row.optionalString("payment_reference"),
+      due: Money(minorUnits: try row.int("due_minor"), currency: currency),
+      paymentReference: try row.optionalString("payment_reference"),
       accountPlan: try row.optionalString("plan_code") ?? "", state: s)
   }
 
@@ -74,8 +78,10 @@ extension LedgerStore {
       UPDATE invoices SET dunning_started_at = ?1, grace_deadline = ?2, paused_seconds = ?3, paused_at = ?4, last_charge_at = ?5,
         last_failure = ?6, retries_done = ?7, reminders_sent = ?8, charge_requested_at = ?9, due_reminder_sent = ?10
       WHERE id = ?11 AND status = 'open'
-      """, s.dunningStartedAt?.iso8601, s.graceDeadline?.iso8601, s.pausedSeconds, s.pausedSince?.iso8601, s.lastChargeAt?.iso8601,
-      s.lastFailure?.rawValue, s.retriesDone, s.remindersSent, s.chargeRequestedAt?.iso8601, s.dueReminderSent, invoiceID)
+      """, s.dunningStartedAt?.iso8601, s.graceDeadline?.iso8601, s.pausedSeconds, s.pausedSince?.iso8601,
+      s.lastChargeAt?.iso8601,
+      s.lastFailure?.rawValue, s.retriesDone, s.remindersSent, s.chargeRequestedAt?.iso8601, s.dueReminderSent,
+      invoiceID)
   }
 
   /// Saves what the policy decided for an invoice (nil: nothing scheduled).
@@ -93,7 +99,8 @@ extension LedgerStore {
     let rows =
       try method.map {
         try db.query(
-          "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND collection_method = ?2 ORDER BY id", account, $0.rawValue)
+          "SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' AND collection_method = ?2 ORDER BY id",
+          account, $0.rawValue)
       } ?? db.query("SELECT id FROM invoices WHERE account_id = ?1 AND status = 'open' ORDER BY id", account)
     return try rows.map { try $0.int("id") }
   }
@@ -125,7 +132,8 @@ extension LedgerStore {
   public func scheduleChargeNow(_ invoiceIDs: [Int64]) throws {
     for id in invoiceIDs {
       try db.run(
-        "UPDATE invoices SET next_action = 'charge', next_action_at = ? WHERE id = ? AND status = 'open' AND paused_at IS NULL", now, id)
+        "UPDATE invoices SET next_action = 'charge', next_action_at = ? WHERE id = ? AND status = 'open' AND paused_at IS NULL",
+        now, id)
     }
   }
 
@@ -151,7 +159,8 @@ extension LedgerStore {
     ).map { row in
       let currency = try Currency(code: try row.string("currency"))
       return DueAction(
-        invoiceID: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"), currency: currency,
+        invoiceID: try row.int("id"), number: try row.string("number"), accountID: try row.int("account_id"),
+        currency: currency,
         due: Money(minorUnits: try row.int("due_minor"), currency: currency),
         action: CollectionAction(rawValue: try row.string("next_action")) ?? .charge,
         at: try Instant(iso8601: try row.string("next_action_at")))
@@ -193,14 +202,18 @@ extension LedgerStore {
   }
 
   /// The same cards, with the availability they come from (which the policy reads too).
-  public func chargeOptions(account: Int64, config: DunningConfig) throws -> (cards: [ChargeCard], availability: CardAvailability) {
+  public func chargeOptions(account: Int64, config: DunningConfig) throws -> (
+    cards: [ChargeCard], availability: CardAvailability
+  ) {
     let (cards, availability) = try cardAvailability(account: account, config: config)
     return (availability.chargeable.compactMap { cards[$0] }, availability)
   }
 
   /// The account's cards, and what the card rules and the network's limit allow of them now
   /// (`CardPolicy.availability`): loaded here, decided there.
-  func cardAvailability(account: Int64, config: DunningConfig) throws -> (cards: [Int64: ChargeCard], availability: CardAvailability) {
+  func cardAvailability(account: Int64, config: DunningConfig) throws -> (
+    cards: [Int64: ChargeCard], availability: CardAvailability
+  ) {
     var summaries: [CardSummary] = []
     var byID: [Int64: ChargeCard] = [:]
     // Each card comes with how many of its attempts count toward the limit in the window
@@ -246,7 +259,8 @@ extension LedgerStore {
   public func beginAttempt(
     account: Int64, card: ChargeCard, amount: Money, invoices: [(id: Int64, amount: Int64)], key: String, actor: Actor
   ) throws -> Int64 {
-    try insertPendingAttempt(account: account, cardID: card.id, amount: amount, invoices: invoices, key: key, actor: actor)
+    try insertPendingAttempt(
+      account: account, cardID: card.id, amount: amount, invoices: invoices, key: key, actor: actor)
   }
 
   /// The pending attempt's rows, its invoices marked in flight.
@@ -261,9 +275,12 @@ extension LedgerStore {
       """, key, account, cardID, amount.minorUnits, amount.currency.code, actor.rawValue, at)
     let id = db.lastInsertRowID
     for invoice in invoices {
-      try db.run("INSERT INTO charge_attempt_invoices (attempt_id, invoice_id, amount_minor) VALUES (?, ?, ?)", id, invoice.id, invoice.amount)
       try db.run(
-        "UPDATE invoices SET next_action = 'in_flight', next_action_at = NULL, last_charge_at = ? WHERE id = ?", at, invoice.id)
+        "INSERT INTO charge_attempt_invoices (attempt_id, invoice_id, amount_minor) VALUES (?, ?, ?)", id, invoice.id,
+        invoice.amount)
+      try db.run(
+        "UPDATE invoices SET next_action = 'in_flight', next_action_at = NULL, last_charge_at = ? WHERE id = ?", at,
+        invoice.id)
     }
     return id
   }
@@ -289,10 +306,12 @@ extension LedgerStore {
       let due = try openBalances([id]).first?.dueMinor ?? 0
       if due > 0 { parts.append((id, due)) }
     }
-    let id = try insertPendingAttempt(account: account, cardID: card, amount: amount, invoices: parts, key: key, actor: actor)
+    let id = try insertPendingAttempt(
+      account: account, cardID: card, amount: amount, invoices: parts, key: key, actor: actor)
     try recordEvent(
       account: account, actor: actor, kind: "charge_adopted",
-      reason: "charge \(key) of \(amount) was sent to the processor while the ledger file was being replaced; taken in from \(source) "
+      reason:
+        "charge \(key) of \(amount) was sent to the processor while the ledger file was being replaced; taken in from \(source) "
         + "and resolved by asking the processor",
       data: ["key": key, "attempt": String(id)])
     return .adopted
@@ -311,7 +330,8 @@ extension LedgerStore {
         id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"),
         cardID: try row.int("card_id"), token: try row.string("token"),
         cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
-        amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+        amount: Money(
+          minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
         invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
     }
   }
@@ -319,7 +339,8 @@ extension LedgerStore {
   /// Records a successful charge: the attempt, the payment allocated across its invoices,
   /// the journal entry, the invoices paid, the events and the confirmation, together.
   public func recordChargeSucceeded(
-    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline? = nil
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig,
+    earlierDecline: EarlierDecline? = nil
   ) throws -> PaymentRecord {
     try db.run(
       "UPDATE charge_attempts SET status = 'succeeded', processor_ref = ?, raw_code = NULL, resolved_at = ? WHERE id = ?",
@@ -339,7 +360,9 @@ extension LedgerStore {
   }
 
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
-  public func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
+  public func recordChargeFailed(
+    _ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor
+  )
     throws
   {
     // No RETURNING: SQLite gathers its rows in a temporary table, which costs more than the
@@ -356,7 +379,9 @@ extension LedgerStore {
       data: ["attempt_id": String(attempt.id), "reason": reason.rawValue, "raw_code": rawCode])
     // A hard decline takes an active card out of use (one already out of use stays as it is).
     if reason.retryClass == .hard,
-      try db.run("UPDATE cards SET status = 'needs_update', updated_at = ? WHERE id = ? AND status = 'active'", now, attempt.cardID) > 0
+      try db.run(
+        "UPDATE cards SET status = 'needs_update', updated_at = ? WHERE id = ? AND status = 'active'", now,
+        attempt.cardID) > 0
     {
       try recordEvent(
         account: attempt.accountID, actor: actor, kind: "card_needs_update",
@@ -368,9 +393,11 @@ extension LedgerStore {
   /// A past-due account stays so; an active one becomes past due (a payment failed or an
   /// invoice is overdue), with its event.
   public func markPastDue(account: Int64, actor: Actor) throws {
-    let changed = try db.run("UPDATE accounts SET status = 'past_due', updated_at = ? WHERE id = ? AND status = 'active'", now, account)
+    let changed = try db.run(
+      "UPDATE accounts SET status = 'past_due', updated_at = ? WHERE id = ? AND status = 'active'", now, account)
     if changed > 0 {
-      try recordEvent(account: account, actor: actor, kind: "account_past_due", reason: "a payment failed; grace period started")
+      try recordEvent(
+        account: account, actor: actor, kind: "account_past_due", reason: "a payment failed; grace period started")
     }
   }
 
@@ -381,7 +408,8 @@ extension LedgerStore {
   /// past-due account back to active, and queues the confirmation. Shared by card charges,
   /// `ledgerd payment record` and reconciliation.
   public func applyPayment(
-    account accountID: Int64, amount: Money, method: String, reference: String?, receivedOn: CivilDate, chargeAttemptID: Int64?,
+    account accountID: Int64, amount: Money, method: String, reference: String?, receivedOn: CivilDate,
+    chargeAttemptID: Int64?,
     bankLineID: Int64?, invoices: [Int64], actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline? = nil
   ) throws -> PaymentRecord {
     let at = now
@@ -389,7 +417,8 @@ extension LedgerStore {
       """
       INSERT INTO payments (account_id, method, amount_minor, currency, received_on, reference, charge_attempt_id, bank_line_id, actor, created_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      """, accountID, method, amount.minorUnits, amount.currency.code, receivedOn.iso8601, reference, chargeAttemptID, bankLineID,
+      """, accountID, method, amount.minorUnits, amount.currency.code, receivedOn.iso8601, reference, chargeAttemptID,
+      bankLineID,
       actor.rawValue, at)
     let paymentID = db.lastInsertRowID
     let cash: LedgerAccount = method == "card" ? .processorClearing : .bank
@@ -406,9 +435,13 @@ extension LedgerStore {
       else { continue }
       let part = min(left, invoice.due.minorUnits)
       left -= part
-      try db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, id, part)
+      try db.run(
+        "INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, id, part)
       // A written-off invoice's receivable went to bad debt; paying it recovers that.
-      lines.append(.credit(invoice.status == .uncollectible ? .badDebt : .receivable, Money(minorUnits: part, currency: amount.currency), customer: accountID, invoice: id))
+      lines.append(
+        .credit(
+          invoice.status == .uncollectible ? .badDebt : .receivable, Money(minorUnits: part, currency: amount.currency),
+          customer: accountID, invoice: id))
       if part == invoice.due.minorUnits {
         paid.append(invoice.number)
         paidIDs.append(id)
@@ -422,7 +455,8 @@ extension LedgerStore {
     }
     try post(
       try JournalEntry(
-        kind: method == "card" ? .cardPayment : .transferPayment, memo: "payment \(paymentID) of \(amount) by \(method)", lines: lines,
+        kind: method == "card" ? .cardPayment : .transferPayment,
+        memo: "payment \(paymentID) of \(amount) by \(method)", lines: lines,
         invoiceID: invoices.count == 1 ? invoices[0] : nil, paymentID: paymentID))
     let allocated = Money(minorUnits: amount.minorUnits - left, currency: amount.currency)
     let credit = Money(minorUnits: left, currency: amount.currency)
@@ -434,17 +468,21 @@ extension LedgerStore {
       reason: "payment of \(amount) by \(method)" + (reference.map { " (\($0))" } ?? "")
         + (earlierDecline.map { " after \($0.cardLabel) was declined: \($0.reason.rawValue)" } ?? "")
         + (paid.isEmpty ? "" : "; paid \(paid.joined(separator: ", "))")
-        + (partial.map { "; \($0.number) part paid, \($0.stillDue) still due" } ?? "") + (left > 0 ? "; \(credit) kept as account credit" : ""),
+        + (partial.map { "; \($0.number) part paid, \($0.stillDue) still due" } ?? "")
+        + (left > 0 ? "; \(credit) kept as account credit" : ""),
       data: ["payment_id": String(paymentID)])
     try enqueue(
       key: "payment_received:\(paymentID)", account: account, invoice: invoices.first, kind: "payment_received",
       data: [
-        "amount": amount.amountString, "currency": amount.currency.code, "method": method, "invoices": paid.joined(separator: ", "),
+        "amount": amount.amountString, "currency": amount.currency.code, "method": method,
+        "invoices": paid.joined(separator: ", "),
         "credit": credit.amountString, "reference": reference ?? "", "received_on": receivedOn.iso8601,
         "partial_invoice": partial?.number ?? "", "still_due": partial?.stillDue.amountString ?? "",
         "declined_card": earlierDecline?.cardLabel ?? "", "declined_reason": earlierDecline?.reason.rawValue ?? "",
       ])
-    return PaymentRecord(paymentID: paymentID, amount: amount, paidInvoices: paid, paidInvoiceIDs: paidIDs, allocated: allocated, credit: credit)
+    return PaymentRecord(
+      paymentID: paymentID, amount: amount, paidInvoices: paid, paidInvoiceIDs: paidIDs, allocated: allocated,
+      credit: credit)
   }
 
   func closePaidInvoice(_ invoice: Invoice, actor: Actor) throws {
@@ -454,30 +492,40 @@ extension LedgerStore {
       at, invoice.id)
     // Only a paused invoice has an open pause (`ledgerd check` holds the two together).
     if invoice.paused {
-      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'paid' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+      try db.run(
+        "UPDATE pauses SET resumed_at = ?, resolution = 'paid' WHERE invoice_id = ? AND resumed_at IS NULL", at,
+        invoice.id)
     }
     try db.run(
-      "UPDATE transfer_declarations SET closed_at = ?, outcome = 'received' WHERE invoice_id = ? AND closed_at IS NULL", at, invoice.id)
+      "UPDATE transfer_declarations SET closed_at = ?, outcome = 'received' WHERE invoice_id = ? AND closed_at IS NULL",
+      at, invoice.id)
   }
 
   /// A past-due account with nothing left in dunning is active again; a downgraded one gets
   /// its plan back only when the config says so.
   func settleAccountStatus(_ accountID: Int64, actor: Actor, config: DunningConfig) throws {
-    let inDunning = try db.scalarInt(
-      "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'open' AND dunning_started_at IS NOT NULL", accountID) ?? 0
+    let inDunning =
+      try db.scalarInt(
+        "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'open' AND dunning_started_at IS NOT NULL",
+        accountID) ?? 0
     guard inDunning == 0 else { return }
-    if try db.run("UPDATE accounts SET status = 'active', updated_at = ? WHERE id = ? AND status = 'past_due'", now, accountID) > 0 {
+    if try db.run(
+      "UPDATE accounts SET status = 'active', updated_at = ? WHERE id = ? AND status = 'past_due'", now, accountID) > 0
+    {
       try recordEvent(account: accountID, actor: actor, kind: "account_active", reason: "nothing is past due any more")
     }
     if config.restorePlanOnPayment {
-      let owed = try db.scalarInt(
-        "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'uncollectible'", accountID) ?? 0
+      let owed =
+        try db.scalarInt(
+          "SELECT count(*) FROM invoices WHERE account_id = ? AND status = 'uncollectible'", accountID) ?? 0
       if owed == 0,
         try db.run(
           "UPDATE accounts SET status = 'active', plan_id = previous_plan_id, previous_plan_id = NULL, updated_at = ? WHERE id = ? AND status = 'downgraded' AND previous_plan_id IS NOT NULL",
           now, accountID) > 0
       {
-        try recordEvent(account: accountID, actor: actor, kind: "plan_restored", reason: "every written-off invoice is paid; the plan before the downgrade is restored")
+        try recordEvent(
+          account: accountID, actor: actor, kind: "plan_restored",
+          reason: "every written-off invoice is paid; the plan before the downgrade is restored")
       }
     }
   }
@@ -487,13 +535,20 @@ extension LedgerStore {
   /// Writes an open invoice off as uncollectible after its grace period (a journal entry for
   /// what is owed) and moves its account to `toPlan`, its add-ons removed. What it changed,
   /// for the event and the notice.
-  public func writeOffAndDowngrade(invoiceID: Int64, toPlan code: String) throws -> (fromPlan: String, toPlan: String, addonsRemoved: Int) {
+  public func writeOffAndDowngrade(invoiceID: Int64, toPlan code: String) throws -> (
+    fromPlan: String, toPlan: String, addonsRemoved: Int
+  ) {
     let invoice = try requireInvoice(id: invoiceID)
-    guard invoice.status == .open else { throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice is written off") }
+    guard invoice.status == .open else {
+      throw StateError(
+        subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice is written off"
+      )
+    }
     guard let target = try plan(code: code) else { throw NotFoundError(field: "downgrade_plan", value: code) }
     let at = now
     try db.run(
-      "UPDATE invoices SET status = 'uncollectible', closed_at = ?, next_action = NULL, next_action_at = NULL WHERE id = ?", at, invoice.id)
+      "UPDATE invoices SET status = 'uncollectible', closed_at = ?, next_action = NULL, next_action_at = NULL WHERE id = ?",
+      at, invoice.id)
     if invoice.due.minorUnits > 0 {
       try post(
         try JournalEntry(
@@ -510,7 +565,8 @@ extension LedgerStore {
         plan_id = ?1, updated_at = ?2 WHERE id = ?3
       """, target.id, at, account.id)
     let addons = try db.run(
-      "UPDATE account_addons SET removed_at = ?, removed_reason = 'downgrade' WHERE account_id = ? AND removed_at IS NULL", at, account.id)
+      "UPDATE account_addons SET removed_at = ?, removed_reason = 'downgrade' WHERE account_id = ? AND removed_at IS NULL",
+      at, account.id)
     // Other open invoices of the account keep their own schedule; the account stays
     // downgraded.
     return (account.plan, target.code, addons)
@@ -547,10 +603,16 @@ extension LedgerStore {
       let account = try requireAccount(try row.int("account_id"))
       try recordEvent(
         account: account.id, actor: .scheduler, kind: "card_expiring",
-        reason: "default card \(cardID) (\(try row.string("brand")) •••• \(try row.string("last4"))) expires at the end of \(expiry)")
+        reason:
+          "default card \(cardID) (\(try row.string("brand")) •••• \(try row.string("last4"))) expires at the end of \(expiry)"
+      )
       try enqueue(
-        key: "card_expiring:\(cardID):\(expiry.month)/\(expiry.year)", account: account, invoice: nil, kind: "card_expiring",
-        data: ["brand": try row.string("brand"), "last4": try row.string("last4"), "expiry": expiry.description, "last_day": expiry.lastDay.iso8601])
+        key: "card_expiring:\(cardID):\(expiry.month)/\(expiry.year)", account: account, invoice: nil,
+        kind: "card_expiring",
+        data: [
+          "brand": try row.string("brand"), "last4": try row.string("last4"), "expiry": expiry.description,
+          "last_day": expiry.lastDay.iso8601,
+        ])
       queued += 1
     }
     return queued
@@ -594,15 +656,21 @@ extension LedgerStore {
     for row in rows {
       let number = try row.string("number")
       let due = Money(minorUnits: try row.int("due_minor"), currency: try Currency(code: try row.string("currency")))
-      func day(_ column: String) throws -> String? { try row.optionalString(column).map { String($0.prefix(16)).replacingOccurrences(of: "T", with: " ") } }
+      func day(_ column: String) throws -> String? {
+        try row.optionalString(column).map { String($0.prefix(16)).replacingOccurrences(of: "T", with: " ") }
+      }
       let deadline = try day("grace_deadline")
       let atDeadline = onDowngradePlan ? "written off as unpaid" : "downgrade to \(config.downgradePlan)"
       let unless = deadline.map { "; \(atDeadline) on \($0) unless invoice \(number) (\(due)) is paid" } ?? ""
       if let paused = try day("paused_at") {
-        lines.append("\(number) is paused since \(paused) (proof: \(try row.optionalString("proof") ?? "?")): no reminder, retry or downgrade until staff resume it")
+        lines.append(
+          "\(number) is paused since \(paused) (proof: \(try row.optionalString("proof") ?? "?")): no reminder, retry or downgrade until staff resume it"
+        )
         continue
       }
-      guard let action = try row.optionalString("next_action").flatMap(CollectionAction.init(rawValue:)), let at = try day("next_action_at") else {
+      guard let action = try row.optionalString("next_action").flatMap(CollectionAction.init(rawValue:)),
+        let at = try day("next_action_at")
+      else {
         if try row.optionalString("next_action") == "in_flight" {
           lines.append("\(number): a charge is in flight")
         } else {
@@ -615,7 +683,9 @@ extension LedgerStore {
       case .remind: lines.append("\(number): reminder on \(at)" + unless)
       case .downgrade: lines.append("\(atDeadline) on \(at) unless invoice \(number) (\(due)) is paid")
       case .endTransferWindow:
-        lines.append("\(number): waiting for the declared transfer until \(try day("window_end") ?? at); no reminder, retry or downgrade before then" + unless)
+        lines.append(
+          "\(number): waiting for the declared transfer until \(try day("window_end") ?? at); no reminder, retry or downgrade before then"
+            + unless)
       case .remindTransferDue: lines.append("\(number): reminder that \(due) falls due, on \(at)")
       case .startDunning: lines.append("\(number): overdue on \(at) if \(due) is not paid by then")
       }

@@ -70,7 +70,8 @@ extension LedgerStore {
       let firstDay =
         try from?.iso8601 ?? db.scalarText("SELECT substr(min(at), 1, 10) FROM journal_entries") ?? "1970-01-01"
       let lastDay =
-        try to?.iso8601 ?? db.scalarText("SELECT substr(max(at), 1, 10) FROM journal_entries WHERE at < ?", upper) ?? firstDay
+        try to?.iso8601 ?? db.scalarText("SELECT substr(max(at), 1, 10) FROM journal_entries WHERE at < ?", upper)
+        ?? firstDay
 
       try write(header(format, summary: summary))
       for row in try db.query("SELECT DISTINCT currency FROM journal_lines ORDER BY currency") {

@@ -33,7 +33,8 @@ extension LedgerStore {
       try post(try Posting.invoiceIssued(invoiceID: id, number: number, customer: draft.accountID, total: draft.total))
       try recordEvent(
         account: draft.accountID, invoice: id, actor: actor, kind: "invoice_issued",
-        reason: "invoice \(number) of \(draft.total) issued, due \(draft.dueDate), collected by \(draft.method.rawValue)"
+        reason:
+          "invoice \(number) of \(draft.total) issued, due \(draft.dueDate), collected by \(draft.method.rawValue)"
           + (reference.map { " (reference \($0))" } ?? ""),
         data: ["number": number, "total_minor": String(draft.total.minorUnits), "currency": draft.currency.code])
       try applyCredit(account: draft.accountID, invoiceID: id, number: number, total: draft.total, actor: actor)
@@ -44,20 +45,26 @@ extension LedgerStore {
   /// Credit the account holds (from overpayments) pays the new invoice first: a `credit`
   /// payment allocated to it, and customer credit / receivable in the journal.
   func applyCredit(account: Int64, invoiceID: Int64, number: String, total: Money, actor: Actor) throws {
-    let credit = try db.scalarInt(
-      "SELECT coalesce(sum(credit_minor) - sum(debit_minor), 0) FROM journal_lines WHERE account_id = ? AND ledger_account = 'customer_credit' AND currency = ?",
-      account, total.currency.code) ?? 0
+    let credit =
+      try db.scalarInt(
+        "SELECT coalesce(sum(credit_minor) - sum(debit_minor), 0) FROM journal_lines WHERE account_id = ? AND ledger_account = 'customer_credit' AND currency = ?",
+        account, total.currency.code) ?? 0
     guard credit > 0 else { return }
     let applied = Money(minorUnits: min(credit, total.minorUnits), currency: total.currency)
     try db.run(
       "INSERT INTO payments (account_id, method, amount_minor, currency, received_on, reference, actor, created_at) VALUES (?, 'credit', ?, ?, ?, ?, ?, ?)",
       account, applied.minorUnits, applied.currency.code, today.iso8601, "account credit", actor.rawValue, now)
     let paymentID = db.lastInsertRowID
-    try db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, invoiceID, applied.minorUnits)
+    try db.run(
+      "INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (?, ?, ?)", paymentID, invoiceID,
+      applied.minorUnits)
     try post(
       try JournalEntry(
         kind: .creditApplied, memo: "account credit applied to \(number)",
-        lines: [.debit(.customerCredit, applied, customer: account), .credit(.receivable, applied, customer: account, invoice: invoiceID)],
+        lines: [
+          .debit(.customerCredit, applied, customer: account),
+          .credit(.receivable, applied, customer: account, invoice: invoiceID),
+        ],
         invoiceID: invoiceID, paymentID: paymentID))
     if applied == total {
       try db.run("UPDATE invoices SET status = 'paid', closed_at = ? WHERE id = ?", now, invoiceID)
@@ -75,20 +82,29 @@ extension LedgerStore {
     return try write {
       let invoice = try requireInvoice(reference)
       guard invoice.status == .open else {
-        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice can be voided")
+        throw StateError(
+          subject: "invoice \(invoice.number)",
+          rule: "is \(invoice.status.rawValue); only an open invoice can be voided")
       }
       guard invoice.paid.minorUnits == 0 else {
         throw StateError(
-          subject: "invoice \(invoice.number)", rule: "has \(invoice.paid) paid on it; refund the payment before voiding")
+          subject: "invoice \(invoice.number)",
+          rule: "has \(invoice.paid) paid on it; refund the payment before voiding")
       }
       let at = now
       try db.run(
-        "UPDATE invoices SET status = 'void', void_reason = ?, closed_at = ?, paused_at = NULL WHERE id = ?", reason, at, invoice.id)
-      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'voided' WHERE invoice_id = ? AND resumed_at IS NULL", at, invoice.id)
+        "UPDATE invoices SET status = 'void', void_reason = ?, closed_at = ?, paused_at = NULL WHERE id = ?", reason,
+        at, invoice.id)
       try db.run(
-        "UPDATE transfer_declarations SET closed_at = ?, outcome = 'cancelled' WHERE invoice_id = ? AND closed_at IS NULL", at,
+        "UPDATE pauses SET resumed_at = ?, resolution = 'voided' WHERE invoice_id = ? AND resumed_at IS NULL", at,
         invoice.id)
-      try post(try Posting.invoiceVoided(invoiceID: invoice.id, number: invoice.number, customer: invoice.accountID, total: invoice.total))
+      try db.run(
+        "UPDATE transfer_declarations SET closed_at = ?, outcome = 'cancelled' WHERE invoice_id = ? AND closed_at IS NULL",
+        at,
+        invoice.id)
+      try post(
+        try Posting.invoiceVoided(
+          invoiceID: invoice.id, number: invoice.number, customer: invoice.accountID, total: invoice.total))
       try db.run("UPDATE invoices SET next_action = NULL, next_action_at = NULL WHERE id = ?", invoice.id)
       // Voiding the invoice that made the account past due ends that (a void restores no plan).
       try settleAccountStatus(invoice.accountID, actor: actor, config: DunningConfig())
@@ -109,7 +125,8 @@ extension LedgerStore {
     }
     guard let row else { return nil }
     var invoice = try self.invoice(from: row)
-    invoice.lines = try db.query("SELECT * FROM invoice_lines WHERE invoice_id = ? ORDER BY position", invoice.id).map { line in
+    invoice.lines = try db.query("SELECT * FROM invoice_lines WHERE invoice_id = ? ORDER BY position", invoice.id).map {
+      line in
       let currency = invoice.total.currency
       return InvoiceLine(
         position: try line.int("position"), kind: LineKind(rawValue: try line.string("kind")) ?? .other,
@@ -175,9 +192,11 @@ extension LedgerStore {
       method: CollectionMethod(rawValue: try row.string("collection_method")) ?? .card,
       paymentReference: try row.optionalString("payment_reference"), issueDate: try row.string("issue_date"),
       dueDate: try row.string("due_date"), total: total, paid: paid,
-      due: status.owesRest ? Money(minorUnits: total.minorUnits - paid.minorUnits, currency: currency) : .zero(currency),
+      due: status.owesRest
+        ? Money(minorUnits: total.minorUnits - paid.minorUnits, currency: currency) : .zero(currency),
       paused: try row.optionalString("paused_at") != nil,
-      graceDeadline: try row.optionalString("grace_deadline"), voidReason: try row.optionalString("void_reason"), lines: [])
+      graceDeadline: try row.optionalString("grace_deadline"), voidReason: try row.optionalString("void_reason"),
+      lines: [])
   }
 }
 

@@ -22,7 +22,8 @@ enum JournalChain {
 
   /// The hash of an entry whose predecessor's hash is `previous`.
   static func hash(
-    previous: String, entryID: Int64, at: String, kind: String, memo: String, invoiceID: Int64?, paymentID: Int64?, lines: [Line]
+    previous: String, entryID: Int64, at: String, kind: String, memo: String, invoiceID: Int64?, paymentID: Int64?,
+    lines: [Line]
   ) -> String {
     var bytes = [UInt8]()
     bytes.reserveCapacity(512)
@@ -98,7 +99,8 @@ extension LedgerStore {
         creditMinor: $0.creditMinor, accountID: $0.customerAccountID, invoiceID: $0.invoiceID)
     }
     let hash = JournalChain.hash(
-      previous: try journalHead(), entryID: entryID, at: at, kind: entry.kind.rawValue, memo: entry.memo, invoiceID: entry.invoiceID,
+      previous: try journalHead(), entryID: entryID, at: at, kind: entry.kind.rawValue, memo: entry.memo,
+      invoiceID: entry.invoiceID,
       paymentID: entry.paymentID, lines: lines)
     try db.run("INSERT INTO journal_hashes (entry_id, hash) VALUES (?, ?)", entryID, hash)
   }
@@ -106,8 +108,10 @@ extension LedgerStore {
   /// Walks the journal in order, entry by entry with its lines (a stream: memory does not
   /// grow with the journal), handing each to `body` with its stored hash (nil: none).
   func forEachJournalEntry(
-    _ body: (_ id: Int64, _ at: String, _ kind: String, _ memo: String, _ invoiceID: Int64?, _ paymentID: Int64?,
-      _ lines: [JournalChain.Line], _ storedHash: String?) throws -> Void
+    _ body: (
+      _ id: Int64, _ at: String, _ kind: String, _ memo: String, _ invoiceID: Int64?, _ paymentID: Int64?,
+      _ lines: [JournalChain.Line], _ storedHash: String?
+    ) throws -> Void
   ) throws {
     var current: (id: Int64, at: String, kind: String, memo: String, invoice: Int64?, payment: Int64?, hash: String?)?
     var lines: [JournalChain.Line] = []
@@ -127,7 +131,8 @@ extension LedgerStore {
       if current?.id != id {
         try flush()
         current = (
-          id, try row.string("at"), try row.string("kind"), try row.string("memo"), try row.optionalInt("entry_invoice"),
+          id, try row.string("at"), try row.string("kind"), try row.string("memo"),
+          try row.optionalInt("entry_invoice"),
           try row.optionalInt("payment_id"), try row.optionalString("hash")
         )
       }
@@ -154,7 +159,8 @@ extension LedgerStore {
     var hashes: [(Int64, String)] = []
     try forEachJournalEntry { id, at, kind, memo, invoice, payment, lines, _ in
       previous = JournalChain.hash(
-        previous: previous, entryID: id, at: at, kind: kind, memo: memo, invoiceID: invoice, paymentID: payment, lines: lines)
+        previous: previous, entryID: id, at: at, kind: kind, memo: memo, invoiceID: invoice, paymentID: payment,
+        lines: lines)
       hashes.append((id, previous))
     }
     for (id, hash) in hashes { try db.run("INSERT INTO journal_hashes (entry_id, hash) VALUES (?, ?)", id, hash) }
@@ -171,7 +177,8 @@ extension LedgerStore {
       try forEachJournalEntry { id, at, kind, memo, invoice, payment, lines, stored in
         report.entries += 1
         let expected = JournalChain.hash(
-          previous: previous, entryID: id, at: at, kind: kind, memo: memo, invoiceID: invoice, paymentID: payment, lines: lines)
+          previous: previous, entryID: id, at: at, kind: kind, memo: memo, invoiceID: invoice, paymentID: payment,
+          lines: lines)
         if report.firstBreak == nil {
           if stored == nil {
             report.firstBreak = "journal entry \(id) has no hash: it was written without ledgerd"
@@ -186,7 +193,8 @@ extension LedgerStore {
         report.head = (id, previous)
       }
       if report.firstBreak == nil,
-        let orphan = try db.scalarInt("SELECT min(entry_id) FROM journal_hashes WHERE entry_id NOT IN (SELECT id FROM journal_entries)")
+        let orphan = try db.scalarInt(
+          "SELECT min(entry_id) FROM journal_hashes WHERE entry_id NOT IN (SELECT id FROM journal_entries)")
       {
         report.firstBreak = "journal entry \(orphan) has a hash but is gone: it was removed after it was written"
       }

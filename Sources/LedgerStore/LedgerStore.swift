@@ -68,14 +68,20 @@ public final class LedgerStore {
       try migrator.requireCurrent(on: connection)
       return LedgerStore(connection: connection, clock: clock)
     case .readWrite:
-      let connection = try openMigrated(path: path, migrator: migrator, clock: clock, synchronous: synchronous, discipline: discipline).0
+      let connection = try openMigrated(
+        path: path, migrator: migrator, clock: clock, synchronous: synchronous, discipline: discipline
+      ).0
       return LedgerStore(connection: connection, clock: clock)
     }
   }
 
   /// Applies pending migrations; returns the names applied and those already there.
-  public static func migrate(path: String, clock: LedgerClock, discipline: WriteDiscipline = WriteDiscipline()) throws -> Migrator.Outcome {
-    try openMigrated(path: path, migrator: LedgerSchema.migrator(), clock: clock, synchronous: .full, discipline: discipline).1
+  public static func migrate(path: String, clock: LedgerClock, discipline: WriteDiscipline = WriteDiscipline()) throws
+    -> Migrator.Outcome
+  {
+    try openMigrated(
+      path: path, migrator: LedgerSchema.migrator(), clock: clock, synchronous: .full, discipline: discipline
+    ).1
   }
 
   /// Opens for writing: the file is checked to be ours (or empty) and known to this binary
@@ -241,7 +247,8 @@ public final class LedgerStore {
     var s = s
     s.withUTF8 { bytes in
       var clean = bytes.startIndex
-      for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+      for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+      {
         out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean..<i]))
         clean = i + 1
         out.append(UInt8(ascii: "\\"))
@@ -252,7 +259,9 @@ public final class LedgerStore {
         case UInt8(ascii: "\t"): out.append(UInt8(ascii: "t"))
         default:
           let hex: [UInt8] = Array("0123456789abcdef".utf8)
-          out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+          out.append(contentsOf: [
+            UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
+          ])
         }
       }
       out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[clean...]))

@@ -20,7 +20,9 @@ extension LedgerStore {
   /// Copies the WAL into the ledger file and empties it, under the write lock, waiting at
   /// most `lockTimeout` for the lock and `readerWaitMilliseconds` for readers; a line for
   /// the log.
-  public func compactLog(lockTimeout: Duration, readerWaitMilliseconds: Int32 = 200) throws -> (complete: Bool, summary: String) {
+  public func compactLog(lockTimeout: Duration, readerWaitMilliseconds: Int32 = 200) throws -> (
+    complete: Bool, summary: String
+  ) {
     let result = try db.checkpoint(.truncate, lockTimeout: lockTimeout, readerWaitMilliseconds: readerWaitMilliseconds)
     return (
       result.complete,

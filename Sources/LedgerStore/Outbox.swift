@@ -6,8 +6,10 @@ extension OutboxEntry {
   init(row: Row) throws {
     let object = try? JSONSerialization.jsonObject(with: Data(try row.string("data").utf8)) as? [String: Any]
     self.init(
-      id: try row.int("id"), key: try row.string("key"), accountID: try row.int("account_id"), invoice: try row.optionalString("invoice"),
-      kind: try row.string("kind"), locale: CustomerLocale(rawValue: try row.string("locale")) ?? .fr, recipient: try row.string("recipient"),
+      id: try row.int("id"), key: try row.string("key"), accountID: try row.int("account_id"),
+      invoice: try row.optionalString("invoice"),
+      kind: try row.string("kind"), locale: CustomerLocale(rawValue: try row.string("locale")) ?? .fr,
+      recipient: try row.string("recipient"),
       data: (object ?? [:]).compactMapValues { $0 as? String }, createdAt: try row.string("created_at"),
       attempts: Int(try row.int("attempts")), nextAttemptAt: try row.string("next_attempt_at"),
       deliveredAt: try row.optionalString("delivered_at"), failedAt: try row.optionalString("failed_at"),
@@ -17,7 +19,6 @@ extension OutboxEntry {
 
 /// The outbox's SQL is the notifier's repository.
 extension LedgerStore: OutboxRepository {}
-
 
 /// Which outbox rows to list.
 public enum OutboxFilter: String, Sendable, CaseIterable {
@@ -56,7 +57,8 @@ extension LedgerStore {
     case .delivered: condition = "o.delivered_at IS NOT NULL"
     case .failed: condition = "o.failed_at IS NOT NULL AND o.delivered_at IS NULL"
     }
-    return try db.query(Self.outboxSelect + " WHERE \(condition) ORDER BY o.id DESC LIMIT ?", limit).map(OutboxEntry.init(row:))
+    return try db.query(Self.outboxSelect + " WHERE \(condition) ORDER BY o.id DESC LIMIT ?", limit).map(
+      OutboxEntry.init(row:))
   }
 
   /// One outbox row by id.
@@ -88,7 +90,8 @@ extension LedgerStore {
           retryAt.iso8601, text, id)
       } else {
         _ = try db.run(
-          "UPDATE outbox SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE id = ? AND delivered_at IS NULL", now, text, id)
+          "UPDATE outbox SET attempts = attempts + 1, failed_at = ?, last_error = ? WHERE id = ? AND delivered_at IS NULL",
+          now, text, id)
       }
     }
   }

@@ -10,14 +10,22 @@ extension LedgerStore {
     return try write {
       let invoice = try requireInvoice(reference)
       guard invoice.status == .open else {
-        throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); only an open invoice can be paused")
+        throw StateError(
+          subject: "invoice \(invoice.number)",
+          rule: "is \(invoice.status.rawValue); only an open invoice can be paused")
       }
       guard !invoice.paused else { throw StateError(subject: "invoice \(invoice.number)", rule: "is already paused") }
-      guard try db.scalarInt("SELECT count(*) FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id WHERE ci.invoice_id = ? AND a.status = 'pending'", invoice.id) == 0 else {
+      guard
+        try db.scalarInt(
+          "SELECT count(*) FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id WHERE ci.invoice_id = ? AND a.status = 'pending'",
+          invoice.id) == 0
+      else {
         throw StateError(subject: "invoice \(invoice.number)", rule: "has a charge in flight; try again in a moment")
       }
       let at = now
-      try db.run("INSERT INTO pauses (invoice_id, proof, actor, paused_at) VALUES (?, ?, ?, ?)", invoice.id, proof, actor.rawValue, at)
+      try db.run(
+        "INSERT INTO pauses (invoice_id, proof, actor, paused_at) VALUES (?, ?, ?, ?)", invoice.id, proof,
+        actor.rawValue, at)
       let pauseID = db.lastInsertRowID
       try apply(.paused, invoiceID: invoice.id, config: DunningConfig())
       try db.run("UPDATE invoices SET next_action = NULL, next_action_at = NULL WHERE id = ?", invoice.id)
@@ -25,8 +33,12 @@ extension LedgerStore {
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_paused",
         reason: "payment reported as not registered (proof: \(proof)); collection of \(invoice.number) paused")
       try enqueue(
-        key: "paused:\(pauseID)", account: try requireAccount(invoice.accountID), invoice: invoice.id, kind: "pause_confirmed",
-        data: ["invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code, "proof": proof])
+        key: "paused:\(pauseID)", account: try requireAccount(invoice.accountID), invoice: invoice.id,
+        kind: "pause_confirmed",
+        data: [
+          "invoice": invoice.number, "amount": invoice.due.amountString, "currency": invoice.due.currency.code,
+          "proof": proof,
+        ])
       return try requireInvoice(invoice.number)
     }
   }
@@ -36,12 +48,15 @@ extension LedgerStore {
   public func resumeInvoice(_ reference: String, actor: Actor) throws -> Invoice {
     try write {
       let invoice = try requireInvoice(reference)
-      guard invoice.paused, let record = try collection(invoiceID: invoice.id), let pausedAt = record.state.pausedSince else {
+      guard invoice.paused, let record = try collection(invoiceID: invoice.id), let pausedAt = record.state.pausedSince
+      else {
         throw StateError(subject: "invoice \(invoice.number)", rule: "is not paused")
       }
       let seconds = max(0, clock.now().secondsSinceEpoch - pausedAt.secondsSinceEpoch)
       let inDunning = record.state.dunningStartedAt != nil
-      try db.run("UPDATE pauses SET resumed_at = ?, resolution = 'resumed' WHERE invoice_id = ? AND resumed_at IS NULL", now, invoice.id)
+      try db.run(
+        "UPDATE pauses SET resumed_at = ?, resolution = 'resumed' WHERE invoice_id = ? AND resumed_at IS NULL", now,
+        invoice.id)
       try apply(.resumed, invoiceID: invoice.id, config: DunningConfig())
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "invoice_resumed",
@@ -64,11 +79,16 @@ extension LedgerStore {
       let invoice = try requireInvoice(reference)
       try requireHoldable(invoice, what: "a declared transfer")
       guard amount.currency == invoice.total.currency else {
-        throw InputError(field: "--amount", rule: "is in \(amount.currency.code); the invoice is in \(invoice.total.currency.code)")
+        throw InputError(
+          field: "--amount", rule: "is in \(amount.currency.code); the invoice is in \(invoice.total.currency.code)")
       }
       guard sentOn <= today else { throw InputError(field: "--date", rule: "\(sentOn) is in the future") }
-      if try db.scalarInt("SELECT count(*) FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", invoice.id) ?? 0 > 0 {
-        throw StateError(subject: "invoice \(invoice.number)", rule: "already has a declared transfer waiting to clear or to be accepted by staff")
+      if try db.scalarInt(
+        "SELECT count(*) FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", invoice.id) ?? 0 > 0
+      {
+        throw StateError(
+          subject: "invoice \(invoice.number)",
+          rule: "already has a declared transfer waiting to clear or to be accepted by staff")
       }
       let declared = clock.now()
       let end = DunningPolicy.transferWindowEnd(from: sentOn, businessDays: config.transferWindowBusinessDays)
@@ -102,7 +122,8 @@ extension LedgerStore {
       let held: String
       switch hold {
       case .window(let end):
-        held = "waiting for it to clear until \(end) (\(config.transferWindowBusinessDays) business days from the send date)"
+        held =
+          "waiting for it to clear until \(end) (\(config.transferWindowBusinessDays) business days from the send date)"
       case .awaitingAcceptance(let due):
         held = "\(due) is due: it holds nothing until staff accept it"
       case .windowOver(let end):
@@ -110,14 +131,18 @@ extension LedgerStore {
       case .windowUsed:
         held = "\(invoice.number) already had its clearing window: nothing held unless staff extend it"
       }
-      try recordEvent(account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "transfer_declared", reason: "\(said); \(held)")
+      try recordEvent(
+        account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "transfer_declared",
+        reason: "\(said); \(held)")
       return (try requireInvoice(invoice.number), hold)
     }
   }
 
   /// Staff accept a declaration for less than what is due: its clearing window opens, counted
   /// from its send date, as a whole one would have.
-  public func acceptTransfer(_ reference: String, actor: Actor, config: DunningConfig) throws -> (Invoice, windowEnds: Instant) {
+  public func acceptTransfer(_ reference: String, actor: Actor, config: DunningConfig) throws -> (
+    Invoice, windowEnds: Instant
+  ) {
     try write {
       let invoice = try requireInvoice(reference)
       try requireHoldable(invoice, what: "an accepted transfer")
@@ -141,14 +166,18 @@ extension LedgerStore {
       guard end > clock.now() else {
         throw StateError(
           subject: "invoice \(invoice.number)",
-          rule: "the clearing window of a transfer sent on \(sentOn) ended on \(end), so accepting it holds nothing; hold it with `ledgerd transfer extend`")
+          rule:
+            "the clearing window of a transfer sent on \(sentOn) ended on \(end), so accepting it holds nothing; hold it with `ledgerd transfer extend`"
+        )
       }
-      try db.run("UPDATE transfer_declarations SET window_ends_at = ?, accepted_at = ? WHERE id = ?", end.iso8601, now, id)
+      try db.run(
+        "UPDATE transfer_declarations SET window_ends_at = ?, accepted_at = ? WHERE id = ?", end.iso8601, now, id)
       try apply(.transferDeclared(windowEndsAt: end), invoiceID: invoice.id, config: config)
       let amount = Money(minorUnits: try row.int("amount_minor"), currency: invoice.total.currency)
       try recordEvent(
         account: invoice.accountID, invoice: invoice.id, actor: actor, kind: "transfer_accepted",
-        reason: "declared transfer of \(amount) accepted though \(invoice.due) is due; waiting for it to clear until \(end)")
+        reason:
+          "declared transfer of \(amount) accepted though \(invoice.due) is due; waiting for it to clear until \(end)")
       return (try requireInvoice(invoice.number), end)
     }
   }
@@ -156,10 +185,14 @@ extension LedgerStore {
   /// Staff give the invoice's declared transfer more time: `days` business days after the
   /// open window's last day, or after today when no window is open (it ended, never opened,
   /// or waits for acceptance). The one way an invoice gets a window more than once.
-  public func extendTransferWindow(_ reference: String, businessDays days: Int, reason: String, actor: Actor, config: DunningConfig)
+  public func extendTransferWindow(
+    _ reference: String, businessDays days: Int, reason: String, actor: Actor, config: DunningConfig
+  )
     throws -> (Invoice, windowEnds: Instant)
   {
-    guard (1...30).contains(days) else { throw InputError(field: "--days", rule: "\(days) must be between 1 and 30 business days") }
+    guard (1...30).contains(days) else {
+      throw InputError(field: "--days", rule: "\(days) must be between 1 and 30 business days")
+    }
     let reason = try Validate.text(reason, field: "--reason")
     return try write {
       let invoice = try requireInvoice(reference)
@@ -172,7 +205,8 @@ extension LedgerStore {
           """, invoice.id)
       else {
         throw StateError(
-          subject: "invoice \(invoice.number)", rule: "has no declared transfer to extend; the customer declares it first (`ledgerd transfer declare`)")
+          subject: "invoice \(invoice.number)",
+          rule: "has no declared transfer to extend; the customer declares it first (`ledgerd transfer declare`)")
       }
       let id = try row.int("id")
       let isOpen = try row.optionalString("closed_at") == nil
@@ -195,7 +229,9 @@ extension LedgerStore {
 
   /// Whether the invoice already had a clearing window (at most one, unless staff extend).
   func hadTransferWindow(_ invoiceID: Int64) throws -> Bool {
-    try db.scalarInt("SELECT count(*) FROM transfer_declarations WHERE invoice_id = ? AND window_ends_at IS NOT NULL", invoiceID) ?? 0 > 0
+    try db.scalarInt(
+      "SELECT count(*) FROM transfer_declarations WHERE invoice_id = ? AND window_ends_at IS NOT NULL", invoiceID) ?? 0
+      > 0
   }
 
   /// Only an open invoice can be held by a transfer: a written-off one can be paid, not held.
@@ -205,9 +241,12 @@ extension LedgerStore {
     case .uncollectible:
       throw StateError(
         subject: "invoice \(invoice.number)",
-        rule: "is uncollectible (written off): it can still be paid (`ledgerd payment record`, or the bank statement), but \(what) no longer holds it; nothing was recorded")
+        rule:
+          "is uncollectible (written off): it can still be paid (`ledgerd payment record`, or the bank statement), but \(what) no longer holds it; nothing was recorded"
+      )
     default:
-      throw StateError(subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
+      throw StateError(
+        subject: "invoice \(invoice.number)", rule: "is \(invoice.status.rawValue); nothing is owed on it")
     }
   }
 
@@ -222,10 +261,13 @@ extension LedgerStore {
 
   /// Closes the invoice's open transfer declaration with `outcome` ("expired": its window
   /// ended without the money); what it declared, for the customer's message.
-  public func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (id: Int64, sentOn: CivilDate, reference: String)? {
+  public func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (
+    id: Int64, sentOn: CivilDate, reference: String
+  )? {
     guard
       let row = try db.queryOne(
-        "SELECT id, sent_on, reference FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", invoiceID)
+        "SELECT id, sent_on, reference FROM transfer_declarations WHERE invoice_id = ? AND closed_at IS NULL", invoiceID
+      )
     else { return nil }
     let id = try row.int("id")
     try db.run("UPDATE transfer_declarations SET closed_at = ?, outcome = ? WHERE id = ?", now, outcome, id)

@@ -9,7 +9,8 @@ extension LedgerStore {
     let code = try Validate.planCode(code, field: "code")
     let name = try Validate.displayName(name, field: "--name")
     guard price.minorUnits > 0 else {
-      throw InputError(field: "--price", rule: "a paid plan's price must be greater than zero (the free plan exists already)")
+      throw InputError(
+        field: "--price", rule: "a paid plan's price must be greater than zero (the free plan exists already)")
     }
     return try write {
       if try db.scalarInt("SELECT id FROM plans WHERE code = ?", code) != nil {
@@ -18,7 +19,9 @@ extension LedgerStore {
       try db.run(
         "INSERT INTO plans (code, name, price_minor, currency, period, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         code, name, price.minorUnits, price.currency.code, period.rawValue, now)
-      try recordEvent(account: nil, actor: .staff, kind: "plan_added", reason: "plan \(code) added at \(price) per \(period.rawValue)")
+      try recordEvent(
+        account: nil, actor: .staff, kind: "plan_added", reason: "plan \(code) added at \(price) per \(period.rawValue)"
+      )
       return Plan(id: db.lastInsertRowID, code: code, name: name, price: price, period: period)
     }
   }
@@ -41,7 +44,9 @@ extension LedgerStore {
   // MARK: - Accounts
 
   /// Opens a customer account on a plan (the free plan unless told otherwise).
-  public func addAccount(email: String, name: String, locale: CustomerLocale, planCode: String, actor: Actor) throws -> Account {
+  public func addAccount(email: String, name: String, locale: CustomerLocale, planCode: String, actor: Actor) throws
+    -> Account
+  {
     let email = try Validate.email(email)
     let name = try Validate.displayName(name)
     return try write {
@@ -59,7 +64,9 @@ extension LedgerStore {
   /// Changes an account's email, name or language. The address and the name end up in
   /// mail headers, so they pass the same checks as at opening (no line break, one `@`, a
   /// bounded length). Messages not yet delivered follow the new address.
-  public func updateAccount(_ id: Int64, email: String?, name: String?, locale: CustomerLocale?, actor: Actor) throws -> Account {
+  public func updateAccount(_ id: Int64, email: String?, name: String?, locale: CustomerLocale?, actor: Actor) throws
+    -> Account
+  {
     guard email != nil || name != nil || locale != nil else {
       throw InputError(field: "--email", rule: "give at least one of --email, --name, --locale")
     }
@@ -78,7 +85,8 @@ extension LedgerStore {
       if let name, name != before.name { changes.append("name \(before.name) → \(name)") }
       if let locale, locale != before.locale { changes.append("locale \(before.locale.rawValue) → \(locale.rawValue)") }
       try recordEvent(
-        account: id, actor: actor, kind: "account_updated", reason: changes.isEmpty ? "account saved unchanged" : changes.joined(separator: "; "))
+        account: id, actor: actor, kind: "account_updated",
+        reason: changes.isEmpty ? "account saved unchanged" : changes.joined(separator: "; "))
       return try requireAccount(id)
     }
   }
@@ -94,7 +102,8 @@ extension LedgerStore {
   }
 
   public func accounts(status: AccountStatus? = nil) throws -> [Account] {
-    try (status.map { try db.query(Self.accountSelect + " WHERE a.status = ?1 ORDER BY a.id", $0.rawValue) }
+    try
+      (status.map { try db.query(Self.accountSelect + " WHERE a.status = ?1 ORDER BY a.id", $0.rawValue) }
       ?? db.query(Self.accountSelect + " ORDER BY a.id")).map(account(from:))
   }
 
@@ -126,14 +135,16 @@ extension LedgerStore {
 
   public func balances(account: Int64) throws -> [Balance] {
     try db.query(
-      "SELECT currency, owed_minor, receivable_minor, written_off_minor, credit_minor FROM v_account_balances WHERE account_id = ?", account)
-      .map { row in
-        let currency = try Currency(code: try row.string("currency"))
-        return Balance(
-          owed: Money(minorUnits: try row.int("owed_minor"), currency: currency),
-          receivable: Money(minorUnits: try row.int("receivable_minor"), currency: currency),
-          writtenOff: Money(minorUnits: try row.int("written_off_minor"), currency: currency),
-          credit: Money(minorUnits: try row.int("credit_minor"), currency: currency))
-      }
+      "SELECT currency, owed_minor, receivable_minor, written_off_minor, credit_minor FROM v_account_balances WHERE account_id = ?",
+      account
+    )
+    .map { row in
+      let currency = try Currency(code: try row.string("currency"))
+      return Balance(
+        owed: Money(minorUnits: try row.int("owed_minor"), currency: currency),
+        receivable: Money(minorUnits: try row.int("receivable_minor"), currency: currency),
+        writtenOff: Money(minorUnits: try row.int("written_off_minor"), currency: currency),
+        credit: Money(minorUnits: try row.int("credit_minor"), currency: currency))
+    }
   }
 }

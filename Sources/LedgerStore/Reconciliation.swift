@@ -64,11 +64,14 @@ extension LedgerStore {
       statementID: try row.optionalString("statement_id"), bookingDate: try row.optionalString("booking_date"),
       valueDate: try row.optionalString("value_date"),
       amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
-      direction: BankDirection(rawValue: try row.string("direction")) ?? .credit, isReversal: try row.bool("is_reversal"),
-      bookingStatus: BookingStatus(rawValue: try row.string("booking_status")) ?? .booked, reference: try row.optionalString("reference"),
+      direction: BankDirection(rawValue: try row.string("direction")) ?? .credit,
+      isReversal: try row.bool("is_reversal"),
+      bookingStatus: BookingStatus(rawValue: try row.string("booking_status")) ?? .booked,
+      reference: try row.optionalString("reference"),
       remittance: try row.optionalString("remittance"), counterpartyName: try row.optionalString("counterparty_name"),
       counterpartyIban: try row.optionalString("counterparty_iban"), matchStatus: try row.string("match_status"),
-      matchRule: try row.optionalString("match_rule"), invoice: try row.optionalString("invoice"), note: try row.optionalString("note"),
+      matchRule: try row.optionalString("match_rule"), invoice: try row.optionalString("invoice"),
+      note: try row.optionalString("note"),
       dismissReason: try row.optionalString("dismiss_reason"))
   }
 
@@ -120,7 +123,8 @@ extension LedgerStore {
 
   /// Lines waiting for staff, oldest first.
   public func unmatchedBankLines(limit: Int = 100_000) throws -> [StoredBankLine] {
-    try db.query(Self.bankLineSelect + " WHERE b.match_status = 'unmatched' ORDER BY b.id LIMIT ?", limit).map(bankLine(from:))
+    try db.query(Self.bankLineSelect + " WHERE b.match_status = 'unmatched' ORDER BY b.id LIMIT ?", limit).map(
+      bankLine(from:))
   }
 
   /// How many lines wait for staff.
@@ -139,7 +143,8 @@ extension LedgerStore {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       """, line.lineKey, line.source, line.statementID, line.bookingDate, line.valueDate, line.amount.minorUnits,
       line.amount.currency.code, line.direction.rawValue, line.isReversal ? 1 : 0, line.status.rawValue, line.reference,
-      line.remittance, line.counterpartyName, line.counterpartyIBAN, matchStatus, note.map(CardNumberText.masked), line.accountServicerRef,
+      line.remittance, line.counterpartyName, line.counterpartyIBAN, matchStatus, note.map(CardNumberText.masked),
+      line.accountServicerRef,
       now)
     return db.lastInsertRowID
   }
@@ -159,7 +164,8 @@ extension LedgerStore {
   /// Records the verdict on a line.
   public func markBankLine(_ id: Int64, status: String, invoiceID: Int64?, rule: String?, note: String?) throws {
     try db.run(
-      "UPDATE bank_statement_lines SET match_status = ?, invoice_id = ?, match_rule = ?, note = ? WHERE id = ?", status, invoiceID, rule,
+      "UPDATE bank_statement_lines SET match_status = ?, invoice_id = ?, match_rule = ?, note = ? WHERE id = ?", status,
+      invoiceID, rule,
       note.map(CardNumberText.masked), id)
   }
 
@@ -168,13 +174,16 @@ extension LedgerStore {
     try write {
       guard let line = try bankLine(id: id) else { throw NotFoundError(field: "LINE", value: String(id)) }
       guard line.matchStatus == "unmatched" else {
-        throw StateError(subject: "bank line \(id)", rule: "is \(line.matchStatus); only an unmatched line can be dismissed")
+        throw StateError(
+          subject: "bank line \(id)", rule: "is \(line.matchStatus); only an unmatched line can be dismissed")
       }
       try db.run(
-        "UPDATE bank_statement_lines SET match_status = 'dismissed', dismiss_reason = ?, dismissed_at = ? WHERE id = ?", reason, now, id)
+        "UPDATE bank_statement_lines SET match_status = 'dismissed', dismiss_reason = ?, dismissed_at = ? WHERE id = ?",
+        reason, now, id)
       try recordEvent(
         account: nil, actor: actor, kind: "bank_line_dismissed",
-        reason: "bank line \(id) (\(line.direction.rawValue) of \(line.amount)\(line.counterpartyName.map { " from \($0)" } ?? "")) dismissed: \(reason)",
+        reason:
+          "bank line \(id) (\(line.direction.rawValue) of \(line.amount)\(line.counterpartyName.map { " from \($0)" } ?? "")) dismissed: \(reason)",
         data: ["line_id": String(id), "line_key": CardNumberText.masked(line.lineKey)])
       return try bankLine(id: id)!
     }
@@ -189,7 +198,9 @@ extension LedgerStore {
   public func knownPayers() throws -> KnownPayers {
     var known = KnownPayers()
     for row in try db.query("SELECT id, name FROM accounts WHERE status <> 'closed'") {
-      if let name = PayerIdentity.normalizedName(try row.string("name")) { known.names[name, default: []].insert(try row.int("id")) }
+      if let name = PayerIdentity.normalizedName(try row.string("name")) {
+        known.names[name, default: []].insert(try row.int("id"))
+      }
     }
     for row in try db.query("SELECT kind, value, account_id FROM payer_identities") {
       let id = try row.int("account_id")
@@ -249,13 +260,16 @@ extension LedgerStore {
 
   /// True when a report row with this balance transaction id was already imported.
   public func processorRowOutcome(_ balanceTransactionID: String) throws -> (outcome: String, detail: String?)? {
-    try db.queryOne("SELECT outcome, detail FROM processor_report_rows WHERE balance_transaction_id = ?", balanceTransactionID).map {
+    try db.queryOne(
+      "SELECT outcome, detail FROM processor_report_rows WHERE balance_transaction_id = ?", balanceTransactionID
+    ).map {
       (try $0.string("outcome"), try $0.optionalString("detail"))
     }
   }
 
   /// The charge attempt a report row names, by idempotency key, else by the processor's charge id.
-  public func attemptForReport(key: String?, processorRef: String?, attemptID: Int64? = nil) throws -> AttemptForReport? {
+  public func attemptForReport(key: String?, processorRef: String?, attemptID: Int64? = nil) throws -> AttemptForReport?
+  {
     let select = """
       SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency, a.status, a.processor_ref,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
@@ -267,18 +281,23 @@ extension LedgerStore {
     if row == nil, let attemptID { row = try db.queryOne(select + " WHERE a.id = ?", attemptID) }
     guard let row else { return nil }
     let attempt = PendingAttempt(
-      id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"), cardID: try row.int("card_id"),
-      token: try row.string("token"), cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
+      id: try row.int("id"), key: try row.string("idempotency_key"), accountID: try row.int("account_id"),
+      cardID: try row.int("card_id"),
+      token: try row.string("token"),
+      cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
       amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
       invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
     return AttemptForReport(
-      attempt: attempt, status: AttemptStatus(rawValue: try row.string("status")) ?? .pending, processorRef: try row.optionalString("processor_ref"))
+      attempt: attempt, status: AttemptStatus(rawValue: try row.string("status")) ?? .pending,
+      processorRef: try row.optionalString("processor_ref"))
   }
 
   /// The charge attempt a non-charge row (refund, dispute…) names: by idempotency key, by
   /// its `source_id` or `payment_intent_id` as the attempt's processor reference, else
   /// through a charge row already imported with that charge or payment intent id.
-  public func attemptNamedByAdjustment(key: String?, sourceID: String?, paymentIntentID: String?) throws -> AttemptForReport? {
+  public func attemptNamedByAdjustment(key: String?, sourceID: String?, paymentIntentID: String?) throws
+    -> AttemptForReport?
+  {
     if let found = try attemptForReport(key: key, processorRef: sourceID) { return found }
     if let paymentIntentID, let found = try attemptForReport(key: nil, processorRef: paymentIntentID) { return found }
     guard sourceID != nil || paymentIntentID != nil,
@@ -303,14 +322,18 @@ extension LedgerStore {
 
   /// Stores a report row with the comparison's outcome; the detail, which quotes the
   /// processor's ids, is masked (the ids' own columns keep them as given).
-  public func insertProcessorRow(_ row: ProcessorReportRow, attemptID: Int64?, outcome: String, detail: String?, feeEntryID: Int64?) throws {
+  public func insertProcessorRow(
+    _ row: ProcessorReportRow, attemptID: Int64?, outcome: String, detail: String?, feeEntryID: Int64?
+  ) throws {
     try db.run(
       """
       INSERT INTO processor_report_rows (balance_transaction_id, created, currency, gross_minor, fee_minor, net_minor, reporting_category,
         source_id, payment_intent_id, idempotency_key, attempt_id, outcome, detail, fee_entry_id, imported_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-      """, row.balanceTransactionID, row.created, row.gross.currency.code, row.gross.minorUnits, row.fee.minorUnits, row.net.minorUnits,
-      row.reportingCategory, row.sourceID, row.paymentIntentID, row.idempotencyKey, attemptID, outcome, detail.map(CardNumberText.masked),
+      """, row.balanceTransactionID, row.created, row.gross.currency.code, row.gross.minorUnits, row.fee.minorUnits,
+      row.net.minorUnits,
+      row.reportingCategory, row.sourceID, row.paymentIntentID, row.idempotencyKey, attemptID, outcome,
+      detail.map(CardNumberText.masked),
       feeEntryID, now)
   }
 
@@ -321,11 +344,14 @@ extension LedgerStore {
     let lines: [JournalLine] =
       fee.minorUnits > 0
       ? [.debit(.processorFees, fee), .credit(.processorClearing, fee)]
-      : [.debit(.processorClearing, Money(minorUnits: -fee.minorUnits, currency: fee.currency)),
-        .credit(.processorFees, Money(minorUnits: -fee.minorUnits, currency: fee.currency))]
+      : [
+        .debit(.processorClearing, Money(minorUnits: -fee.minorUnits, currency: fee.currency)),
+        .credit(.processorFees, Money(minorUnits: -fee.minorUnits, currency: fee.currency)),
+      ]
     return try post(
       try JournalEntry(
-        kind: .processorFee, memo: CardNumberText.masked("processor fee \(fee) on \(balanceTransactionID)"), lines: lines,
+        kind: .processorFee, memo: CardNumberText.masked("processor fee \(fee) on \(balanceTransactionID)"),
+        lines: lines,
         paymentID: paymentID))
   }
 
@@ -357,7 +383,9 @@ extension LedgerStore {
   }
 
   /// Succeeded attempts created on the report's days that no report row has named.
-  public func succeededAttemptsMissingFromReports(fromDay: String, toDay: String) throws -> [(id: Int64, key: String, amount: Money, createdAt: String)] {
+  public func succeededAttemptsMissingFromReports(fromDay: String, toDay: String) throws -> [(
+    id: Int64, key: String, amount: Money, createdAt: String
+  )] {
     try db.query(
       """
       SELECT a.id, a.idempotency_key, a.amount_minor, a.currency, a.created_at FROM charge_attempts a
@@ -368,14 +396,17 @@ extension LedgerStore {
     ).map {
       (
         try $0.int("id"), try $0.string("idempotency_key"),
-        Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency"))), try $0.string("created_at")
+        Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency"))),
+        try $0.string("created_at")
       )
     }
   }
 
   /// Records an event about reconciliation; its reason and data, which quote the
   /// processor's and the bank's ids, are masked.
-  public func recordReconciliationEvent(account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:])
+  public func recordReconciliationEvent(
+    account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:]
+  )
     throws
   {
     try recordEvent(

@@ -31,7 +31,8 @@ public enum LedgerSchema {
     try files.map { file in
       guard
         let migration = Migration(
-          fileName: file.name, sql: String(decoding: file.bytes, as: UTF8.self), checksum: SHA256.hex(Array(file.bytes)))
+          fileName: file.name, sql: String(decoding: file.bytes, as: UTF8.self), checksum: SHA256.hex(Array(file.bytes))
+        )
       else {
         throw MigrationError.badFileName(file.name)
       }

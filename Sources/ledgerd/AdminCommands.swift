@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import LedgerEngine
 import LedgerCore
+import LedgerEngine
 import LedgerSQLite
 import LedgerStore
 
@@ -20,7 +20,8 @@ struct Migrate: ParsableCommand {
 
   func run() throws {
     try runGuarded {
-      let outcome = try LedgerStore.migrate(path: database.path, clock: try SystemClock.fromEnvironment(), discipline: try database.discipline())
+      let outcome = try LedgerStore.migrate(
+        path: database.path, clock: try SystemClock.fromEnvironment(), discipline: try database.discipline())
       let result = Result(database: database.path, applied: outcome.applied, alreadyApplied: outcome.alreadyApplied)
       try output.emit(result) {
         outcome.applied.isEmpty
@@ -34,7 +35,9 @@ struct Migrate: ParsableCommand {
 struct Check: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Verify the file and the ledger's invariants; exit 1 on any finding.",
-    discussion: "Runs PRAGMA integrity_check and foreign_key_check, then checks that every journal entry balances, the trial balance is zero, invoices agree with their lines, payments and journal, cards follow the default-card rules, and no token looks like a card number.")
+    discussion:
+      "Runs PRAGMA integrity_check and foreign_key_check, then checks that every journal entry balances, the trial balance is zero, invoices agree with their lines, payments and journal, cards follow the default-card rules, and no token looks like a card number."
+  )
 
   @OptionGroup var database: DatabaseOptions
   @OptionGroup var output: OutputOptions
@@ -49,7 +52,8 @@ struct Check: ParsableCommand {
         let d = report.writeDiscipline
         var lines = [
           "SQLite \(report.sqliteVersion)"
-            + (d.walResetBugInLibrary ? " (carries the WAL-reset bug, fixed in 3.51.3)" : "") + "; \(report.checksRun.count) checks run",
+            + (d.walResetBugInLibrary ? " (carries the WAL-reset bug, fixed in 3.51.3)" : "")
+            + "; \(report.checksRun.count) checks run",
           d.active
             ? "write discipline on: writes and checkpoints under \(d.lockFile), wal_autocheckpoint=0, mmap off"
               + (d.daemonRunning == true ? "; ledgerd serve runs and checkpoints" : "; no daemon runs")
@@ -117,7 +121,8 @@ struct Checkpoint: ParsableCommand {
       let result = try connection.checkpoint(mode)
       try output.emit(result) {
         "checkpoint (\(result.mode)): \(result.checkpointedFrames) of \(result.walFrames) WAL frames in the database file"
-          + (result.complete ? "" : " (readers still use the rest)") + "; waited \(result.lockWaitMilliseconds) ms for the write lock"
+          + (result.complete ? "" : " (readers still use the rest)")
+          + "; waited \(result.lockWaitMilliseconds) ms for the write lock"
       }
     }
   }

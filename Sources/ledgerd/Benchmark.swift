@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerEngine
-import LedgerSimulator
 import LedgerSQLite
+import LedgerSimulator
 import LedgerStore
 
 struct Benchmark: AsyncParsableCommand {
@@ -21,12 +21,19 @@ struct Benchmark: AsyncParsableCommand {
   @Option(help: "How many days.") var days: Int = 30
   @Option(help: "Rows for the insert baseline.") var baselineRows: Int = 200_000
   @Option(help: "synchronous for both runs: FULL (default) or NORMAL.") var synchronous: String = "FULL"
-  @Option(help: "Folder for the benchmark's databases, kept afterwards (default: a new temporary folder, removed at the end).") var dir: String?
+  @Option(
+    help: "Folder for the benchmark's databases, kept afterwards (default: a new temporary folder, removed at the end)."
+  ) var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
   @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
-  @Option(help: "WAL pages after which a commit asks for a checkpoint (copied beside the writer).") var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
-  @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).") var noWriteLock = false
-  @Flag(help: "Also print the ledger's statements by cost in the month (runs, SQLite VM steps, time; traced, so the month runs slower).") var statements = false
+  @Option(help: "WAL pages after which a commit asks for a checkpoint (copied beside the writer).")
+  var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
+  @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).")
+  var noWriteLock = false
+  @Flag(
+    help:
+      "Also print the ledger's statements by cost in the month (runs, SQLite VM steps, time; traced, so the month runs slower)."
+  ) var statements = false
   @OptionGroup var output: OutputOptions
 
   struct Result: Encodable {
@@ -53,7 +60,7 @@ struct Benchmark: AsyncParsableCommand {
   }
 
   func run() async throws {
-    try await runGuarded {
+    try await runGuardedAsync {
       guard let sync = ConnectionOptions.Synchronous(rawValue: synchronous.uppercased()), sync != .off else {
         throw InputError(field: "--synchronous", rule: "'\(synchronous)' must be FULL or NORMAL")
       }
@@ -71,9 +78,18 @@ struct Benchmark: AsyncParsableCommand {
       discipline.checkpointAfterPages = max(0, walAutocheckpoint)
 
       // Baseline: plain single-row inserts, 1,000 per transaction, same settings.
-      let baseline = try Connection(path: folder + "/baseline.db", options: { var o = ConnectionOptions(); o.synchronous = sync; o.discipline = discipline; return o }())
+      let baseline = try Connection(
+        path: folder + "/baseline.db",
+        options: {
+          var o = ConnectionOptions()
+          o.synchronous = sync
+          o.discipline = discipline
+          return o
+        }())
       try baseline.enableWAL()
-      try baseline.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, amount_minor INTEGER NOT NULL, note TEXT NOT NULL) STRICT")
+      try baseline.execute(
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, amount_minor INTEGER NOT NULL, note TEXT NOT NULL) STRICT"
+      )
       let b0 = ContinuousClock.now
       var row = 0
       while row < baselineRows {
@@ -88,7 +104,8 @@ struct Benchmark: AsyncParsableCommand {
 
       let start = Instant(try CivilDate(iso8601: "2026-11-02"), hour: 9)
       let clock = ManualClock(start)
-      let store = try LedgerStore.open(path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync, discipline: discipline)
+      let store = try LedgerStore.open(
+        path: folder + "/ledger.db", access: .readWrite, clock: clock, synchronous: sync, discipline: discipline)
       var config = LedgerConfig()
       config.batchSize = max(1, batchSize)
       let billing = Billing(store: store, config: config.dunning)
@@ -98,8 +115,12 @@ struct Benchmark: AsyncParsableCommand {
       result.buildSeconds = seconds(ContinuousClock.now - t0)
       result.invoices = Int(try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0)
 
-      let processor = try SimulatedProcessor(path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock, discipline: discipline)
-      let scheduler = Scheduler(store: store, processor: processor, config: config.dunning, logger: makeLogger("ledgerd.benchmark", level: .error))
+      let processor = try SimulatedProcessor(
+        path: folder + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock,
+        discipline: discipline)
+      let scheduler = Scheduler(
+        store: store, processor: processor, config: config.dunning,
+        logger: makeLogger("ledgerd.benchmark", level: .error))
       scheduler.batchSize = config.batchSize
       scheduler.maxInFlight = max(1, maxInFlight)
       // With --statements, every statement run of the month is traced: its runs, SQLite VM
@@ -143,14 +164,23 @@ struct Benchmark: AsyncParsableCommand {
       }
       if statements {
         let attempts = Double(max(1, r.chargeAttempts))
-        let all = costs.bySQL.map { (sql: $0.key.split(whereSeparator: \.isWhitespace).joined(separator: " "), cost: $0.value) }
+        let all = costs.bySQL.map {
+          (sql: $0.key.split(whereSeparator: \.isWhitespace).joined(separator: " "), cost: $0.value)
+        }
         let runs = all.reduce(0) { $0 + $1.cost.runs }
-        print("statements of the month by SQLite VM steps (per charge attempt; \(all.count) statements, \(String(format: "%.1f", Double(runs) / attempts)) runs per attempt in all):")
+        print(
+          "statements of the month by SQLite VM steps (per charge attempt; \(all.count) statements, \(String(format: "%.1f", Double(runs) / attempts)) runs per attempt in all):"
+        )
         for s in all.sorted(by: { $0.cost.vmSteps > $1.cost.vmSteps }).prefix(40) {
-          print(String(format: "  %9.2f runs %9.1f steps  ", Double(s.cost.runs) / attempts, Double(s.cost.vmSteps) / attempts) + String(s.sql.prefix(110)))
+          print(
+            String(
+              format: "  %9.2f runs %9.1f steps  ", Double(s.cost.runs) / attempts, Double(s.cost.vmSteps) / attempts)
+              + String(s.sql.prefix(110)))
         }
         let totalTime = Double(all.reduce(0) { $0 + $1.cost.nanoseconds }) / 1e9
-        print("statements of the month by time in SQLite (\(String(format: "%.1f", totalTime)) s in all; µs per charge attempt):")
+        print(
+          "statements of the month by time in SQLite (\(String(format: "%.1f", totalTime)) s in all; µs per charge attempt):"
+        )
         for s in all.sorted(by: { $0.cost.nanoseconds > $1.cost.nanoseconds }).prefix(40) {
           print(String(format: "  %9.2f µs  ", Double(s.cost.nanoseconds) / 1e3 / attempts) + String(s.sql.prefix(110)))
         }

@@ -14,9 +14,11 @@ struct BenchmarkReconcile: ParsableCommand {
     commandName: "benchmark-reconcile",
     abstract: "Generate a camt.053 statement of N entries, import and match it, and print the time and peak memory.")
   @Option(help: "Entries in the statement.") var entries: Int = 1_000_000
-  @Option(help: "Open transfer invoices (one account each) the statement pays; at most --entries.") var invoices: Int = 100_000
+  @Option(help: "Open transfer invoices (one account each) the statement pays; at most --entries.") var invoices: Int =
+    100_000
   @Option(help: "camt.053 version of the file, 2 to 8.") var version: Int = 8
-  @Flag(help: "Import in one transaction even above 64 MB (no checking pass, no intermediate commits).") var oneTransaction = false
+  @Flag(help: "Import in one transaction even above 64 MB (no checking pass, no intermediate commits).")
+  var oneTransaction = false
   @Flag(help: "Keep the generated ledger and statement (printed) instead of deleting them.") var keep = false
   @OptionGroup var output: OutputOptions
 
@@ -69,11 +71,13 @@ struct BenchmarkReconcile: ParsableCommand {
       try store.write {
         for i in 0..<invoices {
           let name = "Customer \(i)"
-          let account = try store.addAccount(email: "c\(i)@example.com", name: name, locale: .en, planCode: "free", actor: .system)
+          let account = try store.addAccount(
+            email: "c\(i)@example.com", name: name, locale: .en, planCode: "free", actor: .system)
           let amount = Money(minorUnits: Int64(1_000 + i % 9_000), currency: .eur)
           let invoice = try store.issueInvoice(
             try InvoiceDraft(
-              accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Services", unitAmount: amount)], issueDate: today,
+              accountID: account.id, currency: .eur,
+              lines: [InvoiceLineDraft(description: "Services", unitAmount: amount)], issueDate: today,
               dueDate: today.adding(days: 14), method: .transfer), actor: .system)
           book.append((name, invoice.paymentReference ?? "", amount))
         }
@@ -123,7 +127,8 @@ struct BenchmarkReconcile: ParsableCommand {
   }
 
   /// Writes the statement entry by entry.
-  func writeStatement(_ path: String, book: [(name: String, reference: String, amount: Money)], today: CivilDate) throws {
+  func writeStatement(_ path: String, book: [(name: String, reference: String, amount: Money)], today: CivilDate) throws
+  {
     _ = FileManager.default.createFile(atPath: path, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     defer { try? handle.close() }
@@ -147,7 +152,9 @@ struct BenchmarkReconcile: ParsableCommand {
         amount = invoice.amount.amountString
         name = invoice.name
         switch i % 4 {
-        case 0: structured = invoice.reference; remittance = "Services"
+        case 0:
+          structured = invoice.reference
+          remittance = "Services"
         case 1: remittance = "invoice " + invoice.reference.lowercased() + " thank you"
         case 2: remittance = "payment " + String(invoice.reference.dropFirst(2))
         default: remittance = "monthly services"
@@ -157,14 +164,19 @@ struct BenchmarkReconcile: ParsableCommand {
         name = "Stranger \(i % 10_000)"
         remittance = "transfer \(i)"
         switch i % 10 {
-        case 0: credit = false; name = "Supplier \(i % 100)"
+        case 0:
+          credit = false
+          name = "Supplier \(i % 100)"
         case 1: status = "PDNG"
         default: break
         }
       }
       let party = credit ? "Dbtr" : "Cdtr"
-      let partyName = version >= 8 ? "<\(party)><Pty><Nm>\(name)</Nm></Pty></\(party)>" : "<\(party)><Nm>\(name)</Nm></\(party)>"
-      let detailAmount = version >= 4 ? "<Amt Ccy=\"EUR\">\(amount)</Amt>" : "<AmtDtls><TxAmt><Amt Ccy=\"EUR\">\(amount)</Amt></TxAmt></AmtDtls>"
+      let partyName =
+        version >= 8 ? "<\(party)><Pty><Nm>\(name)</Nm></Pty></\(party)>" : "<\(party)><Nm>\(name)</Nm></\(party)>"
+      let detailAmount =
+        version >= 4
+        ? "<Amt Ccy=\"EUR\">\(amount)</Amt>" : "<AmtDtls><TxAmt><Amt Ccy=\"EUR\">\(amount)</Amt></TxAmt></AmtDtls>"
       let sts = version >= 6 ? "<Sts><Cd>\(status)</Cd></Sts>" : "<Sts>\(status)</Sts>"
       chunk += """
         <Ntry><Amt Ccy="EUR">\(amount)</Amt><CdtDbtInd>\(credit ? "CRDT" : "DBIT")</CdtDbtInd>\(sts)\

@@ -11,7 +11,8 @@ struct CardCommand: ParsableCommand {
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Save a card the processor has tokenized. The first active card becomes the default.",
-      discussion: "Never pass a card number: a token that looks like one (13 to 19 digits passing the Luhn check) is refused.")
+      discussion:
+        "Never pass a card number: a token that looks like one (13 to 19 digits passing the Luhn check) is refused.")
     @Argument(help: "The account's id.") var account: String
     @Option(help: "The processor's token for the card.") var token: String
     @Option(help: "visa, mastercard, amex, discover, jcb, diners, unionpay, cb or other.") var brand: String
@@ -54,7 +55,9 @@ struct CardCommand: ParsableCommand {
         try output.emit(cards) {
           table(
             ["ID", "BRAND", "LAST4", "EXPIRY", "STATUS", "DEFAULT"],
-            cards.map { [String($0.id), $0.brand.rawValue, $0.last4, $0.expiry, $0.status.rawValue, $0.isDefault ? "yes" : ""] })
+            cards.map {
+              [String($0.id), $0.brand.rawValue, $0.last4, $0.expiry, $0.status.rawValue, $0.isDefault ? "yes" : ""]
+            })
         }
       }
     }
@@ -106,7 +109,9 @@ struct CardCommand: ParsableCommand {
   struct Update: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Update a card's expiry or token; a card that needed an update is usable again and charged at once.",
-      discussion: "Like adding a card or choosing the default, it asks for an immediate charge of the account's card invoices that are due: a running daemon makes it within seconds; with none, the next `ledgerd run-due` does. The output says which.")
+      discussion:
+        "Like adding a card or choosing the default, it asks for an immediate charge of the account's card invoices that are due: a running daemon makes it within seconds; with none, the next `ledgerd run-due` does. The output says which."
+    )
     @Argument(help: "The card's id.") var card: String
     @Option(help: "New expiry, MM/YYYY.") var expiry: String?
     @Option(help: "New processor token.") var token: String?
@@ -142,23 +147,29 @@ struct ChargeNotice: Encodable {
   static func after(cardChangeOf account: Int64, _ database: DatabaseOptions) throws -> ChargeNotice {
     let store = try database.open(.readOnly)
     let today = store.clock.now().date.iso8601
-    let due = try store.invoices(account: account, status: .open).filter { $0.method == .card && !$0.paused && $0.dueDate <= today }
+    let due = try store.invoices(account: account, status: .open).filter {
+      $0.method == .card && !$0.paused && $0.dueDate <= today
+    }
     var sums: [String: Int64] = [:]
     var currencies: [String: Currency] = [:]
     for invoice in due {
       sums[invoice.due.currency.code, default: 0] += invoice.due.minorUnits
       currencies[invoice.due.currency.code] = invoice.due.currency
     }
-    let amount = sums.keys.sorted().map { Money(minorUnits: sums[$0]!, currency: currencies[$0]!).description }.joined(separator: " + ")
-    return ChargeNotice(invoices: due.count, amount: amount, by: LedgerStore.isServed(path: database.path) ? "daemon" : "next_run_due")
+    let amount = sums.keys.sorted().map { Money(minorUnits: sums[$0]!, currency: currencies[$0]!).description }.joined(
+      separator: " + ")
+    return ChargeNotice(
+      invoices: due.count, amount: amount, by: LedgerStore.isServed(path: database.path) ? "daemon" : "next_run_due")
   }
 
   /// The sentence the text output ends with.
   var sentence: String {
     guard invoices > 0 else { return "; no card invoice is due, nothing is charged now" }
     let what = "; \(invoices) due card invoice(s) (\(amount)) "
-    return what + (by == "daemon" ? "will be charged within seconds by the daemon serving this ledger"
-      : "will be charged at the next `ledgerd run-due` (no daemon serves this ledger)")
+    return what
+      + (by == "daemon"
+        ? "will be charged within seconds by the daemon serving this ledger"
+        : "will be charged at the next `ledgerd run-due` (no daemon serves this ledger)")
   }
 }
 

@@ -7,11 +7,13 @@ import Logging
 
 struct TransferCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "transfer", abstract: "Bank transfers customers say they have sent.", subcommands: [Declare.self, Accept.self, Extend.self])
+    commandName: "transfer", abstract: "Bank transfers customers say they have sent.",
+    subcommands: [Declare.self, Accept.self, Extend.self])
 
   struct Declare: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Record a customer's \"I paid by transfer\": the invoice waits for clearing with no reminder, retry or downgrade.",
+      abstract:
+        "Record a customer's \"I paid by transfer\": the invoice waits for clearing with no reminder, retry or downgrade.",
       discussion: """
         The clearing window runs 3 business days (config transfers.window_business_days) from the day the money was sent, \
         never from the declaration: a transfer whose window is already over is recorded but holds nothing. An invoice gets \
@@ -21,7 +23,8 @@ struct TransferCommand: ParsableCommand {
         the window is pushed past it.
         """)
     @Argument(help: "The invoice's number or id.") var invoice: String
-    @Option(parsing: .unconditional, help: "The amount sent, e.g. 48.00 (in the invoice's currency).") var amount: String
+    @Option(parsing: .unconditional, help: "The amount sent, e.g. 48.00 (in the invoice's currency).") var amount:
+      String
     @Option(help: "The day it was sent, YYYY-MM-DD: the clearing window counts from it.") var date: String
     @Option(help: "The reference the customer quoted.") var reference: String
     @OptionGroup var actor: ActorOptions
@@ -46,21 +49,28 @@ struct TransferCommand: ParsableCommand {
         let billing = try database.billing()
         let currency = try billing.store.requireInvoice(invoice).total.currency
         let money = try Money.parsePositive(amount, currency: currency, field: "--amount")
-        let (updated, hold) = try billing.declareTransfer(invoice, amount: money, sentOn: sent, bankReference: reference, actor: declaredBy)
+        let (updated, hold) = try billing.declareTransfer(
+          invoice, amount: money, sentOn: sent, bankReference: reference, actor: declaredBy)
         let days = billing.config.transferWindowBusinessDays
         let detail: String
         switch hold {
         case .window(let end):
-          detail = "waiting for the transfer of \(money) to clear until \(end) (\(days) business days from \(sent)); no reminder, retry or downgrade until then"
+          detail =
+            "waiting for the transfer of \(money) to clear until \(end) (\(days) business days from \(sent)); no reminder, retry or downgrade until then"
         case .awaitingAcceptance(let due):
-          detail = "transfer of \(money) recorded, but \(due) is due: no clearing window opens until staff accept it (`ledgerd transfer accept \(updated.number)`); reminders, retries and the downgrade keep their dates"
+          detail =
+            "transfer of \(money) recorded, but \(due) is due: no clearing window opens until staff accept it (`ledgerd transfer accept \(updated.number)`); reminders, retries and the downgrade keep their dates"
         case .windowOver(let end):
-          detail = "transfer recorded, but no clearing window opens: the window of a transfer sent on \(sent) (\(days) business days) ended on \(end); reminders, retries and the downgrade keep their dates"
+          detail =
+            "transfer recorded, but no clearing window opens: the window of a transfer sent on \(sent) (\(days) business days) ended on \(end); reminders, retries and the downgrade keep their dates"
         case .windowUsed:
-          detail = "transfer recorded, but no clearing window opens: \(updated.number) already had its window (one per invoice; staff can extend it with `ledgerd transfer extend`); reminders, retries and the downgrade keep their dates"
+          detail =
+            "transfer recorded, but no clearing window opens: \(updated.number) already had its window (one per invoice; staff can extend it with `ledgerd transfer extend`); reminders, retries and the downgrade keep their dates"
         }
         try output.emit(
-          Result(invoice: updated, hold: hold.name, holds: hold.windowEndsAt != nil, windowEndsAt: hold.windowEndsAt?.iso8601, detail: detail)
+          Result(
+            invoice: updated, hold: hold.name, holds: hold.windowEndsAt != nil,
+            windowEndsAt: hold.windowEndsAt?.iso8601, detail: detail)
         ) { "\(updated.number): \(detail)" }
       }
     }
@@ -68,7 +78,9 @@ struct TransferCommand: ParsableCommand {
 
   struct Accept: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Staff: accept a declared transfer for less than what is due, so that its clearing window opens (counted from its send date).")
+      abstract:
+        "Staff: accept a declared transfer for less than what is due, so that its clearing window opens (counted from its send date)."
+    )
     @Argument(help: "The invoice's number or id.") var invoice: String
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -91,7 +103,8 @@ struct TransferCommand: ParsableCommand {
 
   struct Extend: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Staff: give an invoice's declared transfer more business days to clear, after its window (or from today if none is open).",
+      abstract:
+        "Staff: give an invoice's declared transfer more business days to clear, after its window (or from today if none is open).",
       discussion: """
         The only way an invoice is held by a transfer more than once. The extension is an event with actor staff and the \
         reason given; a grace deadline inside the new window is pushed past it.
@@ -110,7 +123,8 @@ struct TransferCommand: ParsableCommand {
     func run() throws {
       try runGuarded {
         let billing = try database.billing()
-        let (updated, end) = try billing.extendTransferWindow(invoice, businessDays: days, reason: reason, actor: .staff)
+        let (updated, end) = try billing.extendTransferWindow(
+          invoice, businessDays: days, reason: reason, actor: .staff)
         try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
           "\(updated.number): transfer window extended until \(end); no reminder, retry or downgrade until then"
         }
@@ -125,7 +139,9 @@ struct PaymentCommand: ParsableCommand {
 
   struct Record: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Record money received for an invoice (the same path reconciliation takes); an overpayment becomes account credit.")
+      abstract:
+        "Record money received for an invoice (the same path reconciliation takes); an overpayment becomes account credit."
+    )
     @Argument(help: "The invoice's number or id.") var invoice: String
     @Option(parsing: .unconditional, help: "The amount received, e.g. 48.00.") var amount: String
     @Option(help: "How it was paid: transfer.") var method: String = "transfer"
@@ -143,10 +159,12 @@ struct PaymentCommand: ParsableCommand {
         let currency = try billing.store.requireInvoice(invoice).total.currency
         let money = try Money.parsePositive(amount, currency: currency, field: "--amount")
         let record = try billing.recordPayment(
-          invoice, amount: money, method: method, bankReference: reference, receivedOn: received, actor: try actor.resolve())
+          invoice, amount: money, method: method, bankReference: reference, receivedOn: received,
+          actor: try actor.resolve())
         try output.emit(record) {
           "payment \(record.paymentID) of \(record.amount) recorded"
-            + (record.paidInvoices.isEmpty ? "; nothing fully paid yet" : "; paid \(record.paidInvoices.joined(separator: ", "))")
+            + (record.paidInvoices.isEmpty
+              ? "; nothing fully paid yet" : "; paid \(record.paidInvoices.joined(separator: ", "))")
             + (record.credit.minorUnits > 0 ? "; \(record.credit) kept as account credit" : "")
         }
       }
@@ -173,12 +191,16 @@ struct Explain: ParsableCommand {
       let store = try database.open(.readOnly)
       let config = try database.loadConfig().dunning
       let explanation = try store.read {
-        Explanation(account: try store.requireAccount(id, field: "account"), timeline: try store.events(account: id), next: try store.upcoming(account: id, config: config))
+        Explanation(
+          account: try store.requireAccount(id, field: "account"), timeline: try store.events(account: id),
+          next: try store.upcoming(account: id, config: config))
       }
       try output.emit(explanation) {
         let a = explanation.account
         var lines = ["\(a.name) <\(a.email)>: \(a.status.rawValue) on plan \(a.plan)", "", "What happened:"]
-        lines += explanation.timeline.map { "  \($0.at.prefix(16).replacingOccurrences(of: "T", with: " ")) \($0.actor.rawValue): \($0.reason)" }
+        lines += explanation.timeline.map {
+          "  \($0.at.prefix(16).replacingOccurrences(of: "T", with: " ")) \($0.actor.rawValue): \($0.reason)"
+        }
         lines += ["", "What happens next:"]
         lines += explanation.next.isEmpty ? ["  nothing is scheduled"] : explanation.next.map { "  " + $0 }
         return lines.joined(separator: "\n")
@@ -204,14 +226,16 @@ struct RunDue: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    try await runGuarded {
+    try await runGuardedAsync {
       let until = try Instant(iso8601: until, field: "--until")
       let start = try SystemClock.fromEnvironment().now()
       guard until >= start else { throw InputError(field: "--until", rule: "\(until) is before now (\(start))") }
       let config = try database.loadConfig()
       let clock = ManualClock(start)
       let store = try database.open(.readWrite, clock: clock)
-      let scheduler = Scheduler(store: store, processor: try database.processor(config, clock: clock), config: config.dunning, logger: makeLogger("ledgerd.run-due"))
+      let scheduler = Scheduler(
+        store: store, processor: try database.processor(config, clock: clock), config: config.dunning,
+        logger: makeLogger("ledgerd.run-due"))
       scheduler.maxInFlight = config.maxInFlight
       scheduler.batchSize = config.batchSize
       try scheduler.checkConfiguration()

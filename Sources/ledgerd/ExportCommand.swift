@@ -6,8 +6,11 @@ import LedgerStore
 /// `ledgerd export`: the journal for an accountant's own tools.
 struct Export: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Write the journal as an hledger or beancount journal, with balance assertions equal to the ledger's balances.",
-    discussion: "One transaction per journal entry (its date, its id, its memo, one posting per line), every account and commodity declared, the balances before --from as an opening entry, and a balance assertion per account and currency at the end of the range, so that `hledger check --strict` and `bean-check` verify the books. The last line names the journal's head (the newest entry and its hash in the chain `ledgerd check` verifies): keep it to prove later that nothing before it changed. Streamed from one read snapshot, in bounded memory.")
+    abstract:
+      "Write the journal as an hledger or beancount journal, with balance assertions equal to the ledger's balances.",
+    discussion:
+      "One transaction per journal entry (its date, its id, its memo, one posting per line), every account and commodity declared, the balances before --from as an opening entry, and a balance assertion per account and currency at the end of the range, so that `hledger check --strict` and `bean-check` verify the books. The last line names the journal's head (the newest entry and its hash in the chain `ledgerd check` verifies): keep it to prove later that nothing before it changed. Streamed from one read snapshot, in bounded memory."
+  )
 
   @Argument(help: "hledger or beancount (default hledger; --format says the same).") var formatName: String?
   @Option(name: .customLong("format"), help: "hledger or beancount.") var formatOption: String?
@@ -21,7 +24,8 @@ struct Export: ParsableCommand {
     try runGuarded {
       let names = [formatName, formatOption].compactMap { $0 }
       guard Set(names).count <= 1 else {
-        throw InputError(field: "--format", rule: "'\(formatOption ?? "")' differs from the format argument '\(formatName ?? "")'")
+        throw InputError(
+          field: "--format", rule: "'\(formatOption ?? "")' differs from the format argument '\(formatName ?? "")'")
       }
       let name = names.first ?? "hledger"
       guard let format = ExportFormat(rawValue: name) else {
@@ -29,9 +33,12 @@ struct Export: ParsableCommand {
       }
       let first = try from.map { try CivilDate(iso8601: $0, field: "--from") }
       let last = try to.map { try CivilDate(iso8601: $0, field: "--to") }
-      if let first, let last, last < first { throw InputError(field: "--to", rule: "\(last) is before --from \(first)") }
+      if let first, let last, last < first {
+        throw InputError(field: "--to", rule: "\(last) is before --from \(first)")
+      }
       if print.json && output == nil {
-        throw InputError(field: "--json", rule: "prints the export's summary, so it needs --output FILE for the journal itself")
+        throw InputError(
+          field: "--json", rule: "prints the export's summary, so it needs --output FILE for the journal itself")
       }
       let store = try database.open(.readOnly)
       let sink = try ExportSink(path: output)

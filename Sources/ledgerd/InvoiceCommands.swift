@@ -18,12 +18,14 @@ struct InvoiceCommand: ParsableCommand {
         """)
     @Argument(help: "The account's id.") var account: String
     @Option(name: .customLong("line"), help: "An invoice line (repeatable).") var lines: [String] = []
-    @Option(name: .customLong("addon"), help: "An add-on line, removed at a downgrade (repeatable).") var addons: [String] = []
+    @Option(name: .customLong("addon"), help: "An add-on line, removed at a downgrade (repeatable).") var addons:
+      [String] = []
     @Flag(help: "Bill the account's plan as the first line.") var planLine = false
     @Option(help: "ISO 4217 currency (default: the plan's with --plan-line, else EUR).") var currency: String?
     @Option(help: "card (charged automatically) or transfer (paid by bank transfer).") var method: String = "card"
     @Option(help: "Issue date, YYYY-MM-DD (default today, UTC).") var issued: String?
-    @Option(help: "Due date, YYYY-MM-DD (default: the issue date for card, 14 days later for transfer).") var due: String?
+    @Option(help: "Due date, YYYY-MM-DD (default: the issue date for card, 14 days later for transfer).") var due:
+      String?
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -35,7 +37,8 @@ struct InvoiceCommand: ParsableCommand {
         let actor = try actor.resolve()
         let clock = try SystemClock.fromEnvironment()
         let issueDate = try issued.map { try CivilDate(iso8601: $0, field: "--issued") } ?? clock.now().date
-        let dueDate = try due.map { try CivilDate(iso8601: $0, field: "--due") }
+        let dueDate =
+          try due.map { try CivilDate(iso8601: $0, field: "--due") }
           ?? issueDate.adding(days: method == .transfer ? 14 : 0)
         var parsedCurrency = try currency.map { try Currency(code: $0, field: "--currency") }
         // Check every line's syntax before touching the file; amounts need the currency,
@@ -50,25 +53,32 @@ struct InvoiceCommand: ParsableCommand {
           var drafts: [InvoiceLineDraft] = []
           if planLine {
             guard let plan = try store.plan(code: account.plan), plan.price.minorUnits > 0 else {
-              throw InputError(field: "--plan-line", rule: "account \(accountID) is on the free plan; there is no price to bill")
+              throw InputError(
+                field: "--plan-line", rule: "account \(accountID) is on the free plan; there is no price to bill")
             }
             if let c = parsedCurrency, c != plan.price.currency {
-              throw InputError(field: "--currency", rule: "\(c.code) differs from the plan's \(plan.price.currency.code)")
+              throw InputError(
+                field: "--currency", rule: "\(c.code) differs from the plan's \(plan.price.currency.code)")
             }
             parsedCurrency = plan.price.currency
-            drafts.append(InvoiceLineDraft(description: "Plan \(plan.name) (\(plan.period.rawValue))", kind: .plan, unitAmount: plan.price))
+            drafts.append(
+              InvoiceLineDraft(
+                description: "Plan \(plan.name) (\(plan.period.rawValue))", kind: .plan, unitAmount: plan.price))
           }
           let currency = parsedCurrency ?? .eur
           drafts += try parse(lines, addons, currency: currency, offset: drafts.count)
           let draft = try InvoiceDraft(
-            accountID: accountID, currency: currency, lines: drafts, issueDate: issueDate, dueDate: dueDate, method: method)
+            accountID: accountID, currency: currency, lines: drafts, issueDate: issueDate, dueDate: dueDate,
+            method: method)
           return try billing.issueInvoice(draft, actor: actor)
         }
         try output.emit(invoice) { describeInvoice(invoice) }
       }
     }
 
-    private func parse(_ lines: [String], _ addons: [String], currency: Currency, offset: Int) throws -> [InvoiceLineDraft] {
+    private func parse(_ lines: [String], _ addons: [String], currency: Currency, offset: Int) throws
+      -> [InvoiceLineDraft]
+    {
       let all = lines.map { ($0, LineKind.other) } + addons.map { ($0, LineKind.addon) }
       return try all.enumerated().map { i, entry in
         try InvoiceLineDraft(parsing: entry.0, currency: currency, kind: entry.1, field: "line \(offset + i + 1)")
@@ -115,8 +125,11 @@ struct InvoiceCommand: ParsableCommand {
           table(
             ["NUMBER", "ACCOUNT", "STATUS", "METHOD", "TOTAL", "DUE", "DUE DATE"],
             invoices.map {
-              [$0.number, String($0.accountID), $0.status.rawValue + ($0.paused ? " (paused)" : ""), $0.method.rawValue,
-               $0.total.description, $0.due.amountString, $0.dueDate]
+              [
+                $0.number, String($0.accountID), $0.status.rawValue + ($0.paused ? " (paused)" : ""),
+                $0.method.rawValue,
+                $0.total.description, $0.due.amountString, $0.dueDate,
+              ]
             })
         }
       }
@@ -145,7 +158,9 @@ struct InvoiceCommand: ParsableCommand {
 
   struct Pause: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Pause collection of an invoice on a \"payment not registered\" report: no reminder, retry or downgrade; the grace clock stops.")
+      abstract:
+        "Pause collection of an invoice on a \"payment not registered\" report: no reminder, retry or downgrade; the grace clock stops."
+    )
     @Argument(help: "The invoice's number or id.") var invoice: String
     @Option(help: "The customer's proof of payment (receipt number, screenshot name).") var proof: String
     @OptionGroup var actor: ActorOptions
@@ -181,7 +196,9 @@ struct InvoiceCommand: ParsableCommand {
 }
 
 func describeInvoice(_ i: Invoice) -> String {
-  var out = ["\(i.number) for account \(i.accountID): \(i.status.rawValue)\(i.paused ? " (collection paused)" : ""), \(i.method.rawValue)"]
+  var out = [
+    "\(i.number) for account \(i.accountID): \(i.status.rawValue)\(i.paused ? " (collection paused)" : ""), \(i.method.rawValue)"
+  ]
   out.append("  issued \(i.issueDate), due \(i.dueDate)")
   if let ref = i.paymentReference, let printed = try? PaymentReference(parsing: ref).printed {
     out.append("  pay by transfer quoting \(printed)")

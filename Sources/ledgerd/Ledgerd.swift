@@ -27,7 +27,8 @@ struct Ledgerd: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       Migrate.self, Check.self, Backup.self, Checkpoint.self, PlanCommand.self, AccountCommand.self, CardCommand.self,
-      InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, OutboxCommand.self, Serve.self,
+      InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, OutboxCommand.self,
+      Serve.self,
       ReconcileCommand.self, Export.self,
     ],
     groupedSubcommands: [

@@ -30,13 +30,15 @@ struct OutboxCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-      try await runGuarded {
+      try await runGuardedAsync {
         let config = try database.loadConfig()
         let lock: InstanceLock
         do {
           lock = try InstanceLock(databasePath: database.path)
         } catch is InstanceLock.Held {
-          throw StateError(subject: "the outbox", rule: "is delivered by the ledgerd serve running on this database; flush is for when none runs")
+          throw StateError(
+            subject: "the outbox",
+            rule: "is delivered by the ledgerd serve running on this database; flush is for when none runs")
         }
         let store = try database.open(.readWrite)
         let mailer = Mailer(
@@ -46,7 +48,8 @@ struct OutboxCommand: AsyncParsableCommand {
         let pending = try store.outbox(.pending).count
         withExtendedLifetime(lock) {}
         let summary = Summary(
-          delivered: report.delivered, deferred: report.deferred, postponed: report.postponed, failed: report.failed, pending: pending)
+          delivered: report.delivered, deferred: report.deferred, postponed: report.postponed, failed: report.failed,
+          pending: pending)
         try output.emit(summary) {
           "outbox: \(summary.delivered) delivered, \(summary.deferred) to retry later"
             + (summary.postponed > 0 ? " (and \(summary.postponed) held back: the transport failed)" : "")
@@ -70,7 +73,8 @@ struct OutboxCommand: AsyncParsableCommand {
 
     func run() throws {
       try runGuarded {
-        let entries = try database.open(.readOnly).outbox(failed ? .failed : pending ? .pending : .all, limit: max(1, limit))
+        let entries = try database.open(.readOnly).outbox(
+          failed ? .failed : pending ? .pending : .all, limit: max(1, limit))
         try output.emit(entries) {
           table(
             ["ID", "KIND", "LOCALE", "RECIPIENT", "CREATED", "STATUS", "ATTEMPTS", "NEXT/DONE", "LAST ERROR"],
@@ -104,7 +108,8 @@ struct OutboxCommand: AsyncParsableCommand {
   }
 
   struct Retry: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Put a failed message back in the queue, with its attempts reset.")
+    static let configuration = CommandConfiguration(
+      abstract: "Put a failed message back in the queue, with its attempts reset.")
     @Argument(help: "The message's id.") var message: String
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions

@@ -37,7 +37,9 @@ struct PlanCommand: ParsableCommand {
       try runGuarded {
         let plans = try database.open(.readOnly).plans()
         try output.emit(plans) {
-          table(["CODE", "NAME", "PRICE", "PERIOD"], plans.map { [$0.code, $0.name, $0.price.description, $0.period.rawValue] })
+          table(
+            ["CODE", "NAME", "PRICE", "PERIOD"],
+            plans.map { [$0.code, $0.name, $0.price.description, $0.period.rawValue] })
         }
       }
     }
@@ -46,7 +48,8 @@ struct PlanCommand: ParsableCommand {
 
 struct AccountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "account", abstract: "Manage customer accounts.", subcommands: [Add.self, Update.self, Show.self, List.self])
+    commandName: "account", abstract: "Manage customer accounts.",
+    subcommands: [Add.self, Update.self, Show.self, List.self])
 
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Open a customer account.")
@@ -65,7 +68,9 @@ struct AccountCommand: ParsableCommand {
         let name = try Validate.displayName(name)
         let account = try database.open(.readWrite).addAccount(
           email: email, name: name, locale: locale, planCode: plan, actor: try actor.resolve())
-        try output.emit(account) { "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)" }
+        try output.emit(account) {
+          "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)"
+        }
       }
     }
   }
@@ -88,13 +93,16 @@ struct AccountCommand: ParsableCommand {
         let locale = try locale.map { try CustomerLocale(parsing: $0) }
         let account = try database.open(.readWrite).updateAccount(
           id, email: email, name: name, locale: locale, actor: try actor.resolve())
-        try output.emit(account) { "account \(account.id): \(account.name) <\(account.email)>, locale \(account.locale.rawValue)" }
+        try output.emit(account) {
+          "account \(account.id): \(account.name) <\(account.email)>, locale \(account.locale.rawValue)"
+        }
       }
     }
   }
 
   struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show an account with its cards, invoices, balances and events.")
+    static let configuration = CommandConfiguration(
+      abstract: "Show an account with its cards, invoices, balances and events.")
     @Argument(help: "The account's id.") var account: String
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -119,7 +127,10 @@ struct AccountCommand: ParsableCommand {
         }
         try output.emit(detail) {
           let a = detail.account
-          var out = ["account \(a.id): \(a.name) <\(a.email)>", "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)"]
+          var out = [
+            "account \(a.id): \(a.name) <\(a.email)>",
+            "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)",
+          ]
           for b in detail.balances {
             out.append(
               "  balance \(b.owed.currency.code): owes \(b.owed.amountString)"
@@ -129,7 +140,9 @@ struct AccountCommand: ParsableCommand {
           out.append("cards:")
           out += detail.cards.map { "  " + cardLine($0) }
           out.append("invoices:")
-          out += detail.invoices.map { "  \($0.number) \($0.status.rawValue) \($0.method.rawValue) total \($0.total) due \($0.due.amountString) by \($0.dueDate)" }
+          out += detail.invoices.map {
+            "  \($0.number) \($0.status.rawValue) \($0.method.rawValue) total \($0.total) due \($0.due.amountString) by \($0.dueDate)"
+          }
           out.append("events:")
           out += detail.events.map { "  \($0.at) [\($0.actor.rawValue)] \($0.kind): \($0.reason)" }
           return out.joined(separator: "\n")

@@ -8,7 +8,8 @@ struct ReconcileCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "reconcile",
     abstract: "Make the ledger agree with the bank and the processor: statements, settlement reports, unmatched lines.",
-    discussion: "Exit status: 0 everything matched; 1 findings (unmatched lines, mismatches); 65 the file was refused (nothing imported).",
+    discussion:
+      "Exit status: 0 everything matched; 1 findings (unmatched lines, mismatches); 65 the file was refused (nothing imported).",
     subcommands: [Bank.self, Processor.self, Unmatched.self, Assign.self, Dismiss.self, Parse.self, Inbox.self])
 
   struct Bank: ParsableCommand {
@@ -72,7 +73,8 @@ struct ReconcileCommand: ParsableCommand {
             ["LINE", "BOOKED", "AMOUNT", "DIR", "COUNTERPARTY", "REMITTANCE", "NOTE"],
             lines.map {
               [
-                String($0.id), $0.bookingDate ?? "-", $0.amount.description, $0.direction.rawValue + ($0.isReversal ? " (reversal)" : ""),
+                String($0.id), $0.bookingDate ?? "-", $0.amount.description,
+                $0.direction.rawValue + ($0.isReversal ? " (reversal)" : ""),
                 $0.counterpartyName ?? "-", String(($0.reference ?? $0.remittance ?? "-").prefix(40)), $0.note ?? "",
               ]
             })
@@ -154,7 +156,8 @@ struct ReconcileCommand: ParsableCommand {
             lines.map {
               [
                 $0.lineKey, $0.bookingDate ?? "-", $0.valueDate ?? "-", $0.amount.description,
-                $0.direction.rawValue + ($0.isReversal ? " (reversal)" : ""), $0.status.rawValue, $0.reference ?? $0.remittance ?? "-",
+                $0.direction.rawValue + ($0.isReversal ? " (reversal)" : ""), $0.status.rawValue,
+                $0.reference ?? $0.remittance ?? "-",
               ]
             })
         }
@@ -218,7 +221,8 @@ struct ReconcileCommand: ParsableCommand {
         _ = try database.billing()
         let rejected = (archive as NSString).appendingPathComponent("rejected")
         try fm.createDirectory(atPath: archive, withIntermediateDirectories: true)
-        let names = try fm.contentsOfDirectory(atPath: inbox).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".part") }.sorted()
+        let names = try fm.contentsOfDirectory(atPath: inbox).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".part") }
+          .sorted()
         var results: [FileResult] = []
         for name in names {
           let path = (inbox as NSString).appendingPathComponent(name)
@@ -249,7 +253,8 @@ struct ReconcileCommand: ParsableCommand {
               let findings = bank?.findingsTotal ?? processor?.findingsTotal ?? (child.status == Exit.findings ? 1 : 0)
               results.append(
                 FileResult(
-                  file: name, kind: detected.rawValue, outcome: "imported", findings: findings, error: note, movedTo: moved, bank: bank,
+                  file: name, kind: detected.rawValue, outcome: "imported", findings: findings, error: note,
+                  movedTo: moved, bank: bank,
                   processor: processor))
               continue
             }
@@ -281,12 +286,14 @@ struct ReconcileCommand: ParsableCommand {
               try Data(text.utf8).write(to: URL(fileURLWithPath: moved + ".error"))
               results.append(
                 FileResult(
-                  file: name, kind: detected.rawValue, outcome: "rejected", findings: 0, error: message, movedTo: moved, bank: nil,
+                  file: name, kind: detected.rawValue, outcome: "rejected", findings: 0, error: message, movedTo: moved,
+                  bank: nil,
                   processor: nil))
             } else {
               results.append(
                 FileResult(
-                  file: name, kind: detected.rawValue, outcome: "failed", findings: 0, error: message, movedTo: nil, bank: nil,
+                  file: name, kind: detected.rawValue, outcome: "failed", findings: 0, error: message, movedTo: nil,
+                  bank: nil,
                   processor: nil))
             }
             FileHandle.standardError.write(Data("ledgerd: error: \(name): \(message)\n".utf8))
@@ -297,9 +304,15 @@ struct ReconcileCommand: ParsableCommand {
               try fm.createDirectory(atPath: rejected, withIntermediateDirectories: true)
               let moved = try move(path, to: rejected)
               try Data("ledgerd: error: \(message)\n".utf8).write(to: URL(fileURLWithPath: moved + ".error"))
-              results.append(FileResult(file: name, kind: kind?.rawValue, outcome: "rejected", findings: 0, error: message, movedTo: moved, bank: nil, processor: nil))
+              results.append(
+                FileResult(
+                  file: name, kind: kind?.rawValue, outcome: "rejected", findings: 0, error: message, movedTo: moved,
+                  bank: nil, processor: nil))
             } else {
-              results.append(FileResult(file: name, kind: kind?.rawValue, outcome: "failed", findings: 0, error: message, movedTo: nil, bank: nil, processor: nil))
+              results.append(
+                FileResult(
+                  file: name, kind: kind?.rawValue, outcome: "failed", findings: 0, error: message, movedTo: nil,
+                  bank: nil, processor: nil))
             }
             FileHandle.standardError.write(Data("ledgerd: error: \(name): \(message)\n".utf8))
           }
@@ -328,8 +341,11 @@ struct ReconcileCommand: ParsableCommand {
     /// there) and the batches committed before a later stop stay (a re-import resumes by line keys).
     func nothingImported(_ path: String) -> String {
       let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-      guard size > Reconciler.defaultBatchAboveBytes else { return "nothing was imported (an import is one transaction)" }
-      return "the file is over \(Reconciler.defaultBatchAboveBytes / 1_000_000) MB, so its import is committed in batches after "
+      guard size > Reconciler.defaultBatchAboveBytes else {
+        return "nothing was imported (an import is one transaction)"
+      }
+      return
+        "the file is over \(Reconciler.defaultBatchAboveBytes / 1_000_000) MB, so its import is committed in batches after "
         + "a checking pass: nothing was imported if it stopped during that pass, else the batches committed before it stay "
         + "(each line once; importing the file again resumes by line keys)"
     }
@@ -340,7 +356,9 @@ struct ReconcileCommand: ParsableCommand {
       let fm = FileManager.default
       // The running binary itself: /proc/self/exe names it even if it was replaced meanwhile.
       let executable = fm.isExecutableFile(atPath: "/proc/self/exe") ? "/proc/self/exe" : Self.executablePath()
-      var arguments = ["reconcile", kind == .processorCSV ? "processor" : "bank", path, "--json", "--db", database.path]
+      var arguments = [
+        "reconcile", kind == .processorCSV ? "processor" : "bank", path, "--json", "--db", database.path,
+      ]
       if let config = database.config { arguments += ["--config", config] }
       if let timeout = database.lockTimeout { arguments += ["--lock-timeout", String(timeout)] }
       let scratch = NSTemporaryDirectory() + "ledgerd-inbox-\(getpid())-\(UUID().uuidString)"
@@ -417,8 +435,15 @@ func bankText(_ r: BankImportReport) -> String {
     "  debits                 \(r.debits)",
     "  reversals              \(r.reversals)",
     "  payments recorded      \(r.paymentsRecorded)"
-      + (r.received.isEmpty ? "" : ": " + r.received.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to invoices" }.joined(separator: ", "))
-      + (r.credit.values.allSatisfy { Int($0.filter(\.isNumber)) == 0 } ? "" : ", " + r.credit.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to account credit" }.joined(separator: ", ")),
+      + (r.received.isEmpty
+        ? ""
+        : ": "
+          + r.received.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to invoices" }.joined(separator: ", "))
+      + (r.credit.values.allSatisfy { Int($0.filter(\.isNumber)) == 0 }
+        ? ""
+        : ", "
+          + r.credit.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key) to account credit" }.joined(
+            separator: ", ")),
   ]
   if r.matchedRecordedPayments > 0 {
     lines.insert("  matched to payments recorded by hand \(r.matchedRecordedPayments) (not booked again)", at: 3)
@@ -427,8 +452,12 @@ func bankText(_ r: BankImportReport) -> String {
     lines.append("everything matched")
   } else {
     lines.append("findings (\(r.findingsTotal)):")
-    lines += r.findings.map { "  line \($0.lineID.map(String.init) ?? "-")  \($0.kind)  \($0.amount?.description ?? "")  \($0.detail)" }
-    if r.findingsTotal > r.findings.count { lines.append("  … and \(r.findingsTotal - r.findings.count) more (`ledgerd reconcile unmatched`)") }
+    lines += r.findings.map {
+      "  line \($0.lineID.map(String.init) ?? "-")  \($0.kind)  \($0.amount?.description ?? "")  \($0.detail)"
+    }
+    if r.findingsTotal > r.findings.count {
+      lines.append("  … and \(r.findingsTotal - r.findings.count) more (`ledgerd reconcile unmatched`)")
+    }
   }
   return lines.joined(separator: "\n")
 }
@@ -444,7 +473,9 @@ func processorText(_ r: ProcessorImportReport) -> String {
     "  charges settled twice        \(r.duplicates)",
     "  refunds, disputes… on charges \(r.adjustments)",
     "  other rows (payouts, …)      \(r.other)",
-    "  fees posted                  " + (r.fees.isEmpty ? "none" : r.fees.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")),
+    "  fees posted                  "
+      + (r.fees.isEmpty
+        ? "none" : r.fees.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")),
   ]
   if r.ok {
     lines.append("everything matched")

@@ -22,7 +22,7 @@ struct Serve: AsyncParsableCommand {
   @OptionGroup var database: DatabaseOptions
 
   func run() async throws {
-    try await runGuarded {
+    try await runGuardedAsync {
       let config = try database.loadConfig()
       let lock = try InstanceLock(databasePath: database.path)
       let logger = makeLogger("ledgerd")
@@ -33,7 +33,8 @@ struct Serve: AsyncParsableCommand {
         logger: logger,
         makeProcessor: {
           try SimulatedProcessor(
-            path: processorPath, slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
+            path: processorPath, slowMilliseconds: config.slowMilliseconds,
+            timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
         })
       daemon.discipline = try database.discipline()
       let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerEngine
-import LedgerSimulator
 import LedgerSQLite
+import LedgerSimulator
 import LedgerStore
 
 struct Simulate: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Build a demo book and run it through a month of dunning in seconds (the daemon's code, a jumping clock).",
+    abstract:
+      "Build a demo book and run it through a month of dunning in seconds (the daemon's code, a jumping clock).",
     discussion: """
       Accounts get cards with a mix of the simulated processor's test tokens and behave like \
       customers: some add a card, report a payment as not registered, or pay by transfer. \
@@ -18,7 +19,8 @@ struct Simulate: AsyncParsableCommand {
       """)
   @Option(help: "How many accounts.") var accounts: Int = 200
   @Option(help: "How many days to run.") var days: Int = 30
-  @Flag(help: "Only build the book (accounts, cards, invoices, schedules) and stop: for `serve` or `run-due` to work on.")
+  @Flag(
+    help: "Only build the book (accounts, cards, invoices, schedules) and stop: for `serve` or `run-due` to work on.")
   var buildOnly = false
   @OptionGroup var database: DatabaseOptions
   @OptionGroup var output: OutputOptions
@@ -47,13 +49,16 @@ struct Simulate: AsyncParsableCommand {
   }
 
   func run() async throws {
-    try await runGuarded {
-      guard (1...1_000_000).contains(accounts) else { throw InputError(field: "--accounts", rule: "must be from 1 to 1000000") }
+    try await runGuardedAsync {
+      guard (1...1_000_000).contains(accounts) else {
+        throw InputError(field: "--accounts", rule: "must be from 1 to 1000000")
+      }
       guard (1...366).contains(days) else { throw InputError(field: "--days", rule: "must be from 1 to 366") }
       let path: String
       if let db = database.db, !db.isEmpty {
         guard !FileManager.default.fileExists(atPath: db) else {
-          throw InputError(field: "--db", rule: "\(db) exists; simulate builds a new ledger and never touches an existing one")
+          throw InputError(
+            field: "--db", rule: "\(db) exists; simulate builds a new ledger and never touches an existing one")
         }
         path = db
       } else {
@@ -68,8 +73,11 @@ struct Simulate: AsyncParsableCommand {
       let clock = ManualClock(start)
       let store = try options.open(.readWrite, clock: clock)
       let billing = Billing(store: store, config: ledgerConfig.dunning)
-      let processor = try SimulatedProcessor(path: options.processorPath(ledgerConfig), slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock)
-      let scheduler = Scheduler(store: store, processor: processor, config: ledgerConfig.dunning, logger: makeLogger("ledgerd.simulate", level: .error))
+      let processor = try SimulatedProcessor(
+        path: options.processorPath(ledgerConfig), slowMilliseconds: 0, timeoutMilliseconds: 0, clock: clock)
+      let scheduler = Scheduler(
+        store: store, processor: processor, config: ledgerConfig.dunning,
+        logger: makeLogger("ledgerd.simulate", level: .error))
       scheduler.maxInFlight = ledgerConfig.maxInFlight
       scheduler.batchSize = ledgerConfig.batchSize
       try scheduler.checkConfiguration()
@@ -85,7 +93,8 @@ struct Simulate: AsyncParsableCommand {
         }
         return
       }
-      let pendingRecovered = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions).recoveredPending
+      let pendingRecovered = try await runDemoMonth(scheduler, clock: clock, start: start, days: days, actions: actions)
+        .recoveredPending
       var summary = try summarize(store)
       summary.processorCharges = try await processor.succeededCharges().count
       summary.database = path
@@ -111,7 +120,9 @@ struct Simulate: AsyncParsableCommand {
           ledger check                 \(s.checkFindings == 0 ? "ok" : "\(s.checkFindings) finding(s)")
         """
       }
-      if s.checkFindings > 0 || s.invoicesChargedTwice > 0 || s.simultaneousMessages > 0 { throw ExitCode(Exit.findings) }
+      if s.checkFindings > 0 || s.invoicesChargedTwice > 0 || s.simultaneousMessages > 0 {
+        throw ExitCode(Exit.findings)
+      }
     }
   }
 
@@ -127,9 +138,11 @@ struct Simulate: AsyncParsableCommand {
       JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.status = 'succeeded'
       """
     s.chargedAtFirstAttempt = try count(
-      "SELECT count(*) FROM (\(paidByCard)) p WHERE NOT EXISTS (SELECT 1 FROM charge_attempt_invoices x JOIN charge_attempts y ON y.id = x.attempt_id WHERE x.invoice_id = p.invoice_id AND y.id < p.attempt_id)")
+      "SELECT count(*) FROM (\(paidByCard)) p WHERE NOT EXISTS (SELECT 1 FROM charge_attempt_invoices x JOIN charge_attempts y ON y.id = x.attempt_id WHERE x.invoice_id = p.invoice_id AND y.id < p.attempt_id)"
+    )
     s.recoveredByRetry = try count(
-      "SELECT count(*) FROM (\(paidByCard)) p JOIN invoices i ON i.id = p.invoice_id WHERE i.dunning_started_at IS NOT NULL")
+      "SELECT count(*) FROM (\(paidByCard)) p JOIN invoices i ON i.id = p.invoice_id WHERE i.dunning_started_at IS NOT NULL"
+    )
     s.recoveredByFallbackCard = try count(
       """
       SELECT count(*) FROM (\(paidByCard)) p JOIN invoices i ON i.id = p.invoice_id WHERE i.dunning_started_at IS NULL
@@ -137,15 +150,18 @@ struct Simulate: AsyncParsableCommand {
                     WHERE x.invoice_id = p.invoice_id AND y.id < p.attempt_id AND y.card_id <> p.card_id)
       """)
     s.paidByTransfer = try count(
-      "SELECT count(DISTINCT a.invoice_id) FROM payment_allocations a JOIN payments p ON p.id = a.payment_id WHERE p.method = 'transfer'")
+      "SELECT count(DISTINCT a.invoice_id) FROM payment_allocations a JOIN payments p ON p.id = a.payment_id WHERE p.method = 'transfer'"
+    )
     s.downgradedAccounts = try count("SELECT count(*) FROM accounts WHERE status = 'downgraded'")
     s.pausedInvoices = try count("SELECT count(DISTINCT invoice_id) FROM pauses")
     s.invoicesChargedTwice = try count(
-      "SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.status = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)")
+      "SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id WHERE a.status = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)"
+    )
     for row in try db.query("SELECT kind, count(*) AS n FROM outbox GROUP BY kind") {
       s.emailsQueued[try row.string("kind")] = Int(try row.int("n"))
     }
-    s.mostMessagesToOneAccount = try count("SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM outbox GROUP BY account_id)")
+    s.mostMessagesToOneAccount = try count(
+      "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM outbox GROUP BY account_id)")
     s.simultaneousMessages = try count(
       "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)")
     s.checkFindings = try store.check().findings.count
@@ -154,7 +170,8 @@ struct Simulate: AsyncParsableCommand {
 }
 
 /// The demo book: one account in twenty of each behaviour, in a fixed pattern.
-func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: inout [Int: [() throws -> Void]]) throws {
+func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: inout [Int: [() throws -> Void]]) throws
+{
   let store = billing.store
   _ = try store.addPlan(code: "pro", name: "Pro", price: Money(minorUnits: 1900, currency: .eur), period: .month)
   let today = start.date
@@ -162,19 +179,25 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
   for i in 0..<accounts {
     let kind = i % 20
     let account = try store.addAccount(
-      email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro", actor: .system)
+      email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro",
+      actor: .system)
     func card(_ token: String, _ n: Int) throws {
       _ = try billing.addCard(
         account: account.id,
-        NewCard(token: "\(token).\(i).\(n)",
-          brand: .visa, last4: String(format: "%04d", (i * 7 + n) % 10_000), expiry: expiry, postalCode: nil, country: "FR"),
+        NewCard(
+          token: "\(token).\(i).\(n)",
+          brand: .visa, last4: String(format: "%04d", (i * 7 + n) % 10_000), expiry: expiry, postalCode: nil,
+          country: "FR"),
         actor: .customer)
     }
     func invoice(_ method: CollectionMethod, due: CivilDate, lines: [InvoiceLineDraft]) throws -> Invoice {
       try billing.issueInvoice(
-        try InvoiceDraft(accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method), actor: .system)
+        try InvoiceDraft(
+          accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method),
+        actor: .system)
     }
-    let plan = InvoiceLineDraft(description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
+    let plan = InvoiceLineDraft(
+      description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
     switch kind {
     case 10, 11:  // the default card is short of funds; the second card pays
       try card("tok_decline_insufficient_funds", 1)
@@ -187,7 +210,9 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
       try card("tok_decline_do_not_honor", 1)
       actions[4, default: []].append {
         _ = try billing.addCard(
-          account: account.id, NewCard(token: "tok_ok.new.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil, country: "FR"),
+          account: account.id,
+          NewCard(
+            token: "tok_ok.new.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil, country: "FR"),
           actor: .customer)
       }
     case 16:  // "payment not registered" on day 2; staff record the payment on day 5
@@ -207,18 +232,25 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
       let inv = try invoice(.transfer, due: today.adding(days: 10), lines: [plan])
       actions[8, default: []].append {
         _ = try billing.declareTransfer(
-          inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "", actor: .customer)
+          inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "",
+          actor: .customer)
       }
       if kind == 17 {
         actions[10, default: []].append {
           _ = try billing.recordPayment(
-            inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference, receivedOn: today.adding(days: 10),
+            inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference,
+            receivedOn: today.adding(days: 10),
             actor: .reconciliation)
         }
       }
     } else if kind == 19 {
       for d in 1...5 {
-        _ = try invoice(.card, due: today, lines: [InvoiceLineDraft(description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))])
+        _ = try invoice(
+          .card, due: today,
+          lines: [
+            InvoiceLineDraft(
+              description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))
+          ])
       }
     } else {
       let inv = try invoice(.card, due: today, lines: [plan])
@@ -226,7 +258,8 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
         actions[2, default: []].append { _ = try billing.pause(inv.number, proof: "receipt \(i)", actor: .customer) }
         actions[5, default: []].append {
           _ = try billing.recordPayment(
-            inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)", receivedOn: today.adding(days: 5), actor: .staff)
+            inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)",
+            receivedOn: today.adding(days: 5), actor: .staff)
         }
       }
     }
@@ -235,7 +268,9 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
 
 /// Runs the demo book day after day: what falls due up to each day's 10:00, then that
 /// day's customer and staff actions.
-func runDemoMonth(_ scheduler: Scheduler, clock: ManualClock, start: Instant, days: Int, actions: [Int: [() throws -> Void]]) async throws
+func runDemoMonth(
+  _ scheduler: Scheduler, clock: ManualClock, start: Instant, days: Int, actions: [Int: [() throws -> Void]]
+) async throws
   -> TickReport
 {
   var report = TickReport()

@@ -2,13 +2,15 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerEngine
-import LedgerSimulator
 import LedgerSQLite
+import LedgerSimulator
 import LedgerStore
 
 /// Where the ledger lives; shared by every command.
 struct DatabaseOptions: ParsableArguments {
-  @Option(name: .long, help: ArgumentHelp("The ledger database file (default ./ledger.db, or $LEDGERD_DB).", valueName: "PATH"))
+  @Option(
+    name: .long,
+    help: ArgumentHelp("The ledger database file (default ./ledger.db, or $LEDGERD_DB).", valueName: "PATH"))
   var db: String?
 
   var path: String {
@@ -17,7 +19,10 @@ struct DatabaseOptions: ParsableArguments {
     return "./ledger.db"
   }
 
-  @Option(name: .long, help: ArgumentHelp("The configuration file (JSON; default $LEDGERD_CONFIG, else built-in defaults).", valueName: "PATH"))
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "The configuration file (JSON; default $LEDGERD_CONFIG, else built-in defaults).", valueName: "PATH"))
   var config: String?
 
   @Option(
@@ -29,7 +34,9 @@ struct DatabaseOptions: ParsableArguments {
 
   /// The options of this group the command line gave, by name.
   var given: [String] {
-    [db.map { _ in "--db" }, config.map { _ in "--config" }, lockTimeout.map { _ in "--lock-timeout" }].compactMap { $0 }
+    [db.map { _ in "--db" }, config.map { _ in "--config" }, lockTimeout.map { _ in "--lock-timeout" }].compactMap {
+      $0
+    }
   }
 
   /// The write discipline of this command's connections: the lock timeout from
@@ -40,14 +47,19 @@ struct DatabaseOptions: ParsableArguments {
   func discipline() throws -> WriteDiscipline {
     let env = ProcessInfo.processInfo.environment
     var discipline = WriteDiscipline()
-    if let seconds = try lockTimeout ?? env["LEDGERD_LOCK_TIMEOUT"].flatMap({ $0.isEmpty ? nil : try Self.seconds($0) }) {
+    if let seconds = try lockTimeout ?? env["LEDGERD_LOCK_TIMEOUT"].flatMap({ $0.isEmpty ? nil : try Self.seconds($0) })
+    {
       guard seconds >= 0, seconds <= 86_400 else {
         throw InputError(field: "--lock-timeout", rule: "\(seconds) must be between 0 and 86400 seconds")
       }
       discipline.lockTimeout = .milliseconds(Int64((seconds * 1000).rounded()))
     }
-    if let hold = env["LEDGERD_TEST_HOLD_WRITE_MS"].flatMap(Int.init), hold > 0 { discipline.holdWriteMilliseconds = hold }
-    if let pages = env["LEDGERD_TEST_CHECKPOINT_PAGES"].flatMap(Int.init), pages > 0 { discipline.checkpointAfterPages = pages }
+    if let hold = env["LEDGERD_TEST_HOLD_WRITE_MS"].flatMap(Int.init), hold > 0 {
+      discipline.holdWriteMilliseconds = hold
+    }
+    if let pages = env["LEDGERD_TEST_CHECKPOINT_PAGES"].flatMap(Int.init), pages > 0 {
+      discipline.checkpointAfterPages = pages
+    }
     return discipline
   }
 
@@ -60,7 +72,8 @@ struct DatabaseOptions: ParsableArguments {
 
   /// Opens the ledger for a command; read-only commands never write the file.
   func open(_ access: LedgerStore.Access, clock: LedgerClock? = nil) throws -> LedgerStore {
-    try LedgerStore.open(path: path, access: access, clock: try clock ?? SystemClock.fromEnvironment(), discipline: try discipline())
+    try LedgerStore.open(
+      path: path, access: access, clock: try clock ?? SystemClock.fromEnvironment(), discipline: try discipline())
   }
 
   /// The configuration: the file given, or the defaults.
@@ -79,7 +92,8 @@ struct DatabaseOptions: ParsableArguments {
   /// The processor: the simulated one, with its record beside the ledger unless configured.
   func processor(_ config: LedgerConfig, clock: LedgerClock) throws -> SimulatedProcessor {
     try SimulatedProcessor(
-      path: processorPath(config), slowMilliseconds: config.slowMilliseconds, timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
+      path: processorPath(config), slowMilliseconds: config.slowMilliseconds,
+      timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
   }
 
   /// Where the simulated processor keeps its record: configured, else `<name>.processor.db`
@@ -147,7 +161,7 @@ func runGuarded(_ body: () throws -> Void) throws {
 }
 
 /// The same for commands that await.
-func runGuarded(_ body: () async throws -> Void) async throws {
+func runGuardedAsync(_ body: () async throws -> Void) async throws {
   do {
     try await body()
   } catch {
@@ -164,7 +178,8 @@ func checkpointBeforeExit() {
   for path in WriteLock.databasesWritten() where !InstanceLock.isHeld(databasePath: path) {
     let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
     guard size > 0 else { continue }
-    guard let connection = try? Connection(path: path, options: ConnectionOptions(readOnly: false, create: false)) else { continue }
+    guard let connection = try? Connection(path: path, options: ConnectionOptions(readOnly: false, create: false))
+    else { continue }
     _ = try? connection.checkpoint(.truncate, lockTimeout: .seconds(2))
   }
 }
@@ -187,11 +202,17 @@ func describe(_ error: Error) -> (String, Int32) {
     return ("the file is not a ledgerd database (not an SQLite file); refusing to touch it", Exit.refusedDatabase)
   case let e as SQLiteError where e.isBusy: return ("ledger busy: \(e.description)", Exit.busy)
   case let e as SQLiteError where e.isDiskFull:
-    return ("disk full: the ledger's disk has no space left; free some and run the command again (nothing was written): \(e.description)", Exit.ioError)
+    return (
+      "disk full: the ledger's disk has no space left; free some and run the command again (nothing was written): \(e.description)",
+      Exit.ioError
+    )
   case let e as SQLiteError where e.isReadOnlyStorage:
     return ("the ledger's file or folder is read-only: nothing was written: \(e.description)", Exit.ioError)
   case let e as SQLiteError where e.primaryCode == 11:  // SQLITE_CORRUPT
-    return ("the ledger file is damaged (restore it from a backup; see `ledgerd check`): \(e.description)", Exit.refusedDatabase)
+    return (
+      "the ledger file is damaged (restore it from a backup; see `ledgerd check`): \(e.description)",
+      Exit.refusedDatabase
+    )
   case let e as SQLiteError where e.isIOFault:
     return ("I/O error on the ledger's disk; nothing was written: \(e.description)", Exit.ioError)
   case let e as SQLiteError: return (e.description, Exit.software)

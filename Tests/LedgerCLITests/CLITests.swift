@@ -12,14 +12,21 @@ import Testing
     let migrated = try w.run(Workspace.binary, ["--db", before, "migrate"], environment: env)
     #expect(migrated.status == 0, "\(migrated.stderr)")
     #expect(FileManager.default.fileExists(atPath: before))
-    let added = try w.run(Workspace.binary, ["--db", before, "--lock-timeout", "2", "account", "add", "--email", "a@example.fr", "--name", "A"], environment: env)
+    let added = try w.run(
+      Workspace.binary,
+      ["--db", before, "--lock-timeout", "2", "account", "add", "--email", "a@example.fr", "--name", "A"],
+      environment: env)
     #expect(added.status == 0, "\(added.stderr)")
-    for args in [["--db", before, "account", "list", "--json"], ["account", "--db", before, "list", "--json"], ["account", "list", "--json", "--db", before]] {
+    for args in [
+      ["--db", before, "account", "list", "--json"], ["account", "--db", before, "list", "--json"],
+      ["account", "list", "--json", "--db", before],
+    ] {
       let listed = try w.run(Workspace.binary, args, environment: env)
       #expect((try? listed.json() as? [[String: Any]])?.count == 1, "\(args): \(listed.stdout) \(listed.stderr)")
     }
     let config = try w.writeConfig(#"{"dunning": {"downgrade_plan": "gold"}}"#)
-    let refused = try w.run(Workspace.binary, ["--db", before, "--config", config, "run-due", "--until", "2026-12-30"], environment: env)
+    let refused = try w.run(
+      Workspace.binary, ["--db", before, "--config", config, "run-due", "--until", "2026-12-30"], environment: env)
     #expect(refused.status == 65 && refused.stderr.contains("dunning.downgrade_plan"), "\(refused.stderr)")
     #expect(!FileManager.default.fileExists(atPath: w.db), "an option before the subcommand was ignored")
   }
@@ -30,7 +37,8 @@ import Testing
     let w = try Workspace()
     let first = w.directory + "/first.db"
     let last = w.directory + "/last.db"
-    let migrated = try w.run(Workspace.binary, ["--db", first, "migrate", "--db", last], environment: ["LEDGERD_NOW": w.now])
+    let migrated = try w.run(
+      Workspace.binary, ["--db", first, "migrate", "--db", last], environment: ["LEDGERD_NOW": w.now])
     #expect(migrated.status == 0, "\(migrated.stderr)")
     #expect(FileManager.default.fileExists(atPath: last))
     #expect(!FileManager.default.fileExists(atPath: first))
@@ -50,7 +58,10 @@ import Testing
   }
 
   /// A command that opens no ledger refuses the common options instead of ignoring them.
-  @Test(arguments: [["--db", "x.db", "benchmark"], ["benchmark", "--db", "x.db"], ["reconcile", "parse", "statement.xml", "--config", "c.json"]])
+  @Test(arguments: [
+    ["--db", "x.db", "benchmark"], ["benchmark", "--db", "x.db"],
+    ["reconcile", "parse", "statement.xml", "--config", "c.json"],
+  ])
   func aCommandWithoutALedgerRefusesTheCommonOptions(_ args: [String]) throws {
     let w = try Workspace()
     let refused = try w.run(Workspace.binary, args)
@@ -79,13 +90,26 @@ import Testing
   /// and a trial balance read with `sqlite3 -readonly`.
   @Test func scriptedSession() throws {
     let w = try Workspace()
-    #expect(try w.json(["migrate"])["applied"] as? [String] == ["0001_schema.sql", "0002_audit_views.sql", "0003_reconciliation.sql", "0004_scheduler_indexes.sql", "0005_checks_without_in_lists.sql", "0006_counted_attempts_index.sql", "0007_ledger_identity.sql", "0008_journal_hash_chain.sql", "0009_transfer_windows.sql", "0010_account_balances_owed.sql", "0011_hand_recorded_payments.sql"])
+    #expect(
+      try w.json(["migrate"])["applied"] as? [String] == [
+        "0001_schema.sql", "0002_audit_views.sql", "0003_reconciliation.sql", "0004_scheduler_indexes.sql",
+        "0005_checks_without_in_lists.sql", "0006_counted_attempts_index.sql", "0007_ledger_identity.sql",
+        "0008_journal_hash_chain.sql", "0009_transfer_windows.sql", "0010_account_balances_owed.sql",
+        "0011_hand_recorded_payments.sql",
+      ])
     let plan = try w.json(["plan", "add", "pro", "--name", "Pro", "--price", "19.00", "--currency", "EUR"])
     #expect((plan["price"] as? [String: Any])?["minor"] as? Int == 1900)
-    let account = try w.json(["account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--locale", "fr", "--plan", "pro"])
+    let account = try w.json([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--locale", "fr", "--plan", "pro",
+    ])
     let id = try #require(account["id"] as? Int)
-    let c1 = try w.json(["card", "add", "\(id)", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
-    let c2 = try w.json(["card", "add", "\(id)", "--token", "tok_mc_ok", "--brand", "mastercard", "--last4", "4444", "--expiry", "01/2029", "--country", "FR"])
+    let c1 = try w.json([
+      "card", "add", "\(id)", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
+    ])
+    let c2 = try w.json([
+      "card", "add", "\(id)", "--token", "tok_mc_ok", "--brand", "mastercard", "--last4", "4444", "--expiry", "01/2029",
+      "--country", "FR",
+    ])
     #expect(c1["is_default"] as? Bool == true)
     #expect(c2["is_default"] as? Bool == false)
     let c2id = try #require(c2["id"] as? Int)
@@ -94,12 +118,14 @@ import Testing
     #expect((removal["new_default"] as? [String: Any])?["id"] as? Int == c1["id"] as? Int)
 
     let cardInvoice = try w.json([
-      "invoice", "issue", "\(id)", "--plan-line", "--addon", "Extra backups=5.00", "--line", "Domain example.fr=12.00x2",
+      "invoice", "issue", "\(id)", "--plan-line", "--addon", "Extra backups=5.00", "--line",
+      "Domain example.fr=12.00x2",
     ])
     #expect((cardInvoice["total"] as? [String: Any])?["amount"] as? String == "48.00")
     #expect((cardInvoice["lines"] as? [Any])?.count == 3)
     let transfer = try w.json([
-      "invoice", "issue", "\(id)", "--method", "transfer", "--line", "Consulting=150.00", "--line", "Setup=20.50", "--due", "2026-12-10",
+      "invoice", "issue", "\(id)", "--method", "transfer", "--line", "Consulting=150.00", "--line", "Setup=20.50",
+      "--due", "2026-12-10",
     ])
     let reference = try #require(transfer["payment_reference"] as? String)
     #expect(reference.hasPrefix("RF"))
@@ -125,30 +151,53 @@ import Testing
 
   /// Every bad input is refused with its field and rule, a non-zero exit, and the file
   /// byte for byte unchanged.
-  @Test(arguments: [
-    (["plan", "add", "neg", "--name", "N", "--price", "-5.00"], "--price", "greater than zero"),
-    (["plan", "add", "bad", "--name", "N", "--price", "12,30"], "--price", "not an amount"),
-    (["plan", "add", "dec", "--name", "N", "--price", "12.345", "--currency", "EUR"], "--price", "3 decimals"),
-    (["plan", "add", "cur", "--name", "N", "--price", "12.00", "--currency", "XYZ"], "--currency", "not a known ISO 4217"),
-    (["plan", "add", "big", "--name", "N", "--price", "99999999999999999999"], "--price", "beyond the limit"),
-    (["plan", "add", "pro", "--name", "Again", "--price", "1.00"], "code", "already exists"),
-    (["card", "add", "1", "--token", "4242424242424242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token", "looks like a card number"),
-    (["card", "add", "1", "--token", "4242 4242 4242 4242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token", "looks like a card number"),
-    (["card", "add", "1", "--token", "tok with space", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token", "a processor token has"),
-    (["card", "add", "1", "--token", "tok_old", "--brand", "visa", "--last4", "4242", "--expiry", "10/2026"], "--expiry", "in the past"),
-    (["card", "add", "999", "--token", "tok_new", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--account", "no account '999'"),
-    (["card", "default", "999"], "card", "no card '999'"),
-    (["card", "remove", "999"], "card", "no card '999'"),
-    (["invoice", "issue", "999", "--line", "A=1.00"], "account", "no account '999'"),
-    (["invoice", "issue", "1", "--line", "A=-1.00"], "line 1 amount", "greater than zero"),
-    (["invoice", "issue", "1", "--line", "A=1.001"], "line 1 amount", "decimals"),
-    (["invoice", "issue", "1", "--line", "A"], "line 1", "DESCRIPTION=AMOUNT"),
-    (["invoice", "issue", "1", "--line", "A=1.00", "--due", "2026-11-01"], "--due", "before the issue date"),
-    (["invoice", "void", "INV-999999", "--reason", "x"], "invoice", "no invoice"),
-    (["account", "add", "--email", "no-at-sign", "--name", "X"], "--email", "exactly one '@'"),
-    (["account", "add", "--email", "a@b.fr\nBcc: c@d.fr", "--name", "X"], "--email", "line breaks"),
-    (["account", "add", "--email", "a@b.fr", "--name", "X", "--locale", "de"], "--locale", "fr, en"),
-  ] as [([String], String, String)])
+  @Test(
+    arguments: [
+      (["plan", "add", "neg", "--name", "N", "--price", "-5.00"], "--price", "greater than zero"),
+      (["plan", "add", "bad", "--name", "N", "--price", "12,30"], "--price", "not an amount"),
+      (["plan", "add", "dec", "--name", "N", "--price", "12.345", "--currency", "EUR"], "--price", "3 decimals"),
+      (
+        ["plan", "add", "cur", "--name", "N", "--price", "12.00", "--currency", "XYZ"], "--currency",
+        "not a known ISO 4217"
+      ),
+      (["plan", "add", "big", "--name", "N", "--price", "99999999999999999999"], "--price", "beyond the limit"),
+      (["plan", "add", "pro", "--name", "Again", "--price", "1.00"], "code", "already exists"),
+      (
+        [
+          "card", "add", "1", "--token", "4242424242424242", "--brand", "visa", "--last4", "4242", "--expiry",
+          "12/2028",
+        ], "--token", "looks like a card number"
+      ),
+      (
+        [
+          "card", "add", "1", "--token", "4242 4242 4242 4242", "--brand", "visa", "--last4", "4242", "--expiry",
+          "12/2028",
+        ], "--token", "looks like a card number"
+      ),
+      (
+        ["card", "add", "1", "--token", "tok with space", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"],
+        "--token", "a processor token has"
+      ),
+      (
+        ["card", "add", "1", "--token", "tok_old", "--brand", "visa", "--last4", "4242", "--expiry", "10/2026"],
+        "--expiry", "in the past"
+      ),
+      (
+        ["card", "add", "999", "--token", "tok_new", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"],
+        "--account", "no account '999'"
+      ),
+      (["card", "default", "999"], "card", "no card '999'"),
+      (["card", "remove", "999"], "card", "no card '999'"),
+      (["invoice", "issue", "999", "--line", "A=1.00"], "account", "no account '999'"),
+      (["invoice", "issue", "1", "--line", "A=-1.00"], "line 1 amount", "greater than zero"),
+      (["invoice", "issue", "1", "--line", "A=1.001"], "line 1 amount", "decimals"),
+      (["invoice", "issue", "1", "--line", "A"], "line 1", "DESCRIPTION=AMOUNT"),
+      (["invoice", "issue", "1", "--line", "A=1.00", "--due", "2026-11-01"], "--due", "before the issue date"),
+      (["invoice", "void", "INV-999999", "--reason", "x"], "invoice", "no invoice"),
+      (["account", "add", "--email", "no-at-sign", "--name", "X"], "--email", "exactly one '@'"),
+      (["account", "add", "--email", "a@b.fr\nBcc: c@d.fr", "--name", "X"], "--email", "line breaks"),
+      (["account", "add", "--email", "a@b.fr", "--name", "X", "--locale", "de"], "--locale", "fr, en"),
+    ] as [([String], String, String)])
   func badInputChangesNothing(args: [String], field: String, rule: String) throws {
     let w = try Workspace()
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
@@ -168,7 +217,9 @@ import Testing
     let other = w.directory + "/other.db"
     #expect(try w.run("sqlite3", [other, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);"]).status == 0)
     let before = w.fingerprint(other)
-    for args in [["plan", "add", "pro", "--name", "P", "--price", "1.00"], ["check"], ["migrate"], ["account", "list"]] {
+    for args in [
+      ["plan", "add", "pro", "--name", "P", "--price", "1.00"], ["check"], ["migrate"], ["account", "list"],
+    ] {
       let outcome = try w.ledgerd(args, db: other)
       #expect(outcome.status == 66, "\(args): \(outcome.stderr)")
       #expect(outcome.stderr.contains("is not a ledgerd database"))
@@ -187,7 +238,8 @@ import Testing
   @Test func aDatabaseFromANewerBinaryIsRefused() throws {
     let w = try Workspace()
     try w.ok(["migrate"])
-    let future = "INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', lower(hex(randomblob(32))), '2030-01-01T00:00:00Z')"
+    let future =
+      "INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', lower(hex(randomblob(32))), '2030-01-01T00:00:00Z')"
     #expect(try w.sqlite(future, readOnly: false).status == 0)
     let before = w.fingerprint()
     for args in [["account", "add", "--email", "a@b.fr", "--name", "A"], ["migrate"], ["check"], ["plan", "list"]] {
@@ -201,7 +253,10 @@ import Testing
   @Test func aChangedMigrationIsRefused() throws {
     let w = try Workspace()
     try w.ok(["migrate"])
-    #expect(try w.sqlite("UPDATE schema_migrations SET checksum = lower(hex(zeroblob(32))) WHERE version = 2", readOnly: false).status == 0)
+    #expect(
+      try w.sqlite(
+        "UPDATE schema_migrations SET checksum = lower(hex(zeroblob(32))) WHERE version = 2", readOnly: false
+      ).status == 0)
     let outcome = try w.ledgerd(["plan", "list"])
     #expect(outcome.status == 66)
     #expect(outcome.stderr.contains("0002_audit_views.sql differs"))
@@ -281,7 +336,8 @@ import Testing
     #expect(report["month_lock_wait_seconds"] is Double)
     #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "the benchmark's folder is removed")
     let kept = w.directory + "/kept"
-    let again = try w.run(Workspace.binary, small + ["--dir", kept, "--statements"], environment: ["TMPDIR": tmp + "/"])
+    let again = try w.run(
+      Workspace.binary, small + ["--dir", kept, "--statements"], environment: ["TMPDIR": tmp + "/"])
     #expect(again.status == 0, "\(again.stderr)")
     #expect(again.stdout.contains("in \(kept)"))
     #expect(again.stdout.contains("statements of the month by SQLite VM steps"))
@@ -294,8 +350,11 @@ import Testing
     try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])
     try w.ok(["card", "add", "1", "--token", "tok_a", "--brand", "visa", "--last4", "1111", "--expiry", "01/2030"])
     try w.ok(["invoice", "issue", "1", "--line", "A=10.00"])
-    for args in [["plan", "list"], ["account", "list"], ["card", "list", "1"], ["invoice", "list"], ["invoice", "show", "INV-000001"],
-                 ["account", "show", "1"], ["check"], ["migrate"]] {
+    for args in [
+      ["plan", "list"], ["account", "list"], ["card", "list", "1"], ["invoice", "list"],
+      ["invoice", "show", "INV-000001"],
+      ["account", "show", "1"], ["check"], ["migrate"],
+    ] {
       let outcome = try w.ledgerd(args + ["--json"])
       #expect(outcome.status == 0, "\(args): \(outcome.stderr)")
       #expect((try? outcome.json()) != nil, "\(args) printed no JSON: \(outcome.stdout)")
@@ -305,21 +364,34 @@ import Testing
 
 /// The dunning commands' bad input: refused with field and rule, nothing written.
 @Suite(.serialized) struct CollectionInputTests {
-  @Test(arguments: [
-    (["transfer", "declare", "INV-000001", "--amount", "0", "--date", "2026-11-20", "--reference", "VIR 1"], "--amount", "greater than zero"),
-    (["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2030-01-01", "--reference", "VIR 1"], "--date", "in the future"),
-    (["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2026-11-31", "--reference", "VIR 1"], "--date", "not a calendar date"),
-    (["transfer", "declare", "INV-000404", "--amount", "5.00", "--date", "2026-11-20", "--reference", "VIR 1"], "invoice", "no invoice"),
-    (["payment", "record", "INV-000001", "--amount", "1.001"], "--amount", "decimals"),
-    (["payment", "record", "INV-000001", "--amount", "5.00", "--method", "card"], "--method", "must be transfer"),
-    (["invoice", "pause", "INV-000001", "--proof", "a\nb"], "--proof", "line breaks"),
-    (["invoice", "resume", "INV-000001"], "invoice INV-000001", "is not paused"),
-    (["run-due", "--until", "2026-13-01"], "--until", "not a"),
-    (["run-due", "--until", "2020-01-01"], "--until", "before now"),
-    (["card", "update", "999", "--expiry", "12/2030"], "card", "no card '999'"),
-    (["card", "update", "1"], "--expiry", "give a new --expiry or --token"),
-    (["explain", "999"], "account", "no account '999'"),
-  ] as [([String], String, String)])
+  @Test(
+    arguments: [
+      (
+        ["transfer", "declare", "INV-000001", "--amount", "0", "--date", "2026-11-20", "--reference", "VIR 1"],
+        "--amount", "greater than zero"
+      ),
+      (
+        ["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2030-01-01", "--reference", "VIR 1"],
+        "--date", "in the future"
+      ),
+      (
+        ["transfer", "declare", "INV-000001", "--amount", "5.00", "--date", "2026-11-31", "--reference", "VIR 1"],
+        "--date", "not a calendar date"
+      ),
+      (
+        ["transfer", "declare", "INV-000404", "--amount", "5.00", "--date", "2026-11-20", "--reference", "VIR 1"],
+        "invoice", "no invoice"
+      ),
+      (["payment", "record", "INV-000001", "--amount", "1.001"], "--amount", "decimals"),
+      (["payment", "record", "INV-000001", "--amount", "5.00", "--method", "card"], "--method", "must be transfer"),
+      (["invoice", "pause", "INV-000001", "--proof", "a\nb"], "--proof", "line breaks"),
+      (["invoice", "resume", "INV-000001"], "invoice INV-000001", "is not paused"),
+      (["run-due", "--until", "2026-13-01"], "--until", "not a"),
+      (["run-due", "--until", "2020-01-01"], "--until", "before now"),
+      (["card", "update", "999", "--expiry", "12/2030"], "card", "no card '999'"),
+      (["card", "update", "1"], "--expiry", "give a new --expiry or --token"),
+      (["explain", "999"], "account", "no account '999'"),
+    ] as [([String], String, String)])
   func refusedWithNothingWritten(args: [String], field: String, rule: String) throws {
     let w = try Workspace()
     try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A"])

@@ -69,10 +69,14 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
     let config = try w.writeConfig(
-      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 40, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
-    let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(accounts), "--config", config, "--db", w.db])
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 40, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#
+    )
+    let built = try w.ledgerd([
+      "simulate", "--build-only", "--accounts", String(accounts), "--config", config, "--db", w.db,
+    ])
     #expect(built.status == 0, "\(built.stderr)")
-    let invoices = Int(try w.sqlite("SELECT count(*) FROM invoices").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    let invoices =
+      Int(try w.sqlite("SELECT count(*) FROM invoices").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     #expect(invoices > accounts)
 
     var killed = 0
@@ -113,10 +117,19 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     }
     let processorSuccesses = try q("SELECT count(*) FROM p.charges WHERE outcome = 'succeeded'")
     // Every success at the processor is a succeeded attempt in the ledger, and the reverse.
-    #expect(try q("SELECT count(*) FROM p.charges c WHERE c.outcome = 'succeeded' AND NOT EXISTS (SELECT 1 FROM charge_attempts a WHERE a.idempotency_key = c.key AND a.status = 'succeeded')") == "0")
-    #expect(try q("SELECT count(*) FROM charge_attempts a WHERE a.status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM p.charges c WHERE c.key = a.idempotency_key AND c.outcome = 'succeeded')") == "0")
+    #expect(
+      try q(
+        "SELECT count(*) FROM p.charges c WHERE c.outcome = 'succeeded' AND NOT EXISTS (SELECT 1 FROM charge_attempts a WHERE a.idempotency_key = c.key AND a.status = 'succeeded')"
+      ) == "0")
+    #expect(
+      try q(
+        "SELECT count(*) FROM charge_attempts a WHERE a.status = 'succeeded' AND NOT EXISTS (SELECT 1 FROM p.charges c WHERE c.key = a.idempotency_key AND c.outcome = 'succeeded')"
+      ) == "0")
     // No invoice was charged twice: one successful processor charge per paid card invoice.
-    #expect(try q("SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id JOIN p.charges c ON c.key = a.idempotency_key WHERE c.outcome = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)") == "0")
+    #expect(
+      try q(
+        "SELECT count(*) FROM (SELECT ci.invoice_id FROM charge_attempt_invoices ci JOIN charge_attempts a ON a.id = ci.attempt_id JOIN p.charges c ON c.key = a.idempotency_key WHERE c.outcome = 'succeeded' GROUP BY ci.invoice_id HAVING count(*) > 1)"
+      ) == "0")
     #expect(Int(processorSuccesses) ?? 0 > 0)
     let check = try w.ledgerd(["check"])
     #expect(check.status == 0, "\(check.stdout)")
@@ -125,7 +138,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     // it made whose answers were recorded only by the recovery at the next start.
     let neverSent = try q("SELECT count(*) FROM charge_attempts WHERE raw_code = 'not_received'")
     let recoveredPayments = try q("SELECT count(*) FROM payments WHERE actor = 'system' AND method = 'card'")
-    print("crash test: \(invoices) invoices, \(killed) SIGKILLs over \(rounds) starts, \(restarts) final restart(s), \(processorSuccesses) processor charges, \(neverSent) attempts cut before the call, \(recoveredPayments) charges recovered at start-up, no invoice charged twice, check ok")
+    print(
+      "crash test: \(invoices) invoices, \(killed) SIGKILLs over \(rounds) starts, \(restarts) final restart(s), \(processorSuccesses) processor charges, \(neverSent) attempts cut before the call, \(recoveredPayments) charges recovered at start-up, no invoice charged twice, check ok"
+    )
   }
 
   /// SIGTERM in the middle of a busy batch: exit 0 within 10 s, nothing half-written; the
@@ -133,8 +148,11 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
   @Test func sigtermDuringABusyBatchNotifiesAndExitsCleanly() throws {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
-    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 300, "max_in_flight": 2}, "daemon": {"batch_size": 20}}"#)
-    #expect(try w.ledgerd(["simulate", "--build-only", "--accounts", "200", "--config", config, "--db", w.db]).status == 0)
+    let config = try w.writeConfig(
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 300, "max_in_flight": 2}, "daemon": {"batch_size": 20}}"#
+    )
+    #expect(
+      try w.ledgerd(["simulate", "--build-only", "--accounts", "200", "--config", config, "--db", w.db]).status == 0)
 
     let socketPath = w.directory + "/notify.sock"
     let received = w.directory + "/notify.txt"
@@ -167,7 +185,8 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
       waited += 1
     }
 
-    let serve = try w.launch(["serve", "--config", config], environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+    let serve = try w.launch(
+      ["serve", "--config", config], environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
     // Serving (READY=1, a watchdog ping sent) and in the middle of a batch (charges out).
     let notified = { (try? String(contentsOfFile: received, encoding: .utf8)) ?? "" }
     let busy = try waitUntil(seconds: 15) {
@@ -209,13 +228,19 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "slow@example.com", "--name", "Slow", "--plan", "pro"])
     try w.ok(["card", "add", "1", "--token", "tok_slow.1", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
-    let serve = try w.launch(["serve", "--config", config, "--lock-timeout", "1"], environment: ["LEDGERD_LOG": "info"])
+    let serve = try w.launch(
+      ["serve", "--config", config, "--lock-timeout", "1"], environment: ["LEDGERD_LOG": "info"])
     defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
     try w.ok(["invoice", "issue", "1", "--plan-line"])
-    func scalar(_ sql: String) throws -> String { try w.sqlite(sql).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+    func scalar(_ sql: String) throws -> String {
+      try w.sqlite(sql).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
     var deadline = Date().addingTimeInterval(10)
-    while try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") != "1" && Date() < deadline { usleep(20_000) }
-    #expect(try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == "1", "the charge never started")
+    while try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") != "1" && Date() < deadline {
+      usleep(20_000)
+    }
+    #expect(
+      try scalar("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == "1", "the charge never started")
     // While the processor takes its 2 s, another command holds the write lock for 6 s.
     let holder = try w.launch(
       ["account", "add", "--email", "holder@example.com", "--name", "Holder"],
@@ -242,7 +267,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     w.now = "2026-11-02T10:00:00Z"
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
-    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
     let corrupt = try w.sqlite(
       """

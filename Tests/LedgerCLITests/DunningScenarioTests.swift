@@ -23,7 +23,10 @@ import Testing
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
     for (i, token) in cards.enumerated() {
-      try w.ok(["card", "add", "1", "--token", token, "--brand", "visa", "--last4", String(format: "%04d", i + 1), "--expiry", "12/2028"])
+      try w.ok([
+        "card", "add", "1", "--token", token, "--brand", "visa", "--last4", String(format: "%04d", i + 1), "--expiry",
+        "12/2028",
+      ])
     }
     for i in 0..<invoices {
       try w.ok(["invoice", "issue", "1", "--line", invoices == 1 ? "Plan Pro=19.00" : "Domain example\(i).fr=12.00"])
@@ -37,7 +40,8 @@ import Testing
   }
 
   func processorCharges(_ w: Workspace) throws -> String {
-    try w.sqlite("SELECT count(*) FROM charges WHERE outcome = 'succeeded'", db: w.directory + "/ledger.processor.db").stdout
+    try w.sqlite("SELECT count(*) FROM charges WHERE outcome = 'succeeded'", db: w.directory + "/ledger.processor.db")
+      .stdout
       .trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
@@ -45,8 +49,9 @@ import Testing
     let w = try Workspace()
     try setUp(w, cards: ["tok_decline_insufficient_funds", "tok_visa_ok"])
     try w.ok(["run-due", "--until", Self.day(0, hour: 10)])
-    #expect(try q(w, "SELECT card_id || ':' || status || ':' || coalesce(reason, '') FROM charge_attempts ORDER BY id")
-      == "1:declined:insufficient_funds\n2:succeeded:")
+    #expect(
+      try q(w, "SELECT card_id || ':' || status || ':' || coalesce(reason, '') FROM charge_attempts ORDER BY id")
+        == "1:declined:insufficient_funds\n2:succeeded:")
     #expect(try q(w, "SELECT status FROM invoices") == "paid")
     #expect(try q(w, "SELECT status FROM accounts") == "active")
     #expect(try q(w, "SELECT group_concat(kind) FROM outbox") == "payment_received")
@@ -57,25 +62,36 @@ import Testing
   @Test func aSingleExpiredCardIsNeverRetriedAndTheAccountIsDowngradedOnDayNine() throws {
     let w = try Workspace()
     try setUp(w, cards: ["tok_decline_expired_card"])
-    #expect(try w.sqlite(
-      "INSERT INTO account_addons (account_id, code, description, price_minor, currency, added_at) VALUES (1, 'backup', 'Backups', 500, 'EUR', '\(Self.day0)')",
-      readOnly: false).status == 0)
+    #expect(
+      try w.sqlite(
+        "INSERT INTO account_addons (account_id, code, description, price_minor, currency, added_at) VALUES (1, 'backup', 'Backups', 500, 'EUR', '\(Self.day0)')",
+        readOnly: false
+      ).status == 0)
     try w.ok(["run-due", "--until", Self.day(12)])
     #expect(try q(w, "SELECT count(*) FROM charge_attempts") == "1")
     #expect(try q(w, "SELECT status FROM cards") == "needs_update")
-    #expect(try q(w, "SELECT group_concat(created_at, ' ') FROM (SELECT created_at FROM outbox WHERE kind = 'dunning_reminder' ORDER BY id)")
-      == "\(Self.day(3)) \(Self.day(7))")
+    #expect(
+      try q(
+        w,
+        "SELECT group_concat(created_at, ' ') FROM (SELECT created_at FROM outbox WHERE kind = 'dunning_reminder' ORDER BY id)"
+      )
+        == "\(Self.day(3)) \(Self.day(7))")
     #expect(try q(w, "SELECT created_at FROM outbox WHERE kind = 'downgrade_notice'") == Self.day(9))
-    #expect(try q(w, "SELECT a.status || ' ' || p.code FROM accounts a JOIN plans p ON p.id = a.plan_id") == "downgraded free")
+    #expect(
+      try q(w, "SELECT a.status || ' ' || p.code FROM accounts a JOIN plans p ON p.id = a.plan_id") == "downgraded free"
+    )
     #expect(try q(w, "SELECT status FROM invoices") == "uncollectible")
     #expect(try q(w, "SELECT removed_reason FROM account_addons") == "downgrade")
-    #expect(try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "expired_card")
+    #expect(
+      try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "expired_card")
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == Self.day(9))
     // The write-off is in the journal; a later payment does not restore the plan.
     #expect(try q(w, "SELECT count(*) FROM journal_entries WHERE kind = 'write_off'") == "1")
     w.now = Self.day(13)
     try w.ok(["payment", "record", "INV-000001", "--amount", "19.00", "--reference", "late transfer"])
-    #expect(try q(w, "SELECT a.status || ' ' || p.code FROM accounts a JOIN plans p ON p.id = a.plan_id") == "downgraded free")
+    #expect(
+      try q(w, "SELECT a.status || ' ' || p.code FROM accounts a JOIN plans p ON p.id = a.plan_id") == "downgraded free"
+    )
     #expect(try q(w, "SELECT status FROM invoices") == "paid")
     #expect(try w.ledgerd(["check"]).status == 0)
   }
@@ -86,7 +102,9 @@ import Testing
     try w.ok(["run-due", "--until", Self.day(3, hour: 12)])
     #expect(try q(w, "SELECT status FROM accounts") == "past_due")
     w.now = Self.day(4)
-    try w.ok(["card", "add", "1", "--token", "tok_new_ok", "--brand", "mastercard", "--last4", "9999", "--expiry", "01/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_new_ok", "--brand", "mastercard", "--last4", "9999", "--expiry", "01/2030",
+    ])
     // Added but not default: the default still declines, then the new card pays.
     try w.ok(["run-due", "--until", Self.day(12)])
     #expect(try q(w, "SELECT status FROM invoices") == "paid")
@@ -96,7 +114,11 @@ import Testing
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(4))'") == "0")
     // The day-3 reminder went out in the day-3 failure's message (one decision, one message).
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
-    #expect(try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'charge_failed' AND created_at = '\(Self.day(3))'") == "3")
+    #expect(
+      try q(
+        w,
+        "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'charge_failed' AND created_at = '\(Self.day(3))'"
+      ) == "3")
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'downgrade_notice'") == "0")
     #expect(try processorCharges(w) == "1")
   }
@@ -105,8 +127,11 @@ import Testing
     let w = try Workspace()
     try setUp(w, cards: ["tok_decline_do_not_honor"])
     try w.ok(["run-due", "--until", Self.day(2)])
-    w.now = Self.day(2, hour: 10)  // Wednesday: the window runs to the end of Monday (3 business days from the send date)
-    let declared = try w.json(["transfer", "declare", "INV-000001", "--amount", "19.00", "--date", "2026-11-04", "--reference", "VIR 8812"])
+    // Wednesday: the window runs to the end of Monday (3 business days from the send date).
+    w.now = Self.day(2, hour: 10)
+    let declared = try w.json([
+      "transfer", "declare", "INV-000001", "--amount", "19.00", "--date", "2026-11-04", "--reference", "VIR 8812",
+    ])
     let end = "2026-11-10T00:00:00Z"
     #expect(declared["window_ends_at"] as? String == end)
     try w.ok(["run-due", "--until", Self.day(20)])
@@ -114,14 +139,17 @@ import Testing
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE \(during)") == "0")
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE \(during)") == "0")
     #expect(try q(w, "SELECT created_at FROM outbox WHERE kind = 'transfer_not_received'") == end)
-    #expect(try q(w, "SELECT json_extract(data, '$.reference') FROM outbox WHERE kind = 'transfer_not_received'") == "VIR 8812")
+    #expect(
+      try q(w, "SELECT json_extract(data, '$.reference') FROM outbox WHERE kind = 'transfer_not_received'")
+        == "VIR 8812")
     // The day-9 deadline fell inside the window's reach: it moved past it.
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == Self.day(9))
     // The reminders that fell due inside the window go out as one, in the window's end
     // message (not as a second message at that instant); the retry days that went by inside
     // it are skipped, not made up then.
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
-    #expect(try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'transfer_not_received'") == "7")
+    #expect(
+      try q(w, "SELECT json_extract(data, '$.reminder_day') FROM outbox WHERE kind = 'transfer_not_received'") == "7")
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at >= '\(end)'") == "0")
     #expect(try q(w, "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY created_at HAVING count(*) > 1)") == "0")
   }
@@ -135,7 +163,8 @@ import Testing
     #expect(paused["paused"] as? Bool == true)
     #expect(try q(w, "SELECT kind FROM outbox ORDER BY id DESC LIMIT 1") == "pause_confirmed")
     try w.ok(["run-due", "--until", Self.day(12)])
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE created_at > '\(Self.day(2))' AND kind <> 'pause_confirmed'") == "0")
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE created_at > '\(Self.day(2))' AND kind <> 'pause_confirmed'") == "0")
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(2))'") == "0")
     #expect(try q(w, "SELECT status FROM accounts") == "past_due")
     w.now = Self.day(12)  // paused for 10 days
@@ -143,7 +172,10 @@ import Testing
     try w.ok(["run-due", "--until", Self.day(30)])
     // The reminders, moved by the pause, go out with the retries of the same days.
     #expect(
-      try q(w, "SELECT group_concat(created_at || ' ' || json_extract(data, '$.reminder_day'), ', ') FROM (SELECT * FROM outbox WHERE kind = 'charge_failed' AND json_extract(data, '$.reminder_day') <> '' ORDER BY id)")
+      try q(
+        w,
+        "SELECT group_concat(created_at || ' ' || json_extract(data, '$.reminder_day'), ', ') FROM (SELECT * FROM outbox WHERE kind = 'charge_failed' AND json_extract(data, '$.reminder_day') <> '' ORDER BY id)"
+      )
         == "\(Self.day(13)) 3, \(Self.day(17)) 7")
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder'") == "0")
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == Self.day(19))
@@ -155,7 +187,9 @@ import Testing
     try setUp(w, cards: ["tok_visa_ok"], invoices: 5)
     try w.ok(["run-due", "--until", Self.day(1)])
     #expect(try q(w, "SELECT count(*) FROM charge_attempts") == "1")
-    #expect(try q(w, "SELECT amount_minor || ' ' || invoices FROM v_charge_attempts") == "6000 INV-000001,INV-000002,INV-000003,INV-000004,INV-000005")
+    #expect(
+      try q(w, "SELECT amount_minor || ' ' || invoices FROM v_charge_attempts")
+        == "6000 INV-000001,INV-000002,INV-000003,INV-000004,INV-000005")
     #expect(try q(w, "SELECT count(*) FROM invoices WHERE status = 'paid'") == "5")
     #expect(try q(w, "SELECT count(*) FROM payment_allocations") == "5")
     #expect(try processorCharges(w) == "1")
@@ -171,7 +205,8 @@ import Testing
       kill(process.processIdentifier, SIGKILL)
       process.waitUntilExit()
       let spins = try q(w, "SELECT coalesce(max(retries_done), 0) FROM invoices")
-      return Outcome(status: -9, stdout: "", stderr: "run-due still running after \(Int(seconds)) s (retries_done up to \(spins))")
+      return Outcome(
+        status: -9, stdout: "", stderr: "run-due still running after \(Int(seconds)) s (retries_done up to \(spins))")
     }
     let output = (try? String(contentsOfFile: w.directory + "/" + log, encoding: .utf8)) ?? ""
     return Outcome(status: process.terminationStatus, stdout: output, stderr: output)
@@ -188,17 +223,22 @@ import Testing
     let config = try w.writeConfig(#"{"dunning": {"max_charges_per_card": 1}}"#)
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--config", config])
-    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028", "--config", config])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
+      "--config", config,
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Domain example.fr=12.00", "--config", config])
     try w.ok(["invoice", "issue", "1", "--line", "Domain example.com=12.00", "--due", "2026-11-03", "--config", config])
     let run = try runDue(w, until: Self.day(12), config: config)
     #expect(run.status == 0, "\(run.stderr)")
     #expect(try q(w, "SELECT count(*) FROM charge_attempts") == "1")
-    #expect(try q(w, "SELECT number || ' ' || status || ' ' || retries_done FROM invoices ORDER BY id")
-      == "INV-000001 paid 0\nINV-000002 uncollectible 0")
+    #expect(
+      try q(w, "SELECT number || ' ' || status || ' ' || retries_done FROM invoices ORDER BY id")
+        == "INV-000001 paid 0\nINV-000002 uncollectible 0")
     // The second invoice's dunning began at its due day's collection time.
     #expect(try q(w, "SELECT at FROM events WHERE kind = 'account_downgraded'") == "2026-11-12T18:00:00Z")
-    #expect(try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "no_usable_card")
+    #expect(
+      try q(w, "SELECT json_extract(data, '$.reason') FROM outbox WHERE kind = 'charge_failed'") == "no_usable_card")
     #expect(try processorCharges(w) == "1")
     #expect(try w.ledgerd(["check"]).status == 0)
   }

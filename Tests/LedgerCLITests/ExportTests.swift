@@ -56,7 +56,9 @@ import Testing
       "expenses:processor-fees": "processor_fees",
     ]
     for line in csv.stdout.split(separator: "\n").dropFirst() {
-      let cells = line.split(separator: ",", maxSplits: 1).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+      let cells = line.split(separator: ",", maxSplits: 1).map {
+        $0.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+      }
       try #require(cells.count == 2, "\(line)")
       let account = cells[0]
       let root = try #require(names.keys.first { account == $0 || account.hasPrefix($0 + ":") }, "\(account)")
@@ -70,15 +72,20 @@ import Testing
         }
       }
     }
-    let trial = try w.sqlite("SELECT ledger_account, currency, balance_minor FROM v_trial_balance WHERE ledger_account <> '(total)'").stdout
+    let trial = try w.sqlite(
+      "SELECT ledger_account, currency, balance_minor FROM v_trial_balance WHERE ledger_account <> '(total)'"
+    ).stdout
     var viewed: [String: Int64] = [:]
     for row in trial.split(separator: "\n") {
       let cells = row.split(separator: "|")
       viewed["\(cells[0])|\(cells[1])"] = Int64(cells[2])
     }
     #expect(!viewed.isEmpty)
-    #expect(byLedgerAccount.filter { $0.value != 0 } == viewed.filter { $0.value != 0 }, "hledger \(byLedgerAccount) views \(viewed)")
-    let balances = try w.sqlite("SELECT account_id, currency, receivable_minor, credit_minor FROM v_account_balances").stdout
+    #expect(
+      byLedgerAccount.filter { $0.value != 0 } == viewed.filter { $0.value != 0 },
+      "hledger \(byLedgerAccount) views \(viewed)")
+    let balances = try w.sqlite("SELECT account_id, currency, receivable_minor, credit_minor FROM v_account_balances")
+      .stdout
     var rows = 0
     for row in balances.split(separator: "\n") {
       let cells = row.split(separator: "|")
@@ -93,14 +100,17 @@ import Testing
   /// One posting changed by one minor unit: both tools refuse the file.
   @Test func aPostingChangedByOneMinorUnitFailsBothTools() throws {
     let w = try demoMonth()
-    for (format, checker, args) in [("hledger", "hledger", ["check", "--strict", "-f"]), ("beancount", "python3", beanCheck)] {
+    for (format, checker, args) in [
+      ("hledger", "hledger", ["check", "--strict", "-f"]), ("beancount", "python3", beanCheck),
+    ] {
       let path = w.directory + "/books.\(format)"
       try w.ok(["export", format, "--output", path])
       try #require(try w.run(checker, args + [path]).status == 0)
       var lines = try String(contentsOfFile: path, encoding: .utf8).components(separatedBy: "\n")
       // The first posting of the first transaction: "    income:revenue  -19.00 EUR".
       let index = try #require(lines.firstIndex { $0.hasPrefix("    ") && $0.hasSuffix(" EUR") && !$0.contains("=") })
-      let (value, _) = try minor(String(lines[index].split(separator: " ", omittingEmptySubsequences: true).dropFirst().joined(separator: " ")))
+      let (value, _) = try minor(
+        String(lines[index].split(separator: " ", omittingEmptySubsequences: true).dropFirst().joined(separator: " ")))
       let changed = value + 1
       let text = "\(changed < 0 ? "-" : "")\(abs(changed) / 100).\(String(format: "%02d", abs(changed) % 100)) EUR"
       lines[index] = lines[index].split(separator: " ").first.map { "    \($0)  \(text)" } ?? lines[index]
@@ -118,7 +128,9 @@ import Testing
       let path = w.directory + "/range.\(format)"
       let out = try w.json(["export", format, "--from", "2026-11-30", "--to", "2026-12-10", "--output", path])
       #expect((out["entries"] as? Int ?? 0) > 0)
-      let checked = format == "hledger" ? try w.run("hledger", ["check", "--strict", "-f", path]) : try w.run("python3", beanCheck + [path])
+      let checked =
+        format == "hledger"
+        ? try w.run("hledger", ["check", "--strict", "-f", path]) : try w.run("python3", beanCheck + [path])
       #expect(checked.status == 0, "\(format): \(checked.stdout) \(checked.stderr)")
       #expect(try String(contentsOfFile: path, encoding: .utf8).contains("opening balances"))
     }
@@ -137,7 +149,11 @@ import Testing
   @Test func historyChangedBehindTheTriggersIsFoundByCheck() throws {
     let w = try demoMonth()
     try #require(try w.ledgerd(["check"]).status == 0)
-    let entry = try #require(Int(try w.sqlite("SELECT min(entry_id) FROM journal_lines WHERE entry_id > 20 GROUP BY entry_id HAVING count(*) = 2 LIMIT 1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+    let entry = try #require(
+      Int(
+        try w.sqlite(
+          "SELECT min(entry_id) FROM journal_lines WHERE entry_id > 20 GROUP BY entry_id HAVING count(*) = 2 LIMIT 1"
+        ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
     let edit = try w.sqlite(
       """
       DROP TRIGGER journal_lines_no_update;
@@ -149,10 +165,13 @@ import Testing
     try #require(edit.status == 0, "\(edit.stderr)")
     let check = try w.ledgerd(["check"])
     #expect(check.status == 1)
-    #expect(check.stdout.contains("FINDING journal_hash_chain: journal entry \(entry) does not match its hash"), "\(check.stdout)")
+    #expect(
+      check.stdout.contains("FINDING journal_hash_chain: journal entry \(entry) does not match its hash"),
+      "\(check.stdout)")
     // A removed entry is found too (here the last one, so that no other check sees it).
     let w2 = try demoMonth()
-    let last = try w2.sqlite("SELECT max(id) FROM journal_entries").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let last = try w2.sqlite("SELECT max(id) FROM journal_entries").stdout.trimmingCharacters(
+      in: .whitespacesAndNewlines)
     let removed = try w2.sqlite(
       """
       PRAGMA foreign_keys = OFF;
@@ -179,7 +198,9 @@ import Testing
     try #require(undo.status == 0, "\(undo.stderr)")
     let migrated = try w.json(["migrate"])
     #expect(migrated["applied"] as? [String] == ["0008_journal_hash_chain.sql"], "\(migrated)")
-    #expect(try w.sqlite("SELECT count(*) = (SELECT count(*) FROM journal_entries) FROM journal_hashes").stdout.hasPrefix("1"))
+    #expect(
+      try w.sqlite("SELECT count(*) = (SELECT count(*) FROM journal_entries) FROM journal_hashes").stdout.hasPrefix("1")
+    )
     // The same hashes as when they were made entry by entry.
     #expect(try w.sqlite("SELECT hash FROM journal_hashes ORDER BY entry_id DESC LIMIT 1").stdout == before)
     #expect(try w.ledgerd(["check"]).status == 0)

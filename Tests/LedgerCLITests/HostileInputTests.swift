@@ -34,18 +34,43 @@ import Testing
   // MARK: - Card numbers
 
   static let cardNumberCases: [(args: [String], field: String)] = [
-    (["card", "add", "1", "--token", "4242424242424242.x", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token"),
-    (["card", "add", "1", "--token", "tok_4242424242424242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token"),
-    (["card", "add", "1", "--token", "4242.4242.4242.4242", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"], "--token"),
+    (
+      [
+        "card", "add", "1", "--token", "4242424242424242.x", "--brand", "visa", "--last4", "4242", "--expiry",
+        "12/2028",
+      ], "--token"
+    ),
+    (
+      [
+        "card", "add", "1", "--token", "tok_4242424242424242", "--brand", "visa", "--last4", "4242", "--expiry",
+        "12/2028",
+      ], "--token"
+    ),
+    (
+      [
+        "card", "add", "1", "--token", "4242.4242.4242.4242", "--brand", "visa", "--last4", "4242", "--expiry",
+        "12/2028",
+      ], "--token"
+    ),
     (["card", "update", "1", "--token", "pm_4000-0566-5566-5556"], "--token"),
     (["account", "add", "--email", "jo@example.fr", "--name", "Jo 4242 4242 4242 4242"], "--name"),
     (["account", "add", "--email", "4242424242424242@example.fr", "--name", "Jo"], "--email"),
     (["plan", "add", "gold", "--name", "Gold 5555-5555-5555-4444", "--price", "9.00"], "--name"),
     (["invoice", "issue", "1", "--line", "Card 4242424242424242=1.00"], "line 1 description"),
-    (["invoice", "issue", "1", "--line", "Domain=1.00", "--addon", "Backup 378282246310005=1.00"], "line 2 description"),
+    (
+      ["invoice", "issue", "1", "--line", "Domain=1.00", "--addon", "Backup 378282246310005=1.00"], "line 2 description"
+    ),
     (["invoice", "pause", "INV-000001", "--proof", "receipt 4242 4242 4242 4242"], "--proof"),
-    (["payment", "record", "INV-000001", "--amount", "1.00", "--reference", "paid with 4242424242424242"], "--reference"),
-    (["transfer", "declare", "INV-000002", "--amount", "150.00", "--date", "2026-11-22", "--reference", "4242-4242-4242-4242"], "--reference"),
+    (
+      ["payment", "record", "INV-000001", "--amount", "1.00", "--reference", "paid with 4242424242424242"],
+      "--reference"
+    ),
+    (
+      [
+        "transfer", "declare", "INV-000002", "--amount", "150.00", "--date", "2026-11-22", "--reference",
+        "4242-4242-4242-4242",
+      ], "--reference"
+    ),
     (["invoice", "void", "INV-000001", "--reason", "customer sent 4242.4242.4242.4242"], "--reason"),
   ]
 
@@ -69,8 +94,12 @@ import Testing
     let w = try book()
     try w.ok(["account", "add", "--email", "jo@example.fr", "--name", "Order 12345678901234567890123"])
     try w.ok(["invoice", "issue", "1", "--line", "Ref 4242424242424241=1.00"])
-    try w.ok(["payment", "record", "INV-000001", "--amount", "1.00", "--reference", "FR76 3000 6000 0112 3456 7890 189"])
-    try w.ok(["card", "add", "1", "--token", "tok_visa_2028_0001", "--brand", "visa", "--last4", "0001", "--expiry", "12/2028"])
+    try w.ok([
+      "payment", "record", "INV-000001", "--amount", "1.00", "--reference", "FR76 3000 6000 0112 3456 7890 189",
+    ])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_2028_0001", "--brand", "visa", "--last4", "0001", "--expiry", "12/2028",
+    ])
   }
 
   /// What got into the ledger before these rules (or past ledgerd) is reported by
@@ -87,9 +116,13 @@ import Testing
     let check = try w.ledgerd(["check", "--json"])
     #expect(check.status == 1)
     let findings = try #require((try check.json() as? [String: Any])?["findings"] as? [[String: Any]])
-    let cards = findings.filter { $0["check"] as? String == "no_card_numbers_stored" }.compactMap { $0["detail"] as? String }
+    let cards = findings.filter { $0["check"] as? String == "no_card_numbers_stored" }.compactMap {
+      $0["detail"] as? String
+    }
     #expect(cards.contains { $0.contains("accounts row 1 column name") && $0.contains("ending 1111") }, "\(cards)")
-    #expect(cards.contains { $0.contains("invoice_lines row 1 column description") && $0.contains("ending 4444") }, "\(cards)")
+    #expect(
+      cards.contains { $0.contains("invoice_lines row 1 column description") && $0.contains("ending 4444") }, "\(cards)"
+    )
     #expect(!check.stdout.contains("4111 1111 1111 1111") && !check.stdout.contains("5555555555554444"))
   }
 
@@ -181,7 +214,10 @@ import Testing
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     for n in 1...3 {
       try w.ok(["account", "add", "--email", "c\(n)@example.fr", "--name", "Customer \(n)", "--plan", "pro"])
-      try w.ok(["card", "add", String(n), "--token", "tok_decline_insufficient_funds.\(n)", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+      try w.ok([
+        "card", "add", String(n), "--token", "tok_decline_insufficient_funds.\(n)", "--brand", "visa", "--last4",
+        "4242", "--expiry", "12/2028",
+      ])
       try w.ok(["invoice", "issue", String(n), "--plan-line"])
     }
     let trigger = try w.sqlite(
@@ -195,11 +231,17 @@ import Testing
     let statuses = try w.sqlite("SELECT id || ':' || status FROM accounts ORDER BY id").stdout
     #expect(statuses.split(separator: "\n") == ["1:downgraded", "2:past_due", "3:downgraded"], "\(statuses)")
     // Tried again every hour from the deadline on, each failure an event.
-    let failures = Int(try w.sqlite("SELECT count(*) FROM events WHERE kind = 'step_failed' AND account_id = 2").stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    let failures =
+      Int(
+        try w.sqlite("SELECT count(*) FROM events WHERE kind = 'step_failed' AND account_id = 2").stdout
+          .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     #expect(failures >= 2, "\(failures)")
     let reason = try w.sqlite("SELECT reason FROM events WHERE kind = 'step_failed' ORDER BY id LIMIT 1").stdout
-    #expect(reason.contains("downgrade of INV-000002 failed and is tried again at") && reason.contains("account 2 refuses its downgrade"), "\(reason)")
-    #expect(try w.sqlite("SELECT count(*) FROM events WHERE kind = 'step_failed' AND account_id <> 2").stdout.hasPrefix("0"))
+    #expect(
+      reason.contains("downgrade of INV-000002 failed and is tried again at")
+        && reason.contains("account 2 refuses its downgrade"), "\(reason)")
+    #expect(
+      try w.sqlite("SELECT count(*) FROM events WHERE kind = 'step_failed' AND account_id <> 2").stdout.hasPrefix("0"))
   }
 
   // MARK: - The daemon
@@ -211,8 +253,11 @@ import Testing
   @Test func sigtermStopsBetweenBatchesOfABacklog() throws {
     let w = try Workspace()
     w.now = "2026-11-02T10:00:00Z"
-    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 200, "max_in_flight": 16}, "daemon": {"batch_size": 100}}"#)
-    try #require(try w.ledgerd(["simulate", "--build-only", "--accounts", "2500", "--config", config, "--db", w.db]).status == 0)
+    let config = try w.writeConfig(
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 200, "max_in_flight": 16}, "daemon": {"batch_size": 100}}"#
+    )
+    try #require(
+      try w.ledgerd(["simulate", "--build-only", "--accounts", "2500", "--config", config, "--db", w.db]).status == 0)
     let slow = try w.sqlite("UPDATE cards SET token = 'tok_slow.' || id", readOnly: false)
     try #require(slow.status == 0)
     let serve = try w.launch(["serve", "--config", config])
@@ -220,12 +265,15 @@ import Testing
     var ready = false
     for _ in 0..<200 where !ready {
       usleep(50_000)
-      ready = ((try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? "").contains("notice ledgerd: [LedgerEngine] serving")
+      ready = ((try? String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)) ?? "").contains(
+        "notice ledgerd: [LedgerEngine] serving")
     }
     if !ready { _ = exitStatus(serve, within: 0) }
     try #require(ready)
     // The backlog is being worked: charges are at the processor.
-    let charging = try waitUntil(seconds: 15) { try w.sqlite("SELECT count(*) > 0 FROM charge_attempts").stdout.hasPrefix("1") }
+    let charging = try waitUntil(seconds: 15) {
+      try w.sqlite("SELECT count(*) > 0 FROM charge_attempts").stdout.hasPrefix("1")
+    }
     try #require(charging, "the daemon never started charging")
     let before = try w.remainingWork()
     let asked = Date()
@@ -251,12 +299,17 @@ import Testing
     let accounts = 24
     for n in 1...accounts {
       try w.ok(["account", "add", "--email", "c\(n)@example.fr", "--name", "Customer \(n)"])
-      try w.ok(["card", "add", String(n), "--token", "tok_slow.\(n)", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+      try w.ok([
+        "card", "add", String(n), "--token", "tok_slow.\(n)", "--brand", "visa", "--last4", "4242", "--expiry",
+        "12/2028",
+      ])
       try w.ok(["invoice", "issue", String(n), "--line", "Domain=10.00"])
     }
     let backup = w.directory + "/backup.db"
     try w.ok(["backup", backup])
-    let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 500, "max_in_flight": 4}, "daemon": {"batch_size": 8}}"#)
+    let config = try w.writeConfig(
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 500, "max_in_flight": 4}, "daemon": {"batch_size": 8}}"#
+    )
     let serve = try w.launch(["serve", "--config", config])
     defer { _ = exitStatus(serve, within: 0) }
     let processorDB = w.directory + "/ledger.processor.db"
@@ -270,20 +323,28 @@ import Testing
     #expect(rename(backup, w.db) == 0)
     #expect(exitStatus(serve, within: 10) == 74)
     let log = try String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)
-    #expect(log.contains("critical ledgerd: [LedgerEngine] stopping: the ledger file \(w.db) is no longer the file this process opened"), "\(log)")
+    #expect(
+      log.contains(
+        "critical ledgerd: [LedgerEngine] stopping: the ledger file \(w.db) is no longer the file this process opened"),
+      "\(log)")
     // The file it had open is saved; the restored file is read as it was backed up.
-    let saved = try FileManager.default.contentsOfDirectory(atPath: w.directory).filter { $0.hasPrefix("ledger.db.replaced-") }
+    let saved = try FileManager.default.contentsOfDirectory(atPath: w.directory).filter {
+      $0.hasPrefix("ledger.db.replaced-")
+    }
     #expect(saved.count == 1)
     if let copy = saved.first {
       #expect(try w.ledgerd(["check"], db: w.directory + "/" + copy).status == 0)
-      #expect(try w.sqlite("SELECT count(*) > 0 FROM charge_attempts", db: w.directory + "/" + copy).stdout.hasPrefix("1"))
+      #expect(
+        try w.sqlite("SELECT count(*) > 0 FROM charge_attempts", db: w.directory + "/" + copy).stdout.hasPrefix("1"))
     }
     #expect(try w.ledgerd(["check"]).status == 0)
     #expect(try w.sqlite("SELECT count(*) FROM charge_attempts").stdout.hasPrefix("0"))
     // The next run takes in what the processor made, then charges the rest once.
     let run = try w.ledgerd(["run-due", "--until", w.now, "--config", config])
     #expect(run.status == 0, "\(run.stderr)")
-    #expect(try w.sqlite("SELECT count(*) FROM invoices WHERE status = 'paid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "\(accounts)")
+    #expect(
+      try w.sqlite("SELECT count(*) FROM invoices WHERE status = 'paid'").stdout.trimmingCharacters(
+        in: .whitespacesAndNewlines) == "\(accounts)")
     #expect(try w.sqlite("SELECT count(*) FROM events WHERE kind = 'charge_adopted'").stdout.hasPrefix("0") == false)
     let perAccount = try w.run(
       "sqlite3",
@@ -303,7 +364,8 @@ import Testing
     try w.ok(["backup", backup])
     let serve = try w.launch(["serve"])
     defer { _ = exitStatus(serve, within: 0) }
-    try #require(waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
+    try #require(
+      waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
     #expect(rename(backup, w.db) == 0)
     #expect(exitStatus(serve, within: 5) == 74)
   }
@@ -316,7 +378,8 @@ import Testing
     try w.ok(["checkpoint"])
     let serve = try w.launch(["serve"])
     defer { _ = exitStatus(serve, within: 0) }
-    try #require(waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
+    try #require(
+      waitUntil(seconds: 15) { serve.isRunning && w.serveLog().contains("[LedgerEngine] serving") }, "\(w.serveLog())")
     let pages = try w.sqlite("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'invoices' AND rootpage > 0").stdout
       .split(separator: "\n").compactMap { Int($0) }
     try #require(!pages.isEmpty)
@@ -344,7 +407,8 @@ import Testing
       "$0" invoice issue 1 --line "Today=1.00" --db "$1" >/dev/null && "$0" run-due --until 2026-11-24 --db "$1" >/dev/null && "$0" outbox flush --db "$1" >/dev/null \
         && "$0" backup "$1.copy" --db "$1" >/dev/null
       """
-    let outcome = try w.run("sh", ["-c", script, Workspace.binary, w.db], environment: w.environment.merging(["LEDGERD_NOW": w.now]) { $1 })
+    let outcome = try w.run(
+      "sh", ["-c", script, Workspace.binary, w.db], environment: w.environment.merging(["LEDGERD_NOW": w.now]) { $1 })
     try #require(outcome.status == 0, "\(outcome.stderr)")
     let fm = FileManager.default
     var checked: [String] = []
@@ -393,10 +457,12 @@ import Testing
       "$L" check >/dev/null; echo "check=$?"
       """
     var outcome = try w.run(
-      "unshare", ["--user", "--map-root-user", "--mount", "sh", "-c", script, Workspace.binary, mount], environment: ["LEDGERD_NOW": w.now])
+      "unshare", ["--user", "--map-root-user", "--mount", "sh", "-c", script, Workspace.binary, mount],
+      environment: ["LEDGERD_NOW": w.now])
     if outcome.status != 0 && outcome.stdout.isEmpty {
       // Without user namespaces, as root: a mount namespace alone.
-      outcome = try w.run("unshare", ["--mount", "sh", "-c", script, Workspace.binary, mount], environment: ["LEDGERD_NOW": w.now])
+      outcome = try w.run(
+        "unshare", ["--mount", "sh", "-c", script, Workspace.binary, mount], environment: ["LEDGERD_NOW": w.now])
     }
     try #require(outcome.status == 0, "\(outcome.status): \(outcome.stdout) \(outcome.stderr)")
     let lines = Set(outcome.stdout.split(separator: "\n").map(String.init))

@@ -15,21 +15,29 @@ import Testing
         [
           Camt.Statement(
             id: "S",
-            entries: [Camt.entry("G1", "100.00", structured: refs[0], name: "Marie Curie"), Camt.entry("G2", "5.00", ustrd: ["MARK"])])
+            entries: [
+              Camt.entry("G1", "100.00", structured: refs[0], name: "Marie Curie"),
+              Camt.entry("G2", "5.00", ustrd: ["MARK"]),
+            ])
         ]
       ).utf8)
   }
 
   /// Expects `reconcile bank FILE` to refuse the file: exit 65 (not a signal), the message
   /// naming the place, and the ledger file untouched.
-  func expectRefused(_ w: Workspace, _ file: String, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+  func expectRefused(
+    _ w: Workspace, _ file: String, _ message: String, sourceLocation: SourceLocation = #_sourceLocation
+  ) throws {
     let before = w.fingerprint()
     let outcome = try w.ledgerd(["reconcile", "bank", file])
-    #expect(outcome.status == 65, "exit \(outcome.status): \(outcome.stderr.prefix(2000))", sourceLocation: sourceLocation)
-    #expect(outcome.stderr.hasPrefix("ledgerd: error: "), "\(outcome.stderr.prefix(2000))", sourceLocation: sourceLocation)
+    #expect(
+      outcome.status == 65, "exit \(outcome.status): \(outcome.stderr.prefix(2000))", sourceLocation: sourceLocation)
+    #expect(
+      outcome.stderr.hasPrefix("ledgerd: error: "), "\(outcome.stderr.prefix(2000))", sourceLocation: sourceLocation)
     #expect(outcome.stderr.contains(message), "\(outcome.stderr.prefix(2000))", sourceLocation: sourceLocation)
     #expect(
-      outcome.stderr.utf8.count < 4_000, "the message quotes too much: \(outcome.stderr.utf8.count) bytes", sourceLocation: sourceLocation)
+      outcome.stderr.utf8.count < 4_000, "the message quotes too much: \(outcome.stderr.utf8.count) bytes",
+      sourceLocation: sourceLocation)
     #expect(w.fingerprint() == before, "the ledger changed", sourceLocation: sourceLocation)
     #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines") == "0", sourceLocation: sourceLocation)
   }
@@ -61,7 +69,8 @@ import Testing
     let declaration = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
     switch kind {
     case "elementName": bytes = bytes.replacing("<BkTxCd>", with: Array("<X".utf8) + [0xFF] + Array("/><BkTxCd>".utf8))
-    case "attributeName": bytes = bytes.replacing("Ccy=\"EUR\">100", with: Array("C".utf8) + [0xFF] + Array("y=\"1\" Ccy=\"EUR\">100".utf8))
+    case "attributeName":
+      bytes = bytes.replacing("Ccy=\"EUR\">100", with: Array("C".utf8) + [0xFF] + Array("y=\"1\" Ccy=\"EUR\">100".utf8))
     case "overlong": bytes = bytes.replacing("MARK", with: [0xC0, 0xAF])
     case "surrogate": bytes = bytes.replacing("MARK", with: [0xED, 0xA0, 0x80])
     case "truncated": bytes = bytes.replacing("MARK", with: [0x41, 0xE2, 0x82])
@@ -70,13 +79,18 @@ import Testing
       bytes = bytes.replacing("encoding=\"UTF-8\"", with: Array("encoding=\"ISO-8859-1\"".utf8)).replacing(
         "MARK", with: [0x63, 0x61, 0x66, 0xE9])
     case "utf16":
-      bytes = [0xFF, 0xFE] + Array(String(decoding: bytes, as: UTF8.self).utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+      bytes =
+        [0xFF, 0xFE]
+        + Array(String(decoding: bytes, as: UTF8.self).utf16).flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
     case "lateDoctype":
-      let prolog = declaration + "<!--" + String(repeating: "x", count: 70_000) + "-->\n<!DOCTYPE Document [<!ENTITY r \"\">]>\n"
+      let prolog =
+        declaration + "<!--" + String(repeating: "x", count: 70_000) + "-->\n<!DOCTYPE Document [<!ENTITY r \"\">]>\n"
       bytes = bytes.replacing(declaration, with: Array(prolog.utf8)).replacing("MARK", with: Array("pay &r; now".utf8))
-    case "doctypeInComment": bytes = bytes.replacing(declaration, with: Array((declaration + "<!-- <!DOCTYPE x> -->\n").utf8))
+    case "doctypeInComment":
+      bytes = bytes.replacing(declaration, with: Array((declaration + "<!-- <!DOCTYPE x> -->\n").utf8))
     case "undeclaredEntity": bytes = bytes.replacing("MARK", with: Array("pay &r; now".utf8))
-    case "entityInAttribute": bytes = bytes.replacing("Ccy=\"EUR\">100", with: Array("Ccy=\"EUR\" x=\"&euro;\">100".utf8))
+    case "entityInAttribute":
+      bytes = bytes.replacing("Ccy=\"EUR\">100", with: Array("Ccy=\"EUR\" x=\"&euro;\">100".utf8))
     case "bareAmpersand": bytes = bytes.replacing("MARK", with: Array("A & B".utf8))
     default: Issue.record("unknown case \(kind)")
     }
@@ -99,7 +113,9 @@ import Testing
     let file = try w.write("markup.xml", bytes: Self.statement(refs).replacing("MARK", with: Array(text.utf8)))
     let outcome = try w.ledgerd(["reconcile", "bank", file])
     #expect(outcome.status == 1, "\(outcome.stderr)")
-    #expect(try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'G2'") == "A&B <x> & caféé  end")
+    #expect(
+      try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'G2'")
+        == "A&B <x> & caféé  end")
   }
 
   /// The bank CSV and the processor report: a byte that is not UTF-8 or a control character
@@ -114,7 +130,10 @@ import Testing
         "latin1.csv", header + Array("2026-11-20,2.00,EUR,caf".utf8) + [0xE9] + Array(",Jo\n".utf8),
         "line 3: not UTF-8: the character begun by byte 0xE9"
       ),
-      ("nul.csv", header + Array("2026-11-20,2.00,EUR,pay".utf8) + [0] + Array(",Jo\n".utf8), "line 3: a control character (byte 0x00)"),
+      (
+        "nul.csv", header + Array("2026-11-20,2.00,EUR,pay".utf8) + [0] + Array(",Jo\n".utf8),
+        "line 3: a control character (byte 0x00)"
+      ),
       (
         "escape.csv", header + Array("2026-11-20,2.00,EUR,x,Jo".utf8) + [0x1B] + Array("[31m\n".utf8),
         "line 3: a control character (byte 0x1B)"
@@ -123,7 +142,10 @@ import Testing
         "stray.csv", header + Array("2026-11-20,2.00,EUR,\"multi\nline".utf8) + [0x80] + Array("\",Jo\n".utf8),
         "line 4: not UTF-8: byte 0x80"
       ),
-      ("cut.csv", header + Array("2026-11-20,2.00,EUR,x,Jo".utf8) + [0xF0, 0x9F], "line 3: not UTF-8: the input ends inside"),
+      (
+        "cut.csv", header + Array("2026-11-20,2.00,EUR,x,Jo".utf8) + [0xF0, 0x9F],
+        "line 3: not UTF-8: the input ends inside"
+      ),
     ]
     for (name, bytes, message) in cases {
       let file = try w.write(name, bytes: bytes)
@@ -158,15 +180,22 @@ import Testing
       w, try w.write("spaces.xml", bytes: padded(String(repeating: " ", count: 70_000) + "100.00")),
       "Amt: its text is longer than 65536 bytes")
     try expectRefused(
-      w, try w.write("ustrd.xml", bytes: Self.statement(refs).replacing("MARK", with: Array(String(repeating: "y", count: 70_000).utf8))),
+      w,
+      try w.write(
+        "ustrd.xml",
+        bytes: Self.statement(refs).replacing("MARK", with: Array(String(repeating: "y", count: 70_000).utf8))),
       "line 42 (entry 2, which starts at line 30) Ustrd: its text is longer than 65536 bytes")
     try expectRefused(
-      w, try w.write("date.xml", bytes: Self.statement(refs).replacing("<Dt>2026-11-20</Dt>", with: Array("<Dt>2026-11-2099</Dt>".utf8))),
+      w,
+      try w.write(
+        "date.xml",
+        bytes: Self.statement(refs).replacing("<Dt>2026-11-20</Dt>", with: Array("<Dt>2026-11-2099</Dt>".utf8))),
       "BookgDt: '2026-11-2099'")
 
     // The statement the issue's reproduction used: 130,851 zeros before 31.00 were cut to
     // "0…03" and "3.00" was booked.
-    let misread = Self.issueStatement.replacingOccurrences(of: ">31.00<", with: ">" + String(repeating: "0", count: 130_851) + "31.00<")
+    let misread = Self.issueStatement.replacingOccurrences(
+      of: ">31.00<", with: ">" + String(repeating: "0", count: 130_851) + "31.00<")
     try expectRefused(w, try w.write("misread.xml", misread), "Amt: its text is longer than 65536 bytes")
     #expect(try w.scalar("SELECT count(*) FROM payments") == "0")
 
@@ -177,12 +206,16 @@ import Testing
     var bytes = padded(String(repeating: "0", count: 30_000) + "100.00" + String(repeating: " ", count: 30_000))
     bytes = bytes.replacing(
       "<Ustrd>MARK</Ustrd>",
-      with: Array((ustrd.map { "<Ustrd>\($0)</Ustrd>" }.joined() + "<Strd><CdtrRefInf><Ref>\(longRef)</Ref></CdtrRefInf></Strd>").utf8))
+      with: Array(
+        (ustrd.map { "<Ustrd>\($0)</Ustrd>" }.joined() + "<Strd><CdtrRefInf><Ref>\(longRef)</Ref></CdtrRefInf></Strd>")
+          .utf8))
     let ok = try w.ledgerd(["reconcile", "bank", try w.write("within.xml", bytes: bytes)])
     #expect(ok.status == 1, "\(ok.stderr.prefix(2000))")
     #expect(try w.scalar("SELECT amount_minor FROM bank_statement_lines WHERE account_servicer_ref = 'G1'") == "10000")
     #expect(try w.scalar("SELECT status FROM invoices WHERE number = 'INV-000001'") == "paid")
-    #expect(try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'G2'") == ustrd.joined(separator: " "))
+    #expect(
+      try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'G2'")
+        == ustrd.joined(separator: " "))
     #expect(try w.scalar("SELECT reference FROM bank_statement_lines WHERE account_servicer_ref = 'G2'") == longRef)
     #expect(try w.ledgerd(["check"]).status == 0)
   }
@@ -209,7 +242,8 @@ import Testing
       id: "S",
       entries: [
         Camt.entry(
-          "C1", "100.00", structured: refs[0], ustrd: ["card 4242 4242 4242 4242 thanks"], name: "Marie 4000-0566-5566-5556 Curie"),
+          "C1", "100.00", structured: refs[0], ustrd: ["card 4242 4242 4242 4242 thanks"],
+          name: "Marie 4000-0566-5566-5556 Curie"),
         Camt.entry("C2", "7.00", ustrd: ["4111111111111111"], name: "Jo"),
       ])
     let file = try w.write("cards.xml", Camt.xml(version: 8, [statement]))
@@ -219,17 +253,21 @@ import Testing
     #expect(!parse.stdout.contains("4242 4242 4242 4242") && !parse.stdout.contains("4111111111111111"))
     #expect(try w.ledgerd(["reconcile", "bank", file]).status == 1)
     #expect(
-      try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'C1'") == "card **** **** **** 4242 thanks")
+      try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'C1'")
+        == "card **** **** **** 4242 thanks")
     #expect(
       try w.scalar("SELECT counterparty_name FROM bank_statement_lines WHERE account_servicer_ref = 'C1'")
         == "Marie ****-****-****-5556 Curie")
-    #expect(try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'C2'") == "************1111")
+    #expect(
+      try w.scalar("SELECT remittance FROM bank_statement_lines WHERE account_servicer_ref = 'C2'")
+        == "************1111")
     // The reference still matched the invoice.
     #expect(try w.scalar("SELECT status FROM invoices WHERE number = 'INV-000001'") == "paid")
 
     let csv = try w.write(
       "cards.csv",
-      "booking_date,amount,currency,remittance,counterparty_name\n2026-11-21,3.00,EUR,\"5555 5555 5555 4444, ta\",Card 378282246310005\n")
+      "booking_date,amount,currency,remittance,counterparty_name\n2026-11-21,3.00,EUR,\"5555 5555 5555 4444, ta\",Card 378282246310005\n"
+    )
     #expect(try w.ledgerd(["reconcile", "bank", csv]).status == 1)
     #expect(
       try w.scalar("SELECT remittance || '|' || counterparty_name FROM bank_statement_lines WHERE source = 'csv'")
@@ -245,7 +283,8 @@ import Testing
     let dump = try w.sqlite(".dump").stdout
     #expect(dump.contains("INSERT INTO bank_statement_lines"))
     for number in [
-      "4242 4242 4242 4242", "4000-0566-5566-5556", "4111111111111111", "5555 5555 5555 4444", "378282246310005", "6011111111111117",
+      "4242 4242 4242 4242", "4000-0566-5566-5556", "4111111111111111", "5555 5555 5555 4444", "378282246310005",
+      "6011111111111117",
     ] {
       #expect(!dump.contains(number), "\(number) is in the ledger")
     }
@@ -263,24 +302,30 @@ import Testing
     let inbox = w.directory + "/inbox"
     let archive = w.directory + "/archive"
     try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
-    let good = Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])])
+    let good = Camt.xml(
+      version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])])
     _ = try w.write("inbox/1-good.xml", good)
     _ = try w.write(
-      "inbox/2-badbyte.xml", bytes: Array(good.utf8).replacing("<BkTxCd>", with: Array("<X".utf8) + [0xFF] + Array("/><BkTxCd>".utf8)))
+      "inbox/2-badbyte.xml",
+      bytes: Array(good.utf8).replacing("<BkTxCd>", with: Array("<X".utf8) + [0xFF] + Array("/><BkTxCd>".utf8)))
     _ = try w.write("inbox/3-crash.xml", good.replacingOccurrences(of: "I1", with: "I3"))
     _ = try w.write(
       "inbox/4-good.csv",
-      "id,booking_date,amount,currency,reference,account_iban\nK1,2026-11-21,50.00,EUR,\(refs[1]),\(ReconciliationTests.ourIBAN)\n")
+      "id,booking_date,amount,currency,reference,account_iban\nK1,2026-11-21,50.00,EUR,\(refs[1]),\(ReconciliationTests.ourIBAN)\n"
+    )
     let run = try w.ledgerd(
       ["reconcile", "inbox", "--inbox", inbox, "--archive", archive, "--lock-timeout", "5", "--json"],
       environment: ["LEDGERD_TEST_CRASH_ON_FILE": "3-crash.xml"])
     #expect(run.status == 65, "\(run.stdout)\(run.stderr)")
     let results = try #require(try run.json() as? [[String: Any]])
     #expect(results.map { $0["outcome"] as? String ?? "" } == ["imported", "rejected", "rejected", "imported"])
-    #expect(results.map { $0["file"] as? String ?? "" } == ["1-good.xml", "2-badbyte.xml", "3-crash.xml", "4-good.csv"])
+    #expect(
+      results.map { $0["file"] as? String ?? "" } == ["1-good.xml", "2-badbyte.xml", "3-crash.xml", "4-good.csv"])
     // The child's report comes through whole, as when the import ran in the job itself.
     let bank = try #require(results[0]["bank"] as? [String: Any])
-    #expect(bank["lines_read"] as? Int == 1 && bank["matched_by_reference"] as? Int == 1 && bank["version"] as? String == "camt.053.001.08")
+    #expect(
+      bank["lines_read"] as? Int == 1 && bank["matched_by_reference"] as? Int == 1
+        && bank["version"] as? String == "camt.053.001.08")
     #expect((results[3]["bank"] as? [String: Any])?["format"] as? String == "bank_csv")
     let fm = FileManager.default
     #expect(try fm.contentsOfDirectory(atPath: inbox).isEmpty)
@@ -296,11 +341,15 @@ import Testing
 
     // Text output: the same outcomes, and a quiet next night.
     _ = try w.write(
-      "inbox/5-crash.csv", "id,booking_date,amount,currency,account_iban\nK9,2026-11-21,5.00,EUR,\(ReconciliationTests.ourIBAN)\n")
+      "inbox/5-crash.csv",
+      "id,booking_date,amount,currency,account_iban\nK9,2026-11-21,5.00,EUR,\(ReconciliationTests.ourIBAN)\n")
     let text = try w.ledgerd(
-      ["reconcile", "inbox", "--inbox", inbox, "--archive", archive], environment: ["LEDGERD_TEST_CRASH_ON_FILE": "5-crash.csv"])
+      ["reconcile", "inbox", "--inbox", inbox, "--archive", archive],
+      environment: ["LEDGERD_TEST_CRASH_ON_FILE": "5-crash.csv"])
     #expect(text.status == 65)
-    #expect(text.stdout.contains("5-crash.csv: REFUSED, moved to \(archive)/rejected/5-crash.csv: the reader crashed"), "\(text.stdout)")
+    #expect(
+      text.stdout.contains("5-crash.csv: REFUSED, moved to \(archive)/rejected/5-crash.csv: the reader crashed"),
+      "\(text.stdout)")
     #expect(try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive]).status == 0)
   }
 }

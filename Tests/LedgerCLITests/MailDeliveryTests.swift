@@ -50,7 +50,9 @@ final class SMTPSink {
     self.process = process
     let deadline = Date().addingTimeInterval(15)
     while !FileManager.default.fileExists(atPath: directory + "/ready") {
-      guard process.isRunning, Date() < deadline else { throw Failure("the test SMTP server did not start (aiosmtpd missing?)") }
+      guard process.isRunning, Date() < deadline else {
+        throw Failure("the test SMTP server did not start (aiosmtpd missing?)")
+      }
       usleep(20_000)
     }
   }
@@ -68,10 +70,14 @@ final class SMTPSink {
 
   /// Every message received so far, in arrival order.
   func messages() throws -> [ReceivedMail] {
-    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+    let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+      $0.hasSuffix(".json")
+    }.sorted()
     return try names.map { name in
       let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))
-      guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw Failure("bad \(name)") }
+      guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        throw Failure("bad \(name)")
+      }
       return ReceivedMail(json: object)
     }
   }
@@ -86,10 +92,18 @@ final class SMTPSink {
   func dunningBook(_ w: Workspace) throws {
     w.now = Self.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--plan", "pro", "--locale", "fr"])
+    try w.ok([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--plan", "pro", "--locale", "fr",
+    ])
     try w.ok(["account", "add", "--email", "jo@example.com", "--name", "Jo Bloggs", "--plan", "pro", "--locale", "en"])
-    try w.ok(["card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
-    try w.ok(["card", "add", "2", "--token", "tok_decline_expired_card", "--brand", "visa", "--last4", "1881", "--expiry", "12/2028"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry",
+      "12/2028",
+    ])
+    try w.ok([
+      "card", "add", "2", "--token", "tok_decline_expired_card", "--brand", "visa", "--last4", "1881", "--expiry",
+      "12/2028",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
     try w.ok(["invoice", "issue", "2", "--line", "Plan Pro=19.00"])
     try w.ok(["run-due", "--until", DunningScenarioTests.day(10)])
@@ -104,7 +118,8 @@ final class SMTPSink {
 
   func smtpConfig(_ w: Workspace, port: Int, extra: String = "") throws -> String {
     try w.writeConfig(
-      #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "127.0.0.1", "port": \#(port), "timeout_seconds": 5}\#(extra)}}"#)
+      #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "127.0.0.1", "port": \#(port), "timeout_seconds": 5}\#(extra)}}"#
+    )
   }
 
   func flush(_ w: Workspace, config: String) throws -> [String: Any] {
@@ -170,7 +185,8 @@ final class SMTPSink {
     let msmtp = ["/usr/bin/msmtp", "/usr/local/bin/msmtp"].first { FileManager.default.isExecutableFile(atPath: $0) }
     let program = try #require(msmtp, "msmtp is not installed (run .ci/setup)")
     let config = try w.writeConfig(
-      #"{"mail": {"transport": "sendmail", "from": "billing@example.com", "sendmail_command": "\#(program) --host=127.0.0.1 --port=\#(sink.port) --auth=off --tls=off --read-envelope-from -i -t"}}"#)
+      #"{"mail": {"transport": "sendmail", "from": "billing@example.com", "sendmail_command": "\#(program) --host=127.0.0.1 --port=\#(sink.port) --auth=off --tls=off --read-envelope-from -i -t"}}"#
+    )
     let summary = try flush(w, config: config)
     let mails = try sink.messages()
     #expect(summary["delivered"] as? Int == mails.count)
@@ -183,13 +199,18 @@ final class SMTPSink {
     let sink = try SMTPSink(w)
     try sink.start(["--tempfail", "1", "--reject", "jo@example.com"])
     let config = try w.writeConfig(
-      #"{"mail": {"transport": "sendmail", "from": "billing@example.com", "sendmail_command": "/usr/bin/msmtp --host=127.0.0.1 --port=\#(sink.port) --auth=off --tls=off --read-envelope-from -i -t"}}"#)
+      #"{"mail": {"transport": "sendmail", "from": "billing@example.com", "sendmail_command": "/usr/bin/msmtp --host=127.0.0.1 --port=\#(sink.port) --auth=off --tls=off --read-envelope-from -i -t"}}"#
+    )
     let total = Int(try q(w, "SELECT count(*) FROM outbox")) ?? 0
     let toJo = Int(try q(w, "SELECT count(*) FROM outbox WHERE recipient = 'jo@example.com'")) ?? 0
     let first = try flush(w, config: config)
     // msmtp exits 69 for the 451 (retried) and 65 for the 550 (failed, with its words).
     #expect(first["deferred"] as? Int == 1 && first["failed"] as? Int == toJo)
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND last_error LIKE '/usr/bin/msmtp exited 65:%550%'") == String(toJo))
+    #expect(
+      try q(
+        w,
+        "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND last_error LIKE '/usr/bin/msmtp exited 65:%550%'")
+        == String(toJo))
     w.now = DunningScenarioTests.day(10, hour: 10)
     #expect(try flush(w, config: config)["delivered"] as? Int == 1)
     let mails = try sink.messages()
@@ -204,8 +225,9 @@ final class SMTPSink {
     #expect(summary["delivered"] as? Int == 0)
     #expect(summary["deferred"] as? Int ?? 0 >= 8)
     #expect(try q(w, "SELECT DISTINCT last_error FROM outbox") == "/bin/false exited 1")
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE attempts = 1 AND delivered_at IS NULL AND failed_at IS NULL")
-      == q(w, "SELECT count(*) FROM outbox"))
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE attempts = 1 AND delivered_at IS NULL AND failed_at IS NULL")
+        == q(w, "SELECT count(*) FROM outbox"))
   }
 
   @Test func theSpoolHoldsOneParsableFilePerMessage() throws {
@@ -221,7 +243,8 @@ final class SMTPSink {
     let mails = try parsed.stdout.split(separator: "\n").map { line in
       ReceivedMail(json: try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:])
     }
-    #expect(mails.allSatisfy { $0.json["charset"] as? String == "utf-8" && $0.json["mime_version"] as? String == "1.0" })
+    #expect(
+      mails.allSatisfy { $0.json["charset"] as? String == "utf-8" && $0.json["mime_version"] as? String == "1.0" })
     #expect(mails.allSatisfy { ($0.json["from"] as? String ?? "").hasSuffix("<billing@localhost>") })
     // Default sender: billing@localhost, so the ids end in @localhost; the checks below
     // use example.com, so compare ids separately.
@@ -238,22 +261,30 @@ final class SMTPSink {
     let key = w.directory + "/key.pem"
     let made = try w.run(
       "openssl",
-      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-       "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+      [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj",
+        "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      ])
     #expect(made.status == 0, "\(made.stderr)")
     let sink = try SMTPSink(w)
     try sink.start(["--tls-cert", cert, "--tls-key", key, "--auth", "ledgerd:s3cret pass"])
     try Data("s3cret pass\n".utf8).write(to: URL(fileURLWithPath: w.directory + "/password"))
     func config(_ smtp: String) throws -> String {
       try w.writeConfig(
-        #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "localhost", "port": \#(sink.port), "timeout_seconds": 5\#(smtp)}}}"#)
+        #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "localhost", "port": \#(sink.port), "timeout_seconds": 5\#(smtp)}}}"#
+      )
     }
     // Without STARTTLS the server refuses the sender (530): a fault of the relay or of the
     // config, not of the messages, so none is marked failed; they wait.
     let plain = try flush(w, config: try config(""))
     #expect(plain["delivered"] as? Int == 0 && plain["failed"] as? Int == 0)
-    #expect(try q(w, "SELECT last_error FROM outbox WHERE last_error IS NOT NULL") == "MAIL FROM: 530 Must issue a STARTTLS command first")
-    #expect(try w.sqlite("UPDATE outbox SET next_attempt_at = created_at, attempts = 0, last_error = NULL", readOnly: false).status == 0)
+    #expect(
+      try q(w, "SELECT last_error FROM outbox WHERE last_error IS NOT NULL")
+        == "MAIL FROM: 530 Must issue a STARTTLS command first")
+    #expect(
+      try w.sqlite("UPDATE outbox SET next_attempt_at = created_at, attempts = 0, last_error = NULL", readOnly: false)
+        .status == 0)
     // A certificate the system does not trust: refused, retried later, nothing sent.
     let untrusted = try flush(w, config: try config(#", "starttls": true"#))
     #expect(untrusted["delivered"] as? Int == 0 && untrusted["deferred"] as? Int == 1)
@@ -264,7 +295,10 @@ final class SMTPSink {
     #expect(try w.sqlite("UPDATE outbox SET next_attempt_at = created_at, attempts = 0", readOnly: false).status == 0)
     // Trusted, with the password from a file: everything goes, over TLS, authenticated.
     let secure = try flush(
-      w, config: try config(#", "starttls": true, "ca_file": "\#(cert)", "username": "ledgerd", "password_file": "\#(w.directory)/password""#))
+      w,
+      config: try config(
+        #", "starttls": true, "ca_file": "\#(cert)", "username": "ledgerd", "password_file": "\#(w.directory)/password""#
+      ))
     let mails = try sink.messages()
     #expect(secure["delivered"] as? Int == mails.count)
     #expect(mails.allSatisfy { $0.json["tls"] as? Bool == true && $0.json["auth"] as? String == "ledgerd" })
@@ -281,7 +315,9 @@ final class SMTPSink {
     // without an attempt counted against them.
     let down = try flush(w, config: config)
     #expect(down["delivered"] as? Int == 0 && down["deferred"] as? Int == 1 && down["postponed"] as? Int == total - 1)
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE attempts = 1 AND last_error LIKE 'cannot connect to 127.0.0.1:%'") == "1")
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE attempts = 1 AND last_error LIKE 'cannot connect to 127.0.0.1:%'")
+        == "1")
     #expect(try q(w, "SELECT DISTINCT next_attempt_at FROM outbox") == "2026-11-12T18:01:00Z")
     // Before the back-off ends, nothing is tried.
     #expect(try flush(w, config: config)["deferred"] as? Int == 0)
@@ -292,7 +328,9 @@ final class SMTPSink {
     let mails = try sink.messages()
     #expect(mails.count == total)
     #expect(Set(mails.map(\.messageID)).count == total)
-    #expect(try q(w, "SELECT count(*) || ' ' || sum(attempts) FROM outbox WHERE delivered_at IS NOT NULL") == "\(total) \(total + 1)")
+    #expect(
+      try q(w, "SELECT count(*) || ' ' || sum(attempts) FROM outbox WHERE delivered_at IS NOT NULL")
+        == "\(total) \(total + 1)")
   }
 
   @Test func aTemporaryRefusalIsRetriedAndAPermanentOneMarksOnlyThatMessageFailed() throws {
@@ -307,9 +345,11 @@ final class SMTPSink {
     let first = try flush(w, config: config)
     #expect(first["failed"] as? Int == toJo)
     #expect(first["deferred"] as? Int == 2)
-    #expect(try q(w, "SELECT DISTINCT last_error FROM outbox WHERE recipient = 'jo@example.com'")
-      == "RCPT TO <jo@example.com>: 550 5.1.1 <jo@example.com>: mailbox unavailable")
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE last_error LIKE 'end of data: 451 4.3.0 try again later'") == "2")
+    #expect(
+      try q(w, "SELECT DISTINCT last_error FROM outbox WHERE recipient = 'jo@example.com'")
+        == "RCPT TO <jo@example.com>: 550 5.1.1 <jo@example.com>: mailbox unavailable")
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE last_error LIKE 'end of data: 451 4.3.0 try again later'") == "2")
     w.now = DunningScenarioTests.day(10, hour: 10)
     let second = try flush(w, config: config)
     #expect(second["delivered"] as? Int == 2 && second["failed"] as? Int == 0)
@@ -319,7 +359,10 @@ final class SMTPSink {
     // The failed messages stay visible, with the server's reply.
     let listed = try w.ok(["outbox", "list", "--failed", "--json"]).json() as? [[String: Any]] ?? []
     #expect(listed.count == toJo)
-    #expect(listed.allSatisfy { $0["status"] as? String == "failed" && ($0["last_error"] as? String ?? "").contains("550 5.1.1") })
+    #expect(
+      listed.allSatisfy {
+        $0["status"] as? String == "failed" && ($0["last_error"] as? String ?? "").contains("550 5.1.1")
+      })
     let text = try w.ok(["outbox", "list", "--failed"]).stdout
     #expect(text.contains("jo@example.com") && text.contains("550 5.1.1"))
     // Staff fix the address and queue one again.
@@ -335,8 +378,14 @@ final class SMTPSink {
     w.now = Self.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     for i in 1...6 {
-      try w.ok(["account", "add", "--email", "c\(i)@example.com", "--name", "Client \(i)", "--plan", "pro", "--locale", i % 2 == 0 ? "en" : "fr"])
-      try w.ok(["card", "add", String(i), "--token", "tok_decline_insufficient_funds.\(i)", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+      try w.ok([
+        "account", "add", "--email", "c\(i)@example.com", "--name", "Client \(i)", "--plan", "pro", "--locale",
+        i % 2 == 0 ? "en" : "fr",
+      ])
+      try w.ok([
+        "card", "add", String(i), "--token", "tok_decline_insufficient_funds.\(i)", "--brand", "visa", "--last4",
+        "4242", "--expiry", "12/2028",
+      ])
       try w.ok(["invoice", "issue", String(i), "--line", "Plan Pro=19.00"])
     }
     try w.ok(["run-due", "--until", DunningScenarioTests.day(10)])
@@ -349,7 +398,9 @@ final class SMTPSink {
     try sink.start(["--data-delay", "0.15"])
     let config = try smtpConfig(w, port: sink.port)
     func started() -> Int {
-      ((try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) ?? "").split(separator: "\n").count
+      ((try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) ?? "").split(
+        separator: "\n"
+      ).count
     }
     var kills = 0
     for _ in 0..<3 {
@@ -367,7 +418,9 @@ final class SMTPSink {
     // A last run to the end, stopped properly.
     let serve = try w.launch(["serve", "--config", config])
     let deadline = Date().addingTimeInterval(60)
-    while try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL") != "0" && Date() < deadline { usleep(100_000) }
+    while try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL") != "0" && Date() < deadline {
+      usleep(100_000)
+    }
     kill(serve.processIdentifier, SIGTERM)
     #expect(waitForExit(serve, seconds: 10))
     #expect(serve.terminationStatus == 0)
@@ -381,7 +434,8 @@ final class SMTPSink {
     #expect(Set(mails.map(\.messageID)) == ids)
     let byID = Dictionary(grouping: mails, by: \.messageID)
     for (_, copies) in byID where copies.count > 1 {
-      #expect(Set(copies.map(\.subject)).count == 1 && Set(copies.map(\.to)).count == 1 && Set(copies.map(\.body)).count == 1)
+      #expect(
+        Set(copies.map(\.subject)).count == 1 && Set(copies.map(\.to)).count == 1 && Set(copies.map(\.body)).count == 1)
     }
     #expect(kills == 3)
     // The kills landed with a message in hand, which the restart sent again.
@@ -396,7 +450,9 @@ final class SMTPSink {
     try sink.start(["--data-delay", "2"])
     let serve = try w.launch(["serve", "--config", try smtpConfig(w, port: sink.port)])
     let deadline = Date().addingTimeInterval(15)
-    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil && Date() < deadline {
+    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil
+      && Date() < deadline
+    {
       usleep(10_000)
     }
     let stopAsked = Date()
@@ -416,10 +472,16 @@ final class SMTPSink {
     try dunningBook(w)
     let sink = try SMTPSink(w)
     try sink.start(["--data-delay", "30"])
-    let serve = try w.launch(["serve", "--config", try w.writeConfig(
-      #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "127.0.0.1", "port": \#(sink.port), "timeout_seconds": 120}}}"#)])
+    let serve = try w.launch([
+      "serve", "--config",
+      try w.writeConfig(
+        #"{"mail": {"transport": "smtp", "from": "billing@example.com", "smtp": {"host": "127.0.0.1", "port": \#(sink.port), "timeout_seconds": 120}}}"#
+      ),
+    ])
     let deadline = Date().addingTimeInterval(15)
-    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil && Date() < deadline {
+    while (try? String(contentsOfFile: sink.directory + "/data-started.log", encoding: .utf8)) == nil
+      && Date() < deadline
+    {
       usleep(10_000)
     }
     let stopAsked = Date()
@@ -432,7 +494,9 @@ final class SMTPSink {
     }
     #expect(serve.terminationStatus == 0 && serve.terminationReason == .exit)
     #expect(Date().timeIntervalSince(stopAsked) < 10)
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL OR failed_at IS NOT NULL OR attempts > 0") == "0")
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL OR failed_at IS NOT NULL OR attempts > 0")
+        == "0")
   }
 
   /// A hand-off that hangs (a sendmail command that ignores SIGTERM and sleeps 30 s) does
@@ -444,9 +508,11 @@ final class SMTPSink {
     try dunningBook(w)
     let started = w.directory + "/sendmail-started"
     let script = w.directory + "/slow-sendmail"
-    try Data("#!/bin/sh\ntrap '' TERM\ncat >/dev/null\ntouch '\(started)'\nsleep 30\n".utf8).write(to: URL(fileURLWithPath: script))
+    try Data("#!/bin/sh\ntrap '' TERM\ncat >/dev/null\ntouch '\(started)'\nsleep 30\n".utf8).write(
+      to: URL(fileURLWithPath: script))
     chmod(script, 0o755)
-    let config = try w.writeConfig(#"{"mail": {"transport": "sendmail", "sendmail_command": "\#(script)", "timeout_seconds": 120}}"#)
+    let config = try w.writeConfig(
+      #"{"mail": {"transport": "sendmail", "sendmail_command": "\#(script)", "timeout_seconds": 120}}"#)
     let serve = try w.launch(["serve", "--config", config])
     let deadline = Date().addingTimeInterval(15)
     while !FileManager.default.fileExists(atPath: started) && Date() < deadline { usleep(10_000) }
@@ -465,7 +531,9 @@ final class SMTPSink {
     print("SIGTERM with a hanging sendmail: exit 0 after \(String(format: "%.2f", took)) s")
     // Nothing delivered, nothing failed, no attempt counted for the message cut short.
     let total = try q(w, "SELECT count(*) FROM outbox")
-    #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0") == total)
+    #expect(
+      try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0") == total
+    )
     let pending = try w.ok(["outbox", "list", "--pending", "--json"]).json() as? [[String: Any]] ?? []
     #expect(String(pending.count) == total)
     // A later flush with a working transport (the spool) delivers every one, under the
@@ -474,7 +542,9 @@ final class SMTPSink {
     #expect(String(summary["delivered"] as? Int ?? -1) == total)
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1") == total)
     let keys = try q(w, "SELECT key FROM outbox").split(separator: "\n").map(String.init)
-    let files = try FileManager.default.contentsOfDirectory(atPath: w.directory + "/ledger.outbox").filter { $0.hasSuffix(".eml") }
+    let files = try FileManager.default.contentsOfDirectory(atPath: w.directory + "/ledger.outbox").filter {
+      $0.hasSuffix(".eml")
+    }
     #expect(Set(files) == Set(keys.map { SHA256.hex(Array($0.utf8)) + ".eml" }))
   }
 
@@ -507,7 +577,9 @@ final class SMTPSink {
     #expect(w.fingerprint() == before)
     // A name full of address syntax stays one display name: one recipient, no Bcc.
     try w.ok(["account", "update", "1", "--name", #"Evil <victim@example.com>, "Bcc: x@y.z""#, "--locale", "en"])
-    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan=19.00"])
     try w.ok(["run-due", "--until", w.now])
     try w.ok(["outbox", "flush"])
@@ -515,7 +587,8 @@ final class SMTPSink {
     let files = try FileManager.default.contentsOfDirectory(atPath: spool).filter { $0.hasSuffix(".eml") }
     #expect(files.count == 1)
     let parsed = try w.run("python3", [mailtool, "parse", spool + "/" + files[0]])
-    let mail = ReceivedMail(json: try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Any] ?? [:])
+    let mail = ReceivedMail(
+      json: try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: Any] ?? [:])
     #expect(mail.to == #""Evil <victim@example.com>, \"Bcc: x@y.z\"" <marie@example.fr>"#)
     #expect(!(mail.json["header_names"] as? [String] ?? []).contains("Bcc"))
     #expect(mail.subject == "Payment of €19.00 received")
@@ -530,7 +603,9 @@ final class SMTPSink {
       serve.waitUntilExit()
     }
     let deadline = Date().addingTimeInterval(10)
-    while !(try String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)).contains("serving") && Date() < deadline {
+    while !(try String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)).contains("serving")
+      && Date() < deadline
+    {
       usleep(50_000)
     }
     let flush = try w.ledgerd(["outbox", "flush"])

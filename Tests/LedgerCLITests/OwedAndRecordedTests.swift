@@ -25,9 +25,15 @@ import Testing
     #expect(report["matched_recorded_payments"] as? Int == 1, "\(report)")
     #expect(report["payments_recorded"] as? Int == 0, "\(report)")
     #expect(try w.scalar("SELECT count(*) FROM payments") == "1")
-    #expect(try w.scalar("SELECT b.line_key FROM payments p JOIN bank_statement_lines b ON b.id = p.bank_line_id") == "acct:FR7630006000011234567890189:ref:C77")
-    #expect(try w.scalar("SELECT match_status || ' ' || coalesce(invoice_id, '-') FROM bank_statement_lines WHERE line_key LIKE '%C77'") == "matched 1")
-    #expect(try w.scalar("SELECT note FROM bank_statement_lines WHERE line_key LIKE '%C77'").contains("recorded by hand"))
+    #expect(
+      try w.scalar("SELECT b.line_key FROM payments p JOIN bank_statement_lines b ON b.id = p.bank_line_id")
+        == "acct:FR7630006000011234567890189:ref:C77")
+    #expect(
+      try w.scalar(
+        "SELECT match_status || ' ' || coalesce(invoice_id, '-') FROM bank_statement_lines WHERE line_key LIKE '%C77'")
+        == "matched 1")
+    #expect(
+      try w.scalar("SELECT note FROM bank_statement_lines WHERE line_key LIKE '%C77'").contains("recorded by hand"))
     #expect(try w.scalar("SELECT count(*) FROM journal_entries") == entries)
     #expect(try w.scalar("SELECT count(*) FROM outbox WHERE kind = 'payment_received'") == "1")
     #expect(try w.scalar("SELECT credit_minor FROM v_account_balances") == "0")
@@ -45,7 +51,10 @@ import Testing
     w.now = DunningScenarioTests.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "24.00"])
     try w.ok(["account", "add", "--email", "jo@example.com", "--name", "Jo", "--plan", "pro"])
-    try w.ok(["card", "add", "1", "--token", "tok_decline_expired_card", "--brand", "visa", "--last4", "1881", "--expiry", "12/2028"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_expired_card", "--brand", "visa", "--last4", "1881", "--expiry",
+      "12/2028",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=24.00"])
     try w.ok(["run-due", "--until", DunningScenarioTests.day(10)])
     #expect(try w.scalar("SELECT status FROM invoices") == "uncollectible")

@@ -33,7 +33,9 @@ final class Workspace {
     if let path = ProcessInfo.processInfo.environment["LEDGERD_BIN"], !path.isEmpty { return path }
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-    if dir.lastPathComponent == "MacOS" { dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    if dir.lastPathComponent == "MacOS" {
+      dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
     return dir.appendingPathComponent("ledgerd").path
   }()
 
@@ -77,7 +79,9 @@ final class Workspace {
   }
 
   /// Runs a program in `directory` and waits for it; usable from any thread.
-  static func run(_ program: String, _ args: [String], in directory: String, environment: [String: String] = [:]) throws -> Outcome {
+  static func run(_ program: String, _ args: [String], in directory: String, environment: [String: String] = [:]) throws
+    -> Outcome
+  {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     process.arguments = program.hasPrefix("/") ? args : [program] + args

@@ -54,7 +54,8 @@ import Testing
         Camt.entry("B4", "12.34", ustrd: ["thanks"], name: "Unknown Person"),
         Camt.entry("B5", "2.50", credit: false, ustrd: ["account fee"], name: "The Bank"),
         Camt.entry("B6", "80.00", status: "PDNG", booked: nil, structured: refs[3], name: "Alan Turing"),
-        Camt.entry("B7", "100.00", credit: false, reversal: true, structured: refs[0], name: "MARIE CURIE", iban: Self.marieIBAN),
+        Camt.entry(
+          "B7", "100.00", credit: false, reversal: true, structured: refs[0], name: "MARIE CURIE", iban: Self.marieIBAN),
         Camt.entry("B8", "7.00", ustrd: ["RF00 INV0 0000 4"], name: "Someone"),
       ])
     let file = try w.write("s1.xml", Camt.xml(version: 8, [statement]))
@@ -72,13 +73,19 @@ import Testing
     let kinds = (first["findings"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }.sorted()
     #expect(kinds == ["debit", "reversal", "unmatched_credit", "unmatched_credit"])
 
-    #expect(try w.scalar("SELECT group_concat(number || ':' || status || ':' || due_minor, ' ') FROM v_invoice_balances ORDER BY number")
-      == "INV-000001:paid:0 INV-000002:open:3000 INV-000003:paid:0 INV-000004:open:8000")
+    #expect(
+      try w.scalar(
+        "SELECT group_concat(number || ':' || status || ':' || due_minor, ' ') FROM v_invoice_balances ORDER BY number")
+        == "INV-000001:paid:0 INV-000002:open:3000 INV-000003:paid:0 INV-000004:open:8000")
     #expect(try w.scalar("SELECT credit_minor FROM v_account_balances WHERE name = 'Ada Lovelace'") == "500")
     #expect(try w.scalar("SELECT count(*) FROM outbox WHERE kind = 'payment_received'") == "3")
-    #expect(try w.scalar("SELECT count(*) FROM payments WHERE actor = 'reconciliation' AND bank_line_id IS NOT NULL") == "3")
-    #expect(try w.scalar("SELECT note FROM bank_statement_lines WHERE account_servicer_ref = 'B7'").contains("undoing credit line 1"))
-    #expect(try w.scalar("SELECT match_status FROM bank_statement_lines WHERE account_servicer_ref = 'B6'") == "ignored")
+    #expect(
+      try w.scalar("SELECT count(*) FROM payments WHERE actor = 'reconciliation' AND bank_line_id IS NOT NULL") == "3")
+    #expect(
+      try w.scalar("SELECT note FROM bank_statement_lines WHERE account_servicer_ref = 'B7'").contains(
+        "undoing credit line 1"))
+    #expect(
+      try w.scalar("SELECT match_status FROM bank_statement_lines WHERE account_servicer_ref = 'B6'") == "ignored")
     try checkClean(w)
 
     // The same file again: nothing new, the same findings, the same exit status.
@@ -111,12 +118,15 @@ import Testing
   /// assign or dismiss them.
   @Test func payerMatchingAssignAndDismiss() throws {
     let w = try Workspace()
-    let refs = try w.transferBook([("Marie Curie", "100.00"), ("Marie Curie", "60.00"), ("Jo Bloggs", "60.00"), ("Jo Bloggs", "60.00")])
+    let refs = try w.transferBook([
+      ("Marie Curie", "100.00"), ("Marie Curie", "60.00"), ("Jo Bloggs", "60.00"), ("Jo Bloggs", "60.00"),
+    ])
     let s = Camt.Statement(
       id: "S1",
       entries: [
         Camt.entry("P1", "100.00", structured: refs[0], name: "M. CURIE", iban: Self.marieIBAN),
-        Camt.entry("P2", "60.00", ustrd: ["november"], name: "Curie household", iban: "FR14 2004 1010 0505 0001 3M02 606"),
+        Camt.entry(
+          "P2", "60.00", ustrd: ["november"], name: "Curie household", iban: "FR14 2004 1010 0505 0001 3M02 606"),
         Camt.entry("P3", "60.00", ustrd: ["services"], name: "jo  BLOGGS"),
         Camt.entry("P4", "60.00", ustrd: ["?"], name: "Nobody Known"),
       ])
@@ -124,13 +134,19 @@ import Testing
     #expect(r["matched_by_reference"] as? Int == 1)
     #expect(r["matched_by_payer"] as? Int == 1)
     #expect(r["unmatched"] as? Int == 2)
-    #expect(try w.scalar("SELECT match_rule || ':' || invoice_id FROM bank_statement_lines WHERE account_servicer_ref = 'P2'") == "payer_amount:2")
-    #expect(try w.scalar("SELECT note FROM bank_statement_lines WHERE account_servicer_ref = 'P3'").contains("2 open transfer invoices"))
+    #expect(
+      try w.scalar("SELECT match_rule || ':' || invoice_id FROM bank_statement_lines WHERE account_servicer_ref = 'P2'")
+        == "payer_amount:2")
+    #expect(
+      try w.scalar("SELECT note FROM bank_statement_lines WHERE account_servicer_ref = 'P3'").contains(
+        "2 open transfer invoices"))
 
     let unmatched = try #require(try w.ok(["reconcile", "unmatched", "--json"]).json() as? [[String: Any]])
     #expect(unmatched.count == 2)
-    let p3 = try #require(unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P3" }?["id"] as? Int)
-    let p4 = try #require(unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P4" }?["id"] as? Int)
+    let p3 = try #require(
+      unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P3" }?["id"] as? Int)
+    let p4 = try #require(
+      unmatched.first { $0["line_key"] as? String == "acct:FR7630006000011234567890189:ref:P4" }?["id"] as? Int)
     let assigned = try w.json(["reconcile", "assign", "\(p3)", "INV-000003"])
     #expect((assigned["payment"] as? [String: Any])?["paid_invoices"] as? [String] == ["INV-000003"])
     #expect((assigned["line"] as? [String: Any])?["match_rule"] as? String == "staff")
@@ -163,7 +179,10 @@ import Testing
       Camt.Statement(id: "A-1", entries: [batch, noRef, Camt.entry("F1", "1.20", credit: false, ustrd: ["fee"])]),
       Camt.Statement(
         id: "B-1", iban: "DE89370400440532013000",
-        entries: [Camt.entry("X1", "12.00", ustrd: ["who?"], name: "Stranger"), Camt.entry("X2", "5.00", status: "PDNG", booked: nil, ustrd: ["soon"])]),
+        entries: [
+          Camt.entry("X1", "12.00", ustrd: ["who?"], name: "Stranger"),
+          Camt.entry("X2", "5.00", status: "PDNG", booked: nil, ustrd: ["soon"]),
+        ]),
     ]
   }
 
@@ -188,12 +207,16 @@ import Testing
     for pattern in [("<", "<c:"), ("<c:/", "</c:"), ("<c:?xml", "<?xml"), (" xmlns=", " xmlns:c=")] {
       prefixed = prefixed.replacingOccurrences(of: pattern.0, with: pattern.1)
     }
-    let linesPrefixed = try #require(try parsed(w8, try w8.write("prefixed.xml", prefixed))["lines"] as? [[String: Any]])
+    let linesPrefixed = try #require(
+      try parsed(w8, try w8.write("prefixed.xml", prefixed))["lines"] as? [[String: Any]])
     #expect(NSArray(array: linesPrefixed).isEqual(to: lines08))
     let r02 = try report(w2, v02, expect: 1)
     // Committed line by line here, in one transaction above: the same outcome.
     let r08 = try report(w8, v08, expect: 1, extra: ["--commit-every", "1"])
-    for key in ["lines_read", "new_lines", "matched_by_reference", "matched_by_payer", "pending", "unmatched", "debits", "findings_total"] {
+    for key in [
+      "lines_read", "new_lines", "matched_by_reference", "matched_by_payer", "pending", "unmatched", "debits",
+      "findings_total",
+    ] {
       #expect(r02[key] as? Int == r08[key] as? Int, "\(key)")
     }
     #expect(r02["matched_by_reference"] as? Int == 3)
@@ -213,7 +236,10 @@ import Testing
     // An overlapping statement: two known entries and one new.
     let overlap = Camt.Statement(
       id: "B-2", iban: "DE89370400440532013000",
-      entries: [Camt.entry("X1", "12.00", ustrd: ["who?"], name: "Stranger"), Camt.entry("X3", "9.99", ustrd: ["new"], name: "Stranger")])
+      entries: [
+        Camt.entry("X1", "12.00", ustrd: ["who?"], name: "Stranger"),
+        Camt.entry("X3", "9.99", ustrd: ["new"], name: "Stranger"),
+      ])
     let more = try report(w2, try w2.write("overlap.xml", Camt.xml(version: 3, [overlap])), expect: 1)
     #expect(more["new_lines"] as? Int == 1)
     #expect(more["already_imported"] as? Int == 1)
@@ -241,18 +267,25 @@ import Testing
     #expect(r["debits"] as? Int == 1)
     #expect(r["pending"] as? Int == 1)
     #expect(r["credit"] as? [String: String] == ["EUR": "10.00"])
-    #expect(try w.scalar("SELECT count(*) FROM bank_statement_lines WHERE line_key LIKE 'acct:\(Self.ourIBAN):sha256:%'") == "1")
-    #expect(try w.scalar("SELECT line_key FROM bank_statement_lines WHERE account_servicer_ref = 'C1'") == "acct:\(Self.ourIBAN):ref:C1")
+    #expect(
+      try w.scalar("SELECT count(*) FROM bank_statement_lines WHERE line_key LIKE 'acct:\(Self.ourIBAN):sha256:%'")
+        == "1")
+    #expect(
+      try w.scalar("SELECT line_key FROM bank_statement_lines WHERE account_servicer_ref = 'C1'")
+        == "acct:\(Self.ourIBAN):ref:C1")
     let again = try report(w, file, expect: 1)
     #expect(again["new_lines"] as? Int == 0)
     #expect(try w.scalar("SELECT count(*) FROM payments WHERE method = 'transfer'") == "2")
     try checkClean(w)
     // A bad row refuses the whole file.
     let before = w.fingerprint()
-    let bad = try w.write("bad.csv", "id,booking_date,amount,currency,account\nD1,2026-11-22,10.00,EUR,123\nD2,2026-11-22,1.005,EUR,123\n")
+    let bad = try w.write(
+      "bad.csv", "id,booking_date,amount,currency,account\nD1,2026-11-22,10.00,EUR,123\nD2,2026-11-22,1.005,EUR,123\n")
     let refused = try w.ledgerd(["reconcile", "bank", bad])
     #expect(refused.status == 65)
-    #expect(refused.stderr.contains("line 3 amount: '1.005' has 3 decimals; EUR allows at most 2 decimals"), "\(refused.stderr)")
+    #expect(
+      refused.stderr.contains("line 3 amount: '1.005' has 3 decimals; EUR allows at most 2 decimals"),
+      "\(refused.stderr)")
     let unknownColumn = try w.write("bad2.csv", "id,booking_date,amount,currency,colour\n")
     #expect(try w.ledgerd(["reconcile", "bank", unknownColumn]).stderr.contains("unknown column 'colour'"))
     #expect(w.fingerprint() == before)
@@ -277,7 +310,9 @@ import Testing
   func badInput(_ kind: String, _ message: String) throws {
     let w = try Workspace()
     let refs = try w.transferBook([("Marie Curie", "100.00")])
-    var entries = [Camt.entry("G1", "100.00", structured: refs[0], name: "Marie Curie"), Camt.entry("G2", "5.00", ustrd: ["x"])]
+    var entries = [
+      Camt.entry("G1", "100.00", structured: refs[0], name: "Marie Curie"), Camt.entry("G2", "5.00", ustrd: ["x"]),
+    ]
     var version = 8
     switch kind {
     case "decimals": entries.append(Camt.entry("G3", "5.001", ustrd: ["x"]))
@@ -298,12 +333,17 @@ import Testing
     case "malformed": xml = xml.replacingOccurrences(of: "</Ntry>", with: "</Ntr>")
     case "truncated": xml = String(xml.prefix(xml.count - 120))
     case "camt054": xml = xml.replacingOccurrences(of: "camt.053.001.08", with: "camt.054.001.08")
-    case "indicator": xml = xml.replacingOccurrences(of: "<CdtDbtInd>DBIT</CdtDbtInd>", with: "").replacingOccurrences(of: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CRDT", with: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CREDIT")
+    case "indicator":
+      xml = xml.replacingOccurrences(of: "<CdtDbtInd>DBIT</CdtDbtInd>", with: "").replacingOccurrences(
+        of: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CRDT",
+        with: "<Amt Ccy=\"EUR\">5.00</Amt>\n        <CdtDbtInd>CREDIT")
     case "empty": xml = ""
     case "entities":
       xml = xml.replacingOccurrences(
         of: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
-        with: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE Document [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]>\n")
+        with:
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE Document [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]>\n"
+      )
       xml = xml.replacingOccurrences(of: "<Ustrd>x</Ustrd>", with: "<Ustrd>&lol2;</Ustrd>")
     case "csvHeader": xml = "id,booking_date,amount\n1,2026-11-20,5.00\n"
     default: break
@@ -338,7 +378,8 @@ import Testing
     while written < megabytes * 1_000_000 {
       n += 1
       let e = Camt.entry(
-        "BIG\(n)", "\(n % 900 + 1).\(String(format: "%02d", n % 100))", credit: n % 5 != 0, ustrd: ["transfer number \(n) with some remittance text"],
+        "BIG\(n)", "\(n % 900 + 1).\(String(format: "%02d", n % 100))", credit: n % 5 != 0,
+        ustrd: ["transfer number \(n) with some remittance text"],
         name: "Payer \(n % 1000)", iban: "FR76300060000112345678\(String(format: "%05d", n % 100_000))")
       chunk += Camt.entryXML(e, version: version)
       if chunk.utf8.count > 1 << 20 {
@@ -397,16 +438,22 @@ import Testing
   @Test func processorReport() throws {
     let w = try Workspace()
     let (succeeded, declined) = try processorBook(w)
-    func row(_ id: String, _ gross: String, _ fee: String, _ net: String, category: String = "charge", source: String, key: String) -> String {
+    func row(
+      _ id: String, _ gross: String, _ fee: String, _ net: String, category: String = "charge", source: String,
+      key: String
+    ) -> String {
       "\(id),2026-11-23 10:00:00,eur,\(gross),\(fee),\(net),\(category),\(source),pi_\(id),\(key),extra"
     }
-    var csv = "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,payment_metadata[idempotency_key],description\n"
+    var csv =
+      "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id,payment_intent_id,payment_metadata[idempotency_key],description\n"
     csv += row("txn_1", "19.00", "0.80", "18.20", source: succeeded[0][3], key: succeeded[0][0]) + "\n"
     csv += row("txn_2", "19.00", "0.80", "18.20", source: succeeded[1][3], key: succeeded[1][0]) + "\n"
-    csv += row("txn_3", "18.00", "0.77", "17.23", source: succeeded[2][3], key: succeeded[2][0]) + "\n"  // amount mismatch
+    // An amount mismatch.
+    csv += row("txn_3", "18.00", "0.77", "17.23", source: succeeded[2][3], key: succeeded[2][0]) + "\n"
     // succeeded[3] is missing from the report.
-    csv += row("txn_4", "19.00", "0.80", "18.20", source: "ch_settled", key: declined[0]) + "\n"  // settled, ledger says declined
-    csv += row("txn_5", "25.00", "1.00", "24.00", source: "ch_unknown", key: "no-such-key-123") + "\n"  // unknown
+    // Settled, where the ledger says declined; then one the ledger does not know.
+    csv += row("txn_4", "19.00", "0.80", "18.20", source: "ch_settled", key: declined[0]) + "\n"
+    csv += row("txn_5", "25.00", "1.00", "24.00", source: "ch_unknown", key: "no-such-key-123") + "\n"
     csv += row("txn_6", "-55.40", "0.00", "-55.40", category: "payout", source: "po_1", key: "") + "\n"
     let file = try w.write("settlement.csv", csv)
     let outcome = try w.ledgerd(["reconcile", "processor", file, "--json"])
@@ -427,8 +474,13 @@ import Testing
     #expect(try w.scalar("SELECT status FROM accounts WHERE name = 'Customer 4'") == "active")
     #expect(try w.scalar("SELECT count(*) FROM events WHERE kind = 'charge_settled_unrecorded'") == "1")
     // Fees: 2.40 on processor_fees; clearing holds gross minus fees of what settled.
-    #expect(try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'processor_fees'") == "240")
-    #expect(try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'processor_clearing'") == "\(5 * 1900 - 240)")
+    #expect(
+      try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'processor_fees'")
+        == "240")
+    #expect(
+      try w.scalar(
+        "SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'processor_clearing'")
+        == "\(5 * 1900 - 240)")
     try checkClean(w)
     // Again: nothing new, the same findings (except the missing one is still missing).
     let second = try w.ledgerd(["reconcile", "processor", file, "--json"])
@@ -446,7 +498,10 @@ import Testing
     #expect(try w.ledgerd(["reconcile", "processor", last]).status == 0)
     // Bad report: refused, nothing written.
     let before = w.fingerprint()
-    let bad = try w.write("bad.csv", "balance_transaction_id,created,currency,gross,fee,net,reporting_category\ntxn_9,2026-11-23 10:00:00,eur,19.00,0.80,18.00,charge\n")
+    let bad = try w.write(
+      "bad.csv",
+      "balance_transaction_id,created,currency,gross,fee,net,reporting_category\ntxn_9,2026-11-23 10:00:00,eur,19.00,0.80,18.00,charge\n"
+    )
     let refused = try w.ledgerd(["reconcile", "processor", bad])
     #expect(refused.status == 65)
     #expect(refused.stderr.contains("is not gross 19.00 minus fee 0.80"), "\(refused.stderr)")
@@ -462,12 +517,18 @@ import Testing
     let inbox = w.directory + "/inbox"
     let archive = w.directory + "/archive"
     try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
-    _ = try w.write("inbox/1-statement.xml", Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])]))
-    _ = try w.write("inbox/2-bank.csv", "id,booking_date,amount,currency,reference,account_iban\nK1,2026-11-21,50.00,EUR,\(refs[1]),\(Self.ourIBAN)\n")
+    _ = try w.write(
+      "inbox/1-statement.xml",
+      Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])]))
+    _ = try w.write(
+      "inbox/2-bank.csv",
+      "id,booking_date,amount,currency,reference,account_iban\nK1,2026-11-21,50.00,EUR,\(refs[1]),\(Self.ourIBAN)\n")
     _ = try w.write(
       "inbox/3-settlement.csv",
-      "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id\ntxn_po,2026-11-22 00:00:00,eur,-10.00,0.00,-10.00,payout,po_1\n")
-    _ = try w.write("inbox/4-broken.xml", "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>")
+      "balance_transaction_id,created,currency,gross,fee,net,reporting_category,source_id\ntxn_po,2026-11-22 00:00:00,eur,-10.00,0.00,-10.00,payout,po_1\n"
+    )
+    _ = try w.write(
+      "inbox/4-broken.xml", "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>")
     _ = try w.write("inbox/.5-partial.xml", "still being written")
     let run = try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive, "--json"])
     #expect(run.status == 65, "\(run.stdout)\(run.stderr)")
@@ -476,7 +537,10 @@ import Testing
     #expect(results.map { $0["kind"] as? String ?? "" } == ["camt053", "bank_csv", "processor_csv", "camt053"])
     let fm = FileManager.default
     #expect(try fm.contentsOfDirectory(atPath: inbox) == [".5-partial.xml"])
-    #expect(Set(try fm.contentsOfDirectory(atPath: archive)) == ["1-statement.xml", "2-bank.csv", "3-settlement.csv", "rejected"])
+    #expect(
+      Set(try fm.contentsOfDirectory(atPath: archive)) == [
+        "1-statement.xml", "2-bank.csv", "3-settlement.csv", "rejected",
+      ])
     let error = try String(contentsOfFile: archive + "/rejected/4-broken.xml.error", encoding: .utf8)
     #expect(error.contains("truncated"), "\(error)")
     #expect(try w.scalar("SELECT count(*) FROM invoices WHERE status = 'paid'") == "2")
@@ -484,7 +548,9 @@ import Testing
     let quiet = try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive])
     #expect(quiet.status == 0, "\(quiet.stderr)")
     // The same statement dropped again is archived beside the first, recording nothing.
-    _ = try w.write("inbox/1-statement.xml", Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])]))
+    _ = try w.write(
+      "inbox/1-statement.xml",
+      Camt.xml(version: 8, [Camt.Statement(id: "S", entries: [Camt.entry("I1", "100.00", structured: refs[0])])]))
     #expect(try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive]).status == 0)
     #expect(fm.fileExists(atPath: archive + "/1-statement.xml.2"))
     #expect(try w.scalar("SELECT count(*) FROM payments") == "2")
@@ -504,12 +570,20 @@ import Testing
     files.append(
       try w.write(
         "x05.xml",
-        Camt.xml(version: 5, Self.mixedStatements(refs) + [Camt.Statement(id: "C-1", entries: [reversal, Camt.entry("R2", "0.01", ustrd: ["two words"])])])))
+        Camt.xml(
+          version: 5,
+          Self.mixedStatements(refs) + [
+            Camt.Statement(id: "C-1", entries: [reversal, Camt.entry("R2", "0.01", ustrd: ["two words"])])
+          ])))
     var jpy = Camt.entry("J1", "1500", ustrd: ["yen"], name: "Tanaka")
     jpy.ccy = "JPY"
     var kwd = Camt.entry("K1", "12.345", ustrd: ["dinar"], name: "Sabah")
     kwd.ccy = "KWD"
-    files.append(try w.write("x08.xml", Camt.xml(version: 8, [Camt.Statement(id: "D-1", entries: [jpy, kwd, Camt.entry("E1", "7.5", structured: refs[1])])])))
+    files.append(
+      try w.write(
+        "x08.xml",
+        Camt.xml(
+          version: 8, [Camt.Statement(id: "D-1", entries: [jpy, kwd, Camt.entry("E1", "7.5", structured: refs[1])])])))
     let script = """
       import json, sys
       from decimal import Decimal
@@ -567,9 +641,12 @@ extension ReconciliationTests {
   @Test func paymentPathEndsWindowsAndPauses() throws {
     let w = try Workspace()
     let refs = try w.transferBook([("Marie Curie", "100.00"), ("Jo Bloggs", "50.00"), ("Ada Lovelace", "30.00")])
-    try w.ok(["transfer", "declare", "INV-000001", "--amount", "100.00", "--date", "2026-11-22", "--reference", "VIR 1"])
+    try w.ok([
+      "transfer", "declare", "INV-000001", "--amount", "100.00", "--date", "2026-11-22", "--reference", "VIR 1",
+    ])
     try w.ok(["invoice", "pause", "INV-000002", "--proof", "receipt 42"])
-    let s1 = Camt.Statement(id: "S1", entries: [Camt.entry("W1", "100.00", structured: refs[0]), Camt.entry("W2", "50.00", ustrd: [refs[1]])])
+    let s1 = Camt.Statement(
+      id: "S1", entries: [Camt.entry("W1", "100.00", structured: refs[0]), Camt.entry("W2", "50.00", ustrd: [refs[1]])])
     let r1 = try report(w, try w.write("w1.xml", Camt.xml(version: 7, [s1])), expect: 0)
     #expect(r1["matched_by_reference"] as? Int == 2)
     #expect(try w.scalar("SELECT outcome FROM transfer_declarations WHERE invoice_id = 1") == "received")
@@ -579,13 +656,16 @@ extension ReconciliationTests {
     #expect(try w.scalar("SELECT status FROM invoices WHERE number = 'INV-000003'") == "uncollectible")
     #expect(try w.scalar("SELECT status FROM accounts WHERE name = 'Ada Lovelace'") == "downgraded")
     w.now = "2027-01-15T10:00:00Z"
-    let s2 = Camt.Statement(id: "S2", entries: [Camt.entry("W3", "30.00", booked: "2027-01-14", ustrd: ["late " + refs[2]])])
+    let s2 = Camt.Statement(
+      id: "S2", entries: [Camt.entry("W3", "30.00", booked: "2027-01-14", ustrd: ["late " + refs[2]])])
     let r2 = try report(w, try w.write("w2.xml", Camt.xml(version: 7, [s2])), expect: 0)
     #expect(r2["matched_by_reference"] as? Int == 1)
     #expect(try w.scalar("SELECT group_concat(status) FROM invoices ORDER BY id") == "paid,paid,paid")
-    #expect(try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'bad_debt'") == "0")
+    #expect(
+      try w.scalar("SELECT debits_minor - credits_minor FROM v_trial_balance WHERE ledger_account = 'bad_debt'") == "0")
     #expect(try w.scalar("SELECT count(*) FROM outbox WHERE kind = 'payment_received'") == "3")
-    #expect(try w.scalar("SELECT count(*) FROM events WHERE kind = 'payment_received' AND actor = 'reconciliation'") == "3")
+    #expect(
+      try w.scalar("SELECT count(*) FROM events WHERE kind = 'payment_received' AND actor = 'reconciliation'") == "3")
     try checkClean(w)
   }
 }

@@ -15,13 +15,17 @@ import Testing
   }
 
   func processorCharges(_ w: Workspace) throws -> String {
-    try w.sqlite("SELECT count(*) || ' ' || coalesce(sum(amount_minor), 0) FROM charges WHERE outcome = 'succeeded'", db: w.directory + "/ledger.processor.db")
-      .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    try w.sqlite(
+      "SELECT count(*) || ' ' || coalesce(sum(amount_minor), 0) FROM charges WHERE outcome = 'succeeded'",
+      db: w.directory + "/ledger.processor.db"
+    )
+    .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
   }
 
   /// A message as the customer reads it (`outbox show`, quoted-printable decoded).
   func message(_ w: Workspace, id: String) throws -> String {
-    let raw = try w.ok(["outbox", "show", id]).stdout.replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(of: "=\n", with: "")
+    let raw = try w.ok(["outbox", "show", id]).stdout.replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(
+      of: "=\n", with: "")
     var bytes: [UInt8] = []
     var i = raw.utf8.startIndex
     let utf8 = raw.utf8
@@ -51,7 +55,9 @@ import Testing
     let w = try Workspace()
     try pro(w)
     w.now = "2026-11-23T07:30:00Z"
-    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030",
+    ])
     for (i, hour) in ["08", "10", "12", "14", "16"].enumerated() {
       w.now = "2026-11-23T\(hour):00:00Z"
       try w.ok(["invoice", "issue", "1", "--line", "Domain example\(i).fr=12.00"])
@@ -74,7 +80,9 @@ import Testing
     w.now = ""
     try w.ok(["migrate"])
     try pro(w)
-    try w.ok(["card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030",
+    ])
     // The collection time: 12 seconds from now (UTC), or later when that crosses midnight.
     var utc = Calendar(identifier: .gregorian)
     utc.timeZone = TimeZone(identifier: "UTC")!
@@ -106,10 +114,15 @@ import Testing
     let w = try Workspace()
     try pro(w)
     w.now = "2026-11-02T18:00:00Z"
-    try w.ok(["card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry",
+      "12/2030",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
     try w.ok(["run-due", "--until", "2026-11-10T00:00:00Z"])
-    #expect(try q(w, "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)") == "0")
+    #expect(
+      try q(w, "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)") == "0"
+    )
     #expect(try q(w, "SELECT count(*) FROM outbox WHERE created_at = '2026-11-05T18:00:00Z'") == "1")
     let day3 = try q(w, "SELECT id FROM outbox WHERE created_at = '2026-11-05T18:00:00Z'")
     let text = try message(w, id: day3)
@@ -128,7 +141,9 @@ import Testing
     w.now = "2026-11-04T10:00:00Z"
     try w.ok(["transfer", "declare", "INV-000001", "--amount", "19.00", "--date", "2026-11-04", "--reference", "VIR 1"])
     try w.ok(["run-due", "--until", "2026-11-20T00:00:00Z"])
-    #expect(try q(w, "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)") == "0")
+    #expect(
+      try q(w, "SELECT count(*) FROM (SELECT 1 FROM outbox GROUP BY account_id, created_at HAVING count(*) > 1)") == "0"
+    )
     let id = try q(w, "SELECT id FROM outbox WHERE kind = 'transfer_not_received'")
     let text = try message(w, id: id)
     #expect(text.contains("that the beneficiary and the reference were right"), "\(text)")
@@ -142,13 +157,21 @@ import Testing
     let w = try Workspace()
     try pro(w)
     w.now = "2026-11-02T18:00:00Z"
-    try w.ok(["card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
-    try w.ok(["card", "add", "1", "--token", "tok_ok", "--brand", "mastercard", "--last4", "4444", "--expiry", "12/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry",
+      "12/2030",
+    ])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_ok", "--brand", "mastercard", "--last4", "4444", "--expiry", "12/2030",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
     try w.ok(["run-due", "--until", w.now])
     #expect(try q(w, "SELECT group_concat(kind) FROM outbox") == "payment_received")
     let text = try message(w, id: try q(w, "SELECT id FROM outbox"))
-    #expect(text.contains("Your card visa •••• 4242 was declined first (your bank declined the payment for insufficient funds)"), "\(text)")
+    #expect(
+      text.contains(
+        "Your card visa •••• 4242 was declined first (your bank declined the payment for insufficient funds)"),
+      "\(text)")
     let explain = try w.ok(["explain", "1"]).stdout
     #expect(explain.contains("after visa •••• 4242 was declined: insufficient_funds"), "\(explain)")
   }
@@ -159,7 +182,10 @@ import Testing
     let w = try Workspace()
     try pro(w, plan: "free")
     w.now = "2026-11-02T18:00:00Z"
-    try w.ok(["card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry",
+      "12/2030",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Domain example.fr=12.00"])
     try w.ok(["run-due", "--until", w.now])
     let failed = try message(w, id: try q(w, "SELECT id FROM outbox WHERE kind = 'charge_failed'"))
@@ -190,8 +216,13 @@ import Testing
     let w = try Workspace()
     try pro(w)
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=19.00"])
-    let added = try w.ok(["card", "add", "1", "--token", "tok_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"]).stdout
-    #expect(added.contains("1 due card invoice(s) (19.00 EUR) will be charged at the next `ledgerd run-due` (no daemon serves this ledger)"), "\(added)")
+    let added = try w.ok([
+      "card", "add", "1", "--token", "tok_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030",
+    ]).stdout
+    #expect(
+      added.contains(
+        "1 due card invoice(s) (19.00 EUR) will be charged at the next `ledgerd run-due` (no daemon serves this ledger)"
+      ), "\(added)")
     let serve = try w.launch(["serve"])
     defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
     #expect(waitUntil(seconds: 10) { w.serveLog().contains("serving") })
@@ -208,7 +239,9 @@ import Testing
   @Test func theDemoMonthSendsOneMessageAtATime() throws {
     let w = try Workspace()
     w.now = "2026-11-02T09:00:00Z"
-    let out = try w.ledgerd(["simulate", "--accounts", "100", "--days", "30", "--json", "--db", w.directory + "/demo.db"])
+    let out = try w.ledgerd([
+      "simulate", "--accounts", "100", "--days", "30", "--json", "--db", w.directory + "/demo.db",
+    ])
     #expect(out.status == 0, "\(out.stderr)")
     let summary = try #require(try out.json() as? [String: Any])
     #expect(summary["simultaneous_messages"] as? Int == 0)

@@ -28,20 +28,27 @@ import Testing
 
   /// Bytes and markup that hostile or damaged files carry.
   static let hostile: [[UInt8]] = [
-    [0xFF], [0x00], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80], [0xEF, 0xBB, 0xBF], [0x1B], [0x80],
-    Array("&x;".utf8), Array("&amp;".utf8), Array("&".utf8), Array("&#0;".utf8), Array("&#x1F;".utf8), Array("&#233;".utf8),
-    Array("&#xFFFE;".utf8), Array("<!DOCTYPE d [<!ENTITY x \"y\">]>".utf8), Array("<!ENTITY x \"y\">".utf8), Array("<![CDATA[&<]]>".utf8),
+    [0xFF], [0x00], [0xC0, 0xAF], [0xED, 0xA0, 0x80], [0xE2, 0x82], [0xF4, 0x90, 0x80, 0x80], [0xEF, 0xBB, 0xBF],
+    [0x1B], [0x80],
+    Array("&x;".utf8), Array("&amp;".utf8), Array("&".utf8), Array("&#0;".utf8), Array("&#x1F;".utf8),
+    Array("&#233;".utf8),
+    Array("&#xFFFE;".utf8), Array("<!DOCTYPE d [<!ENTITY x \"y\">]>".utf8), Array("<!ENTITY x \"y\">".utf8),
+    Array("<![CDATA[&<]]>".utf8),
     Array("<!-- & -->".utf8), Array("]]>".utf8), Array("<?pi x?>".utf8), Array("<X\u{FF}/>".utf8),
     Array("<X".utf8) + [0xFF] + Array("/>".utf8),
-    Array("<Amt Ccy=\"EUR\">1.00</Amt>".utf8), Array("<Ntry>".utf8), Array("</Ntry>".utf8), Array("<TxDtls>".utf8), Array("\"".utf8),
+    Array("<Amt Ccy=\"EUR\">1.00</Amt>".utf8), Array("<Ntry>".utf8), Array("</Ntry>".utf8), Array("<TxDtls>".utf8),
+    Array("\"".utf8),
     Array(",".utf8), Array("\n".utf8), Array("\r\n".utf8), Array("4242 4242 4242 4242".utf8), Array("xmlns=\"\"".utf8),
-    Array("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>".utf8), [0xFF, 0xFE], Array("\u{202E}".utf8), Array("\u{FEFF}".utf8),
+    Array("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>".utf8), [0xFF, 0xFE], Array("\u{202E}".utf8),
+    Array("\u{FEFF}".utf8),
   ]
 
   /// Amounts a mutation writes in place of one: beyond every bound, signed, exponent, zero.
   static let numbers = [
-    "92233720368547758.07", "9223372036854775807", "99999999999999999999999999.99", "1000000000.00", "999999999.99", "0.00", "0", "1e5",
-    "-5.00", "5.001", "00000000000000000000000000001.00", " 12.00 ", "1,000.00", "12.", ".5", "NaN", "18446744073709551616",
+    "92233720368547758.07", "9223372036854775807", "99999999999999999999999999.99", "1000000000.00", "999999999.99",
+    "0.00", "0", "1e5",
+    "-5.00", "5.001", "00000000000000000000000000001.00", " 12.00 ", "1,000.00", "12.", ".5", "NaN",
+    "18446744073709551616",
   ]
 
   static func mutate(_ input: [UInt8], csv: Bool, _ rng: inout Generator) -> (bytes: [UInt8], what: [String]) {
@@ -80,7 +87,8 @@ import Testing
           what.append("amount \(span) = \(n)")
         }
       case 6:
-        let pad = [UInt8(ascii: "0"), UInt8(ascii: " "), UInt8(ascii: "a"), UInt8(ascii: "\n")].randomElement(using: &rng)!
+        let pad = [UInt8(ascii: "0"), UInt8(ascii: " "), UInt8(ascii: "a"), UInt8(ascii: "\n")].randomElement(
+          using: &rng)!
         let count = [1_000, 60_000, 66_000, 70_000, 140_000].randomElement(using: &rng)!
         let place = amount(in: bytes, near: at, csv: csv)?.lowerBound ?? at
         bytes.insert(contentsOf: [UInt8](repeating: pad, count: count), at: place)
@@ -93,7 +101,10 @@ import Testing
         // Text a payer may well write: accents, a card number, markup written as entities.
         let texts = ["é", "Ünal & Söhne", "4242 4242 4242 4242", "&amp;&lt;&#233;", "<![CDATA[a&b]]>", "€", "日本"]
         let text = texts.randomElement(using: &rng)!
-        let place = csv ? (bytes[at...].firstIndex(of: UInt8(ascii: ",")) ?? at) : (bytes[at...].firstIndex(of: UInt8(ascii: "<")) ?? at)
+        let place =
+          csv
+          ? (bytes[at...].firstIndex(of: UInt8(ascii: ",")) ?? at)
+          : (bytes[at...].firstIndex(of: UInt8(ascii: "<")) ?? at)
         bytes.insert(contentsOf: Array(text.utf8), at: place)
         what.append("text \(text) at \(place)")
       default:
@@ -160,7 +171,8 @@ import Testing
     var batch = Camt.entry("F5", "30.00")
     batch.details = [
       Camt.Detail(amount: "20.00", structured: refs[2], name: "Ada Lovelace", servicerRef: "F5A"),
-      Camt.Detail(amount: "10.00", unstructured: ["card 4242 4242 4242 4242"], name: "Ada Lovelace", servicerRef: "F5B"),
+      Camt.Detail(
+        amount: "10.00", unstructured: ["card 4242 4242 4242 4242"], name: "Ada Lovelace", servicerRef: "F5B"),
     ]
     let camt = Array(
       Camt.xml(
@@ -170,7 +182,9 @@ import Testing
             id: "FUZZ",
             entries: [
               Camt.entry("F1", "100.00", structured: refs[0], name: "Marie Curie", iban: ReconciliationTests.marieIBAN),
-              Camt.entry("F2", "20.00", ustrd: ["Invoice " + ReconciliationTests.sloppy(refs[1]) + " part 1 & co"], name: "Jo Bloggs"),
+              Camt.entry(
+                "F2", "20.00", ustrd: ["Invoice " + ReconciliationTests.sloppy(refs[1]) + " part 1 & co"],
+                name: "Jo Bloggs"),
               Camt.entry("F3", "12.34", ustrd: ["thanks"], name: "Unknown Person"),
               Camt.entry("F4", "2.50", credit: false, ustrd: ["account fee"], name: "The Bank"),
               Camt.entry("F6", "80.00", status: "PDNG", booked: nil, ustrd: ["soon"], name: "Alan Turing"),
@@ -220,11 +234,14 @@ import Testing
         checks += 1
         let check = try w.ledgerd(["check"], db: db)
         if check.status != 0 {
-          problem = "check exited \(check.status) after an import: \(check.stdout.prefix(1000)) \(check.stderr.prefix(1000))"
+          problem =
+            "check exited \(check.status) after an import: \(check.stdout.prefix(1000)) \(check.stderr.prefix(1000))"
         }
       case 65:
         if w.fingerprint(db) != baseFingerprint { problem = "refused (65) but the ledger changed" }
-        if !outcome.stderr.hasPrefix("ledgerd: error: ") { problem = "refused without an error line: \(outcome.stderr.prefix(1000))" }
+        if !outcome.stderr.hasPrefix("ledgerd: error: ") {
+          problem = "refused without an error line: \(outcome.stderr.prefix(1000))"
+        }
       default:
         problem = "exit \(outcome.status): \(outcome.stderr.prefix(1500))"
       }
@@ -243,6 +260,8 @@ import Testing
       "fuzz: \(iterations) mutations, seed \(seed): \(counts[0] ?? 0) exit 0, \(counts[1] ?? 0) exit 1, \(counts[65] ?? 0) exit 65, "
         + "\(other) other; \(checks) checks after imports; \(problems.count) problems; \(Int(seconds)) s")
     #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
-    #expect(iterations < 300 || (counts[0] ?? 0) + (counts[1] ?? 0) > 0, "no mutation was imported: the imports' checks never ran")
+    #expect(
+      iterations < 300 || (counts[0] ?? 0) + (counts[1] ?? 0) > 0,
+      "no mutation was imported: the imports' checks never ran")
   }
 }

@@ -37,7 +37,8 @@ struct Camt {
   }
 
   static func entry(
-    _ ref: String?, _ amount: String, credit: Bool = true, reversal: Bool = false, status: String = "BOOK", booked: String? = "2026-11-20",
+    _ ref: String?, _ amount: String, credit: Bool = true, reversal: Bool = false, status: String = "BOOK",
+    booked: String? = "2026-11-20",
     structured: String? = nil, ustrd: [String] = [], name: String? = nil, iban: String? = nil
   ) -> Entry {
     Entry(
@@ -70,12 +71,14 @@ struct Camt {
   }
 
   static func escape(_ s: String) -> String {
-    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+      of: ">", with: "&gt;")
   }
 
   static func entryXML(_ e: Entry, version: Int) -> String {
     var x = "      <Ntry>\n"
-    x += "        <Amt Ccy=\"\(e.ccy)\">\(e.amount)</Amt>\n        <CdtDbtInd>\(e.credit ? "CRDT" : "DBIT")</CdtDbtInd>\n"
+    x +=
+      "        <Amt Ccy=\"\(e.ccy)\">\(e.amount)</Amt>\n        <CdtDbtInd>\(e.credit ? "CRDT" : "DBIT")</CdtDbtInd>\n"
     if e.reversal { x += "        <RvslInd>true</RvslInd>\n" }
     x += version >= 6 ? "        <Sts><Cd>\(e.status)</Cd></Sts>\n" : "        <Sts>\(e.status)</Sts>\n"
     if let b = e.booked { x += "        <BookgDt><Dt>\(b)</Dt></BookgDt>\n" }
@@ -86,16 +89,24 @@ struct Camt {
       x += "        <NtryDtls>\n"
       for d in e.details {
         x += "          <TxDtls>\n"
-        if let r = d.servicerRef { x += "            <Refs><AcctSvcrRef>\(r)</AcctSvcrRef><EndToEndId>E2E</EndToEndId></Refs>\n" }
+        if let r = d.servicerRef {
+          x += "            <Refs><AcctSvcrRef>\(r)</AcctSvcrRef><EndToEndId>E2E</EndToEndId></Refs>\n"
+        }
         if let a = d.amount {
-          x += version >= 4 ? "            <Amt Ccy=\"\(e.ccy)\">\(a)</Amt>\n" : "            <AmtDtls><TxAmt><Amt Ccy=\"\(e.ccy)\">\(a)</Amt></TxAmt></AmtDtls>\n"
+          x +=
+            version >= 4
+            ? "            <Amt Ccy=\"\(e.ccy)\">\(a)</Amt>\n"
+            : "            <AmtDtls><TxAmt><Amt Ccy=\"\(e.ccy)\">\(a)</Amt></TxAmt></AmtDtls>\n"
         }
         if let cd = d.creditDebit { x += "            <CdtDbtInd>\(cd)</CdtDbtInd>\n" }
         if d.name != nil || d.iban != nil {
           x += "            <RltdPties>\n"
           let party = e.credit ? "Dbtr" : "Cdtr"
           if let n = d.name {
-            x += version >= 8 ? "              <\(party)><Pty><Nm>\(escape(n))</Nm></Pty></\(party)>\n" : "              <\(party)><Nm>\(escape(n))</Nm></\(party)>\n"
+            x +=
+              version >= 8
+              ? "              <\(party)><Pty><Nm>\(escape(n))</Nm></Pty></\(party)>\n"
+              : "              <\(party)><Nm>\(escape(n))</Nm></\(party)>\n"
           }
           if let i = d.iban { x += "              <\(party)Acct><Id><IBAN>\(i)</IBAN></Id></\(party)Acct>\n" }
           x += "            </RltdPties>\n"
@@ -104,7 +115,8 @@ struct Camt {
           x += "            <RmtInf>\n"
           for u in d.unstructured { x += "              <Ustrd>\(escape(u))</Ustrd>\n" }
           if let s = d.structured {
-            x += "              <Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>\(s)</Ref></CdtrRefInf></Strd>\n"
+            x +=
+              "              <Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>\(s)</Ref></CdtrRefInf></Strd>\n"
           }
           x += "            </RmtInf>\n"
         }
@@ -140,7 +152,9 @@ extension Workspace {
         id = try json(["account", "add", "--email", email, "--name", name])["id"] as? Int ?? 0
         accounts[name] = id
       }
-      let invoice = try json(["invoice", "issue", "\(id)", "--method", "transfer", "--line", "Services=\(amount)", "--due", "2026-12-10"])
+      let invoice = try json([
+        "invoice", "issue", "\(id)", "--method", "transfer", "--line", "Services=\(amount)", "--due", "2026-12-10",
+      ])
       refs.append(invoice["payment_reference"] as? String ?? "")
     }
     return refs
@@ -156,7 +170,9 @@ extension Workspace {
   /// Writes raw bytes (a hostile file need not be UTF-8) to a file of the workspace.
   func write(_ name: String, bytes: [UInt8]) throws -> String {
     let path = directory + "/" + name
-    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw Failure("cannot write \(path)") }
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+      throw Failure("cannot write \(path)")
+    }
     return path
   }
 }
@@ -165,7 +181,9 @@ extension Array where Element == UInt8 {
   /// These bytes with the first `marker` replaced by `bytes` (fails loudly if absent).
   func replacing(_ marker: String, with bytes: [UInt8]) -> [UInt8] {
     let m = Array(marker.utf8)
-    guard let at = indices.first(where: { self[$0...].starts(with: m) }) else { fatalError("marker \(marker) not found") }
+    guard let at = indices.first(where: { self[$0...].starts(with: m) }) else {
+      fatalError("marker \(marker) not found")
+    }
     return Array(self[..<at]) + bytes + Array(self[(at + m.count)...])
   }
 }

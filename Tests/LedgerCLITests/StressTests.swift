@@ -56,8 +56,11 @@ final class StressLedger: Sendable {
     let w = try Workspace()
     w.now = Self.now(day: 0)
     let config = try w.writeConfig(
-      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 30, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#)
-    let built = try w.ledgerd(["simulate", "--build-only", "--accounts", String(seedAccounts), "--config", config, "--db", w.db])
+      #"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 30, "timeout_ms": 20, "max_in_flight": 4}, "daemon": {"batch_size": 50}}"#
+    )
+    let built = try w.ledgerd([
+      "simulate", "--build-only", "--accounts", String(seedAccounts), "--config", config, "--db", w.db,
+    ])
     #expect(built.status == 0, "\(built.stderr)")
     let backups = w.directory + "/backups"
     try FileManager.default.createDirectory(atPath: backups, withIntermediateDirectories: true)
@@ -110,7 +113,9 @@ final class StressLedger: Sendable {
         var accounts: [(id: Int, hasCard: Bool)] = []
         var transfers: [(number: String, day: Int)] = []
         var i = 0
-        let tokens = ["tok_ok", "tok_decline_insufficient_funds", "tok_fail1_then_ok", "tok_decline_expired_card", "tok_visa_ok"]
+        let tokens = [
+          "tok_ok", "tok_decline_insufficient_funds", "tok_fail1_then_ok", "tok_decline_expired_card", "tok_visa_ok",
+        ]
         while !shared.stop.load(ordering: .relaxed) {
           i += 1
           let tag = "w\(k)-\(i)"
@@ -119,15 +124,22 @@ final class StressLedger: Sendable {
           transfers.removeAll { today - $0.day > 2 }  // only fresh ones: far from their due date
           if accounts.count < 2 || roll < 15 {
             let plan = roll % 2 == 0 ? "pro" : "free"
-            if let a = attempt(["account", "add", "--email", "stress-\(tag)@example.com", "--name", "Stress \(tag)", "--plan", plan]),
+            if let a = attempt([
+              "account", "add", "--email", "stress-\(tag)@example.com", "--name", "Stress \(tag)", "--plan", plan,
+            ]),
               let id = a["id"] as? Int
             {
               accounts.append((id, false))
               shared.counts.withLock { _ = $0.accounts.insert(id) }
             }
-          } else if let n = accounts.firstIndex(where: { !$0.hasCard }) ?? (roll < 25 ? accounts.indices.randomElement() : nil) {
+          } else if let n = accounts.firstIndex(where: { !$0.hasCard })
+            ?? (roll < 25 ? accounts.indices.randomElement() : nil)
+          {
             let token = tokens[Int.random(in: 0..<tokens.count, using: &generator)] + ".stress-\(tag)"
-            if let c = attempt(["card", "add", "\(accounts[n].id)", "--token", token, "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"]),
+            if let c = attempt([
+              "card", "add", "\(accounts[n].id)", "--token", token, "--brand", "visa", "--last4", "4242", "--expiry",
+              "12/2030",
+            ]),
               let id = c["id"] as? Int
             {
               accounts[n].hasCard = true
@@ -135,12 +147,16 @@ final class StressLedger: Sendable {
             }
           } else if roll < 55 {
             let account = accounts.filter(\.hasCard).randomElement() ?? accounts[0]
-            if let inv = attempt(["invoice", "issue", "\(account.id)", "--line", "Stress \(tag)=12.00"]), let number = inv["number"] as? String {
+            if let inv = attempt(["invoice", "issue", "\(account.id)", "--line", "Stress \(tag)=12.00"]),
+              let number = inv["number"] as? String
+            {
               shared.counts.withLock { _ = $0.invoices.insert(number) }
             }
           } else if roll < 75 || transfers.isEmpty {
             let account = accounts.randomElement()!
-            if let inv = attempt(["invoice", "issue", "\(account.id)", "--method", "transfer", "--line", "Stress transfer \(tag)=30.00"]),
+            if let inv = attempt([
+              "invoice", "issue", "\(account.id)", "--method", "transfer", "--line", "Stress transfer \(tag)=30.00",
+            ]),
               let number = inv["number"] as? String
             {
               transfers.append((number, today))
@@ -176,7 +192,9 @@ final class StressLedger: Sendable {
           SELECT count(*) FROM v_dunning_pipeline; SELECT count(*) FROM v_charge_attempts; SELECT count(*) FROM v_invoice_balances;
           """
         while !shared.stop.load(ordering: .relaxed) {
-          let out = (try? Workspace.run("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, sql], in: directory)) ?? Outcome(status: -1, stdout: "", stderr: "did not run")
+          let out =
+            (try? Workspace.run("sqlite3", ["-readonly", "-cmd", ".timeout 5000", db, sql], in: directory))
+            ?? Outcome(status: -1, stdout: "", stderr: "did not run")
           shared.counts.withLock { c in
             if out.status == 0 && out.stdout.hasPrefix("1\n") {
               c.reads += 1
@@ -220,7 +238,9 @@ final class StressLedger: Sendable {
       return -9
     }
     let begin = Date()
-    var daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
+    var daemon = try w.launch(
+      ["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages],
+      log: "serve.log")
     var restarts = 0
     var daemonExits: [Int32] = []
     while Date().timeIntervalSince(begin) < seconds {
@@ -230,12 +250,16 @@ final class StressLedger: Sendable {
         daemonExits.append(stop(daemon))
         shared.day.store(day, ordering: .relaxed)
         w.now = Self.now(day: day)
-        daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
+        daemon = try w.launch(
+          ["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages],
+          log: "serve.log")
         restarts += 1
       }
       if !daemon.isRunning {
         Issue.record("the daemon stopped by itself with status \(daemon.terminationStatus)")
-        daemon = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages], log: "serve.log")
+        daemon = try w.launch(
+          ["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": Self.checkpointPages],
+          log: "serve.log")
       }
     }
     shared.stop.store(true, ordering: .relaxed)
@@ -271,7 +295,8 @@ final class StressLedger: Sendable {
     #expect(try column("SELECT id FROM accounts WHERE email LIKE 'stress-%'") == Set(counts.accounts.map(String.init)))
     #expect(try column("SELECT id FROM cards WHERE token LIKE '%.stress-%'") == Set(counts.cards.map(String.init)))
     #expect(
-      try column("SELECT i.number FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE a.email LIKE 'stress-%'") == counts.invoices)
+      try column("SELECT i.number FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE a.email LIKE 'stress-%'")
+        == counts.invoices)
     #expect(try column("SELECT reference FROM payments WHERE reference LIKE 'stress-pay-%'") == counts.payments)
     #expect(try column("SELECT proof FROM pauses WHERE proof LIKE 'stress-proof-%'") == counts.pauses)
 
@@ -281,8 +306,10 @@ final class StressLedger: Sendable {
     #expect(counts.backupFailures.isEmpty, "\(counts.backupFailures.prefix(5))")
     #expect(!counts.accounts.isEmpty && !counts.invoices.isEmpty && counts.reads > 0)
 
-    let attempts = try w.sqlite("SELECT count(*) FROM charge_attempts").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    let events = try w.sqlite("SELECT count(*) FROM events WHERE actor = 'scheduler'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let attempts = try w.sqlite("SELECT count(*) FROM charge_attempts").stdout.trimmingCharacters(
+      in: .whitespacesAndNewlines)
+    let events = try w.sqlite("SELECT count(*) FROM events WHERE actor = 'scheduler'").stdout.trimmingCharacters(
+      in: .whitespacesAndNewlines)
     let dunning = try w.sqlite(
       "SELECT (SELECT count(*) FROM outbox WHERE kind = 'dunning_reminder') || ' reminders, ' || (SELECT count(*) FROM outbox WHERE kind = 'downgrade_notice') || ' downgrades'"
     ).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -320,7 +347,8 @@ final class StressLedger: Sendable {
     #expect(stopLines > 0, "no stop line in the daemon's log")
     #expect(besideWriters > 0, "no checkpoint copied beside writers")
     #expect(underLock == 0)
-    let writes = counts.accounts.count + counts.cards.count + counts.invoices.count + counts.payments.count + counts.pauses.count
+    let writes =
+      counts.accounts.count + counts.cards.count + counts.invoices.count + counts.payments.count + counts.pauses.count
     print(
       """
       stress: \(Int(seconds)) s, \(writers) writers, 2 readers, 1 backup loop, serve restarted \(restarts) times over \(restarts + 1) simulated days; \

@@ -16,11 +16,13 @@ import Testing
   /// `systemd-analyze` verifies the unit files as they stand, with no system state: there is
   /// no skipping when it is missing, because then the units would go unchecked.
   static func systemdAnalyze() throws -> String {
-    let candidates = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+    let candidates =
+      ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
       + (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/systemd-analyze" }
     guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
       throw Failure(
-        "systemd-analyze is not installed (looked in /usr/bin and $PATH); the systemd unit files cannot be checked without it. Install systemd (apt-get install systemd).")
+        "systemd-analyze is not installed (looked in /usr/bin and $PATH); the systemd unit files cannot be checked without it. Install systemd (apt-get install systemd)."
+      )
     }
     return path
   }
@@ -85,7 +87,9 @@ import Testing
       .write(toFile: path, atomically: true, encoding: .utf8)
     let outcome = try w.run(analyze, ["verify", "--man=no", path])
     let findings = Self.findings(outcome.stdout + outcome.stderr, directory: directory)
-    #expect(findings.contains { $0.contains("ledgerd.service") && $0.contains("thirty") }, "\(outcome.stdout)\(outcome.stderr)")
+    #expect(
+      findings.contains { $0.contains("ledgerd.service") && $0.contains("thirty") },
+      "\(outcome.stdout)\(outcome.stderr)")
   }
 
   /// `systemd-analyze security` scores the sandbox from 0 (locked down) to 10 (exposed).
@@ -94,8 +98,10 @@ import Testing
     let w = try Workspace()
     let directory = try Self.install(into: w)
     let outcome = try w.run(analyze, ["security", "--offline=true", "--no-pager", directory + "/" + unit])
-    #expect(outcome.status == 0, "systemd-analyze security exited \(outcome.status):\n\(outcome.stdout)\(outcome.stderr)")
-    let exposure = try #require(Self.overallExposure(outcome.stdout), "no overall exposure in:\n\(outcome.stdout)\(outcome.stderr)")
+    #expect(
+      outcome.status == 0, "systemd-analyze security exited \(outcome.status):\n\(outcome.stdout)\(outcome.stderr)")
+    let exposure = try #require(
+      Self.overallExposure(outcome.stdout), "no overall exposure in:\n\(outcome.stdout)\(outcome.stderr)")
     print("systemd-analyze security: \(unit) overall exposure \(exposure)")
     #expect(exposure <= 2.0, "\(unit) exposure \(exposure) > 2.0:\n\(outcome.stdout)")
   }
@@ -124,7 +130,8 @@ import Testing
       #expect(lines.contains(setting), "ledgerd.service lacks \(setting)")
     }
     let reconcile = try String(contentsOfFile: Self.sourceDirectory + "/ledgerd-reconcile.service", encoding: .utf8)
-    #expect(reconcile.contains("\nUser=ledgerd\n"), "the reconcile job must run as the daemon's user to share its files")
+    #expect(
+      reconcile.contains("\nUser=ledgerd\n"), "the reconcile job must run as the daemon's user to share its files")
     #expect(reconcile.contains("\nType=oneshot\n"))
   }
 }

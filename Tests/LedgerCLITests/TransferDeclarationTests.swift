@@ -13,7 +13,10 @@ import Testing
     w.now = Self.day(0)
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "30.00"])
     try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
-    try w.ok(["card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "0001", "--expiry", "12/2028"])
+    try w.ok([
+      "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "0001", "--expiry",
+      "12/2028",
+    ])
     try w.ok(["invoice", "issue", "1", "--line", "Plan Pro=30.00"])
     try w.ok(["run-due", "--until", Self.day(0, hour: 10)])
   }
@@ -54,15 +57,21 @@ import Testing
     try setUp(w)
     w.now = Self.day(1, hour: 8)
     // Sent two weeks ago: its three business days are long over.
-    let out = try w.ok(["transfer", "declare", "INV-000001", "--amount", "30.00", "--date", "2026-10-20", "--reference", "VIR 1"])
+    let out = try w.ok([
+      "transfer", "declare", "INV-000001", "--amount", "30.00", "--date", "2026-10-20", "--reference", "VIR 1",
+    ])
     #expect(out.stdout.contains("no clearing window opens"), "\(out.stdout)")
     #expect(out.stdout.contains("ended on 2026-10-24"), "\(out.stdout)")
-    #expect(try q(w, "SELECT outcome || ' ' || coalesce(window_ends_at, '-') FROM transfer_declarations") == "no_window -")
+    #expect(
+      try q(w, "SELECT outcome || ' ' || coalesce(window_ends_at, '-') FROM transfer_declarations") == "no_window -")
     try w.ok(["run-due", "--until", Self.day(4)])
     // The day-1 and day-3 retries and the day-3 reminder kept their dates.
     #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(1, hour: 8))'") == "2")
     // (The day-3 reminder goes out in the day-3 failure's message.)
-    #expect(try q(w, "SELECT created_at FROM outbox WHERE kind = 'charge_failed' AND json_extract(data, '$.reminder_day') = '3'") == Self.day(3))
+    #expect(
+      try q(
+        w, "SELECT created_at FROM outbox WHERE kind = 'charge_failed' AND json_extract(data, '$.reminder_day') = '3'")
+        == Self.day(3))
   }
 
   @Test func aShortDeclarationHoldsNothingUntilStaffAcceptIt() throws {
@@ -74,7 +83,8 @@ import Testing
     #expect(short["holds"] as? Bool == false)
     #expect(try q(w, "SELECT closed_at IS NULL AND window_ends_at IS NULL FROM transfer_declarations") == "1")
     try w.ok(["run-due", "--until", Self.day(1, hour: 12)])
-    #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(0, hour: 12))'") == "1")  // day 1's retry
+    // Day 1's retry.
+    #expect(try q(w, "SELECT count(*) FROM charge_attempts WHERE created_at > '\(Self.day(0, hour: 12))'") == "1")
     // Staff accept it: the window opens from the send date (Monday → the end of Thursday).
     w.now = Self.day(1, hour: 12)
     let accepted = try w.json(["transfer", "accept", "INV-000001"])
@@ -98,7 +108,9 @@ import Testing
     #expect(try q(w, "SELECT status FROM invoices") == "uncollectible")
     w.now = Self.day(10)
     let before = w.fingerprint()
-    let refused = try w.ledgerd(["transfer", "declare", "INV-000001", "--amount", "30.00", "--date", "2026-11-12", "--reference", "VIR 1"])
+    let refused = try w.ledgerd([
+      "transfer", "declare", "INV-000001", "--amount", "30.00", "--date", "2026-11-12", "--reference", "VIR 1",
+    ])
     #expect(refused.status != 0)
     #expect(refused.stderr.contains("uncollectible"), "\(refused.stderr)")
     #expect(refused.stderr.contains("can still be paid"), "\(refused.stderr)")
@@ -117,10 +129,14 @@ import Testing
     let bad = try w.ledgerd(["transfer", "extend", "INV-000001", "--days", "0", "--reason", "x"])
     #expect(bad.status != 0)
     #expect(bad.stderr.contains("--days"), "\(bad.stderr)")
-    let extended = try w.json(["transfer", "extend", "INV-000001", "--days", "2", "--reason", "the bank confirms it is on its way"])
+    let extended = try w.json([
+      "transfer", "extend", "INV-000001", "--days", "2", "--reason", "the bank confirms it is on its way",
+    ])
     #expect(extended["window_ends_at"] as? String == "2026-11-11T00:00:00Z")  // Monday and Tuesday more
-    #expect(try q(w, "SELECT actor || ': ' || reason FROM events WHERE kind = 'transfer_window_extended'")
-      == "staff: transfer window of INV-000001 extended by 2 business days, until 2026-11-11T00:00:00Z: the bank confirms it is on its way")
+    #expect(
+      try q(w, "SELECT actor || ': ' || reason FROM events WHERE kind = 'transfer_window_extended'")
+        == "staff: transfer window of INV-000001 extended by 2 business days, until 2026-11-11T00:00:00Z: the bank confirms it is on its way"
+    )
     // The day-9 deadline fell less than a day after the longer window: pushed a day past it.
     #expect(try q(w, "SELECT grace_deadline FROM invoices") == "2026-11-12T00:00:00Z")
     try w.ok(["run-due", "--until", Self.day(8, hour: 23)])

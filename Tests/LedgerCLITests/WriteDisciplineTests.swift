@@ -41,7 +41,12 @@ func hasOpen(_ process: Process, _ path: String) -> Bool {
       environment: ["LEDGERD_TEST_HOLD_WRITE_MS": "3000"], log: "holder.log")
     // Wait until the holder is inside its transaction: the lock stays taken.
     let deadline = Date().addingTimeInterval(10)
-    while !(lockIsHeld(lock) && { usleep(150_000); return lockIsHeld(lock) }()) && Date() < deadline { usleep(20_000) }
+    while !(lockIsHeld(lock)
+      && {
+        usleep(150_000)
+        return lockIsHeld(lock)
+      }()) && Date() < deadline
+    { usleep(20_000) }
     #expect(lockIsHeld(lock), "the holder never took the write lock")
     let held = Date()
 
@@ -70,7 +75,9 @@ func hasOpen(_ process: Process, _ path: String) -> Bool {
     #expect(checkpoint["checkpointed_frames"] as? Int == frames)
     #expect(checkpoint["complete"] as? Bool == true)
     #expect(try w.sqlite("SELECT count(*) FROM accounts").stdout == "1\n")
-    print("write lock: a checkpoint waited \(Int(lockWait * 1000)) ms for another process's open write transaction and started \(String(format: "%.2f", startedAfterHeld)) s after it was seen open (\(frames) WAL frames copied)")
+    print(
+      "write lock: a checkpoint waited \(Int(lockWait * 1000)) ms for another process's open write transaction and started \(String(format: "%.2f", startedAfterHeld)) s after it was seen open (\(frames) WAL frames copied)"
+    )
   }
 
   /// A second writer waits for the first and then succeeds; with a short wait it fails with
@@ -82,15 +89,25 @@ func hasOpen(_ process: Process, _ path: String) -> Bool {
       ["account", "add", "--email", "first@example.com", "--name", "First"],
       environment: ["LEDGERD_TEST_HOLD_WRITE_MS": "2500"], log: "holder.log")
     let deadline = Date().addingTimeInterval(10)
-    while !(lockIsHeld(w.db + ".lock") && { usleep(150_000); return lockIsHeld(w.db + ".lock") }()) && Date() < deadline { usleep(20_000) }
-    let refused = try w.ledgerd(["account", "add", "--email", "busy@example.com", "--name", "Busy"], environment: ["LEDGERD_LOCK_TIMEOUT": "0.3"])
+    while !(lockIsHeld(w.db + ".lock")
+      && {
+        usleep(150_000)
+        return lockIsHeld(w.db + ".lock")
+      }()) && Date() < deadline
+    { usleep(20_000) }
+    let refused = try w.ledgerd(
+      ["account", "add", "--email", "busy@example.com", "--name", "Busy"], environment: ["LEDGERD_LOCK_TIMEOUT": "0.3"])
     #expect(refused.status == 75)
-    #expect(refused.stderr.hasPrefix("ledgerd: error: ledger busy: another ledgerd process has held the write lock for"), "\(refused.stderr)")
+    #expect(
+      refused.stderr.hasPrefix("ledgerd: error: ledger busy: another ledgerd process has held the write lock for"),
+      "\(refused.stderr)")
     let waited = try w.ledgerd(["account", "add", "--email", "second@example.com", "--name", "Second"])
     #expect(waited.status == 0, "\(waited.stderr)")
     #expect(waitForExit(holder, seconds: 10))
     #expect(holder.terminationStatus == 0)
-    #expect(try w.sqlite("SELECT group_concat(email, ' ') FROM (SELECT email FROM accounts ORDER BY id)").stdout == "first@example.com second@example.com\n")
+    #expect(
+      try w.sqlite("SELECT group_concat(email, ' ') FROM (SELECT email FROM accounts ORDER BY id)").stdout
+        == "first@example.com second@example.com\n")
   }
 
   /// `ledgerd check` names the linked SQLite and the discipline; one-shot commands leave
@@ -129,7 +146,8 @@ func hasOpen(_ process: Process, _ path: String) -> Bool {
       usleep(50_000)
       waited += 1
     }
-    #expect(try w.json(["check"])["write_discipline"].flatMap { ($0 as? [String: Any])?["daemon_running"] as? Bool } == true)
+    #expect(
+      try w.json(["check"])["write_discipline"].flatMap { ($0 as? [String: Any])?["daemon_running"] as? Bool } == true)
     let walSize = { (try? FileManager.default.attributesOfItem(atPath: w.db + "-wal")[.size] as? Int) ?? 0 }
     func waitForEmptyWAL() -> Bool {
       let deadline = Date().addingTimeInterval(12)

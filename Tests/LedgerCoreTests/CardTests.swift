@@ -315,7 +315,9 @@ struct CardLimitTests {
     c.cardChargeWindowDays = days
     return c
   }
-  static func ago(days: Int, hours: Int = 0) -> Instant { now.adding(days: -days).adding(seconds: -Int64(hours) * 3600) }
+  static func ago(days: Int, hours: Int = 0) -> Instant {
+    now.adding(days: -days).adding(seconds: -Int64(hours) * 3600)
+  }
 
   @Test("under the limit: chargeable now; at it: when enough charges have left the window")
   func chargeableFrom() {
@@ -323,12 +325,16 @@ struct CardLimitTests {
     #expect(CardLimit.chargeableFrom(charges: [], now: Self.now, config: c) == Self.now)
     #expect(CardLimit.chargeableFrom(charges: [Self.ago(days: 3)], now: Self.now, config: c) == Self.now)
     // Two in the window: free when the older leaves it, 30 days after it was made.
-    #expect(CardLimit.chargeableFrom(charges: [Self.ago(days: 1), Self.ago(days: 3)], now: Self.now, config: c) == Self.ago(days: 3).adding(days: 30))
+    #expect(
+      CardLimit.chargeableFrom(charges: [Self.ago(days: 1), Self.ago(days: 3)], now: Self.now, config: c)
+        == Self.ago(days: 3).adding(days: 30))
     // Three in the window: two must leave; the second oldest decides.
     let three = [Self.ago(days: 20), Self.ago(days: 2), Self.ago(days: 10)]
     #expect(CardLimit.chargeableFrom(charges: three, now: Self.now, config: c) == Self.ago(days: 10).adding(days: 30))
     // Charges already out of the window do not count; one made exactly a window ago is out.
-    #expect(CardLimit.chargeableFrom(charges: [Self.ago(days: 30), Self.ago(days: 31), Self.ago(days: 1)], now: Self.now, config: c) == Self.now)
+    #expect(
+      CardLimit.chargeableFrom(
+        charges: [Self.ago(days: 30), Self.ago(days: 31), Self.ago(days: 1)], now: Self.now, config: c) == Self.now)
   }
 
   @Test("the moment it frees up is always after now, and the card is chargeable then")
@@ -338,7 +344,8 @@ struct CardLimitTests {
     let from = CardLimit.chargeableFrom(charges: charges, now: Self.now, config: c)
     #expect(from > Self.now)
     #expect(CardLimit.chargeableFrom(charges: charges, now: from, config: c) == from)
-    #expect(CardLimit.chargeableFrom(charges: charges, now: from.adding(seconds: -1), config: c) > from.adding(seconds: -1))
+    #expect(
+      CardLimit.chargeableFrom(charges: charges, now: from.adding(seconds: -1), config: c) > from.adding(seconds: -1))
   }
 
   @Test("availability: charge order without the limited card, and when it is free again")
@@ -354,10 +361,13 @@ struct CardLimitTests {
     #expect(all == CardAvailability(chargeable: [2, 1], limitedUntil: nil))
     let one = CardPolicy.availability(cards, charges: [2: [Self.ago(days: 4)]], now: Self.now, config: c)
     #expect(one == CardAvailability(chargeable: [1], limitedUntil: Self.ago(days: 4).adding(days: 30)))
-    let none = CardPolicy.availability(cards, charges: [1: [Self.ago(days: 1)], 2: [Self.ago(days: 4)], 3: []], now: Self.now, config: c)
+    let none = CardPolicy.availability(
+      cards, charges: [1: [Self.ago(days: 1)], 2: [Self.ago(days: 4)], 3: []], now: Self.now, config: c)
     #expect(none == CardAvailability(chargeable: [], limitedUntil: Self.ago(days: 4).adding(days: 30)))
     // A card that will have expired when its window frees up is no help.
     let expiring = [CardSummary(id: 4, status: .active, expiry: try CardExpiry(month: 11, year: 2026), isDefault: true)]
-    #expect(CardPolicy.availability(expiring, charges: [4: [Self.ago(days: 4)]], now: Self.now, config: c) == CardAvailability(chargeable: [], limitedUntil: nil))
+    #expect(
+      CardPolicy.availability(expiring, charges: [4: [Self.ago(days: 4)]], now: Self.now, config: c)
+        == CardAvailability(chargeable: [], limitedUntil: nil))
   }
 }

@@ -160,7 +160,8 @@ private struct Scheduler {
     state = t.state
     for effect in t.effects {
       switch effect {
-      case .chargeFailedNotice(_, _, let reminder?), .transferNotReceivedNotice(_, let reminder?, _): carried = carried || reminder > 0
+      case .chargeFailedNotice(_, _, let reminder?), .transferNotReceivedNotice(_, let reminder?, _):
+        carried = carried || reminder > 0
       default: break
       }
     }
@@ -1267,7 +1268,9 @@ struct DunningPolicyCardLimitTests {
     // started, no charge made, no failure reason.
     let s = inDunning(after: nil, usable: false)
     #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.remind, at: day(3)))
-    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 9)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(2, hours: 9)))
+    #expect(
+      DunningPolicy.next(limited(s, until: day(2, hours: 9)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: day(2, hours: 9)))
     // Usable again: the charge is due at once (day 0 is past; the scheduler runs it now).
     var usable = s
     usable.hasUsableCard = true
@@ -1277,23 +1280,32 @@ struct DunningPolicyCardLimitTests {
   @Test("a scheduled retry waits for the window; a window that frees before it changes nothing")
   func retryWaitsForTheWindow() {
     let s = inDunning()
-    #expect(DunningPolicy.next(limited(s, until: day(2, hours: 5)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(2, hours: 5)))
-    #expect(DunningPolicy.next(limited(s, until: day(0, hours: 5)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1)))
+    #expect(
+      DunningPolicy.next(limited(s, until: day(2, hours: 5)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: day(2, hours: 5)))
+    #expect(
+      DunningPolicy.next(limited(s, until: day(0, hours: 5)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: day(1)))
   }
 
   @Test("a processing error's retry within hours waits for the window too")
   func transientRetryWaitsForTheWindow() {
     var s = inDunning(after: .processingError)
     s.retriesDone = 4  // no scheduled retry left: only the 4-hour retry, already past
-    #expect(DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(0, hours: 4)))
-    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 6)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1, hours: 6)))
+    #expect(
+      DunningPolicy.next(s, config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(0, hours: 4)))
+    #expect(
+      DunningPolicy.next(limited(s, until: day(1, hours: 6)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: day(1, hours: 6)))
   }
 
   @Test("a charge asked for by a card change waits for the window")
   func requestedChargeWaitsForTheWindow() {
     var s = inDunning()
     s.chargeRequestedAt = day(0, hours: 12)
-    #expect(DunningPolicy.next(limited(s, until: day(1, hours: 3)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: day(1, hours: 3)))
+    #expect(
+      DunningPolicy.next(limited(s, until: day(1, hours: 3)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: day(1, hours: 3)))
   }
 
   @Test("a window that frees after the deadline: reminders and the downgrade, no charge")
@@ -1307,18 +1319,31 @@ struct DunningPolicyCardLimitTests {
   @Test("before the due date: charged on the due date if the window frees by then, else dunning starts")
   func beforeTheDueDate() {
     let fresh = freshCardInvoice(usable: false)
-    #expect(DunningPolicy.next(limited(fresh, until: day(-2)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.charge, at: dueMidnight))
-    #expect(DunningPolicy.next(limited(fresh, until: day(2)), config: DunningConfig.chargedWhenDue) == ScheduledAction(.startDunning, at: dueMidnight))
+    #expect(
+      DunningPolicy.next(limited(fresh, until: day(-2)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.charge, at: dueMidnight))
+    #expect(
+      DunningPolicy.next(limited(fresh, until: day(2)), config: DunningConfig.chargedWhenDue)
+        == ScheduledAction(.startDunning, at: dueMidnight))
   }
 
   @Test("the card frees up on day 5: charged then, and the retries go on from there without a burst")
   func chargingResumesWhenTheWindowFreesUp() {
     var scheduler = Scheduler(limited(freshCardInvoice(usable: false), until: day(5)), now: issued)
-    scheduler.events = [(day(5), { s, _ in s.hasUsableCard = true; s.cardUsableAgainAt = nil })]
+    scheduler.events = [
+      (
+        day(5),
+        { s, _ in
+          s.hasUsableCard = true
+          s.cardUsableAgainAt = nil
+        }
+      )
+    ]
     let done = scheduler.run()
     #expect(
       done.steps() == [
-        Step(.startDunning, day: 0), Step(.remind, day: 3), Step(.charge, day: 5), Step(.charge, day: 7), Step(.remind, day: 7),
+        Step(.startDunning, day: 0), Step(.remind, day: 3), Step(.charge, day: 5), Step(.charge, day: 7),
+        Step(.remind, day: 7),
         Step(.downgrade, day: 9),
       ])
   }
@@ -1333,7 +1358,9 @@ struct DunningPolicyCardLimitTests {
         s.retriesDone = retries
         s.chargeRequestedAt = requested
         let until = day(1, hours: 7)
-        if let next = DunningPolicy.next(limited(s, until: until), config: DunningConfig.chargedWhenDue), next.action == .charge {
+        if let next = DunningPolicy.next(limited(s, until: until), config: DunningConfig.chargedWhenDue),
+          next.action == .charge
+        {
           #expect(next.at >= until)
         }
       }

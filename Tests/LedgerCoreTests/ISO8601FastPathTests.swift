@@ -25,7 +25,8 @@ enum ISO8601Reference {
     let bytes = Array(text.utf8)
     if bytes.count == 10 { return Instant(try date(text, field: field)) }
     let digitPositions = [11, 12, 14, 15, 17, 18]
-    guard bytes.count == 20, digitPositions.allSatisfy({ (48...57).contains(bytes[$0]) }), bytes[10] == UInt8(ascii: "T"),
+    guard bytes.count == 20, digitPositions.allSatisfy({ (48...57).contains(bytes[$0]) }),
+      bytes[10] == UInt8(ascii: "T"),
       bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"), bytes[19] == UInt8(ascii: "Z"),
       let date = try? date(String(decoding: bytes[0..<10], as: UTF8.self)),
       let h = Int(String(decoding: bytes[11..<13], as: UTF8.self)), (0...23).contains(h),
@@ -97,7 +98,8 @@ struct ISO8601FastPathTests {
       sourceLocation: sourceLocation)
     #expect(
       Parsed { try Instant(iso8601: text, field: "--until") }
-        == Parsed { try ISO8601Reference.instant(text, field: "--until") }, "Instant(iso8601: \(text.debugDescription))",
+        == Parsed { try ISO8601Reference.instant(text, field: "--until") },
+      "Instant(iso8601: \(text.debugDescription))",
       sourceLocation: sourceLocation)
     // The default field names too.
     #expect(Parsed { try CivilDate(iso8601: text) } == Parsed { try ISO8601Reference.date(text) })

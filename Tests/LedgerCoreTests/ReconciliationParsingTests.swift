@@ -18,8 +18,13 @@ struct ReconciliationParsingTests {
   }
 
   @Test func rejectsWrongCheckDigits() {
-    #expect(!ReferenceFinder.candidates(structured: "RF68INV000001", remittance: "RF00 INV0 0000 1").contains("RF19INV000001"))
-    #expect(ReferenceFinder.candidates(structured: nil, remittance: "20261120 thanks").allSatisfy { (try? PaymentReference(parsing: $0)) != nil })
+    #expect(
+      !ReferenceFinder.candidates(structured: "RF68INV000001", remittance: "RF00 INV0 0000 1").contains("RF19INV000001")
+    )
+    #expect(
+      ReferenceFinder.candidates(structured: nil, remittance: "20261120 thanks").allSatisfy {
+        (try? PaymentReference(parsing: $0)) != nil
+      })
   }
 
   @Test func normalizesPayers() {

@@ -32,9 +32,13 @@ import Testing
   @Test func aRetryHoursAfterAProcessingErrorDoesNotUseUpDayOne() async throws {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_card")
-    let scheduler = Scheduler(store: b.store, processor: ErrorThenDeclines(), config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    let scheduler = Scheduler(
+      store: b.store, processor: ErrorThenDeclines(), config: DunningConfig.chargedWhenDue,
+      logger: Logger(label: "test"))
     _ = try await scheduler.runUntil(try Instant(iso8601: "2026-11-05T12:00:00Z"), clock: b.clock)
-    let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map { try $0.string("created_at") }
+    let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map {
+      try $0.string("created_at")
+    }
     #expect(
       times == ["2026-11-02T09:00:00Z", "2026-11-02T13:00:00Z", "2026-11-03T09:00:00Z", "2026-11-05T09:00:00Z"],
       "charges: \(times)")

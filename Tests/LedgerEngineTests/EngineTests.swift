@@ -24,7 +24,8 @@ final class Bench {
     clock = ManualClock(try Instant(iso8601: "2026-11-02T09:00:00Z"))
     store = try LedgerStore.open(path: directory + "/ledger.db", access: .readWrite, clock: clock)
     processor = try SimulatedProcessor(path: directory + "/processor.db", slowMilliseconds: 0, timeoutMilliseconds: 0)
-    scheduler = Scheduler(store: store, processor: processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    scheduler = Scheduler(
+      store: store, processor: processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     billing = Billing(store: store, config: DunningConfig.chargedWhenDue)
   }
 
@@ -33,12 +34,15 @@ final class Bench {
     let account = try store.addAccount(email: "a@example.fr", name: "A", locale: .fr, planCode: "free", actor: .staff)
     _ = try billing.addCard(
       account: account.id,
-      NewCard(token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      NewCard(
+        token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
       actor: .customer)
     let today = clock.now().date
     return try billing.issueInvoice(
       try InvoiceDraft(
-        accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
+        accountID: account.id, currency: .eur,
+        lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
         issueDate: today, dueDate: today, method: .card), actor: .staff)
   }
 
@@ -70,7 +74,9 @@ final class Bench {
     #expect(try await b.scheduler.runDue().unresolved == 1)
     let other = try b.accountWithInvoice(token: "tok_ok.other")
     // The next attempt cannot be written: the first batch fails.
-    try b.store.db.execute("CREATE TEMP TRIGGER no_attempts BEFORE INSERT ON charge_attempts BEGIN SELECT RAISE(ABORT, 'no attempts here'); END")
+    try b.store.db.execute(
+      "CREATE TEMP TRIGGER no_attempts BEFORE INSERT ON charge_attempts BEGIN SELECT RAISE(ABORT, 'no attempts here'); END"
+    )
     let answers = try await b.scheduler.pendingAnswers()
     #expect(answers.count == 1)
     await #expect(throws: (any Error).self) { try await b.scheduler.runDue(recording: answers) }
@@ -90,15 +96,19 @@ final class Bench {
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
     // A crash right after the pending attempt was committed: the processor never heard of it.
-    let card = try #require(try b.store.chargeableCards(account: invoice.accountID, config: DunningConfig.chargedWhenDue).first)
+    let card = try #require(
+      try b.store.chargeableCards(account: invoice.accountID, config: DunningConfig.chargedWhenDue).first)
     _ = try b.store.write {
       try b.store.beginAttempt(
-        account: invoice.accountID, card: card, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
+        account: invoice.accountID, card: card, amount: invoice.total,
+        invoices: [(invoice.id, invoice.total.minorUnits)],
         key: "ldg_crashed", actor: .scheduler)
     }
     #expect(try b.store.nextActionTime() == nil)  // in flight: nothing else is scheduled
     #expect(try await b.scheduler.recoverPending() == 1)
-    #expect(try b.store.db.scalarText("SELECT raw_code FROM charge_attempts WHERE idempotency_key = 'ldg_crashed'") == "not_received")
+    #expect(
+      try b.store.db.scalarText("SELECT raw_code FROM charge_attempts WHERE idempotency_key = 'ldg_crashed'")
+        == "not_received")
     let next = try #require(try b.store.nextActionTime())
     #expect(next == b.clock.now().adding(seconds: 4 * 3600))  // a processing error: retried within hours
     b.clock.advance(to: next)
@@ -120,7 +130,9 @@ final class Bench {
     // the processor.
     _ = try b.billing.addCard(
       account: invoice.accountID,
-      NewCard(token: "tok_ok.2", brand: .visa, last4: "1881", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      NewCard(
+        token: "tok_ok.2", brand: .visa, last4: "1881", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
       actor: .customer)
     #expect(try b.count(inFlight) == 1)
     #expect(try b.store.dueActions(until: b.clock.now().adding(days: 30), limit: 10).isEmpty)
@@ -128,7 +140,10 @@ final class Bench {
     // scheduled again by the policy, and nothing was charged.
     _ = try await b.scheduler.recoverPending()
     #expect(try b.count(inFlight) == 0)
-    #expect(try b.count("SELECT count(*) FROM invoices WHERE next_action = 'charge' AND next_action_at > '\(b.clock.now().iso8601)'") == 1)
+    #expect(
+      try b.count(
+        "SELECT count(*) FROM invoices WHERE next_action = 'charge' AND next_action_at > '\(b.clock.now().iso8601)'")
+        == 1)
     #expect(try await b.processor.succeededCharges().isEmpty)
     #expect(try b.store.check().ok)
   }
@@ -140,8 +155,11 @@ final class Bench {
     let again = try await b.processor.charge(key: "k1", token: "tok_ok", amount: amount)
     #expect(first == again)
     #expect(try await b.processor.succeededCharges().count == 1)
-    #expect(try await b.processor.charge(key: "k2", token: "tok_fail1_then_ok.7", amount: amount) == .declined(code: "insufficient_funds"))
-    if case .succeeded = try await b.processor.charge(key: "k3", token: "tok_fail1_then_ok.7", amount: amount) {} else {
+    #expect(
+      try await b.processor.charge(key: "k2", token: "tok_fail1_then_ok.7", amount: amount)
+        == .declined(code: "insufficient_funds"))
+    if case .succeeded = try await b.processor.charge(key: "k3", token: "tok_fail1_then_ok.7", amount: amount) {
+    } else {
       Issue.record("the second charge of tok_fail1_then_ok should succeed")
     }
     #expect(try await b.processor.lookup(key: "unknown") == nil)
@@ -157,8 +175,11 @@ final class Bench {
       for i in 0..<40 {
         group.addTask {
           let key = i == 39 ? "key-0" : "key-\(i)"
-          let token = i % 10 == 3 ? "tok_decline_insufficient_funds.\(i)" : i % 10 == 5 ? "tok_lost.\(i)" : "tok_ok.\(i)"
-          do { return (i, try await processor.charge(key: key, token: i == 39 ? "tok_ok.0" : token, amount: amount)) } catch { return (i, nil) }
+          let token =
+            i % 10 == 3 ? "tok_decline_insufficient_funds.\(i)" : i % 10 == 5 ? "tok_lost.\(i)" : "tok_ok.\(i)"
+          do {
+            return (i, try await processor.charge(key: key, token: i == 39 ? "tok_ok.0" : token, amount: amount))
+          } catch { return (i, nil) }
         }
       }
       var all: [Int: ChargeOutcome?] = [:]
@@ -197,7 +218,8 @@ extension RecoveryTests {
     let waiting = try SimulatedProcessor(path: directory + "/waiting.db", slowMilliseconds: 50, timeoutMilliseconds: 50)
     let amount = Money(minorUnits: 900, currency: .eur)
     let tokens = [
-      "tok_ok.1", "tok_decline_insufficient_funds.2", "tok_lost.3", "tok_slow.4", "tok_timeout.5", "tok_fail1_then_ok.6",
+      "tok_ok.1", "tok_decline_insufficient_funds.2", "tok_lost.3", "tok_slow.4", "tok_timeout.5",
+      "tok_fail1_then_ok.6",
       "tok_fail1_then_ok.6", "tok_error_processing_error.8",
     ]
     var requests = tokens.enumerated().map { ChargeRequest(key: "k\($0.offset)", token: $0.element, amount: amount) }
@@ -205,7 +227,10 @@ extension RecoveryTests {
     // Groups of two: the repeated key and the second tok_fail1_then_ok come in later groups.
     let answers = await waiting.chargeAtOnce(requests, maxInFlight: 2)
     #expect(answers.count == requests.count)
-    guard case .outcome(.succeeded(let first))? = answers[0] else { Issue.record("tok_ok should succeed: \(String(describing: answers[0]))"); return }
+    guard case .outcome(.succeeded(let first))? = answers[0] else {
+      Issue.record("tok_ok should succeed: \(String(describing: answers[0]))")
+      return
+    }
     #expect(answers[1] == .outcome(.declined(code: "insufficient_funds")))
     #expect(answers[2] == .noAnswer("the connection dropped before the answer arrived"))
     #expect(answers[3] == nil && answers[4] == nil, "a slow or timing-out token takes a call of its own")
@@ -221,9 +246,11 @@ extension RecoveryTests {
 
     // With no wait configured, a timeout is answered at once too: no answer, nothing taken.
     let b = try Bench()
-    #expect(await b.processor.chargeAtOnce([ChargeRequest(key: "t", token: "tok_timeout", amount: amount)], maxInFlight: 16) == [
-      .noAnswer("no answer within 0 ms")
-    ])
+    #expect(
+      await b.processor.chargeAtOnce([ChargeRequest(key: "t", token: "tok_timeout", amount: amount)], maxInFlight: 16)
+        == [
+          .noAnswer("no answer within 0 ms")
+        ])
     #expect(try await b.processor.lookup(key: "t") == .failed(code: "timeout"))
     #expect(try await b.processor.succeededCharges().isEmpty)
   }
@@ -244,7 +271,9 @@ extension RecoveryTests {
     }
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
-    let scheduler = Scheduler(store: b.store, processor: Miscounting(inner: b.processor), config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    let scheduler = Scheduler(
+      store: b.store, processor: Miscounting(inner: b.processor), config: DunningConfig.chargedWhenDue,
+      logger: Logger(label: "test"))
     let report = try await scheduler.runDue()
     #expect(report.attempts == 1 && report.unresolved == 1 && report.succeeded == 0)
     #expect(try b.count("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") == 1)
@@ -319,11 +348,14 @@ extension RecoveryTests {
     let today = b.clock.now().date
     let invoice = try b.billing.issueInvoice(
       try InvoiceDraft(
-        accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 900, currency: .eur))],
+        accountID: account.id, currency: .eur,
+        lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 900, currency: .eur))],
         issueDate: today, dueDate: today.adding(days: 5), method: .card), actor: .staff)
     _ = try b.billing.addCard(
       account: account.id,
-      NewCard(token: "tok_ok", brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      NewCard(
+        token: "tok_ok", brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
       actor: .customer)
     #expect(try b.store.nextActionTime() == Instant(today.adding(days: 5)))
     #expect(try await b.scheduler.runDue().attempts == 0)
@@ -366,7 +398,9 @@ extension RecoveryTests {
 @Suite struct CardLimitAcrossInvoicesTests {
   /// One charge per card in `windowDays`; one card that pays; an invoice due now and a
   /// second due tomorrow.
-  func twoInvoices(token: String, windowDays: Int) throws -> (Bench, Scheduler, DunningConfig, first: Invoice, second: Invoice) {
+  func twoInvoices(token: String, windowDays: Int) throws -> (
+    Bench, Scheduler, DunningConfig, first: Invoice, second: Invoice
+  ) {
     let b = try Bench()
     var config = DunningConfig.chargedWhenDue
     config.maxChargesPerCard = 1
@@ -376,13 +410,16 @@ extension RecoveryTests {
     let account = try b.store.addAccount(email: "a@example.fr", name: "A", locale: .fr, planCode: "free", actor: .staff)
     _ = try billing.addCard(
       account: account.id,
-      NewCard(token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil, country: nil),
+      NewCard(
+        token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
       actor: .customer)
     let today = b.clock.now().date
     func issue(due: CivilDate) throws -> Invoice {
       try billing.issueInvoice(
         try InvoiceDraft(
-          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Domain", unitAmount: Money(minorUnits: 1200, currency: .eur))],
+          accountID: account.id, currency: .eur,
+          lines: [InvoiceLineDraft(description: "Domain", unitAmount: Money(minorUnits: 1200, currency: .eur))],
           issueDate: today, dueDate: due, method: .card), actor: .staff)
     }
     return (b, scheduler, config, try issue(due: today), try issue(due: today.adding(days: 1)))
@@ -397,13 +434,15 @@ extension RecoveryTests {
     #expect(try b.store.invoice(id: second.id)?.status == .open)
     #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
     #expect(try b.store.account(id: second.accountID)?.status == .pastDue)
-    #expect(try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
-      == "charge \(day0.adding(days: 3).iso8601)")
+    #expect(
+      try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
+        == "charge \(day0.adding(days: 3).iso8601)")
     // Then it is charged at that moment and paid; the account is active again.
     _ = try await scheduler.runUntil(day0.adding(days: 12), clock: b.clock)
     #expect(try b.store.invoice(id: second.id)?.status == .paid)
-    #expect(try b.store.db.scalarText("SELECT group_concat(created_at, ' ') FROM charge_attempts")
-      == "\(day0.iso8601) \(day0.adding(days: 3).iso8601)")
+    #expect(
+      try b.store.db.scalarText("SELECT group_concat(created_at, ' ') FROM charge_attempts")
+        == "\(day0.iso8601) \(day0.adding(days: 3).iso8601)")
     #expect(try b.store.account(id: second.accountID)?.status == .active)
     #expect(try b.count("SELECT max(retries_done) FROM invoices") == 0)
     #expect(try await b.processor.succeededCharges().count == 2)
@@ -430,11 +469,14 @@ extension RecoveryTests {
     _ = try await scheduler.runUntil(day0.adding(days: 1).adding(seconds: 60), clock: b.clock)
     #expect(try b.count("SELECT count(*) FROM charge_attempts") == 1)
     _ = try Billing(store: b.store, config: config).updateCard(
-      try #require(try b.store.cards(account: second.accountID).first).id, expiry: try CardExpiry(parsing: "11/2031"), token: nil,
+      try #require(try b.store.cards(account: second.accountID).first).id, expiry: try CardExpiry(parsing: "11/2031"),
+      token: nil,
       actor: .customer)
     #expect(try b.store.nextActionTime() == day0.adding(days: 2))
     _ = try await scheduler.runUntil(day0.adding(days: 12), clock: b.clock)
-    let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map { try Instant(iso8601: try $0.string("created_at")) }
+    let times = try b.store.db.query("SELECT created_at FROM charge_attempts ORDER BY id").map {
+      try Instant(iso8601: try $0.string("created_at"))
+    }
     #expect(times == [0, 2, 4, 6, 8].map { day0.adding(days: $0) })
     #expect(try b.count("SELECT max(retries_done) FROM invoices") <= Int64(config.retryDays.count))
     #expect(try b.count("SELECT count(*) FROM invoices WHERE status = 'uncollectible'") == 2)
@@ -448,7 +490,8 @@ extension RecoveryTests {
     let card = try #require(try b.store.chargeableCards(account: first.accountID, config: config).first)
     _ = try b.store.write {
       try b.store.beginAttempt(
-        account: first.accountID, card: card, amount: first.total, invoices: [(first.id, first.total.minorUnits)], key: "ldg_crashed",
+        account: first.accountID, card: card, amount: first.total, invoices: [(first.id, first.total.minorUnits)],
+        key: "ldg_crashed",
         actor: .scheduler)
     }
     b.clock.advance(to: b.clock.now().adding(days: 1))
@@ -458,8 +501,9 @@ extension RecoveryTests {
     #expect(try b.store.db.scalarText("SELECT next_action FROM invoices WHERE id = \(second.id)") == "remind")
     // The processor never got it: closed as an error, the card is free again at once.
     #expect(try await scheduler.recoverPending() == 1)
-    #expect(try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
-      == "charge \(b.clock.now().iso8601)")
+    #expect(
+      try b.store.db.scalarText("SELECT next_action || ' ' || next_action_at FROM invoices WHERE id = \(second.id)")
+        == "charge \(b.clock.now().iso8601)")
     _ = try await scheduler.runDue()
     #expect(try b.store.invoice(id: second.id)?.status == .paid)
     #expect(try b.store.invoice(id: first.id)?.status == .paid)
@@ -474,7 +518,8 @@ extension RecoveryTests {
     try b.store.db.run(
       "INSERT INTO payments (account_id, method, amount_minor, currency, received_on, actor, created_at) VALUES (?, 'transfer', 1900, 'EUR', '2026-11-02', 'staff', '2026-11-02T09:00:00Z')",
       invoice.accountID)
-    try b.store.db.run("INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (1, ?, 1900)", invoice.id)
+    try b.store.db.run(
+      "INSERT INTO payment_allocations (payment_id, invoice_id, amount_minor) VALUES (1, ?, 1900)", invoice.id)
     do {
       _ = try await b.scheduler.runDue()
       Issue.record("runDue should stop")
@@ -494,12 +539,14 @@ extension RecoveryTests {
     func issue(_ minor: Int64) throws -> Invoice {
       try b.billing.issueInvoice(
         try InvoiceDraft(
-          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Item", unitAmount: Money(minorUnits: minor, currency: .eur))],
+          accountID: account.id, currency: .eur,
+          lines: [InvoiceLineDraft(description: "Item", unitAmount: Money(minorUnits: minor, currency: .eur))],
           issueDate: today, dueDate: today.adding(days: 14), method: .transfer), actor: .staff)
     }
     let first = try issue(1900)
     let record = try b.billing.recordPayment(
-      first.number, amount: Money(minorUnits: 3000, currency: .eur), method: "transfer", bankReference: "VIR 1", receivedOn: today, actor: .staff)
+      first.number, amount: Money(minorUnits: 3000, currency: .eur), method: "transfer", bankReference: "VIR 1",
+      receivedOn: today, actor: .staff)
     #expect(record.paidInvoices == [first.number] && record.credit.minorUnits == 1100)
     #expect(try b.store.balances(account: account.id).first?.credit.minorUnits == 1100)
 
@@ -540,8 +587,10 @@ extension RecoveryTests {
     let b = try Bench()
     var discipline = WriteDiscipline()
     discipline.lockTimeout = .milliseconds(300)
-    let store = try LedgerStore.open(path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
-    let scheduler = Scheduler(store: store, processor: b.processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    let store = try LedgerStore.open(
+      path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
+    let scheduler = Scheduler(
+      store: store, processor: b.processor, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     let invoice = try b.accountWithInvoice(token: "tok_ok")
     #expect(try await scheduler.runDue().succeeded == 1)  // also the hourly look for expiring cards
     #expect(try b.store.invoice(id: invoice.id)?.status == .paid)
@@ -571,17 +620,21 @@ extension RecoveryTests {
     let voided = try b.accountWithInvoice(token: "tok_timeout.3")
     let today = b.clock.now().date
     _ = try b.billing.recordPayment(
-      partPaid.number, amount: Money(minorUnits: 700, currency: .eur), method: "transfer", bankReference: "part", receivedOn: today,
+      partPaid.number, amount: Money(minorUnits: 700, currency: .eur), method: "transfer", bankReference: "part",
+      receivedOn: today,
       actor: .staff)
     _ = try b.billing.voidInvoice(voided.number, reason: "issued twice", actor: .staff)
     _ = try await b.scheduler.runUntil(b.clock.now().adding(days: 10), clock: b.clock)
     _ = try b.billing.recordPayment(
-      writtenOff.number, amount: Money(minorUnits: 500, currency: .eur), method: "transfer", bankReference: "late", receivedOn: today,
+      writtenOff.number, amount: Money(minorUnits: 500, currency: .eur), method: "transfer", bankReference: "late",
+      receivedOn: today,
       actor: .staff)
     var seen: Set<InvoiceStatus> = []
     for invoice in [unpaid, partPaid, paid, writtenOff, voided] {
       let read = try #require(try b.store.invoice(id: invoice.id))
-      let row = try #require(try b.store.db.queryOne("SELECT paid_minor, due_minor FROM v_invoice_balances WHERE invoice_id = ?", invoice.id))
+      let row = try #require(
+        try b.store.db.queryOne("SELECT paid_minor, due_minor FROM v_invoice_balances WHERE invoice_id = ?", invoice.id)
+      )
       #expect(read.paid.minorUnits == (try row.int("paid_minor")), "\(read.number) (\(read.status))")
       #expect(read.due.minorUnits == (try row.int("due_minor")), "\(read.number) (\(read.status))")
       seen.insert(read.status)
@@ -603,6 +656,7 @@ extension ChargeRequest {
   /// A request with test metadata (no ledger behind it).
   init(key: String, token: String, amount: Money) {
     self.init(
-      key: key, token: token, amount: amount, metadata: ChargeMetadata(ledgerID: "test", attemptID: 0, accountID: 0, cardID: 0, invoiceIDs: []))
+      key: key, token: token, amount: amount,
+      metadata: ChargeMetadata(ledgerID: "test", attemptID: 0, accountID: 0, cardID: 0, invoiceIDs: []))
   }
 }

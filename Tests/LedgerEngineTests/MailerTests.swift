@@ -32,7 +32,8 @@ final class ScriptedTransport: MailTransport {
   func mailer(_ b: Bench, _ transport: ScriptedTransport, attempts: Int = 3) -> Mailer {
     Mailer(
       store: b.store, transport: transport, sender: Sender(address: "billing@example.com", name: "Billing"),
-      policy: RetryPolicy(maxAttempts: attempts, baseSeconds: 60, maxSeconds: 3600), batchSize: 2, logger: Logger(label: "test"))
+      policy: RetryPolicy(maxAttempts: attempts, baseSeconds: 60, maxSeconds: 3600), batchSize: 2,
+      logger: Logger(label: "test"))
   }
 
   /// One failed charge: one `charge_failed` row in the outbox.
@@ -74,7 +75,10 @@ final class ScriptedTransport: MailTransport {
     #expect(try b.store.db.scalarText("SELECT next_attempt_at FROM outbox") == "2026-11-02T09:03:00Z")
     b.clock.advance(to: try Instant(iso8601: "2026-11-02T09:03:00Z"))
     #expect(try await m.deliverDue().failed == 1)
-    #expect(try b.count("SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = 3 AND last_error = '451 try later'") == 1)
+    #expect(
+      try b.count(
+        "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND attempts = 3 AND last_error = '451 try later'")
+        == 1)
     #expect(try b.store.outbox(.failed).count == 1)
     // Staff queue it again; it goes.
     _ = try b.store.retryOutbox(id: 1)
@@ -92,7 +96,8 @@ final class ScriptedTransport: MailTransport {
     let report = try await mailer(b, transport).deliverDue()
     #expect(report.deferred == 1 && report.postponed == 1 && transport.sent.count == 1)
     #expect(try b.count("SELECT sum(attempts) FROM outbox") == 1)
-    #expect(try b.store.db.scalarText("SELECT group_concat(DISTINCT next_attempt_at) FROM outbox") == "2026-11-02T09:01:00Z")
+    #expect(
+      try b.store.db.scalarText("SELECT group_concat(DISTINCT next_attempt_at) FROM outbox") == "2026-11-02T09:01:00Z")
   }
 
   /// The transport accepts, then the ledger cannot record it (another process holds the
@@ -106,13 +111,15 @@ final class ScriptedTransport: MailTransport {
     #expect(try b.count("SELECT count(*) FROM outbox") == 2)
     var discipline = WriteDiscipline()
     discipline.lockTimeout = .milliseconds(500)
-    let store = try LedgerStore.open(path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
+    let store = try LedgerStore.open(
+      path: b.directory + "/ledger.db", access: .readWrite, clock: b.clock, discipline: discipline)
     let lockPath = try #require(WriteLock.lockPath(forDatabase: b.directory + "/ledger.db"))
     let transport = LockTakingTransport(lockPath: lockPath)
     defer { transport.release() }
     let m = Mailer(
       store: store, transport: transport, sender: Sender(address: "billing@example.com", name: "Billing"),
-      policy: RetryPolicy(maxAttempts: 1, baseSeconds: 60, maxSeconds: 3600), batchSize: 2, logger: Logger(label: "test"))
+      policy: RetryPolicy(maxAttempts: 1, baseSeconds: 60, maxSeconds: 3600), batchSize: 2,
+      logger: Logger(label: "test"))
     // Marking it delivered gives up after 0.5 s; the lock is free again at 0.8 s, so a
     // failure recorded after that would get through.
     await #expect(throws: WriteLockBusy.self) { try await m.deliverDue() }
@@ -123,19 +130,25 @@ final class ScriptedTransport: MailTransport {
     // One hand-off only: the pass stopped at the store error.
     #expect(transport.sent.count == 1)
     #expect(
-      try b.count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0 AND last_error IS NULL")
+      try b.count(
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND attempts = 0 AND last_error IS NULL"
+      )
         == 2)
     #expect(try b.store.outbox(.failed).isEmpty)
     // The store is back: the same message goes again, and this time is recorded.
     let again = ScriptedTransport()
     #expect(try await mailer(b, again, attempts: 1).deliverDue().delivered == 2)
     #expect(again.sent.first?.data == transport.sent.first?.data)
-    #expect(try b.count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1 AND failed_at IS NULL") == 2)
+    #expect(
+      try b.count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1 AND failed_at IS NULL")
+        == 2)
   }
 
   @Test func aPermanentRefusalFailsAtOnceAndKeepsTheReply() async throws {
     let b = try await bookWithOneMessage()
-    let transport = ScriptedTransport([DeliveryFailure(permanent: true, reply: "RCPT TO <a@example.fr>: 550 no such user")])
+    let transport = ScriptedTransport([
+      DeliveryFailure(permanent: true, reply: "RCPT TO <a@example.fr>: 550 no such user")
+    ])
     #expect(try await mailer(b, transport, attempts: 10).deliverDue().failed == 1)
     let entry = try #require(try b.store.outbox(.failed).first)
     #expect(entry.attempts == 1 && entry.lastError == "RCPT TO <a@example.fr>: 550 no such user")
@@ -147,14 +160,17 @@ final class ScriptedTransport: MailTransport {
     let transport = ScriptedTransport()
     #expect(try await mailer(b, transport).deliverDue().failed == 1)
     #expect(transport.sent.isEmpty)
-    #expect(try b.store.db.scalarText("SELECT last_error FROM outbox") == "cannot render: no template for kind 'unknown_kind'")
+    #expect(
+      try b.store.db.scalarText("SELECT last_error FROM outbox") == "cannot render: no template for kind 'unknown_kind'"
+    )
   }
 
   @Test func theSpoolWritesOneFilePerRowAndAResendReplacesIt() async throws {
     let b = try await bookWithOneMessage()
     let directory = b.directory + "/spool"
     let spool = SpoolTransport(directory: directory)
-    let envelope = Envelope(from: "b@example.com", recipients: ["a@example.fr"], data: "Subject: x\r\n\r\nbody\r\n", digest: "abc")
+    let envelope = Envelope(
+      from: "b@example.com", recipients: ["a@example.fr"], data: "Subject: x\r\n\r\nbody\r\n", digest: "abc")
     _ = try await spool.send(envelope)
     _ = try await spool.send(envelope)
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["abc.eml"])
@@ -162,24 +178,39 @@ final class ScriptedTransport: MailTransport {
   }
 
   @Test func aSendmailCommandsExitStatusDecides() async throws {
-    let envelope = Envelope(from: "b@example.com", recipients: ["a@example.fr"], data: "Subject: x\r\n\r\nbody\r\n", digest: "abc")
+    let envelope = Envelope(
+      from: "b@example.com", recipients: ["a@example.fr"], data: "Subject: x\r\n\r\nbody\r\n", digest: "abc")
     _ = try await SendmailTransport(command: ["/bin/cat"], timeoutSeconds: 5).send(envelope)
     await #expect(throws: DeliveryFailure(permanent: false, reply: "/bin/false exited 1")) {
       try await SendmailTransport(command: ["/bin/false"], timeoutSeconds: 5).send(envelope)
     }
     await #expect(throws: DeliveryFailure(permanent: true, reply: "/bin/sh exited 67: no such user")) {
-      try await SendmailTransport(command: ["/bin/sh", "-c", "cat >/dev/null; echo no such user >&2; exit 67"], timeoutSeconds: 5).send(envelope)
+      try await SendmailTransport(
+        command: ["/bin/sh", "-c", "cat >/dev/null; echo no such user >&2; exit 67"], timeoutSeconds: 5
+      ).send(envelope)
     }
   }
 
   @Test func theMailConfigHasDefaultsAndNamesBadKeys() throws {
     let defaults = try LedgerConfig.parse(Data("{}".utf8)).mail
-    #expect(defaults.transport == .spool && defaults.from == "billing@localhost" && defaults.sendmailCommand == ["/usr/sbin/sendmail", "-i", "-t"])
+    #expect(
+      defaults.transport == .spool && defaults.from == "billing@localhost"
+        && defaults.sendmailCommand == ["/usr/sbin/sendmail", "-i", "-t"])
     let smtp = try LedgerConfig.parse(
-      Data(#"{"mail": {"transport": "smtp", "from": "b@example.com", "smtp": {"host": "relay", "port": 587, "starttls": true, "username": "u", "password": "p"}}}"#.utf8)
+      Data(
+        #"{"mail": {"transport": "smtp", "from": "b@example.com", "smtp": {"host": "relay", "port": 587, "starttls": true, "username": "u", "password": "p"}}}"#
+          .utf8)
     ).mail
-    #expect(smtp.transport == .smtp && smtp.smtpPort == 587 && smtp.smtpStartTLS && smtp.smtpUsername == "u" && smtp.smtpPassword == "p")
-    #expect(throws: InputError(field: "mail.smtp.hots", rule: "is not a known setting (known: ca_file, helo, host, password, password_file, port, starttls, timeout_seconds, username)")) {
+    #expect(
+      smtp.transport == .smtp && smtp.smtpPort == 587 && smtp.smtpStartTLS && smtp.smtpUsername == "u"
+        && smtp.smtpPassword == "p")
+    #expect(
+      throws: InputError(
+        field: "mail.smtp.hots",
+        rule:
+          "is not a known setting (known: ca_file, helo, host, password, password_file, port, starttls, timeout_seconds, username)"
+      )
+    ) {
       try LedgerConfig.parse(Data(#"{"mail": {"smtp": {"hots": "x"}}}"#.utf8))
     }
     #expect(throws: InputError.self) { try LedgerConfig.parse(Data(#"{"mail": {"max_attempts": 0}}"#.utf8)) }
@@ -204,7 +235,9 @@ final class LockTakingTransport: MailTransport {
       s.sent.append(envelope)
       if s.fd < 0 {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else { throw POSIXFailure(operation: "flock \(lockPath)", code: errno) }
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+          throw POSIXFailure(operation: "flock \(lockPath)", code: errno)
+        }
         s.fd = fd
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(800)) { [self] in release() }
       }

@@ -54,7 +54,8 @@ final class MemoryLedger: SchedulerRepository {
   init(clock: LedgerClock) {
     self.clock = clock
     for (id, code, price) in [(Int64(1), "free", Int64(0)), (2, "pro", 1900)] {
-      book.plans[code] = Plan(id: id, code: code, name: code, price: Money(minorUnits: price, currency: .eur), period: .month)
+      book.plans[code] = Plan(
+        id: id, code: code, name: code, price: Money(minorUnits: price, currency: .eur), period: .month)
     }
   }
 
@@ -74,7 +75,8 @@ final class MemoryLedger: SchedulerRepository {
   func addCard(account: Int64, token: String, expiry: String = "12/2030") throws -> Int64 {
     let id = newID()
     let first = !book.cards.values.contains { $0.accountID == account && $0.status != .removed }
-    book.cards[id] = Card(id: id, accountID: account, token: token, expiry: try CardExpiry(parsing: expiry), isDefault: first)
+    book.cards[id] = Card(
+      id: id, accountID: account, token: token, expiry: try CardExpiry(parsing: expiry), isDefault: first)
     return id
   }
 
@@ -86,7 +88,9 @@ final class MemoryLedger: SchedulerRepository {
       id: id, number: "M-\(id)", accountID: account, total: Money(minorUnits: minor, currency: .eur),
       state: CollectionState(method: .card, issuedAt: now, dueDate: now.date, hasUsableCard: false))
     var cards: [Int64: CardAvailability] = [:]
-    try saveSchedule(invoiceID: id, collectionState(invoiceID: id, config: config, cards: &cards).flatMap { DunningPolicy.next($0, config: config) })
+    try saveSchedule(
+      invoiceID: id,
+      collectionState(invoiceID: id, config: config, cards: &cards).flatMap { DunningPolicy.next($0, config: config) })
     return id
   }
 
@@ -118,7 +122,8 @@ final class MemoryLedger: SchedulerRepository {
       .map {
         DueAction(
           invoiceID: $0.id, number: $0.number, accountID: $0.accountID, currency: $0.total.currency,
-          due: Money(minorUnits: $0.total.minorUnits - $0.paid, currency: $0.total.currency), action: $0.next!.action, at: $0.next!.at)
+          due: Money(minorUnits: $0.total.minorUnits - $0.paid, currency: $0.total.currency), action: $0.next!.action,
+          at: $0.next!.at)
       }
   }
 
@@ -142,8 +147,11 @@ final class MemoryLedger: SchedulerRepository {
     book.invoices[invoiceID]?.state = state
   }
 
-  func collectionState(invoiceID: Int64, config: DunningConfig, cards: inout [Int64: CardAvailability]) throws -> CollectionState? {
-    guard var state = try collection(invoiceID: invoiceID)?.state, let account = book.invoices[invoiceID]?.accountID else { return nil }
+  func collectionState(invoiceID: Int64, config: DunningConfig, cards: inout [Int64: CardAvailability]) throws
+    -> CollectionState?
+  {
+    guard var state = try collection(invoiceID: invoiceID)?.state, let account = book.invoices[invoiceID]?.accountID
+    else { return nil }
     let availability = try cards[account] ?? chargeOptions(account: account, config: config).availability
     cards[account] = availability
     state.hasUsableCard = !availability.chargeable.isEmpty
@@ -173,17 +181,23 @@ final class MemoryLedger: SchedulerRepository {
 
   func postponeFailedStep(_ due: DueAction, retryAt: Instant, error: String, actor: Actor) throws {
     book.invoices[due.invoiceID]?.next = ScheduledAction(due.action, at: retryAt)
-    try recordEvent(account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "step_failed", reason: error, data: [:])
+    try recordEvent(
+      account: due.accountID, invoice: due.invoiceID, actor: actor, kind: "step_failed", reason: error, data: [:])
   }
 
   func markPastDue(account: Int64, actor: Actor) throws {
     guard book.accounts[account]?.status == .active else { return }
     book.accounts[account]?.status = .pastDue
-    try recordEvent(account: account, invoice: nil, actor: actor, kind: "account_past_due", reason: "a payment failed", data: [:])
+    try recordEvent(
+      account: account, invoice: nil, actor: actor, kind: "account_past_due", reason: "a payment failed", data: [:])
   }
 
-  func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (fromPlan: String, toPlan: String, addonsRemoved: Int) {
-    guard let invoice = book.invoices[invoiceID], invoice.status == .open, let account = book.accounts[invoice.accountID] else {
+  func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (
+    fromPlan: String, toPlan: String, addonsRemoved: Int
+  ) {
+    guard let invoice = book.invoices[invoiceID], invoice.status == .open,
+      let account = book.accounts[invoice.accountID]
+    else {
       throw NotFoundError(field: "invoice", value: String(invoiceID))
     }
     guard book.plans[toPlan] != nil else { throw NotFoundError(field: "downgrade_plan", value: toPlan) }
@@ -193,7 +207,9 @@ final class MemoryLedger: SchedulerRepository {
     return (account.plan, toPlan, 0)
   }
 
-  func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (id: Int64, sentOn: CivilDate, reference: String)? { nil }
+  func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (
+    id: Int64, sentOn: CivilDate, reference: String
+  )? { nil }
 
   func plan(code: String) throws -> Plan? { book.plans[code] }
 
@@ -219,16 +235,21 @@ final class MemoryLedger: SchedulerRepository {
       cardLabel: "visa •••• 4242", amount: a.amount, invoiceIDs: a.invoices.map(\.id))
   }
 
-  func chargeOptions(account: Int64, config: DunningConfig) throws -> (cards: [ChargeCard], availability: CardAvailability) {
+  func chargeOptions(account: Int64, config: DunningConfig) throws -> (
+    cards: [ChargeCard], availability: CardAvailability
+  ) {
     let now = clock.now()
     let cards = book.cards.values.filter { $0.accountID == account && $0.status != .removed }.sorted { $0.id < $1.id }
     var charges: [Int64: [Instant]] = [:]
     for a in book.attempts.values where a.status != .error { charges[a.cardID, default: []].append(a.createdAt) }
     let availability = CardPolicy.availability(
-      cards.map { CardSummary(id: $0.id, status: $0.status, expiry: $0.expiry, isDefault: $0.isDefault) }, charges: charges, now: now,
+      cards.map { CardSummary(id: $0.id, status: $0.status, expiry: $0.expiry, isDefault: $0.isDefault) },
+      charges: charges, now: now,
       config: config)
     let chargeable = availability.chargeable.compactMap { id in
-      book.cards[id].map { ChargeCard(id: $0.id, token: $0.token, brand: .visa, last4: "4242", isDefault: $0.isDefault) }
+      book.cards[id].map {
+        ChargeCard(id: $0.id, token: $0.token, brand: .visa, last4: "4242", isDefault: $0.isDefault)
+      }
     }
     return (chargeable, availability)
   }
@@ -245,19 +266,22 @@ final class MemoryLedger: SchedulerRepository {
   ) throws -> Int64 {
     let id = newID()
     let now = clock.now()
-    book.attempts[id] = Attempt(id: id, key: key, accountID: account, cardID: card.id, amount: amount, createdAt: now, invoices: invoices)
+    book.attempts[id] = Attempt(
+      id: id, key: key, accountID: account, cardID: card.id, amount: amount, createdAt: now, invoices: invoices)
     for invoice in invoices {
       book.invoices[invoice.id]?.inFlight = true
       book.invoices[invoice.id]?.next = nil
       if let state = book.invoices[invoice.id]?.state {
-        book.invoices[invoice.id]?.state = DunningPolicy.apply(.chargeSent, to: state, at: now, config: DunningConfig.chargedWhenDue).state
+        book.invoices[invoice.id]?.state =
+          DunningPolicy.apply(.chargeSent, to: state, at: now, config: DunningConfig.chargedWhenDue).state
       }
     }
     return id
   }
 
   func recordChargeSucceeded(
-    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig, earlierDecline: EarlierDecline?
+    _ attempt: PendingAttempt, processorRef: String, actor: Actor, config: DunningConfig,
+    earlierDecline: EarlierDecline?
   ) throws -> PaymentRecord {
     book.attempts[attempt.id]?.status = .succeeded
     var left = attempt.amount.minorUnits
@@ -275,21 +299,28 @@ final class MemoryLedger: SchedulerRepository {
       }
     }
     if book.accounts[attempt.accountID]?.status == .pastDue,
-      !book.invoices.values.contains(where: { $0.accountID == attempt.accountID && $0.status == .open && $0.state.dunningStartedAt != nil })
+      !book.invoices.values.contains(where: {
+        $0.accountID == attempt.accountID && $0.status == .open && $0.state.dunningStartedAt != nil
+      })
     {
       book.accounts[attempt.accountID]?.status = .active
     }
     try recordEvent(
       account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: actor, kind: "payment_received",
       reason: "payment of \(attempt.amount) by card", data: [:])
-    try queueNotice(key: "payment_received:\(attempt.id)", account: attempt.accountID, invoice: nil, kind: "payment_received", data: [:])
+    try queueNotice(
+      key: "payment_received:\(attempt.id)", account: attempt.accountID, invoice: nil, kind: "payment_received",
+      data: [:])
     let allocated = Money(minorUnits: attempt.amount.minorUnits - left, currency: attempt.amount.currency)
     return PaymentRecord(
-      paymentID: attempt.id, amount: attempt.amount, paidInvoices: paid.map { "M-\($0)" }, paidInvoiceIDs: paid, allocated: allocated,
+      paymentID: attempt.id, amount: attempt.amount, paidInvoices: paid.map { "M-\($0)" }, paidInvoiceIDs: paid,
+      allocated: allocated,
       credit: Money(minorUnits: left, currency: attempt.amount.currency))
   }
 
-  func recordChargeFailed(_ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
+  func recordChargeFailed(
+    _ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor
+  )
     throws
   {
     book.attempts[attempt.id]?.status = status
@@ -297,12 +328,16 @@ final class MemoryLedger: SchedulerRepository {
     try recordEvent(
       account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: actor, kind: "charge_declined",
       reason: "\(reason.rawValue) (\(rawCode))", data: [:])
-    if reason.retryClass == .hard, book.cards[attempt.cardID]?.status == .active { book.cards[attempt.cardID]?.status = .needsUpdate }
+    if reason.retryClass == .hard, book.cards[attempt.cardID]?.status == .active {
+      book.cards[attempt.cardID]?.status = .needsUpdate
+    }
   }
 
   // MARK: - NoticeRepository
 
-  func recordEvent(account: Int64?, invoice: Int64?, actor: Actor, kind: String, reason: String, data: [String: String]) throws {
+  func recordEvent(account: Int64?, invoice: Int64?, actor: Actor, kind: String, reason: String, data: [String: String])
+    throws
+  {
     book.events.append((account, invoice, kind, reason))
   }
 

@@ -37,7 +37,9 @@ final class MemoryProcessor: PaymentProcessor {
   func lookup(key: String) async throws -> ChargeOutcome? { record.withLock { $0[key]?.outcome } }
 
   /// When each charge of `token` was made, in order.
-  func times(token: String) -> [Instant] { record.withLock { $0.values.filter { $0.token == token }.map(\.at).sorted() } }
+  func times(token: String) -> [Instant] {
+    record.withLock { $0.values.filter { $0.token == token }.map(\.at).sorted() }
+  }
 }
 
 /// A month of dunning run by the production scheduler, policy and transitions (with the
@@ -86,7 +88,10 @@ final class MemoryProcessor: PaymentProcessor {
       let notices = ledger.book.notices.values.filter { $0.account == account }
       // One message per failed round (5), the day-3 and day-7 ones carrying the reminders
       // due then (one decision, one message), and the downgrade notice.
-      #expect(notices.map(\.kind).sorted() == ["charge_failed", "charge_failed", "charge_failed", "charge_failed", "charge_failed", "downgrade_notice"])
+      #expect(
+        notices.map(\.kind).sorted() == [
+          "charge_failed", "charge_failed", "charge_failed", "charge_failed", "charge_failed", "downgrade_notice",
+        ])
       #expect(notices.compactMap { $0.data["reminder_day"] }.filter { !$0.isEmpty }.sorted() == ["3", "7"])
     }
     // A hard decline is never retried on that card; the downgrade still comes on day 9.

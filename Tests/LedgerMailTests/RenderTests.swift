@@ -11,25 +11,33 @@ let sampleData: [String: [String: String]] = [
     "downgrade_on": "2026-11-11", "downgrade_plan": "free", "name": "Marie Curie",
   ],
   "dunning_reminder": [
-    "invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "day": "3", "downgrade_on": "2026-11-11", "downgrade_plan": "free",
+    "invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "day": "3", "downgrade_on": "2026-11-11",
+    "downgrade_plan": "free",
     "payment_reference": "", "name": "Marie Curie",
   ],
   "downgrade_notice": [
-    "invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "from_plan": "pro", "to_plan": "free", "restores_plan": "false",
+    "invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "from_plan": "pro", "to_plan": "free",
+    "restores_plan": "false",
     "name": "Marie Curie",
   ],
   "payment_received": [
-    "amount": "1234.50", "currency": "EUR", "method": "transfer", "invoices": "INV-000002", "credit": "0.00", "reference": "RF18INV000002",
+    "amount": "1234.50", "currency": "EUR", "method": "transfer", "invoices": "INV-000002", "credit": "0.00",
+    "reference": "RF18INV000002",
     "received_on": "2026-11-23", "name": "Marie Curie",
   ],
   "transfer_not_received": [
     "invoice": "INV-000002", "amount": "150.00", "currency": "EUR", "sent_on": "2026-11-18", "reference": "VIR-42",
     "payment_reference": "RF18INV000002", "name": "Marie Curie",
   ],
-  "pause_confirmed": ["invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "proof": "receipt 8812", "name": "Marie Curie"],
-  "card_expiring": ["brand": "visa", "last4": "4242", "expiry": "12/2026", "last_day": "2026-12-31", "name": "Marie Curie"],
+  "pause_confirmed": [
+    "invoice": "INV-000001", "amount": "19.00", "currency": "EUR", "proof": "receipt 8812", "name": "Marie Curie",
+  ],
+  "card_expiring": [
+    "brand": "visa", "last4": "4242", "expiry": "12/2026", "last_day": "2026-12-31", "name": "Marie Curie",
+  ],
   "transfer_due_soon": [
-    "invoice": "INV-000002", "amount": "150.00", "currency": "EUR", "due_date": "2026-12-10", "payment_reference": "RF18INV000002",
+    "invoice": "INV-000002", "amount": "150.00", "currency": "EUR", "due_date": "2026-12-10",
+    "payment_reference": "RF18INV000002",
     "name": "Marie Curie",
   ],
 ]
@@ -51,9 +59,11 @@ let sampleData: [String: [String: String]] = [
   }
 
   @Test func everyKindHasATemplateFilePerLanguageAndTheFilesAreAllEmbedded() throws {
-    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
       .appendingPathComponent("templates")
-    let onDisk = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".txt") }.sorted()
+    let onDisk = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".txt") }
+      .sorted()
     #expect(onDisk == MailTemplates.fileNames)
     for kind in MailTemplates.kinds {
       for locale in CustomerLocale.allCases {
@@ -110,7 +120,9 @@ let sampleData: [String: [String: String]] = [
   }
 
   @Test func missingDataIsAnErrorNotAGap() {
-    #expect(throws: RenderError.self) { try MailTemplates.render(kind: "pause_confirmed", locale: .fr, data: ["invoice": "INV-1"]) }
+    #expect(throws: RenderError.self) {
+      try MailTemplates.render(kind: "pause_confirmed", locale: .fr, data: ["invoice": "INV-1"])
+    }
     #expect(throws: RenderError.self) { try MailTemplates.render(kind: "no_such_kind", locale: .fr, data: [:]) }
   }
 
@@ -123,9 +135,13 @@ let sampleData: [String: [String: String]] = [
     body = try MailTemplates.render(kind: "payment_received", locale: .en, data: data).body
     #expect(body.contains("€5.00 stays as credit"))
     var downgrade = try #require(sampleData["downgrade_notice"])
-    #expect(try MailTemplates.render(kind: "downgrade_notice", locale: .en, data: downgrade).body.contains("not restored automatically"))
+    #expect(
+      try MailTemplates.render(kind: "downgrade_notice", locale: .en, data: downgrade).body.contains(
+        "not restored automatically"))
     downgrade["restores_plan"] = "true"
-    #expect(try MailTemplates.render(kind: "downgrade_notice", locale: .en, data: downgrade).body.contains("restored automatically"))
+    #expect(
+      try MailTemplates.render(kind: "downgrade_notice", locale: .en, data: downgrade).body.contains(
+        "restored automatically"))
   }
 }
 
@@ -133,7 +149,8 @@ let sampleData: [String: [String: String]] = [
   func message(subject: String = "Échec du paiement de 19,00 €", name: String = "Marie Curie") -> MailMessage {
     MailMessage(
       from: MailAddress("billing@example.com", name: "Facturation"), to: MailAddress("marie@example.fr", name: name),
-      subject: subject, body: "Bonjour,\n.une ligne qui commence par un point\nL'équipe   \n" + String(repeating: "é", count: 60) + "\n",
+      subject: subject,
+      body: "Bonjour,\n.une ligne qui commence par un point\nL'équipe   \n" + String(repeating: "é", count: 60) + "\n",
       date: try! Instant(iso8601: "2026-11-23T10:00:00Z"), messageID: "<abc@example.com>")
   }
 
@@ -143,9 +160,10 @@ let sampleData: [String: [String: String]] = [
     let lines = text.components(separatedBy: "\r\n")
     #expect(lines.allSatisfy { $0.count <= 78 })
     #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
-    for header in ["From: ", "To: ", "Subject: ", "Date: Mon, 23 Nov 2026 10:00:00 +0000", "Message-ID: <abc@example.com>",
-      "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable"]
-    {
+    for header in [
+      "From: ", "To: ", "Subject: ", "Date: Mon, 23 Nov 2026 10:00:00 +0000", "Message-ID: <abc@example.com>",
+      "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable",
+    ] {
       #expect(lines.contains { $0.hasPrefix(header) }, "\(header)")
     }
     #expect(text.contains("\r\n=2Eune ligne"))
@@ -186,7 +204,8 @@ let sampleData: [String: [String: String]] = [
     #expect(lines.allSatisfy { $0.count <= 76 })
     #expect(lines.dropLast().allSatisfy { $0.hasSuffix("=") })
     // No escape is cut by a soft break: joined again, the text is whole pairs of =C3=A9.
-    #expect(lines.map { $0.hasSuffix("=") ? String($0.dropLast()) : $0 }.joined() == String(repeating: "=C3=A9", count: 100))
+    #expect(
+      lines.map { $0.hasSuffix("=") ? String($0.dropLast()) : $0 }.joined() == String(repeating: "=C3=A9", count: 100))
   }
 
   @Test func base64MatchesFoundation() {
@@ -212,7 +231,8 @@ let sampleData: [String: [String: String]] = [
   @Test func theMessageIDAndDateDependOnTheOutboxRowOnly() throws {
     let item = OutboxItem(
       id: 1, key: "charge_failed:1", kind: "pause_confirmed", locale: .en, recipient: "jo@example.com",
-      data: try #require(sampleData["pause_confirmed"]), createdAt: try Instant(iso8601: "2026-11-02T09:00:00Z"), attempts: 0)
+      data: try #require(sampleData["pause_confirmed"]), createdAt: try Instant(iso8601: "2026-11-02T09:00:00Z"),
+      attempts: 0)
     let sender = Sender(address: "billing@example.com", name: "Billing")
     let a = try Composer.message(for: item, sender: sender, keyDigest: "d1").rendered()
     let b = try Composer.message(for: item, sender: sender, keyDigest: "d1").rendered()

@@ -39,7 +39,9 @@ import Testing
 
   func fill(_ db: Connection, rows: Int, from: Int = 0) throws {
     try db.write { db in
-      for i in from..<(from + rows) { try db.run("INSERT INTO t VALUES (?, ?)", i, String(repeating: "x", count: 1000)) }
+      for i in from..<(from + rows) {
+        try db.run("INSERT INTO t VALUES (?, ?)", i, String(repeating: "x", count: 1000))
+      }
     }
   }
 
@@ -185,7 +187,9 @@ import Testing
     try fill(writer, rows: 200, from: 200)
     writer.waitForCheckpoints()
     #expect(writer.checkpointsMade.besideWriters > 0)
-    #expect(writer.checkpointsMade.summary.hasPrefix("\(writer.checkpointsMade.besideWriters) copies beside writers, 0 under the write lock throughout"))
+    #expect(
+      writer.checkpointsMade.summary.hasPrefix(
+        "\(writer.checkpointsMade.besideWriters) copies beside writers, 0 under the write lock throughout"))
     #expect(try writer.scalarInt("SELECT count(*) FROM t") == 400)
   }
 }

@@ -190,7 +190,8 @@ final class TempDatabase {
 
   @Test func notADatabaseIsReported() throws {
     let tmp = TempDatabase()
-    try Data("this is not a database, just text long enough to fill a header.......".utf8).write(to: URL(fileURLWithPath: tmp.path))
+    try Data("this is not a database, just text long enough to fill a header.......".utf8).write(
+      to: URL(fileURLWithPath: tmp.path))
     let error = try #require(throws: SQLiteError.self) {
       let c = try Connection(path: tmp.path)
       _ = try c.applicationID()

@@ -6,7 +6,8 @@ import Testing
 @Suite struct MigratorTests {
   let appID: Int32 = 0x1234_5678
   let first = Migration(version: 1, name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER) STRICT;")
-  let second = Migration(version: 2, name: "0002_b.sql", sql: "CREATE TABLE b (y INTEGER) STRICT; INSERT INTO b VALUES (7);")
+  let second = Migration(
+    version: 2, name: "0002_b.sql", sql: "CREATE TABLE b (y INTEGER) STRICT; INSERT INTO b VALUES (7);")
 
   @Test func appliesInOrderOnceAndRecordsChecksums() throws {
     let tmp = TempDatabase()
@@ -25,7 +26,8 @@ import Testing
   @Test func aFailingMigrationLeavesNothingOfItself() throws {
     let tmp = TempDatabase()
     let db = try tmp.open()
-    let broken = Migration(version: 2, name: "0002_broken.sql", sql: "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (1);")
+    let broken = Migration(
+      version: 2, name: "0002_broken.sql", sql: "CREATE TABLE c (z INTEGER); INSERT INTO nowhere VALUES (1);")
     let migrator = try Migrator(migrations: [first, broken], applicationID: appID)
     #expect(throws: SQLiteError.self) { try migrator.migrate(db, now: "2026-01-01T00:00:00Z") }
     #expect(try db.scalarInt("SELECT count(*) FROM sqlite_schema WHERE name = 'c'") == 0)
@@ -122,11 +124,16 @@ import Testing
   @Test func aRebuiltParentKeepsItsChildrenAndViewsAndForeignKeysComeBackOn() throws {
     let tmp = TempDatabase()
     let db = try tmp.open()
-    let migrator = try Migrator(migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old;\n")], applicationID: appID)
+    let migrator = try Migrator(
+      migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old;\n")], applicationID: appID)
     #expect(migrator.migrations[1].rebuildsTables && !migrator.migrations[0].rebuildsTables)
     // The marker is read the same from a file checked out with CRLF line ends.
-    #expect(Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables\r\nSELECT 1;").rebuildsTables)
-    #expect(!Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables later\nSELECT 1;").rebuildsTables)
+    #expect(
+      Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables\r\nSELECT 1;")
+        .rebuildsTables)
+    #expect(
+      !Migration(version: 3, name: "0003_x.sql", sql: "-- ledgerd-migration: rebuilds-tables later\nSELECT 1;")
+        .rebuildsTables)
     try migrator.migrate(db, now: "2026-01-01T00:00:00Z")
     // The child still names `p`, not the renamed table, and the view reads the new one.
     #expect(try db.scalarText("SELECT sql FROM sqlite_schema WHERE name = 'c'")?.contains("REFERENCES p (id)") == true)
@@ -142,7 +149,8 @@ import Testing
     let db = try tmp.open()
     try Migrator(migrations: [parents], applicationID: appID).migrate(db, now: "2026-01-01T00:00:00Z")
     // Loses parent 2, which child 11 points at.
-    let lossy = try Migrator(migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old WHERE id = 1;\n")], applicationID: appID)
+    let lossy = try Migrator(
+      migrations: [parents, rebuild("INSERT INTO p SELECT * FROM p_old WHERE id = 1;\n")], applicationID: appID)
     let error = try #require(throws: MigrationError.self) { try lossy.migrate(db, now: "2026-01-01T00:00:00Z") }
     #expect(error.description.contains("1 broken foreign key(s)"))
     #expect(try db.scalarInt("SELECT count(*) FROM p") == 2)

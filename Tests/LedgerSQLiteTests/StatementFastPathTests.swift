@@ -13,7 +13,8 @@ import Testing
   }
 
   static let texts: [String] = [
-    "", "a", "exactly15bytes!", "exactly16bytes!!", String(repeating: "long text ", count: 300), "héllo €", "👍🏽 family 👨‍👩‍👧",
+    "", "a", "exactly15bytes!", "exactly16bytes!!", String(repeating: "long text ", count: 300), "héllo €",
+    "👍🏽 family 👨‍👩‍👧",
     "e\u{301}", "\u{212A}", "tab\there\nnew line\r\u{1}\u{1F}\u{7F}", "quote ' and \" and \\", "ab\u{0}cd", "\u{0}",
     "\u{0}tail", "\u{2028}\u{FEFF}\u{FFFD}", String(repeating: "é", count: 1000),
   ]

@@ -67,7 +67,9 @@ import Testing
     #expect(try lock.tryAcquire())
     let busy = try #require(throws: WriteLockBusy.self) { try db.write { try $0.run("INSERT INTO t VALUES (1)") } }
     #expect(busy.heldByThisProcess)
-    #expect(busy.description.hasPrefix("ledger busy: another connection of this process (its checkpoint or one of its own writes) has held"))
+    #expect(
+      busy.description.hasPrefix(
+        "ledger busy: another connection of this process (its checkpoint or one of its own writes) has held"))
     lock.release()
     _ = try db.write { try $0.run("INSERT INTO t VALUES (1)") }
     #expect(try db.scalarInt("SELECT count(*) FROM t") == 1)
@@ -140,9 +142,12 @@ import Testing
     let db = try Connection(path: tmp.path, options: o)
     try db.enableWAL()
     try db.execute("CREATE TABLE t (x TEXT)")
-    try db.write { db in for _ in 0..<10 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "x", count: 100)) } }
+    try db.write { db in for _ in 0..<10 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "x", count: 100)) }
+    }
     #expect(db.walPagesAfterLastCommit > 0 && db.walPagesAfterLastCommit < 50)
-    try db.write { db in for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) } }
+    try db.write { db in
+      for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) }
+    }
     #expect(db.walPagesAfterLastCommit == 0)
     let after = try db.checkpoint(.passive)
     #expect(after.complete)
@@ -165,7 +170,9 @@ import Testing
     func fileSize() throws -> Int { (try FileManager.default.attributesOfItem(atPath: tmp.path)[.size] as? Int) ?? -1 }
     let before = try fileSize()
     try db.withWriteLock {
-      try db.write { db in for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) } }
+      try db.write { db in
+        for _ in 0..<400 { try db.run("INSERT INTO t VALUES (?)", String(repeating: "y", count: 1000)) }
+      }
       #expect(db.walPagesAfterLastCommit >= 50)
       // The checkpointer has been asked, and waits: the lock is still held here, for longer
       // than a second (a busy machine can hold it up that long; the checkpoint is still made).

@@ -11,9 +11,10 @@ import Testing
   /// Every row of every table, in storage order, as text.
   static func contents(_ db: Connection) throws -> [String: [String]] {
     var tables: [String: [String]] = [:]
-    for name in try db.query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'")
-      .map({ try $0.string("name") })
-    {
+    for name in try db.query(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'"
+    )
+    .map({ try $0.string("name") }) {
       tables[name] = try db.query("SELECT * FROM \(name) ORDER BY 1, 2").map { row in
         row.values.map { "\($0)" }.joined(separator: "|")
       }
@@ -22,8 +23,10 @@ import Testing
   }
 
   static func objects(_ db: Connection) throws -> [String] {
-    try db.query("SELECT type || ' ' || name || ' on ' || tbl_name AS o FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY o")
-      .map { try $0.string("o") }
+    try db.query(
+      "SELECT type || ' ' || name || ' on ' || tbl_name AS o FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY o"
+    )
+    .map { try $0.string("o") }
   }
 
   @Test func aLedgerWrittenBeforeItKeepsEveryRowAndEveryRule() throws {
@@ -33,7 +36,8 @@ import Testing
     let db = try Connection(path: directory + "/ledger.db")
     try db.enableWAL()
     let all = try LedgerSchema.migrations()
-    try Migrator(migrations: all.filter { $0.version <= 4 }, applicationID: LedgerSchema.applicationID).migrate(db, now: "2026-11-23T10:00:00Z")
+    try Migrator(migrations: all.filter { $0.version <= 4 }, applicationID: LedgerSchema.applicationID).migrate(
+      db, now: "2026-11-23T10:00:00Z")
     // Today's store chains every journal entry it posts (0008): its table is made here, ahead
     // of its turn, and 0005 must keep it like the rest.
     try db.write { db in try db.execute(try #require(all.first { $0.version == 8 }).sql) }
@@ -43,37 +47,48 @@ import Testing
     let config = DunningConfig.chargedWhenDue
     let date = try CivilDate(iso8601: "2026-11-23")
     for n in 0..<6 {
-      let account = try store.addAccount(email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
+      let account = try store.addAccount(
+        email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
       let card = try store.addCard(
         account: account.id,
-        NewCard(token: "tok_ok.\(n)", brand: .mastercard, last4: "4444", expiry: try CardExpiry(parsing: "12/2028"), postalCode: nil, country: "FR"),
+        NewCard(
+          token: "tok_ok.\(n)", brand: .mastercard, last4: "4444", expiry: try CardExpiry(parsing: "12/2028"),
+          postalCode: nil, country: "FR"),
         actor: .customer)
       let invoice = try store.issueInvoice(
         try InvoiceDraft(
-          accountID: account.id, currency: .eur, lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
+          accountID: account.id, currency: .eur,
+          lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
           issueDate: date, dueDate: date, method: n == 5 ? .transfer : .card), actor: .staff)
       guard n < 5 else { continue }
-      let charge = try #require(try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
+      let charge = try #require(
+        try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
       try store.write {
         let id = try store.beginAttempt(
-          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)], key: "ldg_test_\(n)",
+          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
+          key: "ldg_test_\(n)",
           actor: .scheduler)
         let attempt = PendingAttempt(
           id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token,
-          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total, invoiceIDs: [invoice.id])
+          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total,
+          invoiceIDs: [invoice.id])
         if n % 2 == 0 {
           _ = try store.recordChargeSucceeded(attempt, processorRef: "ch_\(n)", actor: .scheduler, config: config)
         } else {
-          try store.recordChargeFailed(attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
+          try store.recordChargeFailed(
+            attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
         }
       }
     }
     let before = try Self.contents(db)
     let objectsBefore = try Self.objects(db)
-    #expect((before["journal_lines"]?.count ?? 0) > 0 && (before["events"]?.count ?? 0) > 0 && (before["outbox"]?.count ?? 0) > 0)
+    #expect(
+      (before["journal_lines"]?.count ?? 0) > 0 && (before["events"]?.count ?? 0) > 0
+        && (before["outbox"]?.count ?? 0) > 0)
 
     // 0005 on its own (later migrations change indexes, which this compares).
-    let upTo0005 = try Migrator(migrations: LedgerSchema.migrations().filter { $0.version <= 5 }, applicationID: LedgerSchema.applicationID)
+    let upTo0005 = try Migrator(
+      migrations: LedgerSchema.migrations().filter { $0.version <= 5 }, applicationID: LedgerSchema.applicationID)
     let outcome = try upTo0005.migrate(db, now: "2026-11-24T10:00:00Z")
     #expect(outcome.applied == ["0005_checks_without_in_lists.sql"])
     #expect(try Self.contents(db) == before)
@@ -89,10 +104,14 @@ import Testing
 
     // The rules hold as before: values outside the lists, broken references, journal edits.
     #expect(throws: SQLiteError.self) {
-      try db.run("INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 1, 'robot', 'x', 'y')")
+      try db.run(
+        "INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 1, 'robot', 'x', 'y')"
+      )
     }
     #expect(throws: SQLiteError.self) {
-      try db.run("INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 999, 'staff', 'x', 'y')")
+      try db.run(
+        "INSERT INTO events (at, account_id, actor, kind, reason) VALUES ('2026-11-24T10:00:00Z', 999, 'staff', 'x', 'y')"
+      )
     }
     #expect(throws: SQLiteError.self) { try db.run("UPDATE cards SET brand = 'maestro' WHERE id = 1") }
     #expect(throws: SQLiteError.self) { try db.run("UPDATE invoices SET next_action = 'wait' WHERE id = 1") }

@@ -36,7 +36,8 @@ import Testing
   }
 
   static let awkward: [String] = [
-    "", "plain", "with space", "quote\"", "back\\slash", "\\\"", "new\nline", "cr\r", "tab\t", "\u{0}", "\u{1}\u{8}\u{B}\u{C}",
+    "", "plain", "with space", "quote\"", "back\\slash", "\\\"", "new\nline", "cr\r", "tab\t", "\u{0}",
+    "\u{1}\u{8}\u{B}\u{C}",
     "\u{1F}", "\u{7F}", "\u{80}", "é", "e\u{301}", "€", "👍🏽", "👨‍👩‍👧", "\u{2028}\u{2029}", "\u{FEFF}", "\u{FFFD}", "/slash",
     "</script>", "ends with escape\n", "\nstarts with escape", String(repeating: "long ", count: 200) + "\"end\"",
     "a\u{0}b\u{1F}c\"d\\e\u{7F}fé\ng",

@@ -25,7 +25,9 @@ import Testing
     }
     #expect(try ledger.store.write { try ledger.store.queueCardExpiryNotices(daysAhead: 30) } == soon.count)
     #expect(try ledger.store.write { try ledger.store.queueCardExpiryNotices(daysAhead: 30) } == 0)
-    let keys = try ledger.db.query("SELECT key FROM outbox WHERE kind = 'card_expiring' ORDER BY id").map { try $0.string("key") }
+    let keys = try ledger.db.query("SELECT key FROM outbox WHERE kind = 'card_expiring' ORDER BY id").map {
+      try $0.string("key")
+    }
     #expect(keys == soon.map { "card_expiring:\($0):11/2026" })
 
     ledger.db.trace(nil)
@@ -61,7 +63,9 @@ import Testing
           """, key, account.id, card.id, status, reason, ref, resolved)
       }
     }
-    for (n, status) in ["pending", "succeeded", "declined", "error", "error"].enumerated() { try insert("key_index_\(n)", status) }
+    for (n, status) in ["pending", "succeeded", "declined", "error", "error"].enumerated() {
+      try insert("key_index_\(n)", status)
+    }
     // ANALYZE's first figure for an index is the number of entries in it.
     func indexed() throws -> Int64 {
       try ledger.store.write { try ledger.db.execute("ANALYZE charge_attempts_card") }
@@ -72,7 +76,8 @@ import Testing
     // The pending one closed as an error leaves the index.
     _ = try ledger.store.write {
       try ledger.db.run(
-        "UPDATE charge_attempts SET status = 'error', reason = 'processing_error', resolved_at = '2026-11-23T10:00:00Z' WHERE idempotency_key = 'key_index_0'")
+        "UPDATE charge_attempts SET status = 'error', reason = 'processing_error', resolved_at = '2026-11-23T10:00:00Z' WHERE idempotency_key = 'key_index_0'"
+      )
     }
     #expect(try indexed() == 2)
     #expect(try ledger.db.scalarText("PRAGMA integrity_check") == "ok")
@@ -90,13 +95,18 @@ import Testing
     do {
       let old = try Connection(path: path)
       try old.enableWAL()
-      try Migrator(migrations: try LedgerSchema.migrations().filter { $0.version <= 3 }, applicationID: LedgerSchema.applicationID)
-        .migrate(old, now: "2026-11-23T10:00:00Z")
+      try Migrator(
+        migrations: try LedgerSchema.migrations().filter { $0.version <= 3 }, applicationID: LedgerSchema.applicationID
+      )
+      .migrate(old, now: "2026-11-23T10:00:00Z")
       #expect(try old.scalarInt("PRAGMA page_size") == 4096)
     }
-    let store = try LedgerStore.open(path: path, access: .readWrite, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
+    let store = try LedgerStore.open(
+      path: path, access: .readWrite, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
     #expect(try store.db.scalarInt("PRAGMA page_size") == 4096)
-    #expect(try store.db.scalarInt("SELECT max(version) FROM schema_migrations") == Int64(try LedgerSchema.migrations().count))
+    #expect(
+      try store.db.scalarInt("SELECT max(version) FROM schema_migrations") == Int64(try LedgerSchema.migrations().count)
+    )
     #expect(try store.check().ok)
   }
 }

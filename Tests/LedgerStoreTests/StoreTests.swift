@@ -44,7 +44,9 @@ final class TestLedger {
   func card(_ account: Int64, _ token: String, expiry: String = "12/2028") throws -> Card {
     try store.addCard(
       account: account,
-      NewCard(token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: expiry), postalCode: "75001", country: "FR"),
+      NewCard(
+        token: token, brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: expiry), postalCode: "75001",
+        country: "FR"),
       actor: .customer)
   }
 
@@ -52,14 +54,17 @@ final class TestLedger {
     let drafts = try lines.map { InvoiceLineDraft(description: $0.0, unitAmount: try eur($0.1)) }
     let date = try CivilDate(iso8601: "2026-11-23")
     return try store.issueInvoice(
-      try InvoiceDraft(accountID: account, currency: .eur, lines: drafts, issueDate: date, dueDate: date.adding(days: 14), method: method),
+      try InvoiceDraft(
+        accountID: account, currency: .eur, lines: drafts, issueDate: date, dueDate: date.adding(days: 14),
+        method: method),
       actor: .staff)
   }
 }
 
 @Suite struct SchemaTests {
   @Test func embeddedMigrationsAreExactlyTheFilesInMigrations() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
     let dir = root.appendingPathComponent("migrations")
     let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
     let embedded = try LedgerSchema.migrations()
@@ -72,7 +77,9 @@ final class TestLedger {
 
   @Test func everyTableIsStrict() throws {
     let ledger = try TestLedger()
-    let loose = try ledger.db.query("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND strict = 0 AND name NOT LIKE 'sqlite_%'")
+    let loose = try ledger.db.query(
+      "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND strict = 0 AND name NOT LIKE 'sqlite_%'"
+    )
     #expect(loose.isEmpty, "non-STRICT tables: \(loose.map { $0["name"] })")
   }
 
@@ -86,8 +93,10 @@ final class TestLedger {
     let ledger = try TestLedger()
     let a = try ledger.account()
     _ = try ledger.invoice(a.id, [("Plan", "19.00")])
-    for sql in ["UPDATE journal_lines SET debit_minor = debit_minor + 1", "DELETE FROM journal_lines",
-                "UPDATE journal_entries SET memo = 'x'", "DELETE FROM journal_entries"] {
+    for sql in [
+      "UPDATE journal_lines SET debit_minor = debit_minor + 1", "DELETE FROM journal_lines",
+      "UPDATE journal_entries SET memo = 'x'", "DELETE FROM journal_entries",
+    ] {
       let error = try #require(throws: SQLiteError.self) { try ledger.db.run(sql) }
       #expect(error.message.contains("append-only"))
     }
@@ -103,13 +112,19 @@ final class TestLedger {
     #expect(throws: SQLiteError.self) { try ledger.db.run("UPDATE cards SET is_default = 1") }
     // Unbalanced direction and negative amounts are refused by CHECK constraints.
     #expect(throws: SQLiteError.self) {
-      try ledger.db.run("INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'bank', 'EUR', 5, 5)")
+      try ledger.db.run(
+        "INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'bank', 'EUR', 5, 5)"
+      )
     }
     #expect(throws: SQLiteError.self) {
-      try ledger.db.run("INSERT INTO plans (code, name, price_minor, currency, period, created_at) VALUES ('x', 'X', -1, 'EUR', 'month', '2026-01-01T00:00:00Z')")
+      try ledger.db.run(
+        "INSERT INTO plans (code, name, price_minor, currency, period, created_at) VALUES ('x', 'X', -1, 'EUR', 'month', '2026-01-01T00:00:00Z')"
+      )
     }
     #expect(throws: SQLiteError.self) {
-      try ledger.db.run("INSERT INTO accounts (email, name, locale, plan_id, created_at, updated_at) VALUES ('a@b.fr', 'A', 'de', 1, 'x', 'x')")
+      try ledger.db.run(
+        "INSERT INTO accounts (email, name, locale, plan_id, created_at, updated_at) VALUES ('a@b.fr', 'A', 'de', 1, 'x', 'x')"
+      )
     }
   }
 }
@@ -137,7 +152,8 @@ final class TestLedger {
       try ledger.store.addAccount(email: "x@example.fr", name: "X", locale: .en, planCode: "gold", actor: .staff)
     }
     #expect(throws: InputError.self) {
-      try ledger.store.addAccount(email: "x@example.fr\r\nBcc: y@example.fr", name: "X", locale: .en, planCode: "free", actor: .staff)
+      try ledger.store.addAccount(
+        email: "x@example.fr\r\nBcc: y@example.fr", name: "X", locale: .en, planCode: "free", actor: .staff)
     }
     #expect(try ledger.snapshot() == before)
   }
@@ -207,7 +223,8 @@ final class TestLedger {
     #expect(invoice.number == "INV-000001")
     #expect(invoice.total.minorUnits == 3150 && invoice.due.minorUnits == 3150)
     #expect(invoice.lines.map(\.position) == [1, 2])
-    let lines = try ledger.db.query("SELECT ledger_account, debit_minor, credit_minor, account_id, invoice_id FROM journal_lines ORDER BY id")
+    let lines = try ledger.db.query(
+      "SELECT ledger_account, debit_minor, credit_minor, account_id, invoice_id FROM journal_lines ORDER BY id")
     #expect(lines.count == 2)
     #expect(try lines[0].string("ledger_account") == "receivable" && lines[0].int("debit_minor") == 3150)
     #expect(try lines[1].string("ledger_account") == "revenue" && lines[1].int("credit_minor") == 3150)
@@ -285,9 +302,14 @@ final class TestLedger {
 
   @Test func checkFindsAnUnbalancedEntryWrittenBehindItsBack() throws {
     let ledger = try TestLedger()
-    try ledger.db.run("INSERT INTO journal_entries (at, kind, memo) VALUES ('2026-01-01T00:00:00Z', 'reversal', 'forged')")
-    try ledger.db.run("INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'bank', 'EUR', 100, 0)")
-    try ledger.db.run("INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'revenue', 'EUR', 0, 90)")
+    try ledger.db.run(
+      "INSERT INTO journal_entries (at, kind, memo) VALUES ('2026-01-01T00:00:00Z', 'reversal', 'forged')")
+    try ledger.db.run(
+      "INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'bank', 'EUR', 100, 0)"
+    )
+    try ledger.db.run(
+      "INSERT INTO journal_lines (entry_id, ledger_account, currency, debit_minor, credit_minor) VALUES (1, 'revenue', 'EUR', 0, 90)"
+    )
     let checks = Set(try ledger.store.check().findings.map(\.check))
     #expect(checks.contains("journal_entry_balanced"))
     #expect(checks.contains("trial_balance_zero"))
@@ -322,7 +344,9 @@ final class TestLedger {
     #expect(try copy.invoices().count == 1)
     #expect(try copy.check().ok)
     #expect(throws: InputError.self) { try ledger.store.backup(to: target) }
-    let leftovers = try FileManager.default.contentsOfDirectory(atPath: ledger.directory).filter { $0.contains("partial") }
+    let leftovers = try FileManager.default.contentsOfDirectory(atPath: ledger.directory).filter {
+      $0.contains("partial")
+    }
     #expect(leftovers.isEmpty)
   }
 }
