@@ -1,5 +1,3 @@
-import LedgerCore
-
 /// What a processor answered about a charge.
 public enum ChargeOutcome: Sendable, Equatable {
   /// The money was taken; `reference` is the processor's id for the charge.
