@@ -57,6 +57,8 @@ public final class Connection {
   public let path: String
   public let options: ConnectionOptions
   private var cache: [String: Statement] = [:]
+  /// Statements last used from each SQL text address (see `statement(_:)`).
+  private var recent = [Statement?](repeating: nil, count: 1 << Connection.recentSlotBits)
   /// The file's write lock; nil on read-only connections, in-memory databases, and when
   /// the discipline is switched off.
   public let writeLock: WriteLock?
@@ -119,6 +121,7 @@ public final class Connection {
   deinit {
     if tracer != nil { sqlite3_trace_v2(handle, 0, nil, nil) }
     checkpointer?.stop()
+    recent.removeAll()
     cache.removeAll()
     // The last connection to close checkpoints the WAL and deletes it: a checkpoint, so
     // it runs under the write lock, or, when that is busy, not at all.
@@ -222,11 +225,34 @@ public final class Connection {
 
   /// Returns the cached prepared statement for `sql`, compiling it on first use.
   public func statement(_ sql: String) throws -> Statement {
-    if let cached = cache[sql] { return cached }
-    let statement = try Statement(db: handle, sql: sql)
-    cache[sql] = statement
+    // Call sites pass string literals, whose text stays at one address for the life of
+    // the process: a slot chosen by that address finds the statement without hashing the
+    // SQL. The equality check (immediate for the very same string) keeps any other string
+    // from being taken for it: text built at run time, whose memory may be reused, or a
+    // short string held inline, whose bytes are read from a temporary copy.
+    let slot = sql.utf8.withContiguousStorageIfAvailable { bytes in
+      Connection.recentSlot(address: UInt(bitPattern: bytes.baseAddress), count: bytes.count)
+    }
+    if let slot, let recent = recent[slot], recent.sql == sql { return recent }
+    let statement: Statement
+    if let cached = cache[sql] {
+      statement = cached
+    } else {
+      statement = try Statement(db: handle, sql: sql)
+      cache[sql] = statement
+    }
+    if let slot { recent[slot] = statement }
     return statement
   }
+
+  /// The slot of `recent` for SQL text at `address` with `count` bytes.
+  @inline(__always)
+  private static func recentSlot(address: UInt, count: Int) -> Int {
+    let mixed = (address &+ UInt(bitPattern: count)) &* 0x9E37_79B9_7F4A_7C15
+    return Int(truncatingIfNeeded: mixed >> (UInt.bitWidth - recentSlotBits))
+  }
+
+  private static let recentSlotBits = 8
 
   /// The number of statements held in this connection's cache.
   public var cachedStatementCount: Int { cache.count }

@@ -3,9 +3,10 @@ import Testing
 
 @testable import LedgerSQLite
 
-/// What the statement layer binds and reads: text as C strings (up to a first NUL), one
-/// column-name array per statement shared by its rows, statements cached by SQL text.
-/// These tests pin down every kind of value, name and SQL string the ledger relies on.
+/// The statement layer binds text by length, reads text by length, shares one column
+/// table per statement and finds cached statements by the address of their SQL text.
+/// These tests pin down that it reads and writes exactly what it did when text went
+/// through C strings and every row carried its own column names.
 @Suite struct StatementFastPathTests {
   /// Text as it was bound through a C string: up to its first NUL.
   static func asCString(_ s: String) -> String {
