@@ -62,7 +62,8 @@ public final class Statement {
         guard let base = bytes.baseAddress, !bytes.isEmpty else {
           return sqlite3_bind_text(handle, index, "", 0, ledgerd_sqlite_transient())
         }
-        let length = memchr(base, 0, bytes.count).map { base.distance(to: $0.assumingMemoryBound(to: UInt8.self)) } ?? bytes.count
+        let length =
+          memchr(base, 0, bytes.count).map { base.distance(to: $0.assumingMemoryBound(to: UInt8.self)) } ?? bytes.count
         return base.withMemoryRebound(to: CChar.self, capacity: length) {
           sqlite3_bind_text(handle, index, $0, Int32(length), ledgerd_sqlite_transient())
         }
@@ -95,9 +96,10 @@ public final class Statement {
   }
 
   /// The result columns' names, read once and shared by every row.
-  lazy var layout = ColumnLayout(names: (0..<sqlite3_column_count(handle)).map {
-    String(cString: sqlite3_column_name(handle, $0))
-  })
+  lazy var layout = ColumnLayout(
+    names: (0..<sqlite3_column_count(handle)).map {
+      String(cString: sqlite3_column_name(handle, $0))
+    })
 
   /// The value of column `i` of the current row.
   @inline(__always)

@@ -20,30 +20,29 @@ extension LedgerStore {
     throws
     -> CollectionState?
   {
-    guard var record = try collection(invoiceID: invoiceID) else { return nil }
-    let cards = try known[record.accountID] ?? cardAvailability(account: record.accountID, config: config).availability
-    known[record.accountID] = cards
-    record.state.hasUsableCard = !cards.chargeable.isEmpty
-    record.state.cardUsableAgainAt = cards.chargeable.isEmpty ? cards.limitedUntil : nil
-    return record.state
+    // The lean read: every rescheduling makes it, so it leaves out what only messages need
+    // (number, what is owed, the account's plan).
+    guard
+      let row = try db.queryOne(Self.stateSelect + " FROM invoices i WHERE i.id = ?1 AND i.status = 'open'", invoiceID)
+    else { return nil }
+    var state = try Self.state(from: row)
+    let accountID = try row.int("account_id")
+    let cards = try known[accountID] ?? cardAvailability(account: accountID, config: config).availability
+    known[accountID] = cards
+    state.hasUsableCard = !cards.chargeable.isEmpty
+    state.cardUsableAgainAt = cards.chargeable.isEmpty ? cards.limitedUntil : nil
+    return state
   }
 
-  /// An open invoice's collection state with what messages about it name, for a
-  /// transition (`DunningPolicy.apply`). Card availability is not read (`hasUsableCard` is
-  /// false): no transition depends on it, and `collectionState` adds it for the policy.
-  public func collection(invoiceID: Int64) throws -> CollectionRecord? {
-    guard
-      let row = try db.queryOne(
-        """
-        SELECT i.number, i.account_id, i.currency, i.payment_reference, i.collection_method, i.created_at, i.due_date,
-          i.dunning_started_at, i.grace_deadline, i.paused_seconds, i.paused_at, i.last_charge_at, i.last_failure, i.retries_done,
-          i.reminders_sent, i.charge_requested_at, i.due_reminder_sent,
-          i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
-          (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end,
-          (SELECT p.code FROM accounts a JOIN plans p ON p.id = a.plan_id WHERE a.id = i.account_id) AS plan_code
-        FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
-        """, invoiceID)
-    else { return nil }
+  /// The columns of an invoice's collection state.
+  static let stateSelect = """
+    SELECT i.account_id, i.collection_method, i.created_at, i.due_date, i.dunning_started_at, i.grace_deadline, i.paused_seconds,
+      i.paused_at, i.last_charge_at, i.last_failure, i.retries_done, i.reminders_sent, i.charge_requested_at, i.due_reminder_sent,
+      (SELECT window_ends_at FROM transfer_declarations t WHERE t.invoice_id = i.id AND t.closed_at IS NULL) AS window_end
+    """
+
+  /// The collection state in a row of `stateSelect`, without card availability.
+  static func state(from row: Row) throws -> CollectionState {
     func instant(_ column: String) throws -> Instant? {
       try row.optionalString(column).map { try Instant(iso8601: $0) }
     }
@@ -62,6 +61,23 @@ extension LedgerStore {
     s.remindersSent = Int(try row.int("reminders_sent"))
     s.chargeRequestedAt = try instant("charge_requested_at")
     s.dueReminderSent = try row.bool("due_reminder_sent")
+    return s
+  }
+
+  /// An open invoice's collection state with what messages about it name, for a
+  /// transition (`DunningPolicy.apply`). Card availability is not read (`hasUsableCard` is
+  /// false): no transition depends on it, and `collectionState` adds it for the policy.
+  public func collection(invoiceID: Int64) throws -> CollectionRecord? {
+    guard
+      let row = try db.queryOne(
+        Self.stateSelect + """
+          , i.number, i.currency, i.payment_reference,
+            i.total_minor - (SELECT coalesce(sum(a.amount_minor), 0) FROM payment_allocations a WHERE a.invoice_id = i.id) AS due_minor,
+            (SELECT p.code FROM accounts a JOIN plans p ON p.id = a.plan_id WHERE a.id = i.account_id) AS plan_code
+          FROM invoices i WHERE i.id = ?1 AND i.status = 'open'
+          """, invoiceID)
+    else { return nil }
+    let s = try Self.state(from: row)
     let currency = try Currency(code: try row.string("currency"))
     return CollectionRecord(
       invoiceID: invoiceID, number: try row.string("number"), accountID: try row.int("account_id"),

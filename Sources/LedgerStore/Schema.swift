@@ -24,6 +24,7 @@ public enum LedgerSchema {
     ("0009_transfer_windows.sql", PackageResources._009_transfer_windows_sql),
     ("0010_account_balances_owed.sql", PackageResources._010_account_balances_owed_sql),
     ("0011_hand_recorded_payments.sql", PackageResources._011_hand_recorded_payments_sql),
+    ("0012_transfer_declarations_by_invoice.sql", PackageResources._012_transfer_declarations_by_invoice_sql),
   ]
 
   /// The embedded migrations, in order.
