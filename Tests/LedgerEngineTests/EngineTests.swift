@@ -307,12 +307,30 @@ extension RecoveryTests {
     #expect(config.maxInFlight == 4 && config.batchSize == 50)
   }
 
+  @Test func theDailyCollectionTimeIsRead() throws {
+    #expect(try LedgerConfig.parse(Data("{}".utf8)).dunning.collectionTime == 18 * 3600)
+    let set = try LedgerConfig.parse(
+      Data(#"{"dunning": {"collection_time": "06:30", "collection_utc_offset": "-05:00"}}"#.utf8))
+    #expect(set.dunning.collectionTime == 6 * 3600 + 30 * 60 && set.dunning.collectionUTCOffsetSeconds == -5 * 3600)
+    // 06:30 at UTC-05:00 is 11:30 UTC.
+    #expect(
+      DunningPolicy.collectionTime(atOrAfter: try Instant(iso8601: "2026-11-23T12:00:00Z"), config: set.dunning)
+        == (try Instant(iso8601: "2026-11-24T11:30:00Z")))
+    #expect(
+      try LedgerConfig.parse(Data(#"{"dunning": {"collection_time": "when_due"}}"#.utf8)).dunning.collectionTime == nil)
+  }
+
   @Test(arguments: [
     (#"{"dunning": {"grace_dayz": 9}}"#, "dunning.grace_dayz"),
     (#"{"dunning": {"retry_days": [1, 12]}}"#, "dunning.retry_days"),
     (#"{"dunning": {"retry_days": [3, 1]}}"#, "dunning.retry_days"),
     (#"{"dunning": {"grace_days": "nine"}}"#, "dunning.grace_days"),
     (#"{"dunning": {"restore_plan_on_payment": 1}}"#, "dunning.restore_plan_on_payment"),
+    (#"{"dunning": {"collection_time": "24:00"}}"#, "dunning.collection_time"),
+    (#"{"dunning": {"collection_time": "6pm"}}"#, "dunning.collection_time"),
+    (#"{"dunning": {"collection_time": 18}}"#, "dunning.collection_time"),
+    (#"{"dunning": {"collection_utc_offset": "01:00"}}"#, "dunning.collection_utc_offset"),
+    (#"{"dunning": {"collection_utc_offset": "+15:00"}}"#, "dunning.collection_utc_offset"),
     (#"{"processor": {"kind": "stripe"}}"#, "processor.kind"),
     (#"{"daemon": {"batch_size": 0}}"#, "daemon.batch_size"),
     (#"{"extra": {}}"#, "extra"),
