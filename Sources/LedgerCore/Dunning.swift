@@ -70,7 +70,8 @@ public struct CollectionState: Sendable, Equatable {
   public var pausedSince: Instant?
   /// Set while a declared transfer is clearing.
   public var transferWindowEndsAt: Instant?
-  /// When the cards were last charged for this invoice.
+  /// When the cards were last charged for this invoice, or (in dunning) when a declared
+  /// transfer's window ended: the retries count on from it.
   public var lastChargeAt: Instant?
   /// The reason of the last failed charge round.
   public var lastFailure: DeclineReason?
