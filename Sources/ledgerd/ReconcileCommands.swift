@@ -176,11 +176,15 @@ struct ReconcileCommand: ParsableCommand {
         moves to the archive; a refused file (65), or one whose reader crashed (killed by SIGSEGV, \
         SIGILL, SIGABRT…), moves to <archive>/rejected with a .error file beside it (it is not \
         retried); a file that failed for another reason (the database busy, an I/O error, the \
-        child stopped by SIGTERM or SIGKILL) stays for the next run. \
+        child stopped by SIGTERM or SIGKILL) stays for the next run. A file whose import is still \
+        running after --file-timeout seconds is stopped (SIGKILL) and refused like a crash, so that \
+        a file that hangs its reader cannot hang every night's job. \
         Exit status: 65 if a file was refused, 70 if one failed, else 1 if there were findings, else 0.
         """)
     @Option(help: "The directory files are dropped into.") var inbox: String
     @Option(help: "Where imported files are moved.") var archive: String
+    @Option(help: "Seconds one file's import may take before it is stopped and the file refused (default 3600).")
+    var fileTimeout: Double = 3600
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
@@ -201,6 +205,8 @@ struct ReconcileCommand: ParsableCommand {
       let status: Int32
       /// Killed by this signal rather than exiting.
       let signal: Int32?
+      /// Stopped by this command after `--file-timeout` seconds.
+      var timedOut = false
       let stdout: Data
       let stderr: String
     }
@@ -211,6 +217,11 @@ struct ReconcileCommand: ParsableCommand {
 
     func run() throws {
       try runGuarded {
+        guard fileTimeout > 0, fileTimeout <= 86_400 else {
+          throw InputError(
+            field: "--file-timeout", rule: "\(formatSeconds(fileTimeout)) must be more than 0 and at most 86400 seconds"
+          )
+        }
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: inbox, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -260,7 +271,13 @@ struct ReconcileCommand: ParsableCommand {
             }
             let message: String
             let reject: Bool
-            if let signal = child.signal {
+            if child.timedOut {
+              reject = true
+              message =
+                "the import did not finish within \(formatSeconds(fileTimeout)) s (--file-timeout) and was stopped; "
+                + "\(nothingImported(path)); it is not retried: inspect the file, or import it by hand with "
+                + "`ledgerd reconcile \(detected == .processorCSV ? "processor" : "bank")` and a longer wait"
+            } else if let signal = child.signal {
               reject = Self.crashSignals.contains(signal)
               message =
                 reject
@@ -278,8 +295,10 @@ struct ReconcileCommand: ParsableCommand {
             if reject {
               try fm.createDirectory(atPath: rejected, withIntermediateDirectories: true)
               let moved = try move(path, to: rejected)
-              // The child's own words; after a crash, ours first, then what it printed (its backtrace).
-              var text = child.signal == nil && !child.stderr.isEmpty ? child.stderr : "ledgerd: error: \(message)\n"
+              // The child's own words; after a crash or a timeout, ours first, then what it printed.
+              var text =
+                child.signal == nil && !child.timedOut && !child.stderr.isEmpty
+                ? child.stderr : "ledgerd: error: \(message)\n"
               if child.signal != nil, !child.stderr.isEmpty {
                 text += "--- what the crashed import printed ---\n" + child.stderr.suffix(64 * 1024)
               }
@@ -380,12 +399,24 @@ struct ReconcileCommand: ParsableCommand {
       process.standardOutput = out
       process.standardError = err
       try process.run()
+      // Waits at most `fileTimeout` seconds, then kills it: a reader that hangs on a file
+      // stops only that file.
+      let deadline = Date().addingTimeInterval(fileTimeout)
+      var timedOut = false
+      while process.isRunning {
+        if Date() >= deadline {
+          kill(process.processIdentifier, SIGKILL)
+          timedOut = true
+          break
+        }
+        usleep(20_000)
+      }
       process.waitUntilExit()
       try? out.close()
       try? err.close()
       let signaled = process.terminationReason == .uncaughtSignal
       return ChildRun(
-        status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
+        status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil, timedOut: timedOut,
         stdout: fm.contents(atPath: outPath) ?? Data(),
         stderr: String(decoding: fm.contents(atPath: errPath) ?? Data(), as: UTF8.self))
     }
@@ -415,14 +446,22 @@ struct ReconcileCommand: ParsableCommand {
   }
 }
 
-/// A test hook, for the inbox's crash handling only: when `$LEDGERD_TEST_CRASH_ON_FILE`
+/// Test hooks, for the inbox's handling of a bad reader only: when `$LEDGERD_TEST_CRASH_ON_FILE`
 /// names a file's base name, `reconcile bank` and `reconcile processor` abort (SIGABRT) on it
-/// before reading it, as a reader crashing on a hostile file would. Unset in production.
+/// before reading it, as a reader crashing on a hostile file would; when
+/// `$LEDGERD_TEST_HANG_ON_FILE` names it, they hang on it. Unset in production.
 func crashIfTestHookNames(_ file: String) {
-  guard let name = ProcessInfo.processInfo.environment["LEDGERD_TEST_CRASH_ON_FILE"], !name.isEmpty,
-    name == (file as NSString).lastPathComponent
-  else { return }
-  abort()
+  let env = ProcessInfo.processInfo.environment
+  let base = (file as NSString).lastPathComponent
+  if let name = env["LEDGERD_TEST_CRASH_ON_FILE"], !name.isEmpty, name == base { abort() }
+  if let name = env["LEDGERD_TEST_HANG_ON_FILE"], !name.isEmpty, name == base {
+    while true { sleep(3600) }
+  }
+}
+
+/// Seconds as people write them: 3600, 2.5.
+func formatSeconds(_ seconds: Double) -> String {
+  seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int64(seconds)) : String(seconds)
 }
 
 func bankText(_ r: BankImportReport) -> String {

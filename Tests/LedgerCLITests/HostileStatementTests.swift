@@ -352,4 +352,40 @@ import Testing
       "\(text.stdout)")
     #expect(try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive]).status == 0)
   }
+
+  /// A file that hangs its reader stops only that file: after `--file-timeout` seconds its
+  /// child is killed and the file refused with a `.error` saying so, the files after it are
+  /// imported, and the job ends (before, it waited for the child for ever, every night).
+  @Test func inboxStopsAFileThatHangsItsReader() throws {
+    let w = try Workspace()
+    let refs = try w.transferBook([("Marie Curie", "100.00"), ("Jo Bloggs", "50.00")])
+    let inbox = w.directory + "/inbox"
+    let archive = w.directory + "/archive"
+    try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
+    let statement = { (id: String, amount: String, ref: String) in
+      Camt.xml(version: 8, [Camt.Statement(id: "S" + id, entries: [Camt.entry(id, amount, structured: ref)])])
+    }
+    _ = try w.write("inbox/1-hangs.xml", statement("H1", "100.00", refs[0]))
+    _ = try w.write("inbox/2-good.xml", statement("G1", "50.00", refs[1]))
+    let started = Date()
+    let run = try w.ledgerd(
+      ["reconcile", "inbox", "--inbox", inbox, "--archive", archive, "--file-timeout", "2", "--json"],
+      environment: ["LEDGERD_TEST_HANG_ON_FILE": "1-hangs.xml"])
+    let took = Date().timeIntervalSince(started)
+    #expect(run.status == 65, "\(run.stdout)\(run.stderr)")
+    #expect(took < 30, "the job took \(took) s")
+    let results = try #require(try run.json() as? [[String: Any]])
+    #expect(results.map { $0["outcome"] as? String ?? "" } == ["rejected", "imported"])
+    let error = try String(contentsOfFile: archive + "/rejected/1-hangs.xml.error", encoding: .utf8)
+    #expect(
+      error.contains("the import did not finish within 2 s (--file-timeout) and was stopped; nothing was imported"),
+      "\(error)")
+    #expect(try w.scalar("SELECT count(*) FROM invoices WHERE status = 'paid'") == "1")
+    #expect(try w.ledgerd(["check"]).status == 0)
+    // A timeout that is not a number of seconds a night allows is refused before any file.
+    _ = try w.write("inbox/3-good.xml", statement("G2", "1.00", refs[1]))
+    let bad = try w.ledgerd(["reconcile", "inbox", "--inbox", inbox, "--archive", archive, "--file-timeout", "0"])
+    #expect(bad.status == 65 && bad.stderr.contains("--file-timeout: 0 must be more than 0"), "\(bad.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: inbox) == ["3-good.xml"])
+  }
 }
