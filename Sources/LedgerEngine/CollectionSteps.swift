@@ -97,17 +97,10 @@ extension Scheduler {
     switch effect {
     case .accountPastDue:
       try store.markPastDue(account: record.accountID, actor: actor)
-    case .chargeFailedNotice(let reason, let on, let reminder):
-      // One invoice's failure on its own (rounds go through `failRound`).
-      try store.queueNotice(
-        key: "charge_failed:nocard-\(id)-\(store.clock.now().iso8601)", account: record.accountID, invoice: id,
-        kind: "charge_failed",
-        data: [
-          "invoices": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
-          "reason": reason?.rawValue ?? "no_usable_card", "generic": String(reason?.genericWording ?? false),
-          "downgrade_on": on.date.iso8601, "downgrade_plan": downgradePlan(record),
-          "reminder_day": reminder.map(String.init) ?? "",
-        ])
+    case .chargeFailedNotice:
+      // Only a failed charge round has this effect, and `failRound` turns the round's
+      // notices into one message naming every invoice: nothing to do one invoice at a time.
+      break
     case .overdueNotice(let on):
       try store.recordEvent(
         account: record.accountID, invoice: id, actor: actor, kind: "invoice_overdue",

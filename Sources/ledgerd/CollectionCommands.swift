@@ -76,6 +76,12 @@ struct TransferCommand: ParsableCommand {
     }
   }
 
+  /// What `accept` and `extend` print: the invoice and the end of its clearing window.
+  struct WindowResult: Encodable {
+    let invoice: Invoice
+    let windowEndsAt: String
+  }
+
   struct Accept: ParsableCommand {
     static let configuration = CommandConfiguration(
       abstract:
@@ -85,16 +91,11 @@ struct TransferCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    struct Result: Encodable {
-      let invoice: Invoice
-      let windowEndsAt: String
-    }
-
     func run() throws {
       try runGuarded {
         let billing = try database.billing()
         let (updated, end) = try billing.acceptTransfer(invoice, actor: .staff)
-        try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
+        try output.emit(WindowResult(invoice: updated, windowEndsAt: end.iso8601)) {
           "\(updated.number): declared transfer accepted; waiting for it to clear until \(end); no reminder, retry or downgrade until then"
         }
       }
@@ -115,17 +116,12 @@ struct TransferCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
-    struct Result: Encodable {
-      let invoice: Invoice
-      let windowEndsAt: String
-    }
-
     func run() throws {
       try runGuarded {
         let billing = try database.billing()
         let (updated, end) = try billing.extendTransferWindow(
           invoice, businessDays: days, reason: reason, actor: .staff)
-        try output.emit(Result(invoice: updated, windowEndsAt: end.iso8601)) {
+        try output.emit(WindowResult(invoice: updated, windowEndsAt: end.iso8601)) {
           "\(updated.number): transfer window extended until \(end); no reminder, retry or downgrade until then"
         }
       }
