@@ -118,6 +118,13 @@ extension DunningPolicy {
         startDunning(&t.state, at: now, config: config)
         t.effects.append(.accountPastDue)
       }
+      // The reminder that a transfer invoice falls due, when it came due inside the window,
+      // is this message too (it names the invoice, the amount and the reference).
+      if s.method == .transfer, !s.dueReminderSent,
+        Instant(s.dueDate).adding(days: -config.transferDueReminderDays) <= now
+      {
+        t.state.dueReminderSent = true
+      }
       let reminder = foldReminder(&t.state, at: now, config: config)
       t.effects.append(
         .transferNotReceivedNotice(downgradeOn: t.state.graceDeadline, reminderDay: reminder, overdue: overdue))

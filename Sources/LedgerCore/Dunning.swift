@@ -36,6 +36,8 @@ public struct DunningConfig: Sendable, Equatable {
   /// The operator's zone as an offset from UTC, in seconds (a fixed offset: under summer
   /// time the collection moves by an hour of wall-clock time, and is still once a day).
   public var collectionUTCOffsetSeconds = 0
+  /// How subscriptions are renewed and how changes mid-period are billed.
+  public var subscriptions = SubscriptionConfig()
 
   public init() {}
 }

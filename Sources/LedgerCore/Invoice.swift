@@ -47,6 +47,9 @@ public struct InvoiceDraft: Sendable {
   public let dueDate: CivilDate
   public let method: CollectionMethod
   public let total: Money
+  /// The subscription period it is the invoice of (issued by the scheduler), if any: one
+  /// invoice per account and period start.
+  public var period: DateSpan?
 
   public init(
     accountID: Int64, currency: Currency, lines: [InvoiceLineDraft], issueDate: CivilDate, dueDate: CivilDate,

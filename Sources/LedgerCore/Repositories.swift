@@ -52,7 +52,7 @@ public protocol CollectionRepository {
   func markPastDue(account: Int64, actor: Actor) throws
   /// Writes an open invoice off and moves its account to the plan `toPlan`, add-ons removed.
   func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (
-    fromPlan: String, toPlan: String, addonsRemoved: Int
+    fromPlan: String, toPlan: String, addonsRemoved: [String]
   )
   /// Closes the invoice's open transfer declaration; what it declared.
   func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (
@@ -112,8 +112,24 @@ public protocol NoticeRepository {
   func queueCardExpiryNotices(daysAhead: Int) throws -> Int
 }
 
+/// Subscriptions: which accounts' next periods are due to be invoiced, and the renewal that
+/// invoices one (exactly once per account and period).
+public protocol RenewalRepository {
+  /// When the next period's invoice of any account is due to be issued.
+  func nextRenewalTime() throws -> Instant?
+  /// Accounts whose next period's invoice is due by `until`, soonest first.
+  func dueRenewals(until: Instant, limit: Int) throws -> [Int64]
+  /// Issues the account's next period's invoice (none on a free plan) and moves the
+  /// subscription on, in the caller's transaction.
+  func renew(account: Int64, config: DunningConfig, actor: Actor) throws -> RenewalOutcome
+  /// A renewal that failed for its account alone is tried again at `retryAt`, with an event.
+  func postponeRenewal(account: Int64, retryAt: Instant, error: String, actor: Actor) throws
+}
+
 /// Everything the scheduler needs of the store.
-public protocol SchedulerRepository: LedgerTransactions, CollectionRepository, AttemptRepository, NoticeRepository {}
+public protocol SchedulerRepository: LedgerTransactions, CollectionRepository, AttemptRepository, NoticeRepository,
+  RenewalRepository
+{}
 
 /// A card of a charge round that was declined before the card that paid: the customer is
 /// told in the payment's confirmation (their default card needs attention).

@@ -175,3 +175,50 @@ public struct Billing {
     }
   }
 }
+
+extension Billing {
+  /// Opens an account with its subscription (billed from `anchor`, default today).
+  public func addAccount(
+    email: String, name: String, locale: CustomerLocale, planCode: String, billing: BillingMode,
+    method: CollectionMethod, anchor: CivilDate?, actor: Actor
+  ) throws -> Account {
+    try store.addAccount(
+      email: email, name: name, locale: locale, planCode: planCode, actor: actor, billing: billing, method: method,
+      anchor: anchor, config: config)
+  }
+
+  /// A plan change; its prorated invoice, if any, is scheduled for collection at once.
+  public func changePlan(account: Int64, to code: String, immediately: Bool, reason: String?, actor: Actor) throws
+    -> SubscriptionChange
+  {
+    try store.write {
+      let change = try store.changePlan(
+        account: account, to: code, immediately: immediately, reason: reason, actor: actor, config: config)
+      if let invoice = change.invoice { try store.rescheduleUnlessInFlight([invoice.id], config: config) }
+      return change
+    }
+  }
+
+  /// A new add-on; its prorated invoice, if any, is scheduled for collection at once.
+  public func addAddon(account: Int64, code: String, name: String, price: Money, reason: String?, actor: Actor) throws
+    -> SubscriptionChange
+  {
+    try store.write {
+      let change = try store.addAddon(
+        account: account, code: code, name: name, price: price, reason: reason, actor: actor, config: config)
+      if let invoice = change.invoice { try store.rescheduleUnlessInFlight([invoice.id], config: config) }
+      return change
+    }
+  }
+
+  public func removeAddon(account: Int64, code: String, immediately: Bool, reason: String?, actor: Actor) throws
+    -> SubscriptionChange
+  {
+    try store.removeAddon(
+      account: account, code: code, immediately: immediately, reason: reason, actor: actor, config: config)
+  }
+
+  public func setBilling(account: Int64, billing: BillingMode?, method: CollectionMethod?, actor: Actor) throws {
+    try store.setBilling(account: account, billing: billing, method: method, actor: actor, config: config)
+  }
+}

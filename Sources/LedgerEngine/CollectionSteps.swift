@@ -166,7 +166,7 @@ extension Scheduler {
         reason: "grace period over: \(record.number) (\(record.due)) unpaid since \(record.state.dueDate); "
           + (change.fromPlan == change.toPlan
             ? "account stays on \(change.toPlan)" : "plan \(change.fromPlan) → \(change.toPlan)")
-          + (change.addonsRemoved > 0 ? ", \(change.addonsRemoved) add-on(s) removed" : "")
+          + (change.addonsRemoved.isEmpty ? "" : ", add-ons removed: \(change.addonsRemoved.joined(separator: ", "))")
           + "; invoice written off as uncollectible",
         data: ["from_plan": change.fromPlan, "to_plan": change.toPlan, "invoice": record.number])
       try store.queueNotice(
@@ -174,6 +174,7 @@ extension Scheduler {
         data: [
           "invoice": record.number, "amount": record.due.amountString, "currency": record.due.currency.code,
           "from_plan": change.fromPlan, "to_plan": change.toPlan, "restores_plan": String(config.restorePlanOnPayment),
+          "addons_removed": change.addonsRemoved.joined(separator: ", "),
         ])
     }
   }

@@ -11,6 +11,7 @@ import LedgerCore
 ///               "card_charge_window_days": 30, "card_expiry_notice_days": 30,
 ///               "collection_time": "18:00", "collection_utc_offset": "+00:00"},
 ///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
+///   "subscriptions": {"renewal_lead_days": 0, "transfer_terms_days": 14, "proration": "by_day"},
 ///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
 ///                 "max_in_flight": 16, "slow_ms": 1500, "timeout_ms": 200},
 ///   "daemon": {"batch_size": 500},
@@ -49,7 +50,7 @@ public struct LedgerConfig: Sendable, Equatable {
     }
     let reader = Reader(object: root, path: "")
     var config = LedgerConfig()
-    try reader.known(["dunning", "transfers", "processor", "daemon", "mail"])
+    try reader.known(["dunning", "transfers", "subscriptions", "processor", "daemon", "mail"])
     if let d = try reader.section("dunning") {
       try d.known([
         "grace_days", "retry_days", "reminder_days", "transient_retry_hours", "fraud_pause_hours", "downgrade_plan",
@@ -109,6 +110,19 @@ public struct LedgerConfig: Sendable, Equatable {
       try t.int("window_business_days", into: &config.dunning.transferWindowBusinessDays, range: 1...30)
       try t.int("grace_after_window_days", into: &config.dunning.graceAfterTransferWindowDays, range: 0...30)
       try t.int("due_reminder_days", into: &config.dunning.transferDueReminderDays, range: 0...60)
+    }
+    if let s = try reader.section("subscriptions") {
+      try s.known(["renewal_lead_days", "transfer_terms_days", "proration"])
+      try s.int("renewal_lead_days", into: &config.dunning.subscriptions.renewalLeadDays, range: 0...60)
+      try s.int("transfer_terms_days", into: &config.dunning.subscriptions.transferTermsDays, range: 0...120)
+      var rule = ""
+      try s.string("proration", into: &rule)
+      if !rule.isEmpty {
+        guard let parsed = ProrationRule(rawValue: rule) else {
+          throw InputError(field: "subscriptions.proration", rule: "'\(rule)' must be one of by_day, none")
+        }
+        config.dunning.subscriptions.proration = parsed
+      }
     }
     if let p = try reader.section("processor") {
       try p.known(["kind", "simulated_db", "max_in_flight", "slow_ms", "timeout_ms"])

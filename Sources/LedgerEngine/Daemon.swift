@@ -186,7 +186,7 @@ public struct LedgerDaemon: Service {
             logger.error("pending attempts not resolved yet: \(String(describing: error))")
           }
         }
-        let next = try? store.nextActionTime()
+        let next = try? scheduler.nextDueTime()
         notifier.status("serving; next action \(next?.iso8601 ?? "none scheduled")")
         try await sleep(until: next, notBefore: pauseUntil, store: store, beat: beat, lastCheckpoint: &lastCheckpoint)
       }

@@ -16,6 +16,9 @@ public struct TickReport: Sendable, Equatable, Codable {
   public var dunningStarted = 0
   public var transferDueReminders = 0
   public var cardExpiryNotices = 0
+  /// Subscription periods moved on, and the invoices they issued (none on a free plan).
+  public var renewals = 0
+  public var renewalInvoices = 0
   /// Due steps that failed for their own invoice and were put off (`Scheduler.carryOut`).
   public var failedSteps = 0
 
@@ -33,6 +36,8 @@ public struct TickReport: Sendable, Equatable, Codable {
     dunningStarted += other.dunningStarted
     transferDueReminders += other.transferDueReminders
     cardExpiryNotices += other.cardExpiryNotices
+    renewals += other.renewals
+    renewalInvoices += other.renewalInvoices
     failedSteps += other.failedSteps
   }
 }
@@ -247,13 +252,16 @@ public final class Scheduler {
     while true {
       // With no answers to record, a look without the write lock first: when nothing is
       // due, no write is waited for (a checkpoint may hold the lock) and none is made.
-      if unrecorded.isEmpty, try store.nextActionTime().map({ $0 > store.clock.now() }) ?? true { return report }
-      // One transaction: the answers not yet recorded, the look for what is due, and the
-      // batch's first step (its reminders and downgrades, its first pending attempts).
+      if unrecorded.isEmpty, try nextDueTime().map({ $0 > store.clock.now() }) ?? true { return report }
+      // One transaction: the answers not yet recorded, the periods due to be invoiced, the
+      // look for what is due, and the batch's first step (its reminders and downgrades, its
+      // first pending attempts).
+      var renewed = 0
       let start = try store.write { () throws -> BatchStart in
         if !unrecorded.isEmpty { try recordRecovered(unrecorded) }
+        renewed = try renewDue(report: &report)
         let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
-        if due.isEmpty { return .nothingDue }
+        if due.isEmpty { return renewed > 0 ? .renewedOnly : .nothingDue }
         // Every batch carried out gives its invoices a later action or none. One that comes
         // back unchanged would be run again and again at this instant: stop instead, naming
         // it (the answers recorded above are kept).
@@ -265,6 +273,8 @@ public final class Scheduler {
       switch start {
       case .nothingDue:
         return report
+      case .renewedOnly:
+        if shouldStop() { return report }
       case .stuck(let due):
         let item = due[0]
         throw StateError(
@@ -283,8 +293,53 @@ public final class Scheduler {
   /// What the transaction that starts a batch found.
   enum BatchStart {
     case nothingDue
+    /// Periods were invoiced and nothing else was due yet: look again.
+    case renewedOnly
     case stuck([DueAction])
     case started([DueAction], ChargeBatch)
+  }
+
+  /// The earliest moment something is due: an invoice's next action or a period's renewal.
+  public func nextDueTime() throws -> Instant? {
+    let action = try store.nextActionTime()
+    guard let renewal = try store.nextRenewalTime() else { return action }
+    return action.map { min($0, renewal) } ?? renewal
+  }
+
+  /// Invoices every subscription period due by now, with nothing else (no charge, no
+  /// reminder): how many periods moved on.
+  @discardableResult
+  public func issueDueRenewals() throws -> Int {
+    var report = TickReport()
+    while try store.write({ try renewDue(report: &report) }) > 0 {}
+    return report.renewals
+  }
+
+  /// Invoices the subscription periods due by now (at most a batch), in the caller's
+  /// transaction, and schedules each new invoice's collection. Each renewal runs in a
+  /// savepoint: one that fails for its own account is undone, logged, recorded as an event
+  /// and tried again `failedStepRetrySeconds` later, and the others go on. How many ran.
+  func renewDue(report: inout TickReport) throws -> Int {
+    let accounts = try store.dueRenewals(until: store.clock.now(), limit: batchSize)
+    for account in accounts {
+      do {
+        let outcome = try store.isolated {
+          let outcome = try store.renew(account: account, config: config, actor: .scheduler)
+          if let invoice = outcome.invoiceID { try reschedule([invoice]) }
+          return outcome
+        }
+        report.renewals += 1
+        if outcome.invoiceID != nil { report.renewalInvoices += 1 }
+      } catch  where store.isOwnFailure(error) {
+        let retryAt = store.clock.now().adding(seconds: failedStepRetrySeconds)
+        logger.error(
+          "renewal of account \(account) failed, tried again at \(retryAt): \(String(describing: error))")
+        try store.postponeRenewal(
+          account: account, retryAt: retryAt, error: String(describing: error), actor: .scheduler)
+        report.failedSteps += 1
+      }
+    }
+    return accounts.count
   }
 
   /// Whether two batches of due actions are the same invoices with the same actions at the
@@ -562,7 +617,7 @@ extension Scheduler {
     // first batch due then.
     report.add(try await runDue(recording: try await pendingAnswers()))
     var steps = 0
-    while let next = try store.nextActionTime(), next <= until {
+    while let next = try nextDueTime(), next <= until {
       steps += 1
       guard steps < 1_000_000 else {
         throw StateError(subject: "run-due", rule: "the schedule does not advance (stuck at \(next))")

@@ -178,6 +178,18 @@ extension LedgerStore {
       """
     ),
     (
+      "subscription_per_account",
+      """
+      SELECT 'account ' || a.id || ' has no subscription row' AS detail FROM accounts a
+      WHERE NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = a.id)
+      UNION ALL
+      SELECT 'account ' || a.id || ' renews at ' || s.renew_at || ' but is ' ||
+        CASE WHEN a.status = 'closed' THEN 'closed' WHEN s.billing = 'manual' THEN 'invoiced by hand' ELSE 'on a free plan' END
+      FROM subscriptions s JOIN accounts a ON a.id = s.account_id JOIN plans p ON p.id = a.plan_id
+      WHERE s.renew_at IS NOT NULL AND (a.status = 'closed' OR s.billing = 'manual' OR p.price_minor = 0)
+      """
+    ),
+    (
       "one_open_pause_matches_flag",
       """
       SELECT i.number || CASE WHEN i.paused_at IS NULL THEN ' has an open pause but is not paused' ELSE ' is paused without an open pause' END AS detail

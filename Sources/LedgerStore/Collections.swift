@@ -539,9 +539,11 @@ extension LedgerStore {
           "UPDATE accounts SET status = 'active', plan_id = previous_plan_id, previous_plan_id = NULL, updated_at = ? WHERE id = ? AND status = 'downgraded' AND previous_plan_id IS NOT NULL",
           now, accountID) > 0
       {
+        let restored = try restoreAddonsAndRenewals(accountID, config: config)
         try recordEvent(
           account: accountID, actor: actor, kind: "plan_restored",
-          reason: "every written-off invoice is paid; the plan before the downgrade is restored")
+          reason: "every written-off invoice is paid; the plan before the downgrade is restored"
+            + (restored.isEmpty ? "" : " with its add-ons (\(restored.joined(separator: ", ")))"))
       }
     }
   }
@@ -552,7 +554,7 @@ extension LedgerStore {
   /// what is owed) and moves its account to `toPlan`, its add-ons removed. What it changed,
   /// for the event and the notice.
   public func writeOffAndDowngrade(invoiceID: Int64, toPlan code: String) throws -> (
-    fromPlan: String, toPlan: String, addonsRemoved: Int
+    fromPlan: String, toPlan: String, addonsRemoved: [String]
   ) {
     let invoice = try requireInvoice(id: invoiceID)
     guard invoice.status == .open else {
@@ -580,9 +582,14 @@ extension LedgerStore {
       UPDATE accounts SET status = 'downgraded', previous_plan_id = CASE WHEN plan_id <> ?1 THEN plan_id ELSE previous_plan_id END,
         plan_id = ?1, updated_at = ?2 WHERE id = ?3
       """, target.id, at, account.id)
-    let addons = try db.run(
-      "UPDATE account_addons SET removed_at = ?, removed_reason = 'downgrade' WHERE account_id = ? AND removed_at IS NULL",
-      at, account.id)
+    let addons = try endAddons(account: account.id, at: clock.now(), reason: "downgrade")
+    // Nothing renews on a free plan; a paid downgrade plan is invoiced from the next period.
+    // A change the customer had scheduled is overtaken.
+    try db.run(
+      """
+      UPDATE subscriptions SET renew_at = CASE WHEN ?1 = 0 THEN NULL ELSE renew_at END, scheduled_plan_id = NULL,
+        scheduled_by = NULL, scheduled_at = NULL, updated_at = ?2 WHERE account_id = ?3
+      """, target.price.minorUnits, at, account.id)
     // Other open invoices of the account keep their own schedule; the account stays
     // downgraded.
     return (account.plan, target.code, addons)

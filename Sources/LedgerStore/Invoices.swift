@@ -21,6 +21,12 @@ extension LedgerStore {
         """,
         id, number, draft.accountID, draft.currency.code, draft.total.minorUnits, draft.method.rawValue, reference,
         draft.issueDate.iso8601, draft.dueDate.iso8601, at)
+      if let period = draft.period {
+        // The unique index on (account, period start) refuses a second invoice of a period.
+        try db.run(
+          "UPDATE invoices SET period_start = ?, period_end = ? WHERE id = ?", period.start.iso8601,
+          period.end.iso8601, id)
+      }
       for (offset, line) in draft.lines.enumerated() {
         try db.run(
           """

@@ -43,12 +43,22 @@ extension LedgerStore {
 
   // MARK: - Accounts
 
-  /// Opens a customer account on a plan (the free plan unless told otherwise).
-  public func addAccount(email: String, name: String, locale: CustomerLocale, planCode: String, actor: Actor) throws
+  /// Opens a customer account on a plan (the free plan unless told otherwise), with its
+  /// subscription: billed by the scheduler from `anchor` (default today), or by hand.
+  public func addAccount(
+    email: String, name: String, locale: CustomerLocale, planCode: String, actor: Actor,
+    billing: BillingMode = .subscription, method: CollectionMethod = .card, anchor: CivilDate? = nil,
+    config: DunningConfig = DunningConfig()
+  ) throws
     -> Account
   {
     let email = try Validate.email(email)
     let name = try Validate.displayName(name)
+    let today = SubscriptionPolicy.localDate(clock.now(), config: config)
+    if let anchor, anchor < today {
+      throw InputError(
+        field: "--anchor", rule: "\(anchor) is before today (\(today)); the first period starts today or later")
+    }
     return try write {
       guard let plan = try plan(code: planCode) else { throw NotFoundError(field: "--plan", value: planCode) }
       let at = now
@@ -56,7 +66,14 @@ extension LedgerStore {
         "INSERT INTO accounts (email, name, locale, plan_id, status, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
         email, name, locale.rawValue, plan.id, at, at)
       let id = db.lastInsertRowID
-      try recordEvent(account: id, actor: actor, kind: "account_created", reason: "account opened on plan \(plan.code)")
+      let start = anchor ?? today
+      try startSubscription(account: id, plan: plan, billing: billing, method: method, anchor: start, config: config)
+      try recordEvent(
+        account: id, actor: actor, kind: "account_created",
+        reason: "account opened on plan \(plan.code)"
+          + (billing == .subscription && plan.price.minorUnits > 0
+            ? ", billed per \(plan.period.rawValue) from \(start) by \(method.rawValue)"
+            : billing == .manual ? ", invoiced by hand" : ""))
       return Account(id: id, email: email, name: name, locale: locale, plan: plan.code, status: .active, createdAt: at)
     }
   }
@@ -68,7 +85,7 @@ extension LedgerStore {
     -> Account
   {
     guard email != nil || name != nil || locale != nil else {
-      throw InputError(field: "--email", rule: "give at least one of --email, --name, --locale")
+      throw InputError(field: "--email", rule: "give at least one of --email, --name, --locale, --billing, --method")
     }
     let email = try email.map { try Validate.email($0) }
     let name = try name.map { try Validate.displayName($0) }

@@ -189,7 +189,8 @@ struct Explain: ParsableCommand {
       let explanation = try store.read {
         Explanation(
           account: try store.requireAccount(id, field: "account"), timeline: try store.events(account: id),
-          next: try store.upcoming(account: id, config: config))
+          next: try store.subscriptionOutlook(account: id, config: config)
+            + store.upcoming(account: id, config: config))
       }
       try output.emit(explanation) {
         let a = explanation.account
@@ -240,7 +241,7 @@ struct RunDue: AsyncParsableCommand {
       try await scheduler.adoptProcessorCharges()
       let report = try await scheduler.runUntil(until, clock: clock)
       try output.emit(report) {
-        "ran until \(until): \(report.attempts) charge attempts (\(report.succeeded) succeeded, \(report.declined) declined, \(report.unresolved) unanswered, \(report.recoveredPending) recovered), \(report.reminders) reminders, \(report.downgrades) downgrades, \(report.dunningStarted) overdue, \(report.transferWindowsEnded) transfer windows ended, \(report.transferDueReminders) transfer due reminders, \(report.cardExpiryNotices) card expiry notices"
+        "ran until \(until): \(report.renewalInvoices) periods invoiced, \(report.attempts) charge attempts (\(report.succeeded) succeeded, \(report.declined) declined, \(report.unresolved) unanswered, \(report.recoveredPending) recovered), \(report.reminders) reminders, \(report.downgrades) downgrades, \(report.dunningStarted) overdue, \(report.transferWindowsEnded) transfer windows ended, \(report.transferDueReminders) transfer due reminders, \(report.cardExpiryNotices) card expiry notices"
       }
     }
   }

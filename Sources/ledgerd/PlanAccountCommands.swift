@@ -49,7 +49,9 @@ struct PlanCommand: ParsableCommand {
 struct AccountCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "account", abstract: "Manage customer accounts.",
-    subcommands: [Add.self, Update.self, Show.self, List.self])
+    subcommands: [
+      Add.self, Update.self, Show.self, List.self, ChangePlan.self, AddonCommand.self, CloseAccount.self,
+    ])
 
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Open a customer account.")
@@ -57,6 +59,11 @@ struct AccountCommand: ParsableCommand {
     @Option(help: "The customer's display name.") var name: String
     @Option(help: "Language of the customer's emails: fr or en.") var locale: String = "fr"
     @Option(help: "The plan's code.") var plan: String = "free"
+    @Option(help: "subscription (the scheduler invoices each period) or manual (invoices issued by hand).")
+    var billing: String = "subscription"
+    @Option(help: "How its invoices are collected: card or transfer.") var method: String = "card"
+    @Option(help: "The day its first period starts, YYYY-MM-DD (default today); later ones on the same day.")
+    var anchor: String?
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -66,8 +73,12 @@ struct AccountCommand: ParsableCommand {
         let locale = try CustomerLocale(parsing: locale)
         let email = try Validate.email(email)
         let name = try Validate.displayName(name)
-        let account = try database.open(.readWrite).addAccount(
-          email: email, name: name, locale: locale, planCode: plan, actor: try actor.resolve())
+        let mode = try BillingMode(parsing: billing)
+        let method = try CollectionMethod(parsing: method)
+        let anchor = try anchor.map { try CivilDate(iso8601: $0, field: "--anchor") }
+        let account = try database.billing().addAccount(
+          email: email, name: name, locale: locale, planCode: plan, billing: mode, method: method, anchor: anchor,
+          actor: try actor.resolve())
         try output.emit(account) {
           "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)"
         }
@@ -83,6 +94,9 @@ struct AccountCommand: ParsableCommand {
     @Option(help: "Where the customer's emails go.") var email: String?
     @Option(help: "The customer's display name.") var name: String?
     @Option(help: "Language of the customer's emails: fr or en.") var locale: String?
+    @Option(help: "subscription (the scheduler invoices each period) or manual (invoices issued by hand).")
+    var billing: String?
+    @Option(help: "How its invoices are collected from now on: card or transfer.") var method: String?
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -91,8 +105,19 @@ struct AccountCommand: ParsableCommand {
       try runGuarded {
         let id = try parseID(account, field: "account")
         let locale = try locale.map { try CustomerLocale(parsing: $0) }
-        let account = try database.open(.readWrite).updateAccount(
-          id, email: email, name: name, locale: locale, actor: try actor.resolve())
+        let mode = try billing.map { try BillingMode(parsing: $0) }
+        let method = try method.map { try CollectionMethod(parsing: $0) }
+        let ledger = try database.billing()
+        let store = ledger.store
+        let account = try store.write {
+          if mode != nil || method != nil {
+            try ledger.setBilling(account: id, billing: mode, method: method, actor: try actor.resolve())
+          }
+          if email == nil && name == nil && locale == nil && (mode != nil || method != nil) {
+            return try store.requireAccount(id, field: "account")
+          }
+          return try store.updateAccount(id, email: email, name: name, locale: locale, actor: try actor.resolve())
+        }
         try output.emit(account) {
           "account \(account.id): \(account.name) <\(account.email)>, locale \(account.locale.rawValue)"
         }
@@ -107,8 +132,20 @@ struct AccountCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
 
+    struct Subscription: Encodable {
+      let billing: BillingMode
+      let method: CollectionMethod
+      let anchor: String
+      let billedUntil: String?
+      let renewAt: String?
+      let scheduledPlan: String?
+      let addons: [Addon]
+      let next: [String]
+    }
+
     struct Detail: Encodable {
       let account: Account
+      let subscription: Subscription?
       let balances: [LedgerStore.Balance]
       let cards: [Card]
       let invoices: [Invoice]
@@ -119,9 +156,17 @@ struct AccountCommand: ParsableCommand {
       try runGuarded {
         let id = try parseID(account, field: "account")
         let store = try database.open(.readOnly)
+        let config = try database.loadConfig().dunning
         let detail = try store.read {
           Detail(
-            account: try store.requireAccount(id, field: "account"), balances: try store.balances(account: id),
+            account: try store.requireAccount(id, field: "account"),
+            subscription: try store.subscription(account: id).map { s in
+              Subscription(
+                billing: s.billing, method: s.method, anchor: s.anchor.iso8601, billedUntil: s.billedUntil?.iso8601,
+                renewAt: s.renewAt?.iso8601, scheduledPlan: s.scheduledPlan?.code, addons: s.addons,
+                next: try store.subscriptionOutlook(account: id, config: config))
+            },
+            balances: try store.balances(account: id),
             cards: try store.cards(account: id, includeRemoved: true), invoices: try store.invoices(account: id),
             events: try store.events(account: id))
         }
@@ -131,6 +176,15 @@ struct AccountCommand: ParsableCommand {
             "account \(a.id): \(a.name) <\(a.email)>",
             "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)",
           ]
+          if let s = detail.subscription {
+            out.append(
+              "  billed by \(s.billing.rawValue), collected by \(s.method.rawValue), periods from \(s.anchor)"
+                + (s.billedUntil.map { ", invoiced until \($0)" } ?? ""))
+            out += s.addons.map {
+              "  add-on \($0.code): \($0.name), \($0.price)" + ($0.endsAt.map { " (ends \($0.date))" } ?? "")
+            }
+            out += s.next.map { "  next: " + $0 }
+          }
           for b in detail.balances {
             out.append(
               "  balance \(b.owed.currency.code): owes \(b.owed.amountString)"

@@ -29,6 +29,11 @@ struct Simulate: AsyncParsableCommand {
     var database = ""
     var accounts = 0
     var invoices = 0
+    /// Invoices the scheduler issued for subscription periods.
+    var periodInvoices = 0
+    /// Plan changes (upgrades, re-taken plans) and the prorated invoices they issued.
+    var planChanges = 0
+    var proratedInvoices = 0
     var chargeAttempts = 0
     var chargedAtFirstAttempt = 0
     var recoveredByRetry = 0
@@ -85,6 +90,7 @@ struct Simulate: AsyncParsableCommand {
       var actions: [Int: [() throws -> Void]] = [:]
       try store.write {
         try buildDemoBook(billing, accounts: accounts, start: start, actions: &actions)
+        try scheduler.issueDueRenewals()
       }
       if buildOnly {
         let invoices = try store.db.scalarInt("SELECT count(*) FROM invoices") ?? 0
@@ -103,7 +109,8 @@ struct Simulate: AsyncParsableCommand {
       try output.emit(s) {
         """
         simulated \(s.accounts) accounts over \(days) days from \(start.date) (ledger: \(s.database))
-          invoices issued              \(s.invoices)
+          invoices issued              \(s.invoices) (\(s.periodInvoices) for subscription periods, \(s.proratedInvoices) prorated)
+          plan changes                 \(s.planChanges)
           charge attempts              \(s.chargeAttempts)
           charged at first attempt     \(s.chargedAtFirstAttempt)
           recovered by retry           \(s.recoveredByRetry)
@@ -132,6 +139,11 @@ struct Simulate: AsyncParsableCommand {
     func count(_ sql: String) throws -> Int { Int(try db.scalarInt(sql) ?? 0) }
     s.accounts = try count("SELECT count(*) FROM accounts")
     s.invoices = try count("SELECT count(*) FROM invoices")
+    s.periodInvoices = try count("SELECT count(*) FROM invoices WHERE period_start IS NOT NULL")
+    s.planChanges = try count("SELECT count(*) FROM events WHERE kind = 'plan_changed'")
+    s.proratedInvoices = try count(
+      "SELECT count(*) FROM invoices i WHERE period_start IS NULL AND EXISTS (SELECT 1 FROM invoice_lines l WHERE l.invoice_id = i.id AND l.kind IN ('plan', 'addon'))"
+    )
     s.chargeAttempts = try count("SELECT count(*) FROM charge_attempts")
     let paidByCard = """
       SELECT ci.invoice_id, a.card_id, a.id AS attempt_id FROM charge_attempt_invoices ci
@@ -169,18 +181,31 @@ struct Simulate: AsyncParsableCommand {
   }
 }
 
-/// The demo book: one account in twenty of each behaviour, in a fixed pattern.
+/// The demo book: one account in twenty of each behaviour, in a fixed pattern. Every
+/// account subscribes to a plan from `start`: the scheduler invoices each period (the first
+/// at once, with `Scheduler.issueDueRenewals`). Some have an add-on, some pay by transfer,
+/// two in twenty start on a smaller plan and upgrade mid-month, and the customers whose only
+/// card expired pay what was written off and re-take their plan after the downgrade.
 func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: inout [Int: [() throws -> Void]]) throws
 {
   let store = billing.store
   _ = try store.addPlan(code: "pro", name: "Pro", price: Money(minorUnits: 1900, currency: .eur), period: .month)
+  _ = try store.addPlan(code: "basic", name: "Basic", price: Money(minorUnits: 900, currency: .eur), period: .month)
   let today = start.date
   let expiry = try CardExpiry(month: 12, year: today.year + 2)
+  /// The account's invoice of its first period, once the scheduler has issued it.
+  func firstPeriodInvoice(_ account: Int64) throws -> Invoice {
+    guard let invoice = try store.invoice(account: account, periodStart: today) else {
+      throw StateError(subject: "account \(account)", rule: "has no invoice for its first period")
+    }
+    return invoice
+  }
   for i in 0..<accounts {
     let kind = i % 20
-    let account = try store.addAccount(
-      email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en, planCode: "pro",
-      actor: .system)
+    let account = try billing.addAccount(
+      email: "customer\(i)@example.com", name: "Customer \(i)", locale: i % 2 == 0 ? .fr : .en,
+      planCode: kind == 4 || kind == 5 ? "basic" : "pro", billing: .subscription,
+      method: kind == 17 || kind == 18 ? .transfer : .card, anchor: today, actor: .system)
     func card(_ token: String, _ n: Int) throws {
       _ = try billing.addCard(
         account: account.id,
@@ -190,22 +215,41 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
           country: "FR"),
         actor: .customer)
     }
-    func invoice(_ method: CollectionMethod, due: CivilDate, lines: [InvoiceLineDraft]) throws -> Invoice {
-      try billing.issueInvoice(
-        try InvoiceDraft(
-          accountID: account.id, currency: .eur, lines: lines, issueDate: today, dueDate: due, method: method),
-        actor: .system)
+    if kind < 4 || kind == 14 {
+      _ = try store.addAddon(
+        account: account.id, code: "backups", name: "Extra backups", price: Money(minorUnits: 500, currency: .eur),
+        reason: nil, actor: .customer, config: billing.config)
     }
-    let plan = InvoiceLineDraft(
-      description: "Plan Pro (month)", kind: .plan, unitAmount: Money(minorUnits: 1900, currency: .eur))
     switch kind {
+    case 4, 5:  // on the smaller plan, upgraded on day 15: the rest of the month is invoiced
+      try card("tok_ok", 1)
+      actions[15, default: []].append {
+        _ = try billing.changePlan(account: account.id, to: "pro", immediately: false, reason: nil, actor: .customer)
+      }
     case 10, 11:  // the default card is short of funds; the second card pays
       try card("tok_decline_insufficient_funds", 1)
       try card("tok_ok", 2)
     case 12, 13:  // declined twice, then the retry on day 3 goes through
       try card("tok_fail2_then_ok", 1)
-    case 14:  // a single expired card: never retried, downgraded on day 9
+    case 14:  // a single expired card: never retried, downgraded on day 9; on day 12 the
+      // customer pays what was written off, adds a card and re-takes pro and the add-on
       try card("tok_decline_expired_card", 1)
+      actions[12, default: []].append {
+        let invoice = try firstPeriodInvoice(account.id)
+        _ = try billing.recordPayment(
+          invoice.number, amount: invoice.due, method: "transfer", bankReference: "payment \(i)",
+          receivedOn: today.adding(days: 12), actor: .reconciliation)
+        _ = try billing.addCard(
+          account: account.id,
+          NewCard(
+            token: "tok_ok.retake.\(i)", brand: .mastercard, last4: "5454", expiry: expiry, postalCode: nil,
+            country: "FR"),
+          actor: .customer)
+        _ = try billing.changePlan(account: account.id, to: "pro", immediately: false, reason: nil, actor: .customer)
+        _ = try billing.addAddon(
+          account: account.id, code: "backups", name: "Extra backups", price: Money(minorUnits: 500, currency: .eur),
+          reason: nil, actor: .customer)
+      }
     case 15:  // blocked by the bank; the customer adds a new card on day 4
       try card("tok_decline_do_not_honor", 1)
       actions[4, default: []].append {
@@ -217,51 +261,48 @@ func buildDemoBook(_ billing: Billing, accounts: Int, start: Instant, actions: i
       }
     case 16:  // "payment not registered" on day 2; staff record the payment on day 5
       try card("tok_decline_insufficient_funds", 1)
-    case 17, 18:  // transfer invoices; one transfer arrives, the other never does
-      break
-    case 19:  // five same-day domains; the processor's answer is lost and recovered
+      actions[2, default: []].append {
+        _ = try billing.pause(try firstPeriodInvoice(account.id).number, proof: "receipt \(i)", actor: .customer)
+      }
+      actions[5, default: []].append {
+        let invoice = try firstPeriodInvoice(account.id)
+        _ = try billing.recordPayment(
+          invoice.number, amount: invoice.total, method: "transfer", bankReference: "receipt \(i)",
+          receivedOn: today.adding(days: 5), actor: .staff)
+      }
+    case 17, 18:  // paid by transfer; one transfer arrives, the other never does
+      actions[8, default: []].append {
+        let invoice = try firstPeriodInvoice(account.id)
+        _ = try billing.declareTransfer(
+          invoice.number, amount: invoice.total, sentOn: today.adding(days: 8),
+          bankReference: invoice.paymentReference ?? "", actor: .customer)
+      }
+      if kind == 17 {
+        actions[10, default: []].append {
+          let invoice = try firstPeriodInvoice(account.id)
+          _ = try billing.recordPayment(
+            invoice.number, amount: invoice.total, method: "transfer", bankReference: invoice.paymentReference,
+            receivedOn: today.adding(days: 10), actor: .reconciliation)
+        }
+      }
+    case 19:  // five same-day domains beside the plan; the processor's answer is lost and recovered
       try card("tok_lost", 1)
+      for d in 1...5 {
+        _ = try billing.issueInvoice(
+          try InvoiceDraft(
+            accountID: account.id, currency: .eur,
+            lines: [
+              InvoiceLineDraft(
+                description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))
+            ], issueDate: today, dueDate: today, method: .card),
+          actor: .system)
+      }
     case 8:  // a processor slow to answer
       try card("tok_slow", 1)
     case 9:  // a processor that never answers: the charge stays pending, then is retried
       try card("tok_timeout", 1)
     default:
       try card("tok_ok", 1)
-    }
-    if kind == 17 || kind == 18 {
-      let inv = try invoice(.transfer, due: today.adding(days: 10), lines: [plan])
-      actions[8, default: []].append {
-        _ = try billing.declareTransfer(
-          inv.number, amount: inv.total, sentOn: today.adding(days: 8), bankReference: inv.paymentReference ?? "",
-          actor: .customer)
-      }
-      if kind == 17 {
-        actions[10, default: []].append {
-          _ = try billing.recordPayment(
-            inv.number, amount: inv.total, method: "transfer", bankReference: inv.paymentReference,
-            receivedOn: today.adding(days: 10),
-            actor: .reconciliation)
-        }
-      }
-    } else if kind == 19 {
-      for d in 1...5 {
-        _ = try invoice(
-          .card, due: today,
-          lines: [
-            InvoiceLineDraft(
-              description: "Domain site\(d)-\(i).fr", unitAmount: Money(minorUnits: 1200, currency: .eur))
-          ])
-      }
-    } else {
-      let inv = try invoice(.card, due: today, lines: [plan])
-      if kind == 16 {
-        actions[2, default: []].append { _ = try billing.pause(inv.number, proof: "receipt \(i)", actor: .customer) }
-        actions[5, default: []].append {
-          _ = try billing.recordPayment(
-            inv.number, amount: inv.total, method: "transfer", bankReference: "receipt \(i)",
-            receivedOn: today.adding(days: 5), actor: .staff)
-        }
-      }
     }
   }
 }

@@ -95,12 +95,13 @@ import Testing
         "0001_schema.sql", "0002_audit_views.sql", "0003_reconciliation.sql", "0004_scheduler_indexes.sql",
         "0005_checks_without_in_lists.sql", "0006_counted_attempts_index.sql", "0007_ledger_identity.sql",
         "0008_journal_hash_chain.sql", "0009_transfer_windows.sql", "0010_account_balances_owed.sql",
-        "0011_hand_recorded_payments.sql", "0012_transfer_declarations_by_invoice.sql",
+        "0011_hand_recorded_payments.sql", "0012_transfer_declarations_by_invoice.sql", "0013_subscriptions.sql",
       ])
     let plan = try w.json(["plan", "add", "pro", "--name", "Pro", "--price", "19.00", "--currency", "EUR"])
     #expect((plan["price"] as? [String: Any])?["minor"] as? Int == 1900)
     let account = try w.json([
       "account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--locale", "fr", "--plan", "pro",
+      "--billing", "manual",
     ])
     let id = try #require(account["id"] as? Int)
     let c1 = try w.json([
@@ -201,7 +202,7 @@ import Testing
   func badInputChangesNothing(args: [String], field: String, rule: String) throws {
     let w = try Workspace()
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A", "--plan", "pro"])
+    try w.ok(["account", "add", "--email", "a@example.fr", "--name", "A", "--plan", "pro", "--billing", "manual"])
     let before = w.fingerprint()
     let outcome = try w.ledgerd(args)
     #expect(outcome.status == 65, "exit \(outcome.status): \(outcome.stderr)")

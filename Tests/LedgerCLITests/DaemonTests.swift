@@ -226,7 +226,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     let config = try w.writeConfig(#"{"dunning": {"collection_time": "when_due"}, "processor": {"slow_ms": 2000}}"#)
     try w.ok(["migrate"])
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "slow@example.com", "--name", "Slow", "--plan", "pro"])
+    try w.ok([
+      "account", "add", "--email", "slow@example.com", "--name", "Slow", "--plan", "pro", "--billing", "manual",
+    ])
     try w.ok(["card", "add", "1", "--token", "tok_slow.1", "--brand", "visa", "--last4", "4242", "--expiry", "12/2030"])
     let serve = try w.launch(
       ["serve", "--config", config, "--lock-timeout", "1"], environment: ["LEDGERD_LOG": "info"])
@@ -266,7 +268,9 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     try w.chargeWhenDue()  // charged on the workspace's hour: the test is about something else
     w.now = "2026-11-02T10:00:00Z"
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
+    try w.ok([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--billing", "manual",
+    ])
     try w.ok([
       "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
     ])

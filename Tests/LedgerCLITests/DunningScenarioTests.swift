@@ -21,7 +21,9 @@ import Testing
   func setUp(_ w: Workspace, cards: [String], invoices: Int = 1) throws {
     w.now = Self.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
+    try w.ok([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--billing", "manual",
+    ])
     for (i, token) in cards.enumerated() {
       try w.ok([
         "card", "add", "1", "--token", token, "--brand", "visa", "--last4", String(format: "%04d", i + 1), "--expiry",
@@ -222,7 +224,10 @@ import Testing
     w.now = Self.day0
     let config = try w.writeConfig(#"{"dunning": {"max_charges_per_card": 1}}"#)
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--config", config])
+    try w.ok([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--billing", "manual",
+      "--config", config,
+    ])
     try w.ok([
       "card", "add", "1", "--token", "tok_visa_ok", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
       "--config", config,

@@ -213,7 +213,10 @@ import Testing
     try w.ok(["migrate"])
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     for n in 1...3 {
-      try w.ok(["account", "add", "--email", "c\(n)@example.fr", "--name", "Customer \(n)", "--plan", "pro"])
+      try w.ok([
+        "account", "add", "--email", "c\(n)@example.fr", "--name", "Customer \(n)", "--plan", "pro", "--billing",
+        "manual",
+      ])
       try w.ok([
         "card", "add", String(n), "--token", "tok_decline_insufficient_funds.\(n)", "--brand", "visa", "--last4",
         "4242", "--expiry", "12/2028",
@@ -442,7 +445,7 @@ import Testing
     let script = """
       set -u
       L="$0"; M="$1"
-      mount -t tmpfs -o size=2m tmpfs "$M" || exit 90
+      mount -t tmpfs -o size=4m tmpfs "$M" || exit 90
       export LEDGERD_DB="$M/ledger.db"
       "$L" migrate >/dev/null && "$L" account add --email a@example.fr --name A >/dev/null \
         && "$L" invoice issue 1 --line "Domain=10.00" >/dev/null || exit 91

@@ -93,9 +93,13 @@ final class SMTPSink {
     w.now = Self.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     try w.ok([
-      "account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--plan", "pro", "--locale", "fr",
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie Curie", "--plan", "pro", "--billing", "manual",
+      "--locale", "fr",
     ])
-    try w.ok(["account", "add", "--email", "jo@example.com", "--name", "Jo Bloggs", "--plan", "pro", "--locale", "en"])
+    try w.ok([
+      "account", "add", "--email", "jo@example.com", "--name", "Jo Bloggs", "--plan", "pro", "--billing", "manual",
+      "--locale", "en",
+    ])
     try w.ok([
       "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "4242", "--expiry",
       "12/2028",
@@ -379,7 +383,8 @@ final class SMTPSink {
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
     for i in 1...6 {
       try w.ok([
-        "account", "add", "--email", "c\(i)@example.com", "--name", "Client \(i)", "--plan", "pro", "--locale",
+        "account", "add", "--email", "c\(i)@example.com", "--name", "Client \(i)", "--plan", "pro", "--billing",
+        "manual", "--locale",
         i % 2 == 0 ? "en" : "fr",
       ])
       try w.ok([

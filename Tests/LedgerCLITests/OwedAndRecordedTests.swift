@@ -50,7 +50,7 @@ import Testing
     let w = try Workspace()
     w.now = DunningScenarioTests.day0
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "24.00"])
-    try w.ok(["account", "add", "--email", "jo@example.com", "--name", "Jo", "--plan", "pro"])
+    try w.ok(["account", "add", "--email", "jo@example.com", "--name", "Jo", "--plan", "pro", "--billing", "manual"])
     try w.ok([
       "card", "add", "1", "--token", "tok_decline_expired_card", "--brand", "visa", "--last4", "1881", "--expiry",
       "12/2028",

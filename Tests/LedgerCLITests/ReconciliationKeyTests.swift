@@ -150,7 +150,10 @@ extension ReconciliationTests {
     for (i, token) in ["tok_ok.1", "tok_ok.2", "tok_ok.3", "tok_ok.4", "tok_decline_insufficient_funds.5"].enumerated()
     {
       let id =
-        try w.json(["account", "add", "--email", "c\(i)@example.com", "--name", "Customer \(i)", "--plan", "pro"])["id"]
+        try w.json([
+          "account", "add", "--email", "c\(i)@example.com", "--name", "Customer \(i)", "--plan", "pro", "--billing",
+          "manual",
+        ])["id"]
         as? Int ?? 0
       try w.ok([
         "card", "add", "\(id)", "--token", token, "--brand", "visa", "--last4", "424\(i)", "--expiry", "12/2030",

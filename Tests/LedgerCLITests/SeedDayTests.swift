@@ -46,7 +46,10 @@ import Testing
 
   func pro(_ w: Workspace, locale: String = "en", plan: String = "pro") throws {
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
-    try w.ok(["account", "add", "--email", "ada@example.com", "--name", "Ada", "--plan", plan, "--locale", locale])
+    try w.ok([
+      "account", "add", "--email", "ada@example.com", "--name", "Ada", "--plan", plan, "--billing", "manual",
+      "--locale", locale,
+    ])
   }
 
   /// Seed 000: five domains registered through one day (08:00 to 16:00) are charged as one

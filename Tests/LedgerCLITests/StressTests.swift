@@ -126,6 +126,7 @@ final class StressLedger: Sendable {
             let plan = roll % 2 == 0 ? "pro" : "free"
             if let a = attempt([
               "account", "add", "--email", "stress-\(tag)@example.com", "--name", "Stress \(tag)", "--plan", plan,
+              "--billing", "manual",
             ]),
               let id = a["id"] as? Int
             {

@@ -12,7 +12,9 @@ import Testing
   func setUp(_ w: Workspace) throws {
     w.now = Self.day(0)
     try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "30.00"])
-    try w.ok(["account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro"])
+    try w.ok([
+      "account", "add", "--email", "marie@example.fr", "--name", "Marie", "--plan", "pro", "--billing", "manual",
+    ])
     try w.ok([
       "card", "add", "1", "--token", "tok_decline_insufficient_funds", "--brand", "visa", "--last4", "0001", "--expiry",
       "12/2028",

@@ -179,6 +179,14 @@ final class MemoryLedger: SchedulerRepository {
     book.attempts.values.contains { $0.status == .pending && $0.invoices.contains { $0.id == invoiceID } }
   }
 
+  // This book has no subscriptions: its invoices are issued by the tests.
+  func nextRenewalTime() throws -> Instant? { nil }
+  func dueRenewals(until: Instant, limit: Int) throws -> [Int64] { [] }
+  func renew(account: Int64, config: DunningConfig, actor: Actor) throws -> RenewalOutcome {
+    RenewalOutcome(accountID: account, invoiceID: nil, period: nil)
+  }
+  func postponeRenewal(account: Int64, retryAt: Instant, error: String, actor: Actor) throws {}
+
   func postponeFailedStep(_ due: DueAction, retryAt: Instant, error: String, actor: Actor) throws {
     book.invoices[due.invoiceID]?.next = ScheduledAction(due.action, at: retryAt)
     try recordEvent(
@@ -193,7 +201,7 @@ final class MemoryLedger: SchedulerRepository {
   }
 
   func writeOffAndDowngrade(invoiceID: Int64, toPlan: String) throws -> (
-    fromPlan: String, toPlan: String, addonsRemoved: Int
+    fromPlan: String, toPlan: String, addonsRemoved: [String]
   ) {
     guard let invoice = book.invoices[invoiceID], invoice.status == .open,
       let account = book.accounts[invoice.accountID]
@@ -204,7 +212,7 @@ final class MemoryLedger: SchedulerRepository {
     book.invoices[invoiceID]?.status = .uncollectible
     book.invoices[invoiceID]?.next = nil
     book.accounts[invoice.accountID] = (.downgraded, toPlan)
-    return (account.plan, toPlan, 0)
+    return (account.plan, toPlan, [])
   }
 
   func closeTransferDeclaration(invoiceID: Int64, outcome: String) throws -> (

@@ -41,6 +41,13 @@ import Testing
     // Today's store chains every journal entry it posts (0008): its table is made here, ahead
     // of its turn, and 0005 must keep it like the rest.
     try db.write { db in try db.execute(try #require(all.first { $0.version == 8 }).sql) }
+    // Its accounts have a subscription row (0013): that table too (0013's other changes,
+    // to invoices, only concern invoices of a subscription period, not written here).
+    let migration13 = try #require(all.first { $0.version == 13 })
+    let table = try #require(migration13.sql.range(of: "CREATE TABLE subscriptions"))
+    let end = try #require(migration13.sql.range(of: ") STRICT;", range: table.upperBound..<migration13.sql.endIndex))
+    let subscriptions = String(migration13.sql[table.lowerBound..<end.upperBound])
+    try db.write { db in try db.execute(subscriptions) }
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
