@@ -163,6 +163,34 @@ import Testing
     try checkClean(w)
   }
 
+  /// With a lead time, a period's invoice is issued that many days before it starts and
+  /// falls due on its first day; an upgrade inside the lead window pays the days left of
+  /// the period running and the whole difference for the period already invoiced. An
+  /// account invoiced by hand is switched on from its next period start.
+  @Test func aLeadTimeIssuesAheadAndManualAccountsSwitchOn() throws {
+    let w = try Workspace()
+    w.now = "2027-04-01T09:00:00Z"
+    w.environment["LEDGERD_CONFIG"] = try w.writeConfig(#"{"subscriptions": {"renewal_lead_days": 5}}"#)
+    try book(w, plan: "basic", anchor: "2027-04-10")
+    try card(w)
+    try w.ok(["account", "add", "--email", "bo@example.com", "--name", "Bo", "--plan", "pro", "--billing", "manual"])
+    try w.ok(["run-due", "--until", "2027-05-06T12:00:00Z"])
+    #expect(
+      try q(w, "SELECT issue_date || ' ' || due_date || ' ' || period_start FROM invoices ORDER BY id")
+        == "2027-04-05 2027-04-10 2027-04-10\n2027-05-05 2027-05-10 2027-05-10")
+    #expect(try q(w, "SELECT count(*) FROM invoices WHERE account_id = 2") == "0")
+    // On May 6 (April's period runs to May 9, May's is invoiced): 10.00 × 4/30 + 10.00.
+    w.now = "2027-05-06T12:00:00Z"
+    let up = try w.json(["account", "plan", "1", "pro"])
+    #expect(((up["invoice"] as? [String: Any])?["total"] as? [String: Any])?["minor"] as? Int == 133 + 1000)
+    let bo = try w.json(["account", "update", "2", "--billing", "subscription"])
+    #expect(bo["id"] as? Int == 2)
+    #expect(
+      try q(w, "SELECT billed_until || ' ' || renew_at FROM subscriptions WHERE account_id = 2")
+        == "2027-06-01 2027-05-27T00:00:00Z")
+    try checkClean(w)
+  }
+
   /// Must-show 3: upgrades and downgrades mid-period, prorated by the days left: what the
   /// customer pays is rounded down, what they are credited is rounded up, and the credit
   /// pays the next invoice. `check` is clean and the trial balance zero after each step.

@@ -320,7 +320,20 @@ extension RecoveryTests {
       try LedgerConfig.parse(Data(#"{"dunning": {"collection_time": "when_due"}}"#.utf8)).dunning.collectionTime == nil)
   }
 
+  @Test func theSubscriptionRulesAreRead() throws {
+    let defaults = try LedgerConfig.parse(Data("{}".utf8)).dunning.subscriptions
+    #expect(defaults.renewalLeadDays == 0 && defaults.transferTermsDays == 14 && defaults.proration == .byDay)
+    let set = try LedgerConfig.parse(
+      Data(#"{"subscriptions": {"renewal_lead_days": 5, "transfer_terms_days": 30, "proration": "none"}}"#.utf8)
+    ).dunning.subscriptions
+    #expect(set.renewalLeadDays == 5 && set.transferTermsDays == 30 && set.proration == ProrationRule.none)
+  }
+
   @Test(arguments: [
+    (#"{"subscriptions": {"renewal_lead_days": -1}}"#, "subscriptions.renewal_lead_days"),
+    (#"{"subscriptions": {"transfer_terms_days": 500}}"#, "subscriptions.transfer_terms_days"),
+    (#"{"subscriptions": {"proration": "by_hour"}}"#, "subscriptions.proration"),
+    (#"{"subscriptions": {"lead": 1}}"#, "subscriptions.lead"),
     (#"{"dunning": {"grace_dayz": 9}}"#, "dunning.grace_dayz"),
     (#"{"dunning": {"retry_days": [1, 12]}}"#, "dunning.retry_days"),
     (#"{"dunning": {"retry_days": [3, 1]}}"#, "dunning.retry_days"),
