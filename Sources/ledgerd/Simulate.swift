@@ -18,7 +18,8 @@ struct Simulate: AsyncParsableCommand {
       --db (whatever $LEDGERD_DB says) the book lives in a new temporary folder.
       """)
   @Option(help: "How many accounts.") var accounts: Int = 200
-  @Option(help: "How many days to run.") var days: Int = 30
+  @Option(help: "How many days to run (31: every account's second period is invoiced, whatever the month).")
+  var days: Int = 31
   @Flag(
     help: "Only build the book (accounts, cards, invoices, schedules) and stop: for `serve` or `run-due` to work on.")
   var buildOnly = false
