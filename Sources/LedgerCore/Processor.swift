@@ -27,11 +27,6 @@ public protocol PaymentProcessor: Sendable {
   /// The same for many keys at once (recovery after a restart asks about every pending
   /// attempt); the default asks one key at a time.
   func lookup(keys: [String]) async throws -> [ChargeOutcome?]
-  /// Makes, without a call of their own, the charges of `requests` that this processor
-  /// answers without waiting, at most `maxInFlight` of them at the processor at once; what
-  /// came of each, in the order asked, and nil for a request that needs a call of its own
-  /// (`charge(key:token:amount:)`). The default makes none this way.
-  func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?]
   /// The charges asked for by the ledger `ledgerID` (its metadata) since `since`, with
   /// their keys, metadata and outcomes: what a ledger that lost some of its history (a
   /// replaced or restored file) takes back in at start-up.
@@ -86,18 +81,7 @@ public struct ChargeRequest: Sendable, Equatable {
   }
 }
 
-/// What came of a charge made by `chargeAtOnce`.
-public enum ImmediateAnswer: Sendable, Equatable {
-  case outcome(ChargeOutcome)
-  /// No answer came back (the charge may or may not have happened), and why.
-  case noAnswer(String)
-}
-
 extension PaymentProcessor {
-  public func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
-    Array(repeating: nil, count: requests.count)
-  }
-
   public func lookup(keys: [String]) async throws -> [ChargeOutcome?] {
     var answers: [ChargeOutcome?] = []
     for key in keys { answers.append(try await lookup(key: key)) }

@@ -13,7 +13,7 @@ import LedgerCore
 ///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
 ///   "subscriptions": {"renewal_lead_days": 0, "transfer_terms_days": 14, "proration": "by_day"},
 ///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
-///                 "max_in_flight": 16, "slow_ms": 1500, "timeout_ms": 200},
+///                 "max_in_flight": 16, "max_requests_per_second": 25, "slow_ms": 1500, "timeout_ms": 200},
 ///   "daemon": {"batch_size": 500},
 ///   "mail": {"transport": "spool", "from": "billing@localhost", "from_name": "Billing",
 ///            "message_id_domain": "localhost", "spool_dir": "/var/lib/ledgerd/outbox",
@@ -29,12 +29,21 @@ public struct LedgerConfig: Sendable, Equatable {
   /// The simulated processor's own record (default: beside the ledger, `<db>.processor`).
   public var simulatedProcessorPath: String?
   public var maxInFlight = 16
+  /// The processor's limit of calls per second (nil: none); the pipeline keeps to it.
+  public var maxRequestsPerSecond: Int?
   public var batchSize = 500
   public var slowMilliseconds = 1_500
   public var timeoutMilliseconds = 200
   public var mail = MailConfig()
 
   public init() {}
+
+  /// A scheduler on `store` with this configuration's processor limits and batch size.
+  public func configure(_ scheduler: Scheduler) {
+    scheduler.maxInFlight = maxInFlight
+    scheduler.batchSize = batchSize
+    scheduler.rateLimiter = maxRequestsPerSecond.map { RateLimiter(perSecond: $0) }
+  }
 
   /// Reads and checks a config file; every error names the key and the rule.
   public static func load(path: String) throws -> LedgerConfig {
@@ -125,7 +134,7 @@ public struct LedgerConfig: Sendable, Equatable {
       }
     }
     if let p = try reader.section("processor") {
-      try p.known(["kind", "simulated_db", "max_in_flight", "slow_ms", "timeout_ms"])
+      try p.known(["kind", "simulated_db", "max_in_flight", "max_requests_per_second", "slow_ms", "timeout_ms"])
       var kind = "simulated"
       try p.string("kind", into: &kind)
       guard kind == "simulated" else {
@@ -135,6 +144,9 @@ public struct LedgerConfig: Sendable, Equatable {
       try p.string("simulated_db", into: &path)
       if !path.isEmpty { config.simulatedProcessorPath = path }
       try p.int("max_in_flight", into: &config.maxInFlight, range: 1...1024)
+      var rate = 0
+      try p.int("max_requests_per_second", into: &rate, range: 1...100_000)
+      if rate > 0 { config.maxRequestsPerSecond = rate }
       try p.int("slow_ms", into: &config.slowMilliseconds, range: 0...600_000)
       try p.int("timeout_ms", into: &config.timeoutMilliseconds, range: 0...600_000)
     }

@@ -68,8 +68,7 @@ public struct LedgerDaemon: Service {
     discipline.stopWaiting = { Task.isShuttingDownGracefully || Task.isCancelled }
     let store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
     let scheduler = Scheduler(store: store, processor: try makeProcessor(), config: config.dunning, logger: logger)
-    scheduler.maxInFlight = config.maxInFlight
-    scheduler.batchSize = config.batchSize
+    config.configure(scheduler)
     try scheduler.checkConfiguration()
     // SIGTERM ends a backlog at the end of the batch in hand (systemd's stop timeout is 15 s).
     scheduler.shouldStop = { Task.isShuttingDownGracefully || Task.isCancelled }

@@ -21,6 +21,8 @@ public struct TickReport: Sendable, Equatable, Codable {
   public var renewalInvoices = 0
   /// Due steps that failed for their own invoice and were put off (`Scheduler.carryOut`).
   public var failedSteps = 0
+  /// Wall-clock seconds from each pass's first processor call to its last answer.
+  public var chargingSeconds = 0.0
 
   public init() {}
 
@@ -39,6 +41,7 @@ public struct TickReport: Sendable, Equatable, Codable {
     renewals += other.renewals
     renewalInvoices += other.renewalInvoices
     failedSteps += other.failedSteps
+    chargingSeconds += other.chargingSeconds
   }
 }
 
@@ -57,6 +60,8 @@ public final class Scheduler {
   public let logger: Logger
   /// Most processor calls in flight at once.
   public var maxInFlight = 16
+  /// The processor's limit of calls per second, if it has one: the pipeline keeps to it.
+  public var rateLimiter: RateLimiter?
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
   /// Asked after each batch: when it answers true, `runDue` returns with what it did so
@@ -69,7 +74,7 @@ public final class Scheduler {
   public var failedStepRetrySeconds: Int64 = 3600
   /// When card-expiry notices were last looked for: they are a daily matter, looked for at
   /// most once an hour of the clock.
-  private var lastExpirySweep: Instant?
+  var lastExpirySweep: Instant?
 
   public init(store: any SchedulerRepository, processor: PaymentProcessor, config: DunningConfig, logger: Logger) {
     self.store = store
@@ -239,66 +244,6 @@ public final class Scheduler {
     }
   }
 
-  private func runDue(recording unrecorded: inout [RecoveryAnswer]) async throws -> TickReport {
-    var report = TickReport()
-    let now = store.clock.now()
-    if lastExpirySweep.map({ now.secondsSinceEpoch - $0.secondsSinceEpoch >= 3600 }) ?? true {
-      report.cardExpiryNotices = try store.write {
-        try store.queueCardExpiryNotices(daysAhead: config.cardExpiryNoticeDays)
-      }
-      lastExpirySweep = now
-    }
-    var previous: [DueAction] = []
-    while true {
-      // With no answers to record, a look without the write lock first: when nothing is
-      // due, no write is waited for (a checkpoint may hold the lock) and none is made.
-      if unrecorded.isEmpty, try nextDueTime().map({ $0 > store.clock.now() }) ?? true { return report }
-      // One transaction: the answers not yet recorded, the periods due to be invoiced, the
-      // look for what is due, and the batch's first step (its reminders and downgrades, its
-      // first pending attempts).
-      var renewed = 0
-      let start = try store.write { () throws -> BatchStart in
-        if !unrecorded.isEmpty { try recordRecovered(unrecorded) }
-        renewed = try renewDue(report: &report)
-        let due = try store.dueActions(until: store.clock.now(), limit: batchSize)
-        if due.isEmpty { return renewed > 0 ? .renewedOnly : .nothingDue }
-        // Every batch carried out gives its invoices a later action or none. One that comes
-        // back unchanged would be run again and again at this instant: stop instead, naming
-        // it (the answers recorded above are kept).
-        if Self.sameSchedule(due, previous) { return .stuck(due) }
-        return .started(due, try begin(due, report: &report))
-      }
-      report.recoveredPending += unrecorded.count
-      unrecorded = []
-      switch start {
-      case .nothingDue:
-        return report
-      case .renewedOnly:
-        if shouldStop() { return report }
-      case .stuck(let due):
-        let item = due[0]
-        throw StateError(
-          subject: "invoice \(item.number)",
-          rule:
-            "the schedule does not advance: its \(item.action.rawValue) at \(item.at) came due again unchanged after being run"
-            + (due.count > 1 ? " (with \(due.count - 1) other invoice(s))" : ""))
-      case .started(let due, var batch):
-        try await charge(&batch, report: &report)
-        previous = due
-        if shouldStop() { return report }
-      }
-    }
-  }
-
-  /// What the transaction that starts a batch found.
-  enum BatchStart {
-    case nothingDue
-    /// Periods were invoiced and nothing else was due yet: look again.
-    case renewedOnly
-    case stuck([DueAction])
-    case started([DueAction], ChargeBatch)
-  }
-
   /// The earliest moment something is due: an invoice's next action or a period's renewal.
   public func nextDueTime() throws -> Instant? {
     let action = try store.nextActionTime()
@@ -347,17 +292,6 @@ public final class Scheduler {
   static func sameSchedule(_ a: [DueAction], _ b: [DueAction]) -> Bool {
     a.count == b.count
       && zip(a, b).allSatisfy { $0.invoiceID == $1.invoiceID && $0.action == $1.action && $0.at == $1.at }
-  }
-
-  /// The first step of a batch, in the caller's transaction: the reminders, downgrades and
-  /// other steps, and the first pending attempt of every charge round (committed before any
-  /// processor call).
-  func begin(_ due: [DueAction], report: inout TickReport) throws -> ChargeBatch {
-    let others = due.filter { $0.action != .charge }
-    if !others.isEmpty { try carryOut(others, report: &report) }
-    var batch = ChargeBatch(rounds: rounds(due.filter { $0.action == .charge }))
-    if !batch.rounds.isEmpty { try nextAttempts(&batch, report: &report) }
-    return batch
   }
 
   /// The due steps that are not charges, each with the invoice's next schedule. Each runs
@@ -429,183 +363,6 @@ public final class Scheduler {
     return rounds
   }
 
-  /// Calls the processor for the batch's pending attempts; each following transaction
-  /// records the outcomes of the calls just answered and writes the pending attempts of the
-  /// next cards, committed before those calls are made.
-  func charge(_ batch: inout ChargeBatch, report: inout TickReport) async throws {
-    while !batch.calls.isEmpty {
-      let outcomes = try await callProcessor(batch.calls.map(\.attempt))
-      guard outcomes.contains(where: { $0 != nil }) else {
-        // No answer came back: there is nothing to write (the attempts stay pending until
-        // the processor is asked about their keys) and no round goes on.
-        report.unresolved += outcomes.count
-        batch = ChargeBatch()
-        return
-      }
-      try store.write {
-        try recordOutcomes(&batch, outcomes, report: &report)
-        try nextAttempts(&batch, report: &report)
-      }
-    }
-  }
-
-  /// The rounds of a batch still going, and their calls at the processor.
-  struct ChargeBatch {
-    var rounds: [Round] = []
-    var calls: [(round: Int, attempt: PendingAttempt)] = []
-  }
-
-  /// The next card of every round gets a pending attempt, committed (by the caller's
-  /// transaction) before any processor call; rounds with no card left, or nothing left to
-  /// pay, end here.
-  func nextAttempts(_ batch: inout ChargeBatch, report: inout TickReport) throws {
-    var calls: [(round: Int, attempt: PendingAttempt)] = []
-    // Rounds that end here, with their open invoices and the cards read for them.
-    var exhausted: [(round: Int, open: [Int64], cards: CardAvailability)] = []
-    // Accounts with a charge begun here: their cards' counts in the window have changed.
-    var charging: Set<Int64> = []
-    for (i, round) in batch.rounds.enumerated() {
-      let options = try store.chargeOptions(account: round.accountID, config: config)
-      let cards = options.cards.filter { !round.tried.contains($0.id) }
-      // The due look found the invoices open, not paused (a pause clears the schedule) and
-      // owing this, in this transaction; after it, a card's round reads them again.
-      let balances = try round.dueFromLook ?? store.openBalances(round.invoiceIDs)
-      batch.rounds[i].dueFromLook = nil
-      let parts = balances.filter { $0.dueMinor > 0 }.map { (id: $0.id, amount: $0.dueMinor) }
-      guard let card = cards.first, !parts.isEmpty else {
-        exhausted.append((i, balances.map(\.id), options.availability))
-        continue
-      }
-      charging.insert(round.accountID)
-      let amount = Money(minorUnits: parts.reduce(0) { $0 + $1.amount }, currency: round.currency)
-      let key = IdempotencyKey.make()
-      let id = try store.beginAttempt(
-        account: round.accountID, card: card, amount: amount, invoices: parts, key: key, actor: .scheduler)
-      let attempt = PendingAttempt(
-        id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
-        cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount,
-        invoiceIDs: parts.map(\.id))
-      calls.append((i, attempt))
-      batch.rounds[i].tried.insert(card.id)
-      batch.rounds[i].lastAttempt = id
-    }
-    for (i, open, cards) in exhausted {
-      let round = batch.rounds[i]
-      if !open.isEmpty, round.tried.isEmpty || round.lastReason != nil {
-        try failRound(
-          invoiceIDs: open, account: round.accountID, reason: round.lastReason, attemptID: round.lastAttempt,
-          actor: .scheduler)
-      }
-      // Recording the failure changes no card and no attempt: the policy gets the cards
-      // read above, unless a charge of the same account (another currency) began since.
-      var known: [Int64: CardAvailability] = charging.contains(round.accountID) ? [:] : [round.accountID: cards]
-      try store.reschedule(round.invoiceIDs, config: config, cards: &known)
-    }
-    report.attempts += calls.count
-    batch.calls = calls
-  }
-
-  /// Every outcome of the calls with its payment, journal entry, events and emails; the
-  /// rounds that go on with another card stay in the batch. Their invoices are left in
-  /// flight here: `nextAttempts`, in the same transaction, either begins the next card's
-  /// attempt on them or ends the round and saves their schedule, so no in-between state is
-  /// ever committed.
-  func recordOutcomes(_ batch: inout ChargeBatch, _ outcomes: [ChargeOutcome?], report: inout TickReport) throws {
-    var next: [Round] = []
-    for (call, outcome) in zip(batch.calls, outcomes) {
-      var round = batch.rounds[call.round]
-      switch outcome {
-      case .some(.succeeded(let reference)):
-        let payment = try store.recordChargeSucceeded(
-          call.attempt, processorRef: reference, actor: .scheduler, config: config, earlierDecline: round.firstDecline)
-        // Paid invoices have no schedule left; any other of the round is asked again.
-        let paid = Set(payment.paidInvoiceIDs)
-        try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
-        report.succeeded += 1
-      case .some(.declined(let code)):
-        let reason = DeclineReason(rawCode: code)
-        try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
-        round.lastReason = reason
-        if round.firstDecline == nil {
-          round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason)
-        }
-        next.append(round)
-        report.declined += 1
-      case .some(.failed(let code)):
-        try store.recordChargeFailed(
-          call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
-        round.lastReason = .processingError
-        next.append(round)
-        report.declined += 1
-      case .none:
-        // No answer: the attempt stays pending and its invoices wait for recovery.
-        report.unresolved += 1
-      }
-    }
-    batch.rounds = next
-    batch.calls = []
-  }
-
-  /// Calls the processor for each attempt, at most `maxInFlight` at once; nil where no
-  /// answer came back. The charges the processor makes at once (`chargeAtOnce`) need no
-  /// call of their own; every other one gets its own call, on a task of its own.
-  func callProcessor(_ attempts: [PendingAttempt]) async throws -> [ChargeOutcome?] {
-    var results = [ChargeOutcome?](repeating: nil, count: attempts.count)
-    let ledgerID = try store.ledgerID()
-    let requests = attempts.map {
-      ChargeRequest(
-        key: $0.key, token: $0.token, amount: $0.amount,
-        metadata: ChargeMetadata(
-          ledgerID: ledgerID, attemptID: $0.id, accountID: $0.accountID, cardID: $0.cardID, invoiceIDs: $0.invoiceIDs))
-    }
-    let immediate = await processor.chargeAtOnce(requests, maxInFlight: maxInFlight)
-    guard immediate.count == attempts.count else {
-      // A processor that answers for another number of charges than it was given breaks
-      // its contract: none of its answers is taken (the charges it made stay pending and
-      // are asked about by key).
-      logger.error(
-        "the processor answered \(immediate.count) of \(attempts.count) charges made at once; all are left pending")
-      return results
-    }
-    var separate: [Int] = []
-    for (i, answer) in immediate.enumerated() {
-      switch answer {
-      case .outcome(let outcome)?: results[i] = outcome
-      case .noAnswer(let why)?: logger.warning("charge \(attempts[i].key) has no answer: \(why)")
-      case nil: separate.append(i)
-      }
-    }
-    guard !separate.isEmpty else { return results }
-    let processor = self.processor
-    let logger = self.logger
-    try await withThrowingTaskGroup(of: (Int, ChargeOutcome?).self) { group in
-      var next = 0
-      func launch(_ n: Int) {
-        let i = separate[n]
-        let request = requests[i]
-        group.addTask {
-          do {
-            return (i, try await processor.charge(request))
-          } catch {
-            logger.warning("charge \(request.key) has no answer: \(String(describing: error))")
-            return (i, nil)
-          }
-        }
-      }
-      while next < min(maxInFlight, separate.count) {
-        launch(next)
-        next += 1
-      }
-      while let (i, outcome) = try await group.next() {
-        results[i] = outcome
-        if next < separate.count {
-          launch(next)
-          next += 1
-        }
-      }
-    }
-    return results
-  }
 }
 
 extension Scheduler {

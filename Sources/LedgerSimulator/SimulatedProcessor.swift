@@ -21,12 +21,45 @@ import LedgerStore
 ///
 /// Anything from the first `.` on is ignored (`tok_lost.42`), so that every card can have a
 /// token of its own (tokens are unique in the ledger) and still behave as its kind.
+/// How long the simulated processor takes to answer every charge, and how many of its
+/// answers never come: what a real processor's network does, for the benchmark.
+public struct SimulatedNetwork: Sendable, Equatable {
+  /// Each call's time, spread evenly over `latency ± jitter`.
+  public var latency: Duration = .zero
+  public var jitter: Duration = .zero
+  /// Calls in ten thousand whose answer never comes (the charge is made): they wait
+  /// `timeout` and fail with no answer, and are resolved by their keys later.
+  public var timeoutsPerTenThousand = 0
+  public var timeout: Duration = .seconds(5)
+
+  public init() {}
+
+  /// Whether the call of `key` times out: a stable pick, the same for the same key.
+  func timesOut(_ key: String) -> Bool {
+    guard timeoutsPerTenThousand > 0 else { return false }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    return hash % 10_000 < UInt64(timeoutsPerTenThousand)
+  }
+
+  /// This call's time.
+  func delay() -> Duration {
+    guard jitter > .zero else { return latency }
+    let spread = Int64(jitter.components.seconds * 1_000_000 + jitter.components.attoseconds / 1_000_000_000_000)
+    return max(.zero, latency + .microseconds(Int64.random(in: -spread...spread)))
+  }
+}
+
 public actor SimulatedProcessor: PaymentProcessor {
   private let db: Connection
   private let slowMilliseconds: Int
   private let timeoutMilliseconds: Int
   /// The processor's time for each charge it records (the ledger's clock in simulations).
   private let clock: LedgerClock
+  /// Every call's latency and lost answers (none by default).
+  public var network = SimulatedNetwork()
+
+  public func setNetwork(_ network: SimulatedNetwork) { self.network = network }
 
   /// Opens (or creates) the processor's own record at `path`; its writes and checkpoints
   /// follow `discipline` on that file's own lock (`<path>.lock`).
@@ -91,6 +124,9 @@ public actor SimulatedProcessor: PaymentProcessor {
 
   public func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
     let token = Self.kind(of: request.token)
+    let network = self.network
+    let delay = network.delay()
+    if delay > .zero { try await Task.sleep(for: delay) }
     if token == "tok_slow" { try await Task.sleep(for: .milliseconds(slowMilliseconds)) }
     let (outcome, fresh) = try await withCheckedThrowingContinuation {
       (answer: CheckedContinuation<(outcome: ChargeOutcome, fresh: Bool), Error>) in
@@ -111,11 +147,12 @@ public actor SimulatedProcessor: PaymentProcessor {
     // A repeated key gets the first answer: the timeout and the lost answer apply only to
     // the request that made the charge.
     guard fresh else { return outcome }
-    if token == "tok_timeout" { try await Task.sleep(for: .milliseconds(timeoutMilliseconds)) }
-    switch Self.answer(kind: token, outcome, timeoutMilliseconds: timeoutMilliseconds) {
-    case .outcome(let outcome): return outcome
-    case .noAnswer(let why): throw ProcessorUnreachable(why)
+    if network.timesOut(request.key) {
+      try await Task.sleep(for: network.timeout)
+      throw ProcessorUnreachable("no answer within \(network.timeout)")
     }
+    if token == "tok_timeout" { try await Task.sleep(for: .milliseconds(timeoutMilliseconds)) }
+    return try Self.answer(kind: token, outcome, timeoutMilliseconds: timeoutMilliseconds)
   }
 
   /// Decides and records every queued request in one transaction, then answers each caller.
@@ -132,46 +169,14 @@ public actor SimulatedProcessor: PaymentProcessor {
     }
   }
 
-  /// Every request whose token answers without waiting is made here, with no call of its
-  /// own: decided and recorded in groups of `maxInFlight`, one transaction each, and
-  /// answered once its group is committed. A slow or timing-out token with a wait
-  /// configured gets nil: it takes a call of its own.
-  public func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
-    var todo: [(index: Int, charge: Charge)] = []
-    for (i, request) in requests.enumerated() {
-      let kind = Self.kind(of: request.token)
-      if (kind == "tok_slow" && slowMilliseconds > 0) || (kind == "tok_timeout" && timeoutMilliseconds > 0) { continue }
-      todo.append(
-        (
-          i,
-          Charge(key: request.key, token: request.token, kind: kind, amount: request.amount, metadata: request.metadata)
-        ))
-    }
-    var answers = [ImmediateAnswer?](repeating: nil, count: requests.count)
-    let width = max(maxInFlight, 1)
-    for start in stride(from: 0, to: todo.count, by: width) {
-      let group = todo[start..<min(start + width, todo.count)]
-      do {
-        for ((i, charge), (outcome, fresh)) in zip(group, try record(group.map(\.charge))) {
-          answers[i] = fresh ? Self.answer(kind: charge.kind, outcome, timeoutMilliseconds: 0) : .outcome(outcome)
-        }
-      } catch {
-        // Nothing of the group was committed; its callers hear no answer (the attempts
-        // stay pending until the processor is asked about their keys).
-        for (i, _) in group { answers[i] = .noAnswer(String(describing: error)) }
-      }
-    }
-    return answers
-  }
-
   /// The behaviour a token asks for: the part before its first `.`.
   private static func kind(of token: String) -> String { String(token.prefix { $0 != "." }) }
 
   /// What the caller of a charge just made hears: a timeout and a lost answer are none.
-  private static func answer(kind: String, _ outcome: ChargeOutcome, timeoutMilliseconds: Int) -> ImmediateAnswer {
-    if kind == "tok_timeout" { return .noAnswer("no answer within \(timeoutMilliseconds) ms") }
-    if kind == "tok_lost" { return .noAnswer("the connection dropped before the answer arrived") }
-    return .outcome(outcome)
+  private static func answer(kind: String, _ outcome: ChargeOutcome, timeoutMilliseconds: Int) throws -> ChargeOutcome {
+    if kind == "tok_timeout" { throw ProcessorUnreachable("no answer within \(timeoutMilliseconds) ms") }
+    if kind == "tok_lost" { throw ProcessorUnreachable("the connection dropped before the answer arrived") }
+    return outcome
   }
 
   /// Decides and records `charges` in one transaction; a key already recorded keeps its

@@ -233,8 +233,7 @@ struct RunDue: AsyncParsableCommand {
       let scheduler = Scheduler(
         store: store, processor: try database.processor(config, clock: clock), config: config.dunning,
         logger: makeLogger("ledgerd.run-due"))
-      scheduler.maxInFlight = config.maxInFlight
-      scheduler.batchSize = config.batchSize
+      config.configure(scheduler)
       try scheduler.checkConfiguration()
       // As at the daemon's start: charges the processor made for this ledger that its file
       // lacks (a restored or replaced file) are taken in before anything is charged.

@@ -84,8 +84,7 @@ struct Simulate: AsyncParsableCommand {
       let scheduler = Scheduler(
         store: store, processor: processor, config: ledgerConfig.dunning,
         logger: makeLogger("ledgerd.simulate", level: .error))
-      scheduler.maxInFlight = ledgerConfig.maxInFlight
-      scheduler.batchSize = ledgerConfig.batchSize
+      ledgerConfig.configure(scheduler)
       try scheduler.checkConfiguration()
 
       var actions: [Int: [() throws -> Void]] = [:]

@@ -22,9 +22,6 @@ import Testing
     }
     func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
     func lookup(key: String) async throws -> ChargeOutcome? { nil }
-    func chargeAtOnce(_ requests: [ChargeRequest], maxInFlight: Int) async -> [ImmediateAnswer?] {
-      Array(repeating: nil, count: requests.count)
-    }
   }
 
   /// A retry a few hours after a processing error is not the scheduled day-1 retry: day 1
