@@ -259,7 +259,10 @@ extension Scheduler {
     }
     if let busyStart {
       let busy = ContinuousClock.now - busyStart
-      report.chargingSeconds += Double(busy.components.seconds) + Double(busy.components.attoseconds) / 1e18
+      let seconds = Double(busy.components.seconds) + Double(busy.components.attoseconds) / 1e18
+      report.chargingSeconds += seconds
+      report.busiestPassCalls = report.attempts
+      report.busiestPassSeconds = seconds
     }
   }
 

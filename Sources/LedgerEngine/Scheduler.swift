@@ -23,6 +23,9 @@ public struct TickReport: Sendable, Equatable, Codable {
   public var failedSteps = 0
   /// Wall-clock seconds from each pass's first processor call to its last answer.
   public var chargingSeconds = 0.0
+  /// The pass with the most processor calls: its calls and charging seconds.
+  public var busiestPassCalls = 0
+  public var busiestPassSeconds = 0.0
 
   public init() {}
 
@@ -42,6 +45,10 @@ public struct TickReport: Sendable, Equatable, Codable {
     renewalInvoices += other.renewalInvoices
     failedSteps += other.failedSteps
     chargingSeconds += other.chargingSeconds
+    if other.busiestPassCalls > busiestPassCalls {
+      busiestPassCalls = other.busiestPassCalls
+      busiestPassSeconds = other.busiestPassSeconds
+    }
   }
 }
 

@@ -26,6 +26,11 @@ struct Benchmark: AsyncParsableCommand {
   ) var dir: String?
   @Option(help: "Processor calls in flight at once.") var maxInFlight: Int = 16
   @Option(help: "Due invoices per transaction batch.") var batchSize: Int = 5000
+  @Option(help: "The processor's time per call, e.g. 200ms or 1s (default: none).") var latency: String = "0ms"
+  @Option(help: "Spread of the call time around --latency, e.g. 50ms.") var jitter: String = "0ms"
+  @Option(help: "Share of calls whose answer never comes, e.g. 2% (the charge is made).") var timeouts: String = "0%"
+  @Option(help: "How long a call that never answers holds its slot, e.g. 5s.") var timeout: String = "5s"
+  @Option(help: "The processor's limit of calls per second (default: none).") var maxRequestsPerSecond: Int?
   @Option(help: "WAL pages after which a commit asks for a checkpoint (copied beside the writer).")
   var walAutocheckpoint: Int = WriteDiscipline().checkpointAfterPages
   @Flag(help: "Run without the write lock (to measure what it costs; never do this on a shared ledger).")
@@ -57,6 +62,42 @@ struct Benchmark: AsyncParsableCommand {
     var attemptsPerBaselineInsert = 0.0
     var peakMemoryMB = 0.0
     var checkFindings = 0
+    /// With a simulated latency: the mean time a call holds its slot (timeouts counted at
+    /// their full wait), the Little's-law limit (in flight ÷ that mean, or the rate limit if
+    /// lower), and the busiest pass's calls per second against it.
+    var meanCallSeconds = 0.0
+    var littlesLawLimit = 0.0
+    var busiestPassCalls = 0
+    var busiestPassSeconds = 0.0
+    var busiestPassCallsPerSecond = 0.0
+    var efficiency = 0.0
+  }
+
+  /// "200ms", "5s" or "1.5s" as a duration.
+  static func duration(_ text: String, field: String) throws -> Duration {
+    let (number, unit): (Substring, Int64) =
+      text.hasSuffix("ms") ? (text.dropLast(2), 1) : text.hasSuffix("s") ? (text.dropLast(), 1000) : ("", 0)
+    let parts = number.split(separator: ".", omittingEmptySubsequences: false)
+    guard unit > 0, (1...2).contains(parts.count), let whole = Int64(parts[0]), whole >= 0,
+      parts.count == 1 || (parts[1].count <= 3 && Int64(parts[1]) != nil)
+    else { throw InputError(field: field, rule: "'\(text)' must be a duration such as 200ms or 5s") }
+    var millis = whole * unit
+    if parts.count == 2 {
+      let fraction = Int64(parts[1].padding(toLength: 3, withPad: "0", startingAt: 0)) ?? 0
+      millis += fraction * unit / 1000
+    }
+    return .milliseconds(millis)
+  }
+
+  /// "2%" or "0.5%" in ten-thousandths.
+  static func share(_ text: String, field: String) throws -> Int {
+    let parts = text.dropLast().split(separator: ".", omittingEmptySubsequences: false)
+    guard text.hasSuffix("%"), (1...2).contains(parts.count), let whole = Int(parts[0]),
+      parts.count == 1 || (parts[1].count <= 2 && Int(parts[1]) != nil)
+    else { throw InputError(field: field, rule: "'\(text)' must be a percentage such as 2% or 0.5%") }
+    let value = whole * 100 + (parts.count == 2 ? Int(parts[1].padding(toLength: 2, withPad: "0", startingAt: 0))! : 0)
+    guard value <= 10_000 else { throw InputError(field: field, rule: "'\(text)' is more than 100%") }
+    return value
   }
 
   func run() async throws {
@@ -64,6 +105,11 @@ struct Benchmark: AsyncParsableCommand {
       guard let sync = ConnectionOptions.Synchronous(rawValue: synchronous.uppercased()), sync != .off else {
         throw InputError(field: "--synchronous", rule: "'\(synchronous)' must be FULL or NORMAL")
       }
+      var network = SimulatedNetwork()
+      network.latency = try Self.duration(latency, field: "--latency")
+      network.jitter = try Self.duration(jitter, field: "--jitter")
+      network.timeoutsPerTenThousand = try Self.share(timeouts, field: "--timeouts")
+      network.timeout = try Self.duration(timeout, field: "--timeout")
       let folder = dir ?? NSTemporaryDirectory() + "ledgerd-bench-\(UUID().uuidString.prefix(8))"
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
       // A folder of its own making (about 0.5 GB at 100,000 accounts) goes when the run ends,
@@ -117,8 +163,10 @@ struct Benchmark: AsyncParsableCommand {
       let scheduler = Scheduler(
         store: store, processor: processor, config: config.dunning,
         logger: makeLogger("ledgerd.benchmark", level: .error))
-      scheduler.batchSize = config.batchSize
-      scheduler.maxInFlight = max(1, maxInFlight)
+      config.maxInFlight = max(1, maxInFlight)
+      config.maxRequestsPerSecond = maxRequestsPerSecond
+      config.configure(scheduler)
+      await processor.setNetwork(network)
       try store.write {
         try buildDemoBook(billing, accounts: accounts, start: start, actions: &actions)
         try scheduler.issueDueRenewals()
@@ -147,6 +195,16 @@ struct Benchmark: AsyncParsableCommand {
       result.attemptsPerSecond = Double(report.attempts) / result.monthSeconds
       result.attemptsPerBaselineInsert = result.attemptsPerSecond / result.baselineInsertsPerSecond
       result.peakMemoryMB = peakMemoryMB()
+      let share = Double(network.timeoutsPerTenThousand) / 10_000
+      result.meanCallSeconds = (1 - share) * seconds(network.latency) + share * seconds(network.timeout)
+      if result.meanCallSeconds > 0 {
+        result.littlesLawLimit = min(
+          Double(config.maxInFlight) / result.meanCallSeconds, Double(maxRequestsPerSecond ?? Int.max))
+        result.busiestPassCalls = report.busiestPassCalls
+        result.busiestPassSeconds = report.busiestPassSeconds
+        result.busiestPassCallsPerSecond = Double(report.busiestPassCalls) / max(report.busiestPassSeconds, 0.001)
+        result.efficiency = result.busiestPassCallsPerSecond / result.littlesLawLimit
+      }
       result.checkFindings = try store.check().findings.count
       let r = result
       try output.emit(r) {
@@ -163,6 +221,14 @@ struct Benchmark: AsyncParsableCommand {
           peak memory               \(String(format: "%.0f", r.peakMemoryMB)) MB (max RSS)
           ledger check              \(r.checkFindings == 0 ? "ok" : "\(r.checkFindings) finding(s)")
         """
+          + (r.meanCallSeconds > 0
+            ? """
+
+              processor                 \(network.latency) ± \(network.jitter) per call, \(timeouts) of calls unanswered after \(network.timeout), \(config.maxInFlight) in flight\(maxRequestsPerSecond.map { ", at most \($0) calls/s" } ?? "")
+              busiest pass              \(r.busiestPassCalls) calls in \(String(format: "%.1f", r.busiestPassSeconds)) s = \(String(format: "%.1f", r.busiestPassCallsPerSecond)) calls/s
+              Little's-law limit        \(String(format: "%.1f", r.littlesLawLimit)) calls/s (\(config.maxInFlight) in flight ÷ \(String(format: "%.3f", r.meanCallSeconds)) s mean call\(maxRequestsPerSecond.map { ", or \($0)/s if lower" } ?? ""))
+              efficiency                \(String(format: "%.1f", r.efficiency * 100)) % of the limit
+            """ : "")
       }
       if statements {
         let attempts = Double(max(1, r.chargeAttempts))

@@ -709,3 +709,70 @@ extension ChargeRequest {
       metadata: ChargeMetadata(ledgerID: "test", attemptID: 0, accountID: 0, cardID: 0, invoiceIDs: []))
   }
 }
+
+/// The charging pipeline: no call waits for another.
+@Suite struct PipelineTests {
+  /// Holds the charge of `tok_hold` until the charge of `tok_after` has been made (or a
+  /// few seconds have passed); every other token is the simulated processor's.
+  actor Gate: PaymentProcessor {
+    let inner: SimulatedProcessor
+    var released = false
+    var order: [String] = []
+    init(inner: SimulatedProcessor) { self.inner = inner }
+
+    func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
+      order.append(request.token)
+      if request.token.hasPrefix("tok_hold") {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !released && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        order.append(released ? "released" : "timed out")
+        return .succeeded(reference: "ch_hold")
+      }
+      let outcome = try await inner.charge(request)
+      if request.token.hasPrefix("tok_after") { released = true }
+      return outcome
+    }
+    func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
+    func lookup(key: String) async throws -> ChargeOutcome? { try await inner.lookup(key: key) }
+  }
+
+  /// Account A's default card declines and its second card pays; account B's call is held
+  /// until A's second card has been charged. A pipeline that waited for every first call
+  /// before any second card would hold B until the gate gives up; this one charges A's
+  /// second card while B's call is still out, and records each outcome as it arrives.
+  @Test func aFallbackCardIsChargedWhileAnotherCallIsStillOut() async throws {
+    let b = try Bench()
+    let gate = Gate(inner: b.processor)
+    let scheduler = Scheduler(
+      store: b.store, processor: gate, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    scheduler.maxInFlight = 2
+    let a = try b.accountWithInvoice(token: "tok_decline_insufficient_funds.a")
+    _ = try b.billing.addCard(
+      account: a.accountID,
+      NewCard(
+        token: "tok_after.a", brand: .visa, last4: "4444", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
+      actor: .customer)
+    let holder = try b.store.addAccount(
+      email: "b@example.fr", name: "B", locale: .fr, planCode: "free", actor: .staff)
+    _ = try b.billing.addCard(
+      account: holder.id,
+      NewCard(
+        token: "tok_hold.b", brand: .visa, last4: "1111", expiry: try CardExpiry(parsing: "12/2030"), postalCode: nil,
+        country: nil),
+      actor: .customer)
+    let today = b.clock.now().date
+    let held = try b.billing.issueInvoice(
+      try InvoiceDraft(
+        accountID: holder.id, currency: .eur,
+        lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 900, currency: .eur))],
+        issueDate: today, dueDate: today, method: .card), actor: .staff)
+    let report = try await scheduler.runDue()
+    let order = await gate.order
+    #expect(order.contains("released"), "B's call was held until the gate gave up: \(order)")
+    #expect(report.attempts == 3 && report.succeeded == 2 && report.declined == 1)
+    #expect(try b.store.invoice(id: a.id)?.status == .paid)
+    #expect(try b.store.invoice(id: held.id)?.status == .paid)
+    #expect(try b.store.check().ok)
+  }
+}
