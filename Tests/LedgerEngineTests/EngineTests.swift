@@ -776,3 +776,22 @@ extension ChargeRequest {
     #expect(try b.store.check().ok)
   }
 }
+
+extension PipelineTests {
+  /// With the processor's rate configured, the pipeline's calls start no faster than it:
+  /// eleven calls at 50 per second span at least 200 ms, whatever the workers.
+  @Test func theRateLimitSpacesTheCalls() async throws {
+    let config = try LedgerConfig.parse(Data(#"{"processor": {"max_requests_per_second": 50}}"#.utf8))
+    #expect(config.maxRequestsPerSecond == 50)
+    let limiter = RateLimiter(perSecond: try #require(config.maxRequestsPerSecond))
+    let start = ContinuousClock.now
+    await withTaskGroup(of: Void.self) { group in
+      for _ in 0..<11 { group.addTask { await limiter.acquire() } }
+    }
+    #expect(ContinuousClock.now - start >= .milliseconds(195))
+    #expect(await limiter.waited > .zero)
+    #expect(throws: InputError.self) {
+      try LedgerConfig.parse(Data(#"{"processor": {"max_requests_per_second": 0}}"#.utf8))
+    }
+  }
+}
