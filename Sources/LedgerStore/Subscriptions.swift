@@ -241,6 +241,10 @@ extension LedgerStore {
           throw StateError(subject: "account \(account)", rule: "is already on plan \(target.code)")
         }
         try clearScheduledPlan(account)
+        // Add-ons that were to end with the plan keep running.
+        try db.run(
+          "UPDATE account_addons SET removed_at = NULL, removed_reason = NULL WHERE account_id = ? AND removed_reason = 'plan_change' AND removed_at > ?",
+          account, now)
         let summary =
           "the change to plan \(scheduled.code) at the period's end is cancelled; the account stays on \(target.code)"
         try recordEvent(account: account, actor: actor, kind: "plan_change_cancelled", reason: summary + why)

@@ -191,6 +191,27 @@ import Testing
     try checkClean(w)
   }
 
+  /// A downgrade to free waits for the period's end and takes the add-ons with it; asking
+  /// for the plan the account is on cancels it, add-ons included.
+  @Test func aScheduledDowngradeCanBeCancelled() throws {
+    let w = try Workspace()
+    w.now = "2027-04-01T09:00:00Z"
+    try book(w)
+    try card(w)
+    try w.ok(["account", "addon", "add", "1", "backups", "--name", "Extra backups", "--price", "5.00"])
+    try w.ok(["run-due", "--until", "2027-04-01T20:00:00Z"])
+    w.now = "2027-04-10T09:00:00Z"
+    let scheduled = try w.json(["account", "plan", "1", "free", "--actor", "customer"])
+    #expect(scheduled["effective"] as? String == "2027-05-01")
+    #expect(try q(w, "SELECT removed_at FROM account_addons") == "2027-05-01T00:00:00Z")
+    #expect(try w.ok(["explain", "1"]).stdout.contains("plan pro → free when the period invoiced ends (2027-05-01)"))
+    try w.ok(["account", "plan", "1", "pro", "--actor", "customer"])
+    #expect(try q(w, "SELECT removed_at IS NULL FROM account_addons") == "1")
+    try w.ok(["run-due", "--until", "2027-05-01T20:00:00Z"])
+    #expect(try periods(w) == ["2027-04-01 2400", "2027-05-01 2400"])
+    try checkClean(w)
+  }
+
   /// Must-show 3: upgrades and downgrades mid-period, prorated by the days left: what the
   /// customer pays is rounded down, what they are credited is rounded up, and the credit
   /// pays the next invoice. `check` is clean and the trial balance zero after each step.
