@@ -67,10 +67,11 @@ extension LedgerStore {
       """
     ),
     (
+      // From the journal itself: `v_trial_balance` reads the running balances.
       "trial_balance_zero",
       """
-      SELECT currency || ' debits ' || debits_minor || ' differ from credits ' || credits_minor AS detail
-      FROM v_trial_balance WHERE ledger_account = '(total)' AND balance_minor <> 0
+      SELECT currency || ' debits ' || sum(debit_minor) || ' differ from credits ' || sum(credit_minor) AS detail
+      FROM journal_lines GROUP BY currency HAVING sum(debit_minor) <> sum(credit_minor)
       """
     ),
     (

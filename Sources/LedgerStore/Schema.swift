@@ -25,6 +25,7 @@ public enum LedgerSchema {
     ("0010_account_balances_owed.sql", PackageResources._010_account_balances_owed_sql),
     ("0011_hand_recorded_payments.sql", PackageResources._011_hand_recorded_payments_sql),
     ("0012_transfer_declarations_by_invoice.sql", PackageResources._012_transfer_declarations_by_invoice_sql),
+    ("0014_maintained_balances.sql", PackageResources._014_maintained_balances_sql),
   ]
 
   /// The embedded migrations, in order.

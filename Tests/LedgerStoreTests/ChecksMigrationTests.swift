@@ -41,6 +41,11 @@ import Testing
     // Today's store chains every journal entry it posts (0008): its table is made here, ahead
     // of its turn, and 0005 must keep it like the rest.
     try db.write { db in try db.execute(try #require(all.first { $0.version == 8 }).sql) }
+    // So are its running balances (0014), which it keeps as it posts: the table only.
+    let balances = try #require(all.first { $0.version == 14 }).sql
+    let table = try #require(balances.range(of: "CREATE TABLE ledger_balances"))
+    let end = try #require(balances.range(of: "WITHOUT ROWID;", range: table.upperBound..<balances.endIndex))
+    try db.write { db in try db.execute(String(balances[table.lowerBound..<end.upperBound])) }
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
