@@ -9,7 +9,8 @@
 -- writes journal lines, brings the rows up to date in the transaction that writes the
 -- lines, one UPSERT per key of the entry (an AFTER INSERT trigger on journal_lines cost
 -- about twice as much per line when measured: docs/audit-views.md). The journal stays the
--- source of truth.
+-- source of truth: `ledgerd check` adds it up again and names every row that differs
+-- (`ledger_balances_match_journal`).
 CREATE TABLE ledger_balances (
   account_id     INTEGER NOT NULL CHECK (account_id >= 0),
   currency       TEXT NOT NULL,

@@ -6,8 +6,8 @@ import Testing
 @testable import LedgerStore
 
 /// The running balances (`0014_maintained_balances.sql`) are the journal's sums at every
-/// moment: kept by each posting in its own transaction, and made from the journal for a
-/// ledger written before them.
+/// moment: kept by each posting in its own transaction, made from the journal for a ledger
+/// written before them, and checked against the journal by `check`.
 @Suite struct MaintainedBalancesTests {
   /// The running balances as stored, and the journal's lines added up by the same key.
   static func kept(_ db: Connection) throws -> [String] {
@@ -75,6 +75,7 @@ import Testing
     }
     #expect(try Self.kept(ledger.db) == before)
     let report = try store.check()
+    #expect(report.checksRun.contains("ledger_balances_match_journal"))
     #expect(report.ok, "\(report.findings)")
   }
 
@@ -121,5 +122,28 @@ import Testing
     #expect(try Self.kept(store.db) == Self.summed(store.db))
     let report = try store.check()
     #expect(report.ok, "\(report.findings)")
+  }
+
+  /// A balance row changed, removed or added by hand is a finding that names its ledger
+  /// account, currency and customer.
+  @Test func checkNamesEveryBalanceThatDiffersFromTheJournal() throws {
+    let ledger = try TestLedger()
+    let account = try ledger.account()
+    _ = try ledger.invoice(account.id, [("Plan", "19.00")])
+    try ledger.db.execute(
+      """
+      UPDATE ledger_balances SET debits_minor = debits_minor + 100 WHERE account_id = \(account.id);
+      DELETE FROM ledger_balances WHERE ledger_account = 'revenue';
+      INSERT INTO ledger_balances VALUES (0, 'EUR', 'bank', 1, 0);
+      INSERT INTO ledger_balances VALUES (42, 'EUR', 'bad_debt', 5, 0);
+      """)
+    let findings = try ledger.store.check().findings.filter { $0.check == "ledger_balances_match_journal" }
+    #expect(
+      findings.map(\.detail) == [
+        "bank EUR (no customer): the running balance has debits 1, credits 0 but the journal's lines add up to nothing",
+        "receivable EUR of account \(account.id): the running balance has debits 2000, credits 0 but the journal's lines add up to debits 1900, credits 0",
+        "revenue EUR of account \(account.id): the running balance has no row but the journal's lines add up to debits 0, credits 1900",
+        "bad_debt EUR of account 42: the running balance has debits 5, credits 0 but the journal's lines add up to nothing",
+      ])
   }
 }
