@@ -17,8 +17,12 @@ CREATE TABLE ledger_balances (
   ledger_account TEXT NOT NULL,
   debits_minor   INTEGER NOT NULL CHECK (debits_minor >= 0),
   credits_minor  INTEGER NOT NULL CHECK (credits_minor >= 0),
-  PRIMARY KEY (account_id, currency, ledger_account)
+  PRIMARY KEY (ledger_account, currency, account_id)
 ) STRICT, WITHOUT ROWID;
+-- One account's rows, in the order v_account_balances groups them. The key leads with the
+-- ledger account so that the trial balance adds the rows up in the order it groups them,
+-- without sorting the whole table; this index only changes when a key first appears.
+CREATE INDEX ledger_balances_account ON ledger_balances (account_id, currency);
 
 INSERT INTO ledger_balances (account_id, currency, ledger_account, debits_minor, credits_minor)
 SELECT coalesce(account_id, 0), currency, ledger_account, sum(debit_minor), sum(credit_minor)
@@ -42,7 +46,7 @@ SELECT * FROM (
 
 -- Each account's position from its running balances (the meaning of
 -- 0010_account_balances_owed.sql): one account's rows are a few rows of ledger_balances,
--- found by its key.
+-- found through ledger_balances_account.
 DROP VIEW v_account_balances;
 CREATE VIEW v_account_balances AS
 SELECT a.id AS account_id, a.name, a.email, a.status, p.code AS plan, b.currency,

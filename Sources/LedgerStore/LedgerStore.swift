@@ -235,7 +235,7 @@ public final class LedgerStore {
         """
         INSERT INTO ledger_balances (account_id, currency, ledger_account, debits_minor, credits_minor)
         VALUES (?, ?, ?, ?, ?)
-        ON CONFLICT (account_id, currency, ledger_account) DO UPDATE
+        ON CONFLICT (ledger_account, currency, account_id) DO UPDATE
         SET debits_minor = debits_minor + excluded.debits_minor, credits_minor = credits_minor + excluded.credits_minor
         """,
         key.account, key.currency, key.ledgerAccount, key.debits, key.credits)
