@@ -434,7 +434,8 @@ import Testing
 
   /// A full disk and a read-only file system: writes exit 74 with a message that says
   /// which, and write nothing; reads go on on the read-only one. Runs in a mount
-  /// namespace of its own on a small tmpfs (`unshare`).
+  /// namespace of its own on a small tmpfs (`unshare`), large enough for a new ledger's
+  /// migrations (their WAL is checkpointed into the file when `migrate` ends).
   @Test func aFullOrReadOnlyDiskIsAnIOErrorOfItsOwn() throws {
     let w = try Workspace()
     let mount = w.directory + "/disk"
@@ -442,7 +443,7 @@ import Testing
     let script = """
       set -u
       L="$0"; M="$1"
-      mount -t tmpfs -o size=2m tmpfs "$M" || exit 90
+      mount -t tmpfs -o size=4m tmpfs "$M" || exit 90
       export LEDGERD_DB="$M/ledger.db"
       "$L" migrate >/dev/null && "$L" account add --email a@example.fr --name A >/dev/null \
         && "$L" invoice issue 1 --line "Domain=10.00" >/dev/null || exit 91
