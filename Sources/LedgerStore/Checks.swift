@@ -67,10 +67,42 @@ extension LedgerStore {
       """
     ),
     (
+      // From the journal itself: `v_trial_balance` reads the running balances, which
+      // `ledger_balances_match_journal` holds to the journal.
       "trial_balance_zero",
       """
-      SELECT currency || ' debits ' || debits_minor || ' differ from credits ' || credits_minor AS detail
-      FROM v_trial_balance WHERE ledger_account = '(total)' AND balance_minor <> 0
+      SELECT currency || ' debits ' || sum(debit_minor) || ' differ from credits ' || sum(credit_minor) AS detail
+      FROM journal_lines GROUP BY currency HAVING sum(debit_minor) <> sum(credit_minor)
+      """
+    ),
+    (
+      // The running balances (0014_maintained_balances.sql) against the journal added up
+      // again from its first line: a row changed, added or removed by hand, or a line
+      // written without its balance, names its ledger account, currency and customer.
+      "ledger_balances_match_journal",
+      """
+      SELECT ledger_account || ' ' || currency
+             || CASE WHEN account_id = 0 THEN ' (no customer)' ELSE ' of account ' || account_id END
+             || ': the running balance has '
+             || CASE WHEN kept THEN 'debits ' || kept_debits || ', credits ' || kept_credits ELSE 'no row' END
+             || ' but the journal''s lines add up to '
+             || CASE WHEN posted THEN 'debits ' || journal_debits || ', credits ' || journal_credits ELSE 'nothing' END
+             AS detail
+      FROM (
+        SELECT account_id, currency, ledger_account, max(posted) AS posted, max(kept) AS kept,
+               sum(journal_debits) AS journal_debits, sum(journal_credits) AS journal_credits,
+               sum(kept_debits) AS kept_debits, sum(kept_credits) AS kept_credits
+        FROM (
+          SELECT coalesce(account_id, 0) AS account_id, currency, ledger_account, 1 AS posted, 0 AS kept,
+                 debit_minor AS journal_debits, credit_minor AS journal_credits, 0 AS kept_debits, 0 AS kept_credits
+          FROM journal_lines
+          UNION ALL
+          SELECT account_id, currency, ledger_account, 0, 1, 0, 0, debits_minor, credits_minor FROM ledger_balances
+        )
+        GROUP BY account_id, currency, ledger_account
+      )
+      WHERE NOT posted OR NOT kept OR journal_debits <> kept_debits OR journal_credits <> kept_credits
+      ORDER BY account_id, currency, ledger_account
       """
     ),
     (

@@ -206,8 +206,40 @@ public final class LedgerStore {
         entryID, line.ledgerAccount.rawValue, line.signedAmount.currency.code, line.debitMinor, line.creditMinor,
         line.customerAccountID, line.invoiceID)
     }
+    try keepBalances(of: entry)
     try chain(entryID: entryID, at: at, entry: entry)
     return entryID
+  }
+
+  /// Adds an entry's lines to the running balances (`0014_maintained_balances.sql`), one
+  /// UPSERT per ledger account, currency and customer of the entry: the lines of a combined
+  /// charge that credit one customer's receivable make one update. Called by `post` only,
+  /// which writes every journal line; `check` adds the journal up again to prove it.
+  private func keepBalances(of entry: JournalEntry) throws {
+    var keys: [(account: Int64, currency: String, ledgerAccount: String, debits: Int64, credits: Int64)] = []
+    for line in entry.lines {
+      let account = line.customerAccountID ?? 0
+      let currency = line.signedAmount.currency.code
+      let ledgerAccount = line.ledgerAccount.rawValue
+      if let i = keys.firstIndex(where: {
+        $0.account == account && $0.currency == currency && $0.ledgerAccount == ledgerAccount
+      }) {
+        keys[i].debits += line.debitMinor
+        keys[i].credits += line.creditMinor
+      } else {
+        keys.append((account, currency, ledgerAccount, line.debitMinor, line.creditMinor))
+      }
+    }
+    for key in keys {
+      try db.run(
+        """
+        INSERT INTO ledger_balances (account_id, currency, ledger_account, debits_minor, credits_minor)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (ledger_account, currency, account_id) DO UPDATE
+        SET debits_minor = debits_minor + excluded.debits_minor, credits_minor = credits_minor + excluded.credits_minor
+        """,
+        key.account, key.currency, key.ledgerAccount, key.debits, key.credits)
+    }
   }
 
   /// Records a change of state with who made it and why.

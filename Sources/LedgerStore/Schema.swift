@@ -26,6 +26,7 @@ public enum LedgerSchema {
     ("0011_hand_recorded_payments.sql", PackageResources._011_hand_recorded_payments_sql),
     ("0012_transfer_declarations_by_invoice.sql", PackageResources._012_transfer_declarations_by_invoice_sql),
     ("0013_subscriptions.sql", PackageResources._013_subscriptions_sql),
+    ("0014_maintained_balances.sql", PackageResources._014_maintained_balances_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -437,7 +437,8 @@ import Testing
 
   /// A full disk and a read-only file system: writes exit 74 with a message that says
   /// which, and write nothing; reads go on on the read-only one. Runs in a mount
-  /// namespace of its own on a small tmpfs (`unshare`).
+  /// namespace of its own on a small tmpfs (`unshare`), large enough for a new ledger's
+  /// migrations (their WAL is checkpointed into the file when `migrate` ends).
   @Test func aFullOrReadOnlyDiskIsAnIOErrorOfItsOwn() throws {
     let w = try Workspace()
     let mount = w.directory + "/disk"

@@ -48,6 +48,12 @@ import Testing
     let end = try #require(migration13.sql.range(of: ") STRICT;", range: table.upperBound..<migration13.sql.endIndex))
     let subscriptions = String(migration13.sql[table.lowerBound..<end.upperBound])
     try db.write { db in try db.execute(subscriptions) }
+    // So are its running balances (0014), which it keeps as it posts: the table only.
+    let balances = try #require(all.first { $0.version == 14 }).sql
+    let balancesTable = try #require(balances.range(of: "CREATE TABLE ledger_balances"))
+    let balancesEnd = try #require(
+      balances.range(of: "WITHOUT ROWID;", range: balancesTable.upperBound..<balances.endIndex))
+    try db.write { db in try db.execute(String(balances[balancesTable.lowerBound..<balancesEnd.upperBound])) }
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
