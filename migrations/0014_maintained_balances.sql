@@ -4,8 +4,10 @@
 --
 -- One row per ledger account, currency and customer: the sums of the debits and of the
 -- credits of every journal line with that key. `account_id` is the customer the lines
--- name, 0 for lines that name none (revenue, bank, processor clearing…): a key column
--- cannot hold NULL, and no account has the id 0. `LedgerStore.post`, the one place that
+-- name on the accounts kept per customer (receivable, customer_credit, bad_debt), and 0 on
+-- the others (revenue, bank, processor clearing…, one row per currency each: a row per
+-- customer there would spread every commit over pages nobody reads): a key column cannot
+-- hold NULL, and no account has the id 0. `LedgerStore.post`, the one place that
 -- writes journal lines, brings the rows up to date in the transaction that writes the
 -- lines, one UPSERT per key of the entry (an AFTER INSERT trigger on journal_lines cost
 -- about twice as much per line when measured: docs/audit-views.md). The journal stays the
@@ -25,7 +27,9 @@ CREATE TABLE ledger_balances (
 CREATE INDEX ledger_balances_account ON ledger_balances (account_id, currency);
 
 INSERT INTO ledger_balances (account_id, currency, ledger_account, debits_minor, credits_minor)
-SELECT coalesce(account_id, 0), currency, ledger_account, sum(debit_minor), sum(credit_minor)
+SELECT CASE WHEN ledger_account = 'receivable' OR ledger_account = 'customer_credit' OR ledger_account = 'bad_debt'
+            THEN coalesce(account_id, 0) ELSE 0 END,
+       currency, ledger_account, sum(debit_minor), sum(credit_minor)
 FROM journal_lines GROUP BY 1, 2, 3;
 
 -- The trial balance from the running balances: the same rows, columns and order as the

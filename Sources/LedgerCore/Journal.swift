@@ -17,6 +17,12 @@ public enum LedgerAccount: String, CaseIterable, Sendable, Codable {
   case processorFees = "processor_fees"
 }
 
+extension LedgerAccount {
+  /// The accounts kept per customer (the sub-ledger): what each one owes, has written off
+  /// and holds as credit. The others are kept per currency only.
+  public var isCustomerSubLedger: Bool { self == .receivable || self == .customerCredit || self == .badDebt }
+}
+
 /// What a journal entry records.
 public enum JournalKind: String, CaseIterable, Sendable, Codable {
   case invoiceIssued = "invoice_issued"

@@ -93,7 +93,9 @@ extension LedgerStore {
                sum(journal_debits) AS journal_debits, sum(journal_credits) AS journal_credits,
                sum(kept_debits) AS kept_debits, sum(kept_credits) AS kept_credits
         FROM (
-          SELECT coalesce(account_id, 0) AS account_id, currency, ledger_account, 1 AS posted, 0 AS kept,
+          SELECT CASE WHEN ledger_account = 'receivable' OR ledger_account = 'customer_credit'
+                      OR ledger_account = 'bad_debt' THEN coalesce(account_id, 0) ELSE 0 END AS account_id,
+                 currency, ledger_account, 1 AS posted, 0 AS kept,
                  debit_minor AS journal_debits, credit_minor AS journal_credits, 0 AS kept_debits, 0 AS kept_credits
           FROM journal_lines
           UNION ALL

@@ -51,10 +51,11 @@ extension LedgerStore {
   /// Credit the account holds (from overpayments) pays the new invoice first: a `credit`
   /// payment allocated to it, and customer credit / receivable in the journal.
   func applyCredit(account: Int64, invoiceID: Int64, number: String, total: Money, actor: Actor) throws {
+    // The account's credit is one row of the running balances.
     let credit =
       try db.scalarInt(
-        "SELECT coalesce(sum(credit_minor) - sum(debit_minor), 0) FROM journal_lines WHERE account_id = ? AND ledger_account = 'customer_credit' AND currency = ?",
-        account, total.currency.code) ?? 0
+        "SELECT credits_minor - debits_minor FROM ledger_balances WHERE ledger_account = 'customer_credit' AND currency = ? AND account_id = ?",
+        total.currency.code, account) ?? 0
     guard credit > 0 else { return }
     let applied = Money(minorUnits: min(credit, total.minorUnits), currency: total.currency)
     try db.run(

@@ -212,13 +212,14 @@ public final class LedgerStore {
   }
 
   /// Adds an entry's lines to the running balances (`0014_maintained_balances.sql`), one
-  /// UPSERT per ledger account, currency and customer of the entry: the lines of a combined
+  /// UPSERT per ledger account, currency and customer of the entry (a customer only on the
+  /// accounts kept per customer: receivable, customer credit, bad debt): the lines of a combined
   /// charge that credit one customer's receivable make one update. Called by `post` only,
   /// which writes every journal line; `check` adds the journal up again to prove it.
   private func keepBalances(of entry: JournalEntry) throws {
     var keys: [(account: Int64, currency: String, ledgerAccount: String, debits: Int64, credits: Int64)] = []
     for line in entry.lines {
-      let account = line.customerAccountID ?? 0
+      let account = line.ledgerAccount.isCustomerSubLedger ? line.customerAccountID ?? 0 : 0
       let currency = line.signedAmount.currency.code
       let ledgerAccount = line.ledgerAccount.rawValue
       if let i = keys.firstIndex(where: {
