@@ -323,6 +323,29 @@ import Testing
     try checkClean(w)
   }
 
+  /// A past-due account keeps being invoiced, each invoice with its own dunning; when the
+  /// downgrade plan is a paid one, the account is invoiced on it from the next period.
+  @Test func pastDueAndDowngradedAccountsAreInvoicedOnTheirPlan() throws {
+    let w = try Workspace()
+    w.now = "2027-03-01T09:00:00Z"
+    w.environment["LEDGERD_CONFIG"] = try w.writeConfig(
+      #"{"dunning": {"downgrade_plan": "basic", "grace_days": 40, "retry_days": [1], "reminder_days": [3]}}"#)
+    try book(w)
+    try card(w, token: "tok_decline_insufficient_funds")
+    try w.ok(["run-due", "--until", "2027-04-01T20:00:00Z"])
+    // Past due since March 1st and still on pro: April is invoiced on pro.
+    #expect(try q(w, "SELECT status FROM accounts") == "past_due")
+    #expect(try periods(w) == ["2027-03-01 1900", "2027-04-01 1900"])
+    #expect(try q(w, "SELECT count(*) FROM invoices WHERE dunning_started_at IS NOT NULL") == "2")
+    // Day 40 of March's dunning: downgraded to basic; May is invoiced on basic.
+    try w.ok(["run-due", "--until", "2027-05-01T20:00:00Z"])
+    #expect(
+      try q(w, "SELECT a.status || ' ' || p.code FROM accounts a JOIN plans p ON p.id = a.plan_id")
+        == "downgraded basic")
+    #expect(try periods(w) == ["2027-03-01 1900", "2027-04-01 1900", "2027-05-01 900"])
+    try checkClean(w)
+  }
+
   /// Must-show 2, the other setting: with `restore_plan_on_payment`, paying the written-off
   /// invoice restores the plan and its add-on together, and the next renewal bills both.
   @Test func restorePlanOnPaymentRestoresPlanAndAddons() throws {
