@@ -215,10 +215,7 @@ extension Scheduler {
         unrecorded = []
         // Rounds whose call came back and that began no new call have ended.
         for (id, _) in arrived {
-          if let call = out.removeValue(forKey: id) {
-            busyAccounts[call.round.accountID, default: 1] -= 1
-            if busyAccounts[call.round.accountID] == 0 { busyAccounts.removeValue(forKey: call.round.accountID) }
-          }
+          if let call = out.removeValue(forKey: id) { Self.release(call.round.accountID, from: &busyAccounts) }
         }
         let roundsEnded = !arrived.isEmpty
         arrived = []
@@ -286,6 +283,12 @@ extension Scheduler {
     return (.started(started), rounds(started.filter { $0.action == .charge }))
   }
 
+  /// One round of `account` fewer out.
+  static func release(_ account: Int64, from busy: inout [Int64: Int]) {
+    let left = (busy[account] ?? 1) - 1
+    busy[account] = left > 0 ? left : nil
+  }
+
   func request(for attempt: PendingAttempt, ledgerID: String) -> ChargeRequest {
     ChargeRequest(
       key: attempt.key, token: attempt.token, amount: attempt.amount,
@@ -304,8 +307,7 @@ extension Scheduler {
         try store.recordChargeFailed(
           call.attempt, status: .error, rawCode: "not_sent", reason: .processingError, actor: .scheduler)
         try store.scheduleChargeNow(call.round.invoiceIDs)
-        busyAccounts[call.round.accountID, default: 1] -= 1
-        if busyAccounts[call.round.accountID] == 0 { busyAccounts.removeValue(forKey: call.round.accountID) }
+        Self.release(call.round.accountID, from: &busyAccounts)
       }
     }
     logger.notice("stopping: \(unsent.count) charge(s) not sent yet were taken back; they are due at the next run")
