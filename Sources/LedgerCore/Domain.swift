@@ -101,18 +101,35 @@ public enum DeclineReason: String, CaseIterable, Sendable, Codable {
   case authenticationRequired = "authentication_required"
   case processingError = "processing_error"
 
-  /// Maps a processor's raw decline code; unknown codes count as a bank block (soft), the
-  /// cautious reading of "the issuer said no without saying why".
+  /// Maps a processor's raw decline code (every code of Stripe's published list of card
+  /// decline codes, and the simulated processor's); unknown codes count as a bank block
+  /// (soft), the cautious reading of "the issuer said no without saying why": retried on
+  /// schedule, the customer asked to check with their bank.
   public init(rawCode: String) {
     switch rawCode.lowercased() {
-    case "insufficient_funds": self = .insufficientFunds
-    case "do_not_honor", "transaction_not_allowed", "restricted_card", "generic_decline": self = .bankBlock
+    case "insufficient_funds", "withdrawal_count_limit_exceeded": self = .insufficientFunds
+    case "do_not_honor", "transaction_not_allowed", "restricted_card", "generic_decline", "call_issuer",
+      "card_not_supported", "currency_not_supported", "not_permitted", "service_not_allowed", "no_action_taken",
+      "approve_with_id", "invalid_amount", "security_violation":
+      self = .bankBlock
     case "card_velocity_exceeded", "fraud_alert", "issuer_fraud_alert": self = .suspectedFraud
-    case "expired_card": self = .expiredCard
-    case "incorrect_cvc", "incorrect_zip", "incorrect_number", "invalid_cvc", "invalid_number": self = .incorrectDetails
-    case "lost_card", "stolen_card", "pickup_card", "fraudulent": self = .lostOrStolen
+    // The issuer replaced the card: the customer updates it, as for an expired one.
+    case "expired_card", "new_account_information_available": self = .expiredCard
+    case "incorrect_cvc", "incorrect_zip", "incorrect_number", "invalid_cvc", "invalid_number",
+      "invalid_expiry_month", "invalid_expiry_year", "invalid_account", "incorrect_pin", "invalid_pin",
+      "pin_try_exceeded", "offline_pin_required", "online_or_offline_pin_required", "testmode_decline",
+      "live_mode_test_card":
+      self = .incorrectDetails
+    // Never retried on that card, and told in generic words (Stripe: do not tell the
+    // customer more): a card reported lost or stolen, a suspected fraud the processor
+    // blocked, an issuer's "do not try again", a payment the cardholder had stopped.
+    case "lost_card", "stolen_card", "pickup_card", "fraudulent", "merchant_blacklist", "do_not_try_again",
+      "revocation_of_all_authorizations", "revocation_of_authorization", "stop_payment_order":
+      self = .lostOrStolen
     case "authentication_required": self = .authenticationRequired
-    case "processing_error", "try_again_later", "timeout", "issuer_not_available": self = .processingError
+    case "processing_error", "try_again_later", "timeout", "issuer_not_available", "reenter_transaction",
+      "duplicate_transaction":
+      self = .processingError
     default: self = .bankBlock
     }
   }

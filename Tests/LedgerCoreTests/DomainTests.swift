@@ -29,6 +29,21 @@ struct DeclineReasonTests {
     ("try_again_later", .processingError),
     ("timeout", .processingError),
     ("issuer_not_available", .processingError),
+    // The rest of Stripe's published card decline codes.
+    ("withdrawal_count_limit_exceeded", .insufficientFunds),
+    ("call_issuer", .bankBlock), ("card_not_supported", .bankBlock), ("currency_not_supported", .bankBlock),
+    ("not_permitted", .bankBlock), ("service_not_allowed", .bankBlock), ("no_action_taken", .bankBlock),
+    ("approve_with_id", .bankBlock), ("invalid_amount", .bankBlock), ("security_violation", .bankBlock),
+    ("new_account_information_available", .expiredCard),
+    ("invalid_expiry_month", .incorrectDetails), ("invalid_expiry_year", .incorrectDetails),
+    ("invalid_account", .incorrectDetails), ("incorrect_pin", .incorrectDetails), ("invalid_pin", .incorrectDetails),
+    ("pin_try_exceeded", .incorrectDetails), ("offline_pin_required", .incorrectDetails),
+    ("online_or_offline_pin_required", .incorrectDetails), ("testmode_decline", .incorrectDetails),
+    ("live_mode_test_card", .incorrectDetails),
+    ("merchant_blacklist", .lostOrStolen), ("do_not_try_again", .lostOrStolen),
+    ("revocation_of_all_authorizations", .lostOrStolen), ("revocation_of_authorization", .lostOrStolen),
+    ("stop_payment_order", .lostOrStolen),
+    ("reenter_transaction", .processingError), ("duplicate_transaction", .processingError),
   ]
 
   @Test("every raw code maps to its reason", arguments: DeclineReasonTests.mapping)
