@@ -373,35 +373,65 @@ extension Scheduler {
     var next: [Round] = []
     for (id, outcome) in answers {
       guard let call = out[id] else { continue }
-      var round = call.round
-      switch outcome {
-      case .some(.succeeded(let reference)):
-        let payment = try store.recordChargeSucceeded(
-          call.attempt, processorRef: reference, actor: .scheduler, config: config, earlierDecline: round.firstDecline)
-        // Paid invoices have no schedule left; any other of the round is asked again.
-        let paid = Set(payment.paidInvoiceIDs)
-        try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
-        report.succeeded += 1
-      case .some(.declined(let code)):
-        let reason = DeclineReason(rawCode: code)
-        try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
-        round.lastReason = reason
-        if round.firstDecline == nil {
-          round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason)
-        }
-        next.append(round)
-        report.declined += 1
-      case .some(.failed(let code)):
-        try store.recordChargeFailed(
-          call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
-        round.lastReason = .processingError
-        next.append(round)
-        report.declined += 1
-      case .none:
-        // No answer: the attempt stays pending and its invoices wait for recovery.
-        report.unresolved += 1
+      // Each outcome in a savepoint: one that cannot be recorded for its own account is
+      // left pending (asked again by key at the next pass) and the others are kept.
+      do {
+        if let round = try store.isolated({ try record(outcome, of: call, report: &report) }) { next.append(round) }
+      } catch  where store.isOwnFailure(error) {
+        try chargeNotRecorded(call.attempt, outcome: outcome, error: error)
+        report.failedSteps += 1
       }
     }
     return next
+  }
+
+  /// An outcome the ledger refused to record for the attempt's account alone: logged and
+  /// recorded as an event; the attempt stays pending and its invoices in flight until an
+  /// answer asked again by key can be recorded.
+  func chargeNotRecorded(_ attempt: PendingAttempt, outcome: ChargeOutcome?, error: Error) throws {
+    let what = outcome.map { String(describing: $0) } ?? "no answer"
+    logger.error(
+      "the answer for charge attempt \(attempt.id) (\(attempt.key), account \(attempt.accountID)) could not be recorded: \(String(describing: error))"
+    )
+    try store.recordEvent(
+      account: attempt.accountID, invoice: attempt.invoiceIDs.first, actor: .scheduler, kind: "charge_not_recorded",
+      reason:
+        "the processor's answer for attempt \(attempt.id) (\(what)) could not be recorded and is asked again by its key: \(String(describing: error))",
+      data: ["attempt_id": String(attempt.id)])
+  }
+
+  /// Records one outcome in the caller's transaction; the round, when it goes on with its
+  /// next card.
+  func record(_ outcome: ChargeOutcome?, of call: OutCall, report: inout TickReport) throws -> Round? {
+    var round = call.round
+    switch outcome {
+    case .some(.succeeded(let reference)):
+      let payment = try store.recordChargeSucceeded(
+        call.attempt, processorRef: reference, actor: .scheduler, config: config, earlierDecline: round.firstDecline)
+      // Paid invoices have no schedule left; any other of the round is asked again.
+      let paid = Set(payment.paidInvoiceIDs)
+      try reschedule(round.invoiceIDs.filter { !paid.contains($0) })
+      report.succeeded += 1
+      return nil
+    case .some(.declined(let code)):
+      let reason = DeclineReason(rawCode: code)
+      try store.recordChargeFailed(call.attempt, status: .declined, rawCode: code, reason: reason, actor: .scheduler)
+      round.lastReason = reason
+      if round.firstDecline == nil {
+        round.firstDecline = EarlierDecline(cardLabel: call.attempt.cardLabel, reason: reason)
+      }
+      report.declined += 1
+      return round
+    case .some(.failed(let code)):
+      try store.recordChargeFailed(
+        call.attempt, status: .error, rawCode: code, reason: .processingError, actor: .scheduler)
+      round.lastReason = .processingError
+      report.declined += 1
+      return round
+    case .none:
+      // No answer: the attempt stays pending and its invoices wait for recovery.
+      report.unresolved += 1
+      return nil
+    }
   }
 }

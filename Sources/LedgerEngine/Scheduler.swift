@@ -179,29 +179,40 @@ public final class Scheduler {
     }
   }
 
-  /// Records the processor's answers about pending attempts, in the caller's transaction.
+  /// Records the processor's answers about pending attempts, in the caller's transaction:
+  /// each in a savepoint, so that one the ledger refuses for its own account stays pending
+  /// (with an event) and the others are kept.
   func recordRecovered(_ answers: [RecoveryAnswer]) throws {
     for (attempt, outcome) in answers {
-      switch outcome {
-      case .succeeded(let reference):
-        _ = try store.recordChargeSucceeded(
-          attempt, processorRef: reference, actor: .system, config: config, earlierDecline: nil)
-        try reschedule(attempt.invoiceIDs)
-      case .declined(let code):
-        // The round was cut short: its invoices are due for a charge now, and the next pass
-        // begins a new round, so the other cards are tried.
-        try store.recordChargeFailed(
-          attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
-        try store.scheduleChargeNow(attempt.invoiceIDs)
-      case .failed(let code):
-        try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
-      case nil:
-        try closeAsError(attempt, rawCode: "not_received", reason: .processingError)
+      do {
+        try store.isolated { try recordRecovered(attempt, outcome) }
+      } catch  where store.isOwnFailure(error) {
+        try chargeNotRecorded(attempt, outcome: outcome, error: error)
       }
-      logger.info(
-        "resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")"
-      )
     }
+  }
+
+  /// Records one answer about a pending attempt.
+  func recordRecovered(_ attempt: PendingAttempt, _ outcome: ChargeOutcome?) throws {
+    switch outcome {
+    case .succeeded(let reference):
+      _ = try store.recordChargeSucceeded(
+        attempt, processorRef: reference, actor: .system, config: config, earlierDecline: nil)
+      try reschedule(attempt.invoiceIDs)
+    case .declined(let code):
+      // The round was cut short: its invoices are due for a charge now, and the next pass
+      // begins a new round, so the other cards are tried.
+      try store.recordChargeFailed(
+        attempt, status: .declined, rawCode: code, reason: DeclineReason(rawCode: code), actor: .system)
+      try store.scheduleChargeNow(attempt.invoiceIDs)
+    case .failed(let code):
+      try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
+    case nil:
+      try closeAsError(attempt, rawCode: "not_received", reason: .processingError)
+    }
+    logger.info(
+      "resolved pending attempt \(attempt.id) (\(attempt.key)): \(outcome.map { String(describing: $0) } ?? "never reached the processor")"
+    )
   }
 
   /// A pending attempt the processor failed on or never got: closed as an error, its round

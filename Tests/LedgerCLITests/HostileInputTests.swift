@@ -247,6 +247,47 @@ import Testing
       try w.sqlite("SELECT count(*) FROM events WHERE kind = 'step_failed' AND account_id <> 2").stdout.hasPrefix("0"))
   }
 
+  /// A charge's outcome that cannot be recorded for one account (here a trigger refuses
+  /// its payment) leaves that attempt pending, to be asked again by key, with an event; the
+  /// outcomes of the other accounts, recorded in the same group, are kept.
+  @Test func oneAccountsUnrecordableOutcomeDoesNotBlockTheOthers() throws {
+    let w = try Workspace()
+    try w.chargeWhenDue()
+    try w.ok(["migrate"])
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    for n in 1...3 {
+      try w.ok([
+        "account", "add", "--email", "c\(n)@example.fr", "--name", "Customer \(n)", "--plan", "pro", "--billing",
+        "manual",
+      ])
+      try w.ok([
+        "card", "add", String(n), "--token", "tok_ok.\(n)", "--brand", "visa", "--last4", "4242", "--expiry", "12/2028",
+      ])
+    }
+    let trigger = try w.sqlite(
+      """
+      CREATE TRIGGER test_refuse_payment BEFORE INSERT ON payments
+      WHEN NEW.account_id = 2 BEGIN SELECT RAISE(ABORT, 'account 2 refuses its payment'); END;
+      """, readOnly: false)
+    try #require(trigger.status == 0, "\(trigger.stderr)")
+    for n in 1...3 { try w.ok(["invoice", "issue", String(n), "--plan-line"]) }
+    let run = try w.ledgerd(["run-due", "--until", w.now, "--json"])
+    #expect(run.status == 0, "\(run.stderr)")
+    let statuses = try w.sqlite("SELECT account_id || ':' || status FROM charge_attempts ORDER BY account_id").stdout
+    #expect(statuses.split(separator: "\n") == ["1:succeeded", "2:pending", "3:succeeded"], "\(statuses)")
+    let reason = try w.sqlite("SELECT reason FROM events WHERE kind = 'charge_not_recorded' AND account_id = 2").stdout
+    #expect(reason.contains("account 2 refuses its payment"), "\(reason)")
+    // Once the row is mended, the answer is asked again by key and recorded, charged once.
+    _ = try w.sqlite("DROP TRIGGER test_refuse_payment", readOnly: false)
+    try w.ok(["run-due", "--until", w.now])
+    #expect(try w.sqlite("SELECT count(*) FROM invoices WHERE status = 'paid'").stdout.hasPrefix("3"))
+    #expect(
+      try w.sqlite(
+        "SELECT count(*) FROM charges WHERE outcome = 'succeeded'", db: w.directory + "/ledger.processor.db"
+      ).stdout.hasPrefix("3"))
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
+
   // MARK: - The daemon
 
   /// SIGTERM on a backlog stops at the end of the batch in hand: every invoice is charged
