@@ -201,15 +201,29 @@ extension Scheduler {
         var calls: [OutCall] = []
         let answers = arrived
         let recovered = unrecorded
-        try store.write {
-          if !recovered.isEmpty { try recordRecovered(recovered) }
-          var goOn = try recordOutcomes(answers, out: &out, report: &report)
-          if look {
-            let (started, rounds) = try lookForDue(busyAccounts: busyAccounts, previous: previous, report: &report)
-            found = started
-            goOn += rounds
+        // Outcomes are recorded without a savepoint each (a savepoint copies every page it
+        // changes aside): when the transaction fails for one account's own reason, it is
+        // made again with each outcome in a savepoint of its own, so that only that one is
+        // left pending.
+        var isolating = false
+        while true {
+          var step = report
+          do {
+            try store.write {
+              if !recovered.isEmpty { try recordRecovered(recovered, isolating: isolating) }
+              var goOn = try recordOutcomes(answers, out: &out, report: &step, isolating: isolating)
+              if look {
+                let (started, rounds) = try lookForDue(busyAccounts: busyAccounts, previous: previous, report: &step)
+                found = started
+                goOn += rounds
+              }
+              calls = try nextAttempts(goOn, report: &step)
+            }
+            report = step
+            break
+          } catch  where !isolating && (!answers.isEmpty || !recovered.isEmpty) && store.isOwnFailure(error) {
+            isolating = true
           }
-          calls = try nextAttempts(goOn, report: &report)
         }
         report.recoveredPending += unrecorded.count
         unrecorded = []
@@ -368,11 +382,16 @@ extension Scheduler {
   /// them or ends the round and saves their schedule, so no in-between state is ever
   /// committed.
   func recordOutcomes(
-    _ answers: [(attemptID: Int64, outcome: ChargeOutcome?)], out: inout [Int64: OutCall], report: inout TickReport
+    _ answers: [(attemptID: Int64, outcome: ChargeOutcome?)], out: inout [Int64: OutCall], report: inout TickReport,
+    isolating: Bool = false
   ) throws -> [Round] {
     var next: [Round] = []
     for (id, outcome) in answers {
       guard let call = out[id] else { continue }
+      guard isolating else {
+        if let round = try record(outcome, of: call, report: &report) { next.append(round) }
+        continue
+      }
       // Each outcome in a savepoint: one that cannot be recorded for its own account is
       // left pending (asked again by key at the next pass) and the others are kept.
       do {

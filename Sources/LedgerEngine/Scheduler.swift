@@ -157,7 +157,11 @@ public final class Scheduler {
     let answers = try await pendingAnswers()
     guard !answers.isEmpty else { return 0 }
     // Every answer is recorded in one transaction.
-    try store.write { try recordRecovered(answers) }
+    do {
+      try store.write { try recordRecovered(answers) }
+    } catch  where store.isOwnFailure(error) {
+      try store.write { try recordRecovered(answers, isolating: true) }
+    }
     return answers.count
   }
 
@@ -179,11 +183,16 @@ public final class Scheduler {
     }
   }
 
-  /// Records the processor's answers about pending attempts, in the caller's transaction:
-  /// each in a savepoint, so that one the ledger refuses for its own account stays pending
-  /// (with an event) and the others are kept.
-  func recordRecovered(_ answers: [RecoveryAnswer]) throws {
+  /// Records the processor's answers about pending attempts, in the caller's transaction;
+  /// `isolating`, each in a savepoint, so that one the ledger refuses for its own account
+  /// stays pending (with an event) and the others are kept (the caller's second try, once
+  /// the transaction failed for such a reason).
+  func recordRecovered(_ answers: [RecoveryAnswer], isolating: Bool = false) throws {
     for (attempt, outcome) in answers {
+      guard isolating else {
+        try recordRecovered(attempt, outcome)
+        continue
+      }
       do {
         try store.isolated { try recordRecovered(attempt, outcome) }
       } catch  where store.isOwnFailure(error) {
@@ -256,7 +265,7 @@ public final class Scheduler {
       // Not when the ledger is gone from under the process: nothing more is written then,
       // and the next start asks the processor again.
       if !unrecorded.isEmpty, !store.isFatal(error) {
-        _ = try? store.write { try recordRecovered(unrecorded) }
+        _ = try? store.write { try recordRecovered(unrecorded, isolating: true) }
       }
       throw error
     }
