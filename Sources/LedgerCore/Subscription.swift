@@ -54,7 +54,6 @@ public struct DateSpan: Sendable, Equatable, Encodable, CustomStringConvertible 
     try c.encode(days, forKey: .days)
   }
 
-  public func contains(_ date: CivilDate) -> Bool { start <= date && date < end }
   /// "2027-01-31 to 2027-02-27": the last day included, as an invoice line says it.
   public var description: String { "\(start) to \(end.adding(days: -1))" }
 }
@@ -133,8 +132,6 @@ public struct Addon: Sendable, Equatable, Encodable {
     try c.encodeIfPresent(endsAt?.iso8601, forKey: .endsAt)
   }
 
-  /// Whether it runs at `t`.
-  public func isActive(at t: Instant) -> Bool { addedAt <= t && (endsAt.map { t < $0 } ?? true) }
 }
 
 /// Everything the subscription rules read about one account.
