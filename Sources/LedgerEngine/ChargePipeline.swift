@@ -388,20 +388,34 @@ extension Scheduler {
     var next: [Round] = []
     for (id, outcome) in answers {
       guard let call = out[id] else { continue }
-      guard isolating else {
-        if let round = try record(outcome, of: call, report: &report) { next.append(round) }
-        continue
+      var round: Round?
+      let recorded = try recordAnswer(call.attempt, outcome, isolating: isolating) {
+        round = try record(outcome, of: call, report: &report)
       }
-      // Each outcome in a savepoint: one that cannot be recorded for its own account is
-      // left pending (asked again by key at the next pass) and the others are kept.
-      do {
-        if let round = try store.isolated({ try record(outcome, of: call, report: &report) }) { next.append(round) }
-      } catch  where store.isOwnFailure(error) {
-        try chargeNotRecorded(call.attempt, outcome: outcome, error: error)
-        report.failedSteps += 1
-      }
+      if !recorded { report.failedSteps += 1 }
+      if let round { next.append(round) }
     }
     return next
+  }
+
+  /// Records one answer about `attempt` with `body`: as it is, or (`isolating`) in a
+  /// savepoint, where a refusal for the attempt's own account is undone and leaves the
+  /// attempt pending, with an event (false), so that the other answers are kept.
+  @discardableResult
+  func recordAnswer(_ attempt: PendingAttempt, _ outcome: ChargeOutcome?, isolating: Bool, _ body: () throws -> Void)
+    throws -> Bool
+  {
+    guard isolating else {
+      try body()
+      return true
+    }
+    do {
+      try store.isolated(body)
+      return true
+    } catch  where store.isOwnFailure(error) {
+      try chargeNotRecorded(attempt, outcome: outcome, error: error)
+      return false
+    }
   }
 
   /// An outcome the ledger refused to record for the attempt's account alone: logged and

@@ -189,15 +189,7 @@ public final class Scheduler {
   /// the transaction failed for such a reason).
   func recordRecovered(_ answers: [RecoveryAnswer], isolating: Bool = false) throws {
     for (attempt, outcome) in answers {
-      guard isolating else {
-        try recordRecovered(attempt, outcome)
-        continue
-      }
-      do {
-        try store.isolated { try recordRecovered(attempt, outcome) }
-      } catch  where store.isOwnFailure(error) {
-        try chargeNotRecorded(attempt, outcome: outcome, error: error)
-      }
+      try recordAnswer(attempt, outcome, isolating: isolating) { try recordRecovered(attempt, outcome) }
     }
   }
 
