@@ -13,6 +13,7 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
   ],
   targets: [
     // The system libsqlite3, reached through a module map (see Sources/CSQLite).
@@ -52,10 +53,21 @@ let package = Package(
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]
     ),
+    // The Stripe adapter: PaymentIntents over HTTPS, on the engine's processor interface.
+    .target(
+      name: "LedgerStripe",
+      dependencies: [
+        "LedgerCore", "LedgerEngine",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+      ]
+    ),
     .executableTarget(
       name: "ledgerd",
       dependencies: [
-        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerSimulator", "LedgerEngine", "LedgerMail",
+        "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerSimulator", "LedgerEngine", "LedgerMail", "LedgerStripe",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,6 +80,7 @@ let package = Package(
     .testTarget(
       name: "LedgerEngineTests",
       dependencies: ["LedgerEngine", "LedgerSimulator", "LedgerStore", "LedgerCore", "LedgerSQLite", "LedgerMail"]),
+    .testTarget(name: "LedgerStripeTests", dependencies: ["LedgerStripe", "LedgerCore"]),
     .testTarget(name: "LedgerCLITests", dependencies: ["ledgerd", "LedgerSQLite", "LedgerCore"]),
   ],
   swiftLanguageModes: [.v6]

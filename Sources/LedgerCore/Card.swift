@@ -71,6 +71,40 @@ public enum CardRules {
     return raw
   }
 
+  /// A card at Stripe is its PaymentMethod: `pm_` and then letters, digits or underscores
+  /// (Stripe's test methods read `pm_card_visa`), 4 to 255 characters in all.
+  public static func paymentMethod(_ raw: String, field: String = "--token") throws -> String {
+    let token = try self.token(raw, field: field)
+    guard Self.wellFormed(token, prefix: "pm_", extra: 95) else {
+      throw InputError(
+        field: field,
+        rule:
+          "'\(token)' is not a Stripe PaymentMethod id (pm_ then letters, digits or underscores); with the Stripe processor a card's token is its PaymentMethod"
+      )
+    }
+    return token
+  }
+
+  /// The account's customer at Stripe: `cus_` and then letters and digits, 5 to 255
+  /// characters in all.
+  public static func processorCustomer(_ raw: String, field: String = "--processor-customer") throws -> String {
+    guard Self.wellFormed(raw, prefix: "cus_", extra: nil) else {
+      throw InputError(
+        field: field,
+        rule: "'\(raw.prefix(64))' is not a Stripe customer id (cus_ then letters and digits, at most 255)")
+    }
+    return raw
+  }
+
+  /// `prefix` followed by at least one ASCII letter or digit (or the byte `extra`), 255
+  /// bytes at most.
+  static func wellFormed(_ raw: String, prefix: String, extra: UInt8?) -> Bool {
+    guard raw.hasPrefix(prefix), raw.utf8.count > prefix.utf8.count, raw.utf8.count <= 255 else { return false }
+    return raw.utf8.dropFirst(prefix.utf8.count).allSatisfy {
+      (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == extra
+    }
+  }
+
   /// The Luhn (mod 10) check used by card numbers.
   public static func luhnValid(_ digits: String) -> Bool {
     var sum = 0

@@ -6,6 +6,10 @@ public enum ChargeOutcome: Sendable, Equatable {
   case declined(code: String)
   /// The processor failed to process it (its fault, not the card's).
   case failed(code: String)
+  /// The processor has the charge and has not finished it (Stripe: `processing`);
+  /// `reference` is its id, kept on the attempt, which stays pending and is asked about
+  /// again by that id.
+  case inProgress(reference: String)
 }
 
 /// The answer did not come back: the charge may or may not have happened. The attempt
@@ -16,17 +20,29 @@ public struct ProcessorUnreachable: Error, CustomStringConvertible {
   public var description: String { "processor unreachable: \(reason)" }
 }
 
+/// The processor refused a request as a defect of the ledger's own (Stripe: an
+/// `idempotency_error`, a key it does not accept): not an answer about the card. The
+/// attempt stays pending for staff, and the defect is logged loudly; `reason` never holds
+/// a secret.
+public struct ProcessorDefect: Error, CustomStringConvertible {
+  public let reason: String
+  public init(_ reason: String) { self.reason = reason }
+  public var description: String { "processor defect: \(reason)" }
+}
+
 /// A card processor. Implementations must deduplicate on the idempotency key: charging
 /// the same key twice returns the first outcome and takes the money once.
 public protocol PaymentProcessor: Sendable {
   /// Charges the request's amount to the card behind its token, keeping its metadata with
   /// the charge.
   func charge(_ request: ChargeRequest) async throws -> ChargeOutcome
-  /// What happened to the charge made with `key`, or nil if the processor never got it.
-  func lookup(key: String) async throws -> ChargeOutcome?
-  /// The same for many keys at once (recovery after a restart asks about every pending
-  /// attempt); the default asks one key at a time.
-  func lookup(keys: [String]) async throws -> [ChargeOutcome?]
+  /// What happened to a charge sent earlier whose answer the ledger does not have, or nil
+  /// if the processor never got it. `now` is the ledger's time.
+  func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome?
+  /// The same for many charges at once (recovery after a restart asks about every pending
+  /// attempt), each answer on its own: one the processor cannot give now (an error) leaves
+  /// that attempt pending and the others are still recorded. The default asks one at a time.
+  func lookup(_ charges: [ChargeLookup], now: Instant) async -> [Result<ChargeOutcome?, any Error>]
   /// The charges asked for by the ledger `ledgerID` (its metadata) since `since`, with
   /// their keys, metadata and outcomes: what a ledger that lost some of its history (a
   /// replaced or restored file) takes back in at start-up.
@@ -72,19 +88,46 @@ public struct ChargeRequest: Sendable, Equatable {
   public let token: String
   public let amount: Money
   public let metadata: ChargeMetadata
+  /// The account's customer at the processor (Stripe: `cus_…`), when it has one.
+  public let customer: String?
 
-  public init(key: String, token: String, amount: Money, metadata: ChargeMetadata) {
+  public init(key: String, token: String, amount: Money, metadata: ChargeMetadata, customer: String? = nil) {
     self.key = key
     self.token = token
     self.amount = amount
     self.metadata = metadata
+    self.customer = customer
   }
 }
 
+/// A charge sent earlier whose answer the ledger lacks: the request as it was sent (a
+/// processor may send it again under its key), when the attempt began, and the
+/// processor's id for it if one came back (Stripe: the PaymentIntent of a `processing`
+/// answer).
+public struct ChargeLookup: Sendable, Equatable {
+  public let request: ChargeRequest
+  public let sentAt: Instant
+  public let reference: String?
+
+  public init(request: ChargeRequest, sentAt: Instant, reference: String?) {
+    self.request = request
+    self.sentAt = sentAt
+    self.reference = reference
+  }
+
+  public var key: String { request.key }
+}
+
 extension PaymentProcessor {
-  public func lookup(keys: [String]) async throws -> [ChargeOutcome?] {
-    var answers: [ChargeOutcome?] = []
-    for key in keys { answers.append(try await lookup(key: key)) }
+  public func lookup(_ charges: [ChargeLookup], now: Instant) async -> [Result<ChargeOutcome?, any Error>] {
+    var answers: [Result<ChargeOutcome?, any Error>] = []
+    for charge in charges {
+      do {
+        answers.append(.success(try await lookup(charge, now: now)))
+      } catch {
+        answers.append(.failure(error))
+      }
+    }
     return answers
   }
 }

@@ -95,6 +95,10 @@ public protocol AttemptRepository {
     earlierDecline: EarlierDecline?
   ) throws -> PaymentRecord
   /// Records a declined or failed attempt; a hard decline marks the card as needing an update.
+  /// The account's customer at the processor (Stripe: `cus_…`), sent with its charges.
+  func processorCustomer(account: Int64) throws -> String?
+  /// Keeps the processor's id for a charge it has not finished; the attempt stays pending.
+  func noteProcessorReference(_ attempt: PendingAttempt, reference: String) throws
   func recordChargeFailed(
     _ attempt: PendingAttempt, status: AttemptStatus, rawCode: String, reason: DeclineReason, actor: Actor)
     throws
@@ -207,10 +211,16 @@ public struct PendingAttempt: Sendable, Equatable {
   public let cardLabel: String
   public let amount: Money
   public let invoiceIDs: [Int64]
+  /// The account's customer at the processor, sent with the charge.
+  public let customer: String?
+  /// When the attempt began (its charge was sent just after).
+  public let sentAt: Instant
+  /// The processor's id for the charge, when an unfinished answer gave one.
+  public let processorRef: String?
 
   public init(
     id: Int64, key: String, accountID: Int64, cardID: Int64, token: String, cardLabel: String, amount: Money,
-    invoiceIDs: [Int64]
+    invoiceIDs: [Int64], customer: String? = nil, sentAt: Instant, processorRef: String? = nil
   ) {
     self.id = id
     self.key = key
@@ -220,6 +230,9 @@ public struct PendingAttempt: Sendable, Equatable {
     self.cardLabel = cardLabel
     self.amount = amount
     self.invoiceIDs = invoiceIDs
+    self.customer = customer
+    self.sentAt = sentAt
+    self.processorRef = processorRef
   }
 
   /// How events name a card: its brand and last four digits.

@@ -89,27 +89,6 @@ actor ChargeQueue {
   }
 }
 
-/// At most `perSecond` calls start in any second, shared by every worker: each call waits
-/// for its turn, spaced evenly.
-public actor RateLimiter {
-  private let interval: Duration
-  private var nextStart = ContinuousClock.now
-  /// Time calls spent waiting for their turn, in total.
-  public private(set) var waited: Duration = .zero
-
-  public init(perSecond: Int) { interval = .seconds(1) / max(perSecond, 1) }
-
-  func acquire() async {
-    let now = ContinuousClock.now
-    let start = max(now, nextStart)
-    nextStart = start + interval
-    if start > now {
-      waited += start - now
-      try? await Task.sleep(until: start, clock: .continuous)
-    }
-  }
-}
-
 extension Scheduler {
   /// A round waiting for its call's answer, by attempt.
   struct OutCall {
@@ -144,17 +123,20 @@ extension Scheduler {
     let ledgerID = try store.read { try store.ledgerID() }
     let processor = self.processor
     let logger = self.logger
-    let limiter = rateLimiter
     var pending = unrecorded
     defer { unrecorded = pending }
     try await withThrowingDiscardingTaskGroup { group in
       for _ in 0..<max(1, maxInFlight) {
         group.addTask {
           while let request = await queue.next() {
-            await limiter?.acquire()
             let outcome: ChargeOutcome?
             do {
               outcome = try await processor.charge(request)
+            } catch let defect as ProcessorDefect {
+              logger.critical(
+                "charge \(request.key) (attempt \(request.metadata.attemptID)) was refused as a defect; it stays pending for staff: \(defect.reason)"
+              )
+              outcome = nil
             } catch {
               logger.warning("charge \(request.key) has no answer: \(String(describing: error))")
               outcome = nil
@@ -308,7 +290,7 @@ extension Scheduler {
       key: attempt.key, token: attempt.token, amount: attempt.amount,
       metadata: ChargeMetadata(
         ledgerID: ledgerID, attemptID: attempt.id, accountID: attempt.accountID, cardID: attempt.cardID,
-        invoiceIDs: attempt.invoiceIDs))
+        invoiceIDs: attempt.invoiceIDs), customer: attempt.customer)
   }
 
   /// Charges taken back before any call (the scheduler is stopping): their attempts are
@@ -356,7 +338,8 @@ extension Scheduler {
       let attempt = PendingAttempt(
         id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
         cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount,
-        invoiceIDs: parts.map(\.id))
+        invoiceIDs: parts.map(\.id), customer: try store.processorCustomer(account: round.accountID),
+        sentAt: store.clock.now())
       round.tried.insert(card.id)
       round.lastAttempt = id
       calls.append(OutCall(round: round, attempt: attempt))
@@ -461,6 +444,11 @@ extension Scheduler {
       round.lastReason = .processingError
       report.declined += 1
       return round
+    case .some(.inProgress(let reference)):
+      // Not finished at the processor: its id is kept and the attempt stays pending.
+      try store.noteProcessorReference(call.attempt, reference: reference)
+      report.unresolved += 1
+      return nil
     case .none:
       // No answer: the attempt stays pending and its invoices wait for recovery.
       report.unresolved += 1

@@ -13,7 +13,9 @@ import LedgerCore
 ///   "transfers": {"window_business_days": 3, "grace_after_window_days": 1, "due_reminder_days": 3},
 ///   "subscriptions": {"renewal_lead_days": 0, "transfer_terms_days": 14, "proration": "by_day"},
 ///   "processor": {"kind": "simulated", "simulated_db": "/var/lib/ledgerd/processor.db",
-///                 "max_in_flight": 16, "max_requests_per_second": 25, "slow_ms": 1500, "timeout_ms": 200},
+///                 "max_in_flight": 16, "max_requests_per_second": 25, "slow_ms": 1500, "timeout_ms": 200,
+///                 "api_base": "https://api.stripe.com", "secret_key_file": "/etc/ledgerd/stripe-key",
+///                 "timeout_seconds": 30},
 ///   "daemon": {"batch_size": 500},
 ///   "mail": {"transport": "spool", "from": "billing@localhost", "from_name": "Billing",
 ///            "message_id_domain": "localhost", "spool_dir": "/var/lib/ledgerd/outbox",
@@ -26,6 +28,10 @@ import LedgerCore
 /// ```
 public struct LedgerConfig: Sendable, Equatable {
   public var dunning = DunningConfig()
+  /// Which processor charges the cards: the simulated one (the default) or Stripe.
+  public var processorKind = ProcessorKind.simulated
+  /// Stripe's settings, when `processorKind` is `.stripe`.
+  public var stripe = StripeSettings()
   /// The simulated processor's own record (default: beside the ledger, `<db>.processor`).
   public var simulatedProcessorPath: String?
   public var maxInFlight = 16
@@ -42,7 +48,6 @@ public struct LedgerConfig: Sendable, Equatable {
   public func configure(_ scheduler: Scheduler) {
     scheduler.maxInFlight = maxInFlight
     scheduler.batchSize = batchSize
-    scheduler.rateLimiter = maxRequestsPerSecond.map { RateLimiter(perSecond: $0) }
   }
 
   /// Reads and checks a config file; every error names the key and the rule.
@@ -134,11 +139,29 @@ public struct LedgerConfig: Sendable, Equatable {
       }
     }
     if let p = try reader.section("processor") {
-      try p.known(["kind", "simulated_db", "max_in_flight", "max_requests_per_second", "slow_ms", "timeout_ms"])
+      try p.known([
+        "kind", "simulated_db", "max_in_flight", "max_requests_per_second", "slow_ms", "timeout_ms", "api_base",
+        "secret_key_file", "timeout_seconds",
+      ])
       var kind = "simulated"
       try p.string("kind", into: &kind)
-      guard kind == "simulated" else {
-        throw InputError(field: "processor.kind", rule: "'\(kind)' is not a known processor (simulated)")
+      guard let parsed = ProcessorKind(rawValue: kind) else {
+        throw InputError(field: "processor.kind", rule: "'\(kind)' is not a known processor (simulated, stripe)")
+      }
+      config.processorKind = parsed
+      if parsed == .stripe {
+        // Stripe's own limit in live mode is 100 calls a second; 25 leaves room for the
+        // host's other uses of the same key (and is test mode's limit).
+        config.maxRequestsPerSecond = 25
+        try p.string("api_base", into: &config.stripe.apiBase)
+        config.stripe.apiBase = try StripeSettings.checkedBase(config.stripe.apiBase)
+        try p.string("secret_key_file", into: &config.stripe.secretKeyFile)
+        try p.int("timeout_seconds", into: &config.stripe.timeoutSeconds, range: 1...600)
+      } else {
+        for key in ["api_base", "secret_key_file", "timeout_seconds"] where p.object[key] != nil {
+          throw InputError(
+            field: "processor.\(key)", rule: "is a setting of the Stripe processor (\"kind\": \"stripe\")")
+        }
       }
       var path = ""
       try p.string("simulated_db", into: &path)
@@ -389,5 +412,42 @@ public struct MailConfig: Sendable, Equatable {
       if !helo.isEmpty { smtpHelo = helo }
       try smtp.int("timeout_seconds", into: &timeoutSeconds, range: 1...600)
     }
+  }
+}
+
+/// Which processor charges the cards.
+public enum ProcessorKind: String, Sendable, Equatable {
+  case simulated
+  case stripe
+}
+
+/// How ledgerd reaches Stripe. The secret key itself is never in the configuration: it is
+/// read from `secret_key_file`, or from `$CREDENTIALS_DIRECTORY/stripe-key` when systemd
+/// passes it with `LoadCredential=`.
+public struct StripeSettings: Sendable, Equatable {
+  public var apiBase = "https://api.stripe.com"
+  public var secretKeyFile = ""
+  /// How long one HTTP call may take before its charge is left pending for lookup.
+  public var timeoutSeconds = 30
+
+  public init() {}
+
+  /// `https://host[:port]`, or `http://` to a loopback address (a local emulator in tests):
+  /// a key is never sent in clear over a network.
+  static func checkedBase(_ raw: String) throws -> String {
+    let base = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+    guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty,
+      url.path.isEmpty, url.query == nil, url.user == nil
+    else {
+      throw InputError(
+        field: "processor.api_base", rule: "'\(raw)' must be a URL like https://api.stripe.com, without a path")
+    }
+    let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased())
+    guard scheme == "https" || (scheme == "http" && loopback) else {
+      throw InputError(
+        field: "processor.api_base",
+        rule: "'\(raw)' must use https (plain http only to 127.0.0.1, ::1 or localhost, for a local emulator)")
+    }
+    return base
   }
 }

@@ -67,8 +67,6 @@ public final class Scheduler {
   public let logger: Logger
   /// Most processor calls in flight at once.
   public var maxInFlight = 16
-  /// The processor's limit of calls per second, if it has one: the pipeline keeps to it.
-  public var rateLimiter: RateLimiter?
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
   /// Asked after each batch: when it answers true, `runDue` returns with what it did so
@@ -173,14 +171,32 @@ public final class Scheduler {
   public func pendingAnswers() async throws -> [RecoveryAnswer] {
     let pending = try store.pendingAttempts()
     guard !pending.isEmpty else { return [] }
-    do {
-      return Array(zip(pending, try await processor.lookup(keys: pending.map(\.key)))).map {
-        (attempt: $0.0, outcome: $0.1)
-      }
-    } catch {
-      logger.warning("cannot resolve \(pending.count) pending attempt(s) yet: \(String(describing: error))")
-      return []
+    let ledgerID = try store.read { try store.ledgerID() }
+    let lookups = pending.map {
+      ChargeLookup(request: request(for: $0, ledgerID: ledgerID), sentAt: $0.sentAt, reference: $0.processorRef)
     }
+    var answers: [RecoveryAnswer] = []
+    var unanswered = 0
+    for (attempt, answer) in zip(pending, await processor.lookup(lookups, now: store.clock.now())) {
+      switch answer {
+      case .success(.inProgress(let reference)) where reference == attempt.processorRef:
+        // Still not finished, and already known so: nothing to write.
+        unanswered += 1
+      case .success(let outcome):
+        answers.append((attempt: attempt, outcome: outcome))
+      case .failure(let defect as ProcessorDefect):
+        unanswered += 1
+        logger.critical(
+          "pending attempt \(attempt.id) (\(attempt.key)) cannot be resolved: the processor refused the lookup as a defect; settle it by hand: \(defect.reason)"
+        )
+      case .failure(let error):
+        unanswered += 1
+        logger.warning(
+          "pending attempt \(attempt.id) (\(attempt.key)) cannot be resolved yet: \(String(describing: error))")
+      }
+    }
+    if unanswered > 0 { logger.warning("\(unanswered) pending attempt(s) wait for the processor's answer") }
+    return answers
   }
 
   /// Records the processor's answers about pending attempts, in the caller's transaction;
@@ -208,6 +224,8 @@ public final class Scheduler {
       try store.scheduleChargeNow(attempt.invoiceIDs)
     case .failed(let code):
       try closeAsError(attempt, rawCode: code, reason: DeclineReason(rawCode: code))
+    case .inProgress(let reference):
+      try store.noteProcessorReference(attempt, reference: reference)
     case nil:
       try closeAsError(attempt, rawCode: "not_received", reason: .processingError)
     }

@@ -61,12 +61,19 @@ public actor SimulatedProcessor: PaymentProcessor {
 
   public func setNetwork(_ network: SimulatedNetwork) { self.network = network }
 
+  /// The processor's limit of calls per second (none by default): each charge and each
+  /// lookup waits for its turn, as at a real processor.
+  public private(set) var limiter: RateLimiter?
+
+  public func setRateLimit(perSecond: Int?) { limiter = perSecond.map { RateLimiter(perSecond: $0) } }
+
   /// Opens (or creates) the processor's own record at `path`; its writes and checkpoints
   /// follow `discipline` on that file's own lock (`<path>.lock`).
   public init(
     path: String, slowMilliseconds: Int = 1_500, timeoutMilliseconds: Int = 200, clock: LedgerClock = SystemClock(),
-    discipline: WriteDiscipline = WriteDiscipline()
+    discipline: WriteDiscipline = WriteDiscipline(), maxRequestsPerSecond: Int? = nil
   ) throws {
+    limiter = maxRequestsPerSecond.map { RateLimiter(perSecond: $0) }
     var options = ConnectionOptions()
     options.discipline = discipline
     // The processor's file stands for a remote system; a process kill (what the crash
@@ -123,6 +130,7 @@ public actor SimulatedProcessor: PaymentProcessor {
   private var flushScheduled = false
 
   public func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
+    await limiter?.acquire()
     let token = Self.kind(of: request.token)
     let network = self.network
     let delay = network.delay()
@@ -197,12 +205,25 @@ public actor SimulatedProcessor: PaymentProcessor {
     }
   }
 
-  public func lookup(key: String) async throws -> ChargeOutcome? { try recorded(key) }
-
-  /// Looks up many keys in one read transaction.
-  public func lookup(keys: [String]) async throws -> [ChargeOutcome?] {
-    try db.read { _ in try keys.map { try recorded($0) } }
+  /// What the charge made with the lookup's key came to, or nil: the simulated processor
+  /// answers from its record and never charges on a lookup.
+  public func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
+    await limiter?.acquire()
+    return try recorded(charge.key)
   }
+
+  /// Looks up many keys in one read transaction (one call).
+  public func lookup(_ charges: [ChargeLookup], now: Instant) async -> [Result<ChargeOutcome?, any Error>] {
+    await limiter?.acquire()
+    do {
+      return try db.read { _ in try charges.map { .success(try recorded($0.key)) } }
+    } catch {
+      return charges.map { _ in .failure(error) }
+    }
+  }
+
+  /// What the charge made with `key` came to, or nil if none was (a test's question).
+  public func lookup(key: String) throws -> ChargeOutcome? { try recorded(key) }
 
   /// Charges that took money, per idempotency key (a test's ground truth).
   public func succeededCharges() throws -> [(key: String, amountMinor: Int64)] {
@@ -267,6 +288,7 @@ public actor SimulatedProcessor: PaymentProcessor {
     case .succeeded(let ref): (name, code, reference) = ("succeeded", nil, ref)
     case .declined(let c): (name, code, reference) = ("declined", c, nil)
     case .failed(let c): (name, code, reference) = ("failed", c, nil)
+    case .inProgress(let ref): (name, code, reference) = ("failed", "in_progress", ref)
     }
     // Written by hand: a charge is recorded for every attempt, and the fields are numbers
     // and the ledger's hex identity (JSONDecoder reads it back in `charges`).

@@ -338,8 +338,10 @@ extension LedgerStore {
     try db.query(
       """
       SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency,
+        a.created_at, a.processor_ref, ac.processor_customer,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
-      FROM charge_attempts a JOIN cards c ON c.id = a.card_id WHERE a.status = 'pending' ORDER BY a.id
+      FROM charge_attempts a JOIN cards c ON c.id = a.card_id JOIN accounts ac ON ac.id = a.account_id
+      WHERE a.status = 'pending' ORDER BY a.id
       """
     ).map { row in
       PendingAttempt(
@@ -348,8 +350,18 @@ extension LedgerStore {
         cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
         amount: Money(
           minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
-        invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
+        invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) },
+        customer: try row.optionalString("processor_customer"),
+        sentAt: try Instant(iso8601: try row.string("created_at")),
+        processorRef: try row.optionalString("processor_ref"))
     }
+  }
+
+  /// Keeps the processor's id for a charge it has not finished (Stripe: `processing`), so
+  /// that it is asked about by that id; the attempt stays pending.
+  public func noteProcessorReference(_ attempt: PendingAttempt, reference: String) throws {
+    try db.run(
+      "UPDATE charge_attempts SET processor_ref = ? WHERE id = ? AND status = 'pending'", reference, attempt.id)
   }
 
   /// Records a successful charge: the attempt, the payment allocated across its invoices,

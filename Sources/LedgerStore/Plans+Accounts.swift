@@ -136,6 +136,26 @@ extension LedgerStore {
       status: AccountStatus(rawValue: try row.string("status")) ?? .active, createdAt: try row.string("created_at"))
   }
 
+  /// The account's customer at the card processor (Stripe: `cus_…`), if it has one.
+  public func processorCustomer(account id: Int64) throws -> String? {
+    try db.queryOne("SELECT processor_customer FROM accounts WHERE id = ?", id)?.optionalString("processor_customer")
+  }
+
+  /// Sets (or, with nil, clears) the account's customer at the card processor; its cards
+  /// are charged under that customer from now on.
+  public func setProcessorCustomer(_ id: Int64, customer: String?, actor: Actor) throws {
+    let customer = try customer.map { try CardRules.processorCustomer($0) }
+    try write {
+      _ = try requireAccount(id, field: "account")
+      let before = try processorCustomer(account: id)
+      guard before != customer else { return }
+      try db.run("UPDATE accounts SET processor_customer = ?, updated_at = ? WHERE id = ?", customer, now, id)
+      try recordEvent(
+        account: id, actor: actor, kind: "processor_customer_set",
+        reason: "processor customer \(before ?? "none") → \(customer ?? "none")")
+    }
+  }
+
   /// An account's balance per currency, from the journal's sub-ledgers. What it owes is what
   /// its invoices have due, written-off ones included (an uncollectible invoice is still
   /// owed and can be paid later): the same rule as `Invoice.due` and `v_invoice_balances`.

@@ -271,7 +271,7 @@ extension LedgerStore {
   public func attemptForReport(key: String?, processorRef: String?, attemptID: Int64? = nil) throws -> AttemptForReport?
   {
     let select = """
-      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency, a.status, a.processor_ref,
+      SELECT a.id, a.idempotency_key, a.account_id, a.card_id, c.token, c.brand, c.last4, a.amount_minor, a.currency, a.status, a.processor_ref, a.created_at,
         (SELECT group_concat(invoice_id) FROM charge_attempt_invoices WHERE attempt_id = a.id) AS invoices
       FROM charge_attempts a JOIN cards c ON c.id = a.card_id
       """
@@ -286,7 +286,8 @@ extension LedgerStore {
       token: try row.string("token"),
       cardLabel: PendingAttempt.cardLabel(brand: try row.string("brand"), last4: try row.string("last4")),
       amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
-      invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) })
+      invoiceIDs: (try row.optionalString("invoices") ?? "").split(separator: ",").compactMap { Int64($0) },
+      sentAt: try Instant(iso8601: try row.string("created_at")), processorRef: try row.optionalString("processor_ref"))
     return AttemptForReport(
       attempt: attempt, status: AttemptStatus(rawValue: try row.string("status")) ?? .pending,
       processorRef: try row.optionalString("processor_ref"))

@@ -167,6 +167,7 @@ struct Benchmark: AsyncParsableCommand {
       config.maxRequestsPerSecond = maxRequestsPerSecond
       config.configure(scheduler)
       await processor.setNetwork(network)
+      await processor.setRateLimit(perSecond: maxRequestsPerSecond)
       try store.write {
         try buildDemoBook(billing, accounts: accounts, start: start, actions: &actions)
         try scheduler.issueDueRenewals()

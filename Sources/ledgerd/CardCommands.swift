@@ -27,12 +27,24 @@ struct CardCommand: ParsableCommand {
     func run() throws {
       try runGuarded {
         let accountID = try parseID(account, field: "account")
+        let config = try database.loadConfig()
         let card = NewCard(
-          token: try CardRules.token(token), brand: try CardRules.brand(brand), last4: try CardRules.last4(last4),
+          token: try cardToken(token, config), brand: try CardRules.brand(brand), last4: try CardRules.last4(last4),
           expiry: try CardExpiry(parsing: expiry), postalCode: try postalCode.map { try Validate.postalCode($0) },
           country: try country.map { try Validate.country($0) })
         let actor = try actor.resolve()
-        let saved = try database.billing().addCard(account: accountID, card, actor: actor)
+        let ledger = try database.billing()
+        if config.processorKind == .stripe,
+          try ledger.store.read({ try ledger.store.processorCustomer(account: accountID) }) == nil,
+          try ledger.store.account(id: accountID) != nil
+        {
+          throw InputError(
+            field: "account",
+            rule:
+              "account \(accountID) has no Stripe customer: a PaymentMethod is charged under its customer; set it first with `ledgerd account update \(accountID) --processor-customer cus_…`"
+          )
+        }
+        let saved = try ledger.addCard(account: accountID, card, actor: actor)
         let charge = try ChargeNotice.after(cardChangeOf: accountID, database)
         try output.emit(CardResult(card: saved, charge: charge)) { "added " + cardLine(saved) + charge.sentence }
       }
@@ -123,7 +135,8 @@ struct CardCommand: ParsableCommand {
       try runGuarded {
         let id = try parseID(card, field: "card")
         let expiry = try expiry.map { try CardExpiry(parsing: $0) }
-        let token = try token.map { try CardRules.token($0) }
+        let config = try database.loadConfig()
+        let token = try token.map { try cardToken($0, config) }
         let actor = try actor.resolve()
         let card = try database.billing().updateCard(id, expiry: expiry, token: token, actor: actor)
         let charge = try ChargeNotice.after(cardChangeOf: card.accountID, database)
@@ -185,4 +198,11 @@ struct CardResult: Encodable {
     var container = encoder.container(keyedBy: CodingKeys.self)
     try container.encode(charge, forKey: .charge)
   }
+}
+
+/// A card's token as the configured processor has it: with Stripe, a PaymentMethod id
+/// (`pm_…`); any token that claims to be one must be well formed.
+func cardToken(_ raw: String, _ config: LedgerConfig) throws -> String {
+  if config.processorKind == .stripe || raw.hasPrefix("pm_") { return try CardRules.paymentMethod(raw) }
+  return try CardRules.token(raw)
 }

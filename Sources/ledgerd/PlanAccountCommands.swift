@@ -64,6 +64,8 @@ struct AccountCommand: ParsableCommand {
     @Option(help: "How its invoices are collected: card or transfer.") var method: String = "card"
     @Option(help: "The day its first period starts, YYYY-MM-DD (default today); later ones on the same day.")
     var anchor: String?
+    @Option(help: "Its customer at the card processor (Stripe: cus_…), under which its cards are charged.")
+    var processorCustomer: String?
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -76,9 +78,17 @@ struct AccountCommand: ParsableCommand {
         let mode = try BillingMode(parsing: billing)
         let method = try CollectionMethod(parsing: method)
         let anchor = try anchor.map { try CivilDate(iso8601: $0, field: "--anchor") }
-        let account = try database.billing().addAccount(
-          email: email, name: name, locale: locale, planCode: plan, billing: mode, method: method, anchor: anchor,
-          actor: try actor.resolve())
+        let customer = try processorCustomer.map { try CardRules.processorCustomer($0) }
+        let ledger = try database.billing()
+        let account = try ledger.store.write {
+          let account = try ledger.addAccount(
+            email: email, name: name, locale: locale, planCode: plan, billing: mode, method: method, anchor: anchor,
+            actor: try actor.resolve())
+          if let customer {
+            try ledger.store.setProcessorCustomer(account.id, customer: customer, actor: try actor.resolve())
+          }
+          return account
+        }
         try output.emit(account) {
           "account \(account.id) opened: \(account.name) <\(account.email)>, plan \(account.plan)"
         }
@@ -97,6 +107,8 @@ struct AccountCommand: ParsableCommand {
     @Option(help: "subscription (the scheduler invoices each period) or manual (invoices issued by hand).")
     var billing: String?
     @Option(help: "How its invoices are collected from now on: card or transfer.") var method: String?
+    @Option(help: "Its customer at the card processor (Stripe: cus_…); \"none\" clears it.")
+    var processorCustomer: String?
     @OptionGroup var actor: ActorOptions
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var output: OutputOptions
@@ -107,13 +119,15 @@ struct AccountCommand: ParsableCommand {
         let locale = try locale.map { try CustomerLocale(parsing: $0) }
         let mode = try billing.map { try BillingMode(parsing: $0) }
         let method = try method.map { try CollectionMethod(parsing: $0) }
+        let customer = try processorCustomer.map { $0 == "none" ? nil : try CardRules.processorCustomer($0) }
         let ledger = try database.billing()
         let store = ledger.store
         let account = try store.write {
           if mode != nil || method != nil {
             try ledger.setBilling(account: id, billing: mode, method: method, actor: try actor.resolve())
           }
-          if email == nil && name == nil && locale == nil && (mode != nil || method != nil) {
+          if let customer { try store.setProcessorCustomer(id, customer: customer, actor: try actor.resolve()) }
+          if email == nil && name == nil && locale == nil && (mode != nil || method != nil || customer != nil) {
             return try store.requireAccount(id, field: "account")
           }
           return try store.updateAccount(id, email: email, name: name, locale: locale, actor: try actor.resolve())
@@ -145,6 +159,7 @@ struct AccountCommand: ParsableCommand {
 
     struct Detail: Encodable {
       let account: Account
+      let processorCustomer: String?
       let subscription: Subscription?
       let balances: [LedgerStore.Balance]
       let cards: [Card]
@@ -160,6 +175,7 @@ struct AccountCommand: ParsableCommand {
         let detail = try store.read {
           Detail(
             account: try store.requireAccount(id, field: "account"),
+            processorCustomer: try store.processorCustomer(account: id),
             subscription: try store.subscription(account: id).map { s in
               Subscription(
                 billing: s.billing, method: s.method, anchor: s.anchor.iso8601, billedUntil: s.billedUntil?.iso8601,
@@ -176,6 +192,7 @@ struct AccountCommand: ParsableCommand {
             "account \(a.id): \(a.name) <\(a.email)>",
             "  plan \(a.plan), status \(a.status.rawValue), locale \(a.locale.rawValue), since \(a.createdAt)",
           ]
+          if let customer = detail.processorCustomer { out.append("  processor customer \(customer)") }
           if let s = detail.subscription {
             out.append(
               "  billed by \(s.billing.rawValue), collected by \(s.method.rawValue), periods from \(s.anchor)"

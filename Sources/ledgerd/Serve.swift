@@ -1,7 +1,6 @@
 import ArgumentParser
 import LedgerCore
 import LedgerEngine
-import LedgerSimulator
 import LedgerStore
 import Logging
 import ServiceLifecycle
@@ -26,16 +25,12 @@ struct Serve: AsyncParsableCommand {
       let config = try database.loadConfig()
       let lock = try InstanceLock(databasePath: database.path)
       let logger = makeLogger("ledgerd")
-      let processorPath = database.processorPath(config)
+      let maker = ProcessorMaker(config: config, simulatedPath: database.processorPath(config))
       let clock = try SystemClock.fromEnvironment()
       var daemon = LedgerDaemon(
         databasePath: database.path, config: config, clock: clock, notifier: SystemdNotifier(),
         logger: logger,
-        makeProcessor: {
-          try SimulatedProcessor(
-            path: processorPath, slowMilliseconds: config.slowMilliseconds,
-            timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
-        })
+        makeProcessor: { try maker.make(clock: clock) })
       daemon.discipline = try database.discipline()
       let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
       try await group.run()

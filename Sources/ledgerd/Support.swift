@@ -5,6 +5,7 @@ import LedgerEngine
 import LedgerSQLite
 import LedgerSimulator
 import LedgerStore
+import LedgerStripe
 
 /// Where the ledger lives; shared by every command.
 struct DatabaseOptions: ParsableArguments {
@@ -89,11 +90,9 @@ struct DatabaseOptions: ParsableArguments {
     return Billing(store: try open(.readWrite), config: config.dunning)
   }
 
-  /// The processor: the simulated one, with its record beside the ledger unless configured.
-  func processor(_ config: LedgerConfig, clock: LedgerClock) throws -> SimulatedProcessor {
-    try SimulatedProcessor(
-      path: processorPath(config), slowMilliseconds: config.slowMilliseconds,
-      timeoutMilliseconds: config.timeoutMilliseconds, clock: clock)
+  /// The configured processor (the simulated one unless told otherwise).
+  func processor(_ config: LedgerConfig, clock: LedgerClock) throws -> any PaymentProcessor {
+    try ProcessorMaker(config: config, simulatedPath: processorPath(config)).make(clock: clock)
   }
 
   /// Where the simulated processor keeps its record: configured, else `<name>.processor.db`
@@ -241,4 +240,26 @@ func parseID(_ text: String, field: String) throws -> Int64 {
     throw InputError(field: field, rule: "'\(text)' must be a positive whole number (an id)")
   }
   return id
+}
+
+/// Makes the configured processor: the simulated one, with its record at `simulatedPath`,
+/// or the Stripe adapter with its key read from its file or systemd credential.
+struct ProcessorMaker: Sendable {
+  let config: LedgerConfig
+  let simulatedPath: String
+
+  func make(clock: LedgerClock) throws -> any PaymentProcessor {
+    switch config.processorKind {
+    case .simulated:
+      return try SimulatedProcessor(
+        path: simulatedPath, slowMilliseconds: config.slowMilliseconds,
+        timeoutMilliseconds: config.timeoutMilliseconds, clock: clock, maxRequestsPerSecond: config.maxRequestsPerSecond
+      )
+    case .stripe:
+      let key = try StripeSecretKey.load(config.stripe, environment: ProcessInfo.processInfo.environment)
+      return StripeProcessor(
+        settings: config.stripe, key: key, maxRequestsPerSecond: config.maxRequestsPerSecond ?? 25,
+        logger: makeLogger("ledgerd.stripe"))
+    }
+  }
 }

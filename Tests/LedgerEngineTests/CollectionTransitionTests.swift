@@ -21,7 +21,7 @@ import Testing
       return n == 1 ? .failed(code: "processing_error") : .declined(code: "insufficient_funds")
     }
     func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
-    func lookup(key: String) async throws -> ChargeOutcome? { nil }
+    func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? { nil }
   }
 
   /// A retry a few hours after a processing error is not the scheduled day-1 retry: day 1

@@ -197,7 +197,7 @@ final class Bench {
     #expect(outcomes[39]! == outcomes[0]!, "a repeated key gets the first answer")
     let keys = try await processor.succeededCharges().map(\.key)
     #expect(keys.count == 35 && Set(keys).count == 35, "39 keys, 4 declined")
-    let answers = try await processor.lookup(keys: ["key-5", "key-3", "nope"])
+    let answers = try await ["key-5", "key-3", "nope"].asyncMap { try await processor.lookup(key: $0) }
     if case .succeeded = answers[0] {} else { Issue.record("the lost answer is found by its key") }
     #expect(answers[1] == .declined(code: "insufficient_funds"))
     #expect(answers[2] == nil)
@@ -249,7 +249,7 @@ extension RecoveryTests {
     let again = try await waiting.charge(ChargeRequest(key: "k8", token: "tok_fail1_then_ok.6", amount: amount))
     if case .succeeded = again {} else { Issue.record("tok_fail1_then_ok pays the second time: \(again)") }
     // What the processor holds: the lost answer's charge was made; the timed-out one was not.
-    let lookups = try await waiting.lookup(keys: ["k2", "k4"])
+    let lookups = try await ["k2", "k4"].asyncMap { try await waiting.lookup(key: $0) }
     if case .succeeded? = lookups[0] {} else { Issue.record("the lost answer's charge is made") }
     #expect(lookups[1] == .failed(code: "timeout"))
     #expect(try await waiting.succeededCharges().map(\.key).sorted() == ["k0", "k2", "k3", "k8"])
@@ -285,7 +285,9 @@ extension RecoveryTests {
       func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
         try await inner.charges(ledgerID: ledgerID, since: since)
       }
-      func lookup(key: String) async throws -> ChargeOutcome? { try await inner.lookup(key: key) }
+      func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
+        try await inner.lookup(key: charge.key)
+      }
     }
     let b = try Bench()
     let invoice = try b.accountWithInvoice(token: "tok_ok")
@@ -362,7 +364,11 @@ extension RecoveryTests {
     (#"{"dunning": {"collection_time": 18}}"#, "dunning.collection_time"),
     (#"{"dunning": {"collection_utc_offset": "01:00"}}"#, "dunning.collection_utc_offset"),
     (#"{"dunning": {"collection_utc_offset": "+15:00"}}"#, "dunning.collection_utc_offset"),
-    (#"{"processor": {"kind": "stripe"}}"#, "processor.kind"),
+    (#"{"processor": {"kind": "paypal"}}"#, "processor.kind"),
+    (#"{"processor": {"kind": "stripe", "api_base": "http://api.stripe.com"}}"#, "processor.api_base"),
+    (#"{"processor": {"kind": "stripe", "api_base": "https://api.stripe.com/v1"}}"#, "processor.api_base"),
+    (#"{"processor": {"secret_key_file": "/etc/ledgerd/stripe-key"}}"#, "processor.secret_key_file"),
+    (#"{"processor": {"kind": "stripe", "timeout_seconds": 0}}"#, "processor.timeout_seconds"),
     (#"{"daemon": {"batch_size": 0}}"#, "daemon.batch_size"),
     (#"{"extra": {}}"#, "extra"),
     (#"[1, 2]"#, "config"),
@@ -734,7 +740,9 @@ extension ChargeRequest {
       return outcome
     }
     func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
-    func lookup(key: String) async throws -> ChargeOutcome? { try await inner.lookup(key: key) }
+    func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
+      try await inner.lookup(key: charge.key)
+    }
   }
 
   /// Account A's default card declines and its second card pays; account B's call is held
@@ -794,5 +802,14 @@ extension PipelineTests {
     #expect(throws: InputError.self) {
       try LedgerConfig.parse(Data(#"{"processor": {"max_requests_per_second": 0}}"#.utf8))
     }
+  }
+}
+
+extension Array {
+  /// `map` with an async transform, one element after the other.
+  func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+    var out: [T] = []
+    for element in self { out.append(try await transform(element)) }
+    return out
   }
 }

@@ -35,6 +35,7 @@ final class MemoryLedger: SchedulerRepository {
     let invoices: [(id: Int64, amount: Int64)]
     var status: AttemptStatus = .pending
     var reason: DeclineReason?
+    var processorRef: String?
   }
 
   struct Book {
@@ -240,7 +241,14 @@ final class MemoryLedger: SchedulerRepository {
   private func pending(_ a: Attempt) -> PendingAttempt {
     PendingAttempt(
       id: a.id, key: a.key, accountID: a.accountID, cardID: a.cardID, token: book.cards[a.cardID]?.token ?? "",
-      cardLabel: "visa •••• 4242", amount: a.amount, invoiceIDs: a.invoices.map(\.id))
+      cardLabel: "visa •••• 4242", amount: a.amount, invoiceIDs: a.invoices.map(\.id), sentAt: a.createdAt,
+      processorRef: a.processorRef)
+  }
+
+  func processorCustomer(account: Int64) throws -> String? { nil }
+
+  func noteProcessorReference(_ attempt: PendingAttempt, reference: String) throws {
+    book.attempts[attempt.id]?.processorRef = reference
   }
 
   func chargeOptions(account: Int64, config: DunningConfig) throws -> (

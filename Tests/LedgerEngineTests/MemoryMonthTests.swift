@@ -34,7 +34,9 @@ final class MemoryProcessor: PaymentProcessor {
   }
 
   func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
-  func lookup(key: String) async throws -> ChargeOutcome? { record.withLock { $0[key]?.outcome } }
+  func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
+    record.withLock { $0[charge.key]?.outcome }
+  }
 
   /// When each charge of `token` was made, in order.
   func times(token: String) -> [Instant] {

@@ -84,7 +84,7 @@ import Testing
         let attempt = PendingAttempt(
           id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token,
           cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total,
-          invoiceIDs: [invoice.id])
+          invoiceIDs: [invoice.id], sentAt: store.clock.now())
         if n % 2 == 0 {
           _ = try store.recordChargeSucceeded(attempt, processorRef: "ch_\(n)", actor: .scheduler, config: config)
         } else {
