@@ -109,4 +109,107 @@ import Testing
     #expect(charges.filter { $0["status"] as? String == "succeeded" }.count == 1)
     #expect(try w.ledgerd(["check"]).status == 0)
   }
+
+  /// A charge whose answer did not come back (the connection lost after the charge, a 500
+  /// before or after it, an answer slower than the timeout) stays pending, here while
+  /// Stripe is briefly unavailable too; the next run sends the same request under the same
+  /// key and records the one charge Stripe made. (A 500 before the charge leaves nothing
+  /// kept under the key: the same run's look sends it again and it is made then.)
+  @Test(arguments: [
+    (#"{"lose_next": 1, "unavailable_replays_next": 1}"#, true),
+    (#"{"fail_after_charge_next": 1, "unavailable_replays_next": 1}"#, true),
+    (#"{"delay_next": 1, "delay_ms": 4000, "unavailable_replays_next": 1}"#, true),
+    (#"{"fail_next": 1}"#, false),
+  ])
+  func anUnansweredChargeIsSentAgainUnderItsKey(fault: String, pendingAfterFirstRun: Bool) throws {
+    let w = try Workspace()
+    let server = try StripeServer(w, key: Workspace.stripeTestKey())
+    try w.useStripe(server)
+    try w.stripeAccount("Lost", token: "pm_ok_lost")
+    try server.control(fault)
+    let first = try w.runDue()
+    #expect(first.status == 0, "\(first.stderr)")
+    #expect(first.stderr.contains("has no answer"), "\(first.stderr)")
+    #expect(try w.value("SELECT status FROM charge_attempts") == (pendingAfterFirstRun ? "pending" : "succeeded"))
+    #expect(try server.charges().count == 1)
+    let key = try w.value("SELECT idempotency_key FROM charge_attempts")
+
+    let second = try w.runDue()
+    #expect(second.status == 0, "\(second.stderr)")
+    #expect(try w.value("SELECT count(*) || ' ' || min(status) FROM charge_attempts") == "1 succeeded")
+    #expect(try w.value("SELECT count(*) FROM payments") == "1")
+    let charges = try server.charges()
+    #expect(charges.count == 1 && charges[0]["idempotency_key"] as? String == key)
+    #expect(
+      try w.value("SELECT processor_ref FROM charge_attempts")
+        == "\(charges[0]["payment_intent"] ?? "")/\(charges[0]["id"] ?? "")")
+    let log = try String(contentsOfFile: server.log, encoding: .utf8)
+    #expect(log.split(separator: "\n").filter { $0.contains(key) }.count >= 2, "the key was sent again")
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
+
+  /// The same key with another body (the card's PaymentMethod changed while the answer was
+  /// lost) is refused by Stripe as an idempotency error: a defect, logged loudly, the
+  /// attempt left pending and nothing charged again. Three days later, past Stripe's
+  /// 24 hours, the customer's PaymentIntents are listed and the charge is found by the key
+  /// in its metadata: recorded once, never made twice.
+  @Test func anIdempotencyErrorIsADefectAndListingFindsTheChargeDaysLater() throws {
+    let w = try Workspace()
+    w.useRealTime()
+    let server = try StripeServer(w, key: Workspace.stripeTestKey())
+    try w.useStripe(server)
+    let account = try w.stripeAccount("Changed", token: "pm_ok_changed")
+    try server.control(#"{"lose_next": 1, "unavailable_replays_next": 1}"#)
+    #expect(try w.runDue().status == 0)
+    #expect(try w.value("SELECT status FROM charge_attempts") == "pending")
+    try w.ok(["card", "update", String(account), "--token", "pm_ok_replaced"])
+
+    let refused = try w.runDue()
+    #expect(refused.status == 0, "\(refused.stderr)")
+    #expect(refused.stderr.contains("critical") && refused.stderr.contains("idempotency_error"), "\(refused.stderr)")
+    #expect(try w.value("SELECT status FROM charge_attempts") == "pending")
+    #expect(try server.answered("400") >= 1)
+    #expect(try server.charges().count == 1)
+
+    w.useRealTime(plus: 3 * 86_400)
+    let later = try w.runDue()
+    #expect(later.status == 0, "\(later.stderr)")
+    #expect(try w.value("SELECT count(*) || ' ' || min(status) FROM charge_attempts") == "1 succeeded")
+    #expect(try w.value("SELECT status FROM invoices") == "paid")
+    #expect(try server.charges().count == 1)
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
+
+  /// Stripe's 429 is neither a decline nor a lost answer: the call waits and goes again
+  /// under the same key until the work is done, no attempt counted more than once. Kept
+  /// under Stripe's rate, the adapter is never refused.
+  @Test func tooManyRequestsAreWaitedOutAndTheConfiguredRateKeptTo() throws {
+    let w = try Workspace()
+    let server = try StripeServer(w, key: Workspace.stripeTestKey())
+    try server.control(#"{"rate_limit_per_second": 3}"#)
+    try w.useStripe(server, processor: #""max_requests_per_second": 50, "max_in_flight": 8"#)
+    for n in 0..<12 { try w.stripeAccount("Busy\(n)", token: "pm_ok_busy\(n)") }
+    let run = try w.runDue()
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(try server.answered("429") > 0, "the server's limit was passed")
+    #expect(run.stderr.contains("429"))
+    #expect(
+      try w.value("SELECT count(*) || ' ' || min(status) || ' ' || max(status) FROM charge_attempts")
+        == "12 succeeded succeeded")
+    #expect(Set(try server.charges().compactMap { $0["idempotency_key"] as? String }).count == 12)
+
+    // Under the limit: 2 calls a second against Stripe's 3, never a 429 (the busy run's
+    // last calls are let out of Stripe's window first).
+    usleep(1_200_000)
+    let refusedBefore = try server.answered("429")
+    try w.useStripe(server, processor: #""max_requests_per_second": 2, "max_in_flight": 8"#)
+    for n in 0..<6 { try w.stripeAccount("Calm\(n)", token: "pm_ok_calm\(n)") }
+    let start = Date()
+    let calm = try w.runDue()
+    #expect(calm.status == 0, "\(calm.stderr)")
+    #expect(try server.answered("429") == refusedBefore)
+    #expect(Date().timeIntervalSince(start) >= 2.0, "six calls at 2 a second take 2.5 s at least")
+    #expect(try w.value("SELECT count(*) FROM charge_attempts WHERE status = 'succeeded'") == "18")
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
 }

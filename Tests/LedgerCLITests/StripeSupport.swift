@@ -139,10 +139,13 @@ extension Workspace {
     _ = FileManager.default.createFile(
       atPath: keyFile, contents: Data(((key ?? server.key) + "\n").utf8), attributes: [.posixPermissions: 0o600])
     let path = directory + "/stripe.json"
+    var settings = processor.isEmpty ? [] : [processor]
+    if !processor.contains("max_requests_per_second") { settings.append(#""max_requests_per_second": 50"#) }
+    if !processor.contains("timeout_seconds") { settings.append(#""timeout_seconds": 2"#) }
     let json = """
       {"dunning": {"collection_time": "when_due"},
        "processor": {"kind": "stripe", "api_base": "\(server.base)", "secret_key_file": "\(keyFile)",
-                     "timeout_seconds": 2, "max_requests_per_second": 50\(processor.isEmpty ? "" : ", " + processor)}}
+                     \(settings.joined(separator: ", "))}}
       """
     try Data(json.utf8).write(to: URL(fileURLWithPath: path))
     environment["LEDGERD_CONFIG"] = path

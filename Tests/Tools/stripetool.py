@@ -63,6 +63,9 @@
         lose_next: K               Processed and kept, then the connection is closed with
                                    no response at all.
         delay_next: K, delay_ms: M Processed and kept, then the answer is held M ms.
+        unavailable_replays_next: K  The next K requests under a key already kept (replays,
+                                   and other bodies under it) get 503 api_error, nothing
+                                   done: Stripe down when the ledger asks again.
         processing_next: K         A creation answered `succeeded` is answered (and kept)
                                    as processing with latest_charge null and
                                    amount_received 0; the intent itself stays succeeded,
@@ -90,7 +93,8 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-COUNTERS = ("fail_next", "fail_after_charge_next", "lose_next", "delay_next", "processing_next")
+COUNTERS = ("fail_next", "fail_after_charge_next", "lose_next", "delay_next", "processing_next",
+            "unavailable_replays_next")
 SETTINGS = ("rate_limit_per_second", "delay_ms")
 IN_FLIGHT = object()
 _random = random.SystemRandom()
@@ -453,6 +457,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(409, error("invalid_request_error", "There is currently another in-progress "
                                              "request using this Idempotency-Key. Try again later.",
                                              code="idempotency_key_in_use"))
+            if kept is not None and kept is not IN_FLIGHT and state.take("unavailable_replays_next"):
+                return self.reply(503, error("api_error", "Stripe is briefly unavailable. Try again later."))
             if kept is not None:
                 if kept[0] != fingerprint:
                     return self.reply(400, error("idempotency_error", "Keys for idempotent requests can only be used "
