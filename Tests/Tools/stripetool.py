@@ -36,7 +36,9 @@
       With --upstream URL (e.g. a localstripe) every /v1/ request is forwarded (method,
       path, query, body, Authorization) and its answer returned, except that a 402 whose
       error has no decline_code comes back with type card_error and, when its code is
-      card_declined, decline_code generic_decline. /_charges answers 404.
+      card_declined, decline_code generic_decline; and a listing of PaymentIntents
+      (`customer`, `created[...]`, which localstripe refuses) is made of all of
+      localstripe's, filtered, ordered newest first and paged here. /_charges answers 404.
 
       In both modes:
         Idempotency-Key (POST only, as Stripe): the first request's status and body are
@@ -481,7 +483,13 @@ class Handler(BaseHTTPRequestHandler):
         if creation and state.take("fail_next"):
             self.reply(500, error("api_error", "An unknown error occurred while processing the request."))
             return False
-        if self.server.upstream:
+        if self.server.upstream and self.command == "GET" and url.path == "/v1/payment_intents":
+            try:
+                status, payload = self.forward_list(pairs)
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                self.reply(502, error("api_error", "The upstream did not answer: %s" % e))
+                return False
+        elif self.server.upstream:
             try:
                 status, payload = self.forward(url, body)
             except (urllib.error.URLError, OSError) as e:
@@ -508,6 +516,24 @@ class Handler(BaseHTTPRequestHandler):
                 return keep
         self.reply(status, payload, {"Idempotency-Key": key} if key is not None else None)
         return keep
+
+    def forward_list(self, pairs):
+        """localstripe lists PaymentIntents oldest first and refuses `customer` and `created`:
+        every page is fetched from it, then filtered, ordered and paged here as Stripe does."""
+        listed, after = State(), None
+        while True:
+            query = "limit=100" + ("&starting_after=" + urllib.parse.quote(after) if after else "")
+            status, payload = self.forward(urllib.parse.urlsplit("/v1/payment_intents?" + query), b"")
+            if status != 200:
+                return status, payload
+            page = json.loads(payload)
+            for intent in page.get("data", []):
+                listed.intents[intent["id"]] = intent
+            if not page.get("has_more") or not page.get("data") or page["data"][-1]["id"] == after:
+                break
+            after = page["data"][-1]["id"]
+        status, obj = Processor(listed).list(parse_form(pairs))
+        return status, encode(obj)
 
     def forward(self, url, body: bytes):
         target = self.server.upstream + url.path + ("?" + url.query if url.query else "")
