@@ -78,13 +78,37 @@ public struct LedgerDaemon: Service {
 
     // Charges this file does not know (it was restored, or put in place of the file a
     // previous run had open) are taken in before anything is charged.
-    do {
-      let adopted = try await scheduler.adoptProcessorCharges()
-      if adopted > 0 {
-        logger.notice("took in \(adopted) charge(s) the processor made for this ledger that its file did not have")
+    // A processor that cannot be asked yet (Stripe down, the network not up) is asked
+    // again, ever less often, while nothing is charged: charging before its record is
+    // read could charge again what a replaced file lost.
+    var wait = Duration.seconds(2)
+    while true {
+      do {
+        let adopted = try await scheduler.adoptProcessorCharges()
+        if adopted > 0 {
+          logger.notice("took in \(adopted) charge(s) the processor made for this ledger that its file did not have")
+        }
+        break
+      } catch let unreachable as ProcessorUnreachable {
+        logger.warning(
+          "cannot read the processor's record of this ledger's charges yet (\(unreachable.reason)); nothing is charged until it can; asking again in \(wait)"
+        )
+        // The ledger is open and locked (what READY=1 says); the watchdog sees it alive.
+        notifier.ready(status: "waiting for the processor: \(unreachable.reason)")
+        let until = ContinuousClock.now + wait
+        while ContinuousClock.now < until {
+          notifier.watchdog()
+          if Task.isShuttingDownGracefully || Task.isCancelled {
+            notifier.stopping()
+            logger.notice("stopped before serving (the processor could not be asked)")
+            return
+          }
+          try? await Task.sleep(for: .milliseconds(200))
+        }
+        wait = min(wait * 2, .seconds(60))
+      } catch {
+        throw stopping(error, store: store)
       }
-    } catch {
-      throw stopping(error, store: store)
     }
     do {
       let recovered = try await scheduler.recoverPending()

@@ -19,7 +19,7 @@ final class StripeServer {
   private var process: Process?
   private let w: Workspace
 
-  init(_ w: Workspace, key: String, upstream: String? = nil) throws {
+  init(_ w: Workspace, key: String, upstream: String? = nil, port fixed: Int? = nil) throws {
     self.w = w
     self.key = key
     let portFile = w.directory + "/stripe-\(UUID().uuidString).port"
@@ -28,7 +28,7 @@ final class StripeServer {
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments =
       ["python3", stripetool, "serve", "--port-file", portFile, "--key", key, "--log", log]
-      + (upstream.map { ["--upstream", $0] } ?? [])
+      + (upstream.map { ["--upstream", $0] } ?? []) + (fixed.map { ["--port", String($0)] } ?? [])
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
@@ -45,6 +45,15 @@ final class StripeServer {
   }
 
   var base: String { "http://127.0.0.1:\(port)" }
+
+  /// A free port on 127.0.0.1, for a server started later.
+  static func freePort(_ w: Workspace) throws -> Int {
+    let free = try w.run("python3", [stripetool, "freeport"])
+    guard let port = Int(free.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+      throw Failure("no free port: \(free.stderr)")
+    }
+    return port
+  }
 
   /// Sets the server's faults (`/_control`), e.g. `{"lose_next": 1}`.
   func control(_ json: String) throws {
@@ -91,10 +100,7 @@ final class LocalStripe {
   private var process: Process?
 
   init(_ w: Workspace) throws {
-    let free = try w.run("python3", [stripetool, "freeport"])
-    guard let port = Int(free.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-      throw Failure("no free port: \(free.stderr)")
-    }
+    let port = try StripeServer.freePort(w)
     self.port = port
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -134,17 +140,23 @@ extension Workspace {
   /// due; every later command of the workspace uses it. Returns the config's path.
   @discardableResult
   func useStripe(_ server: StripeServer, processor: String = "", key: String? = nil) throws -> String {
+    try useStripe(base: server.base, key: key ?? server.key, processor: processor)
+  }
+
+  /// The same for a server at `base` that may not be listening yet.
+  @discardableResult
+  func useStripe(base: String, key: String, processor: String = "") throws -> String {
     let keyFile = directory + "/stripe-key"
     try? FileManager.default.removeItem(atPath: keyFile)
     _ = FileManager.default.createFile(
-      atPath: keyFile, contents: Data(((key ?? server.key) + "\n").utf8), attributes: [.posixPermissions: 0o600])
+      atPath: keyFile, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600])
     let path = directory + "/stripe.json"
     var settings = processor.isEmpty ? [] : [processor]
     if !processor.contains("max_requests_per_second") { settings.append(#""max_requests_per_second": 50"#) }
     if !processor.contains("timeout_seconds") { settings.append(#""timeout_seconds": 2"#) }
     let json = """
       {"dunning": {"collection_time": "when_due"},
-       "processor": {"kind": "stripe", "api_base": "\(server.base)", "secret_key_file": "\(keyFile)",
+       "processor": {"kind": "stripe", "api_base": "\(base)", "secret_key_file": "\(keyFile)",
                      \(settings.joined(separator: ", "))}}
       """
     try Data(json.utf8).write(to: URL(fileURLWithPath: path))
