@@ -27,6 +27,7 @@ public enum LedgerSchema {
     ("0012_transfer_declarations_by_invoice.sql", PackageResources._012_transfer_declarations_by_invoice_sql),
     ("0013_subscriptions.sql", PackageResources._013_subscriptions_sql),
     ("0014_maintained_balances.sql", PackageResources._014_maintained_balances_sql),
+    ("0016_payouts.sql", PackageResources._016_payouts_sql),
   ]
 
   /// The embedded migrations, in order.
