@@ -34,6 +34,8 @@ public enum JournalKind: String, CaseIterable, Sendable, Codable {
   case refund
   case processorFee = "processor_fee"
   case reversal
+  /// The processor paying its balance out to the bank: bank / processor clearing.
+  case payout
 }
 
 /// One line of an entry: a debit or a credit, never both, on one ledger account.

@@ -544,7 +544,10 @@ public struct BankCSVFormat {
   }
 }
 
-/// One row of the processor's settlement report (an itemized payout report).
+/// One row of the processor's settlement report: a balance transaction of an itemized
+/// balance or payout report (Stripe's `balance_change_from_activity.itemized.*`,
+/// `payout_reconciliation.itemized.*`, `payouts.itemized.*`, or the simple CSV of the
+/// same columns).
 public struct ProcessorReportRow: Sendable, Equatable, Codable {
   public var balanceTransactionID: String
   public var created: String
@@ -554,30 +557,190 @@ public struct ProcessorReportRow: Sendable, Equatable, Codable {
   public var reportingCategory: String
   public var sourceID: String?
   public var paymentIntentID: String?
+  /// The charge the row concerns (`charge_id`: the charge itself, or the one refunded or disputed).
+  public var chargeID: String?
   /// The ledger's idempotency key, from the `payment_metadata[idempotency_key]` column.
   public var idempotencyKey: String?
+  /// For a payout or its reversal: the payout (`payout_id`, else a `po_…` source id).
+  public var payoutID: String?
+  /// For a payout or its reversal: the day the processor expects the money in the bank
+  /// (`payout_expected_arrival_date`, `effective_at_utc`, `available_on_utc`…, else the day
+  /// of `created`).
+  public var arrivalDate: String?
+
+  /// A row with every field given; the report reader builds these.
+  public init(
+    balanceTransactionID: String, created: String, gross: Money, fee: Money, net: Money, reportingCategory: String,
+    sourceID: String?, paymentIntentID: String?, chargeID: String?, idempotencyKey: String?, payoutID: String?,
+    arrivalDate: String?
+  ) {
+    self.balanceTransactionID = balanceTransactionID
+    self.created = created
+    self.gross = gross
+    self.fee = fee
+    self.net = net
+    self.reportingCategory = reportingCategory
+    self.sourceID = sourceID
+    self.paymentIntentID = paymentIntentID
+    self.chargeID = chargeID
+    self.idempotencyKey = idempotencyKey
+    self.payoutID = payoutID
+    self.arrivalDate = arrivalDate
+  }
+
+  /// What the ledger does with the row (see `ProcessorCategory`).
+  public var treatment: ProcessorCategory.Treatment { ProcessorCategory.treatment(of: reportingCategory) }
+
+  /// The processor's reference of the charge as the ledger stores it on a charge attempt:
+  /// `pi_…/ch_…` when the row names both, else whichever it names.
+  public var processorRef: String? {
+    let charge = chargeID ?? sourceID.flatMap { $0.hasPrefix("ch_") || $0.hasPrefix("py_") ? $0 : nil }
+    if let pi = paymentIntentID, let charge { return pi + "/" + charge }
+    return charge ?? sourceID ?? paymentIntentID
+  }
 }
 
-/// The processor's report columns (see docs/reconciliation.md): named as in a common processor's
-/// itemized payout report; other columns are ignored, as such reports carry many.
+/// The processor's reporting categories and what the ledger does with each
+/// (docs/reconciliation.md, "Each category"). The names are Stripe's `reporting_category`
+/// values; `adjustment` and `chargeback` are kept for the simple report of earlier versions.
+public enum ProcessorCategory {
+  /// What happens to a row of a category.
+  public enum Treatment: String, Sendable, Equatable {
+    /// A charge: compared with the ledger's charge attempts; its fee posted.
+    case compare
+    /// Money back to the customer or taken by the card network on a charge (refund,
+    /// dispute…): a finding when it names a charge the ledger knows, kept otherwise; nothing posted.
+    case adjustment
+    /// The processor's own fee, outside any charge: posted (processor fees / processor clearing).
+    case fee
+    /// The balance paid out to the bank: posted (bank / processor clearing).
+    case payout
+    /// A payout that failed and came back to the balance: the payout's entry is reversed.
+    case payoutReversal
+    /// A movement of the processor's balance the ledger does not post (transfers, reserves,
+    /// top-ups, financing, Issuing, taxes, other adjustments): a finding for staff.
+    case unposted
+    /// A category the ledger does not know: a finding, nothing posted.
+    case unknown
+  }
+
+  /// Every category with its treatment, from Stripe's published list of reporting categories.
+  public static let treatments: [String: Treatment] = {
+    var t: [String: Treatment] = [
+      "charge": .compare, "fee": .fee, "payout": .payout, "payout_reversal": .payoutReversal,
+    ]
+    for name in [
+      "refund", "refund_failure", "partial_capture_reversal", "dispute", "dispute_reversal", "charge_failure",
+      "chargeback",
+    ] {
+      t[name] = .adjustment
+    }
+    for name in [
+      "transfer", "transfer_reversal", "connect_collection_transfer", "connect_reserved_funds", "risk_reserved_funds",
+      "payment_network_reserved_funds", "topup", "topup_reversal", "advance", "advance_funding", "financing_paydown",
+      "financing_paydown_reversal", "financing_payout", "financing_payout_reversal", "issuing_authorization_hold",
+      "issuing_authorization_release", "issuing_transaction", "issuing_dispute", "network_cost", "other_adjustment",
+      "adjustment", "platform_earning", "platform_earning_refund", "tax", "anticipation_repayment", "contribution",
+      "climate_order_purchase", "climate_order_refund", "unreconciled_customer_funds", "minimum_balance_hold",
+      "minimum_balance_release",
+    ] {
+      t[name] = .unposted
+    }
+    return t
+  }()
+
+  /// The treatment of a category (lower case); `.unknown` for one not in the list.
+  public static func treatment(of category: String) -> Treatment { treatments[category] ?? .unknown }
+}
+
+/// Recognizes the processor's payouts in what a bank statement says of a credit.
+public enum PayoutText {
+  /// The words that name the processor on a bank statement: Stripe's default payout
+  /// statement descriptor.
+  public static let processorNames = ["STRIPE"]
+
+  /// Every payout id (`po_` and letters or digits) quoted in the texts, in order.
+  public static func payoutIDs(in texts: [String?]) -> [String] {
+    var found: [String] = []
+    for text in texts.compactMap({ $0 }) {
+      let chars = Array(text.utf8)
+      var i = 0
+      while i + 3 < chars.count {
+        let startsWord = i == 0 || !isWordByte(chars[i - 1])
+        if startsWord && (chars[i] | 0x20) == UInt8(ascii: "p") && (chars[i + 1] | 0x20) == UInt8(ascii: "o")
+          && chars[i + 2] == UInt8(ascii: "_")
+        {
+          var end = i + 3
+          while end < chars.count && isAlphanumeric(chars[end]) { end += 1 }
+          if end > i + 3 {
+            let id = "po_" + String(decoding: chars[(i + 3)..<end], as: UTF8.self)
+            if !found.contains(id) { found.append(id) }
+            i = end
+            continue
+          }
+        }
+        i += 1
+      }
+    }
+    return found
+  }
+
+  /// True when a text names the processor as a word (`STRIPE`, `Stripe Payments UK`, `STRIPE*PAYOUT`).
+  public static func namesProcessor(_ texts: [String?]) -> Bool {
+    for text in texts.compactMap({ $0 }) {
+      let words = text.uppercased().split { !($0.isLetter || $0.isNumber) }
+      if words.contains(where: { processorNames.contains(String($0)) }) { return true }
+    }
+    return false
+  }
+
+  static func isAlphanumeric(_ b: UInt8) -> Bool {
+    (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b)
+  }
+
+  static func isWordByte(_ b: UInt8) -> Bool { isAlphanumeric(b) || b == UInt8(ascii: "_") }
+}
+
+/// The processor's report columns (see docs/reconciliation.md): Stripe's itemized balance
+/// and payout reports with their own column names; other columns are ignored, as such
+/// reports carry many (customer, card, invoice, metadata of every kind).
 public struct ProcessorReportFormat {
   /// Columns every report must have.
   public static let required = [
-    "balance_transaction_id", "created", "currency", "gross", "fee", "net", "reporting_category",
+    "balance_transaction_id", "currency", "gross", "fee", "net", "reporting_category",
   ]
+  /// When the balance transaction happened, first found wins: Stripe's `created_utc`, then
+  /// `created` (UTC when the report was run without a time zone, and in the simple report),
+  /// then the payout report's `effective_at_utc` and `effective_at`. One is required.
+  public static let timeColumns = ["created_utc", "created", "effective_at_utc", "effective_at"]
   /// Where the ledger's idempotency key may travel, first found wins.
   public static let keyColumns = ["payment_metadata[idempotency_key]", "metadata[idempotency_key]", "idempotency_key"]
+  /// The day a payout reaches the bank, first found wins.
+  public static let arrivalColumns = [
+    "payout_expected_arrival_date", "effective_at_utc", "effective_at", "automatic_payout_effective_at_utc",
+    "automatic_payout_effective_at", "available_on_utc", "available_on",
+  ]
   let index: [String: Int]
   let count: Int
 
   /// Reads the header; a missing required column refuses the report.
   public init(header: [String]) throws {
     var index: [String: Int] = [:]
-    for (i, raw) in header.enumerated() { index[raw.trimmingCSV.lowercased()] = i }
+    for (i, raw) in header.enumerated() {
+      let name = raw.trimmingCSV.lowercased()
+      guard index[name] == nil else { throw InputError(field: "header", rule: "column '\(name)' appears twice") }
+      index[name] = i
+    }
     for name in ProcessorReportFormat.required where index[name] == nil {
       throw InputError(
         field: "header",
         rule: "the column '\(name)' is missing (required: \(ProcessorReportFormat.required.joined(separator: ", ")))")
+    }
+    guard ProcessorReportFormat.timeColumns.contains(where: { index[$0] != nil }) else {
+      throw InputError(
+        field: "header",
+        rule:
+          "a time column is missing: one of \(ProcessorReportFormat.timeColumns.joined(separator: ", ")) is required")
     }
     self.index = index
     self.count = header.count
@@ -594,9 +757,15 @@ public struct ProcessorReportFormat {
     return text.isEmpty ? nil : text
   }
 
-  /// One row, checked: known currency, amounts within its decimals, net = gross - fee. The
-  /// one free-text column stored, `reporting_category`, has any card number masked; the
-  /// ids are identifiers and kept as given.
+  func first(_ record: [String], _ names: [String]) -> (name: String, value: String)? {
+    for name in names { if let v = value(record, name) { return (name, v) } }
+    return nil
+  }
+
+  /// One row, checked: known currency, amounts within its decimals, net = gross - fee, a
+  /// payout negative (money leaving the balance) and its reversal positive. The one
+  /// free-text column stored, `reporting_category`, has any card number masked; the ids
+  /// are identifiers and kept as given.
   public func row(_ record: [String], lineNumber: Int) throws -> ProcessorReportRow {
     let field = "line \(lineNumber)"
     guard record.count == count else {
@@ -609,23 +778,66 @@ public struct ProcessorReportFormat {
     let gross = try Money.parse(value(record, "gross") ?? "", currency: currency, field: "\(field) gross")
     let fee = try Money.parse(value(record, "fee") ?? "", currency: currency, field: "\(field) fee")
     let net = try Money.parse(value(record, "net") ?? "", currency: currency, field: "\(field) net")
+    for (name, amount) in [("gross", gross), ("fee", fee), ("net", net)] {
+      try amount.checkBound(field: "\(field) \(name)")
+    }
     guard try gross.subtracting(fee) == net else {
       throw InputError(
         field: "\(field) net",
         rule: "\(net.amountString) is not gross \(gross.amountString) minus fee \(fee.amountString)")
     }
-    guard let created = value(record, "created") else {
-      throw InputError(field: "\(field) created", rule: "is required")
+    guard let created = first(record, ProcessorReportFormat.timeColumns) else {
+      throw InputError(
+        field: "\(field) \(ProcessorReportFormat.timeColumns.first { index[$0] != nil } ?? "created")",
+        rule: "is required")
     }
-    let instant = try ProcessorReportFormat.instant(created, field: "\(field) created")
+    let instant = try ProcessorReportFormat.instant(created.value, field: "\(field) \(created.name)")
     guard let category = value(record, "reporting_category") else {
       throw InputError(field: "\(field) reporting_category", rule: "is required")
     }
+    let masked = CardNumberText.masked(category.lowercased())
+    let sourceID = value(record, "source_id")
+    var payoutID: String?
+    var arrival: String?
+    switch ProcessorCategory.treatment(of: masked) {
+    case .payout:
+      guard gross.minorUnits < 0 else {
+        throw InputError(
+          field: "\(field) gross",
+          rule:
+            "\(gross.amountString) on a payout: a payout takes money out of the processor's balance, so its gross must be negative"
+        )
+      }
+      guard net.minorUnits < 0 else {
+        throw InputError(field: "\(field) net", rule: "\(net.amountString) on a payout: must be negative")
+      }
+    case .payoutReversal:
+      guard gross.minorUnits > 0 else {
+        throw InputError(
+          field: "\(field) gross",
+          rule:
+            "\(gross.amountString) on a payout reversal: a failed payout brings money back to the balance, so its gross must be positive"
+        )
+      }
+    default: break
+    }
+    if [.payout, .payoutReversal].contains(ProcessorCategory.treatment(of: masked)) {
+      payoutID = value(record, "payout_id") ?? sourceID.flatMap { $0.hasPrefix("po_") ? $0 : nil }
+      if let payoutID, payoutID.count > 255 {
+        throw InputError(field: "\(field) payout_id", rule: "is longer than 255 characters")
+      }
+      if let (name, text) = first(record, ProcessorReportFormat.arrivalColumns) {
+        arrival = try ProcessorReportFormat.day(text, field: "\(field) \(name)")
+      } else {
+        arrival = String(instant.prefix(10))
+      }
+    }
     return ProcessorReportRow(
       balanceTransactionID: id, created: instant, gross: gross, fee: fee, net: net,
-      reportingCategory: CardNumberText.masked(category.lowercased()),
-      sourceID: value(record, "source_id"), paymentIntentID: value(record, "payment_intent_id"),
-      idempotencyKey: ProcessorReportFormat.keyColumns.lazy.compactMap { self.value(record, $0) }.first)
+      reportingCategory: masked, sourceID: sourceID, paymentIntentID: value(record, "payment_intent_id"),
+      chargeID: value(record, "charge_id"),
+      idempotencyKey: ProcessorReportFormat.keyColumns.lazy.compactMap { self.value(record, $0) }.first,
+      payoutID: payoutID, arrivalDate: arrival)
   }
 
   /// `created` as the ledger stores instants: accepts `YYYY-MM-DD HH:MM:SS` (UTC, as the
@@ -635,6 +847,12 @@ public struct ProcessorReportFormat {
     var iso = String(text.map { $0 == " " ? "T" : $0 })
     if !iso.hasSuffix("Z") { iso += "Z" }
     return try Instant(iso8601: iso, field: field).iso8601
+  }
+
+  /// A day: `YYYY-MM-DD`, or the day of an instant as `instant` reads it.
+  static func day(_ text: String, field: String) throws -> String {
+    if text.count == 10 { return try CivilDate(iso8601: text, field: field).iso8601 }
+    return String(try instant(text, field: field).prefix(10))
   }
 }
 

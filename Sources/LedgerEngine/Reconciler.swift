@@ -41,6 +41,8 @@ public struct BankImportReport: Codable, Sendable {
   /// Credits that are the bank's record of a payment already recorded by hand: matched to
   /// it, nothing booked again.
   public var matchedRecordedPayments = 0
+  /// Credits that are a payout of the processor's balance arriving: matched to the posted payout.
+  public var matchedPayouts = 0
   /// Per currency: what went to invoices and what became account credit.
   public var received: [String: String] = [:]
   public var credit: [String: String] = [:]
@@ -70,8 +72,19 @@ public struct ProcessorImportReport: Codable, Sendable {
   public var duplicates = 0
   /// Refunds, disputes, chargebacks… naming a charge the ledger knows (`charge_adjustment`).
   public var adjustments = 0
-  /// Payouts and rows naming no known charge, kept for the record.
+  /// Refunds and disputes naming no known charge, kept for the record.
   public var other = 0
+  /// Payouts posted (bank / processor clearing) and what they put in the bank, per currency.
+  public var payouts = 0
+  public var paidOut: [String: String] = [:]
+  /// Failed payouts whose entries were reversed.
+  public var payoutReversals = 0
+  /// Bank lines already imported that this report's payouts matched.
+  public var payoutsMatchedOnStatements = 0
+  /// The processor's own fees outside any charge, posted as processor fees (counted in `fees`).
+  public var feeRows = 0
+  /// Rows of categories the ledger does not post or does not know: findings.
+  public var unposted = 0
   public var fees: [String: String] = [:]
   public var findings: [ReconciliationFinding] = []
   public var findingsTotal = 0
@@ -215,12 +228,17 @@ public struct Reconciler {
         case .duplicate(let stored):
           report.alreadyImported += 1
           if stored.matchStatus == "unmatched" {
+            let payoutNote = stored.note?.hasPrefix(Self.payoutNotPostedNote) ?? false
             note(
               &report,
               ReconciliationFinding(
-                kind: stored.direction == .debit ? "debit" : "unmatched_credit", lineID: stored.id,
+                kind: stored.direction == .debit ? "debit" : payoutNote ? "payout_not_posted" : "unmatched_credit",
+                lineID: stored.id,
                 reference: stored.lineKey, amount: stored.amount, detail: stored.note ?? "unmatched"))
           }
+        case .matchedPayout(let fresh):
+          if fresh { report.newLines += 1 } else { report.alreadyImported += 1 }
+          report.matchedPayouts += 1
         case .pending:
           report.newLines += 1
           report.pending += 1
@@ -273,18 +291,35 @@ public struct Reconciler {
     case unmatched(id: Int64, kind: String, detail: String)
     /// The bank's record of a payment already recorded by hand: linked, not booked again.
     case matchedRecorded(id: Int64, paymentID: Int64)
+    /// A payout of the processor's balance arriving; `fresh` when the line is new.
+    case matchedPayout(fresh: Bool)
   }
 
   /// What a line should become, decided before it is stored.
   enum Verdict {
     case pay(Invoice, rule: String)
+    case payout(PostedPayout)
     case unmatched(kind: String, note: String)
   }
+
+  /// How the note of a credit that looks like a payout the ledger has not posted starts.
+  static let payoutNotPostedNote = "a payout from the processor"
+
+  /// Days either side of a payout's expected arrival within which a credit of its amount
+  /// from the processor is taken to be it.
+  public static let payoutWindowDays = 7
 
   /// Stores one line (unless its key is known) and matches it.
   func importLine(_ line: BankLine, payers: inout KnownPayers) throws -> LineOutcome {
     var existingID: Int64?
     if let existing = try store.bankLine(key: line.lineKey) {
+      // A credit left unmatched because its payout was not posted yet is matched once it is.
+      if existing.matchStatus == "unmatched", existing.bookingStatus == .booked,
+        case .payout(let payout)? = try payoutVerdict(line)
+      {
+        try matchPayout(payout, lineID: existing.id, line: line)
+        return .matchedPayout(fresh: false)
+      }
       guard existing.bookingStatus == .pending, line.status == .booked else { return .duplicate(existing) }
       // The bank has booked what it announced: match it now.
       try store.bookPendingLine(id: existing.id, line)
@@ -308,7 +343,62 @@ public struct Reconciler {
     case .pay(let invoice, let rule):
       let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
       return try pay(line, id: id, invoice: invoice, rule: rule, payers: &payers)
+    case .payout(let payout):
+      let id = try existingID ?? store.insertBankLine(line, matchStatus: "unmatched", note: nil)
+      try matchPayout(payout, lineID: id, line: line)
+      return .matchedPayout(fresh: existingID == nil)
     }
+  }
+
+  /// A booked credit that is a payout of the processor's balance: it quotes the payout's id
+  /// (`po_…`) in its reference or remittance text, or it comes from the processor (its name,
+  /// `STRIPE`, as payer or in the text) with the amount of a posted payout expected within
+  /// `payoutWindowDays` days. Nil when the line says nothing of the processor; an unmatched
+  /// verdict when it does but no posted payout fits.
+  func payoutVerdict(_ line: BankLine) throws -> Verdict? {
+    guard line.direction == .credit, !line.isReversal, line.status == .booked else { return nil }
+    let ids = PayoutText.payoutIDs(in: [line.reference, line.remittance])
+    if !ids.isEmpty {
+      for id in ids {
+        guard let payout = try store.payout(id: id) else { continue }
+        if payout.amount == line.amount && payout.bankLineID == nil && payout.reversalEntryID == nil {
+          return .payout(payout)
+        }
+        let why =
+          payout.reversalEntryID != nil
+          ? "it failed and was reversed"
+          : payout.bankLineID.map { "it already arrived on bank line \($0)" } ?? "it is \(payout.amount)"
+        return .unmatched(
+          kind: "payout_mismatch",
+          note: "the line quotes payout \(id) of \(line.amount), but \(why): review")
+      }
+      return .unmatched(
+        kind: "payout_not_posted",
+        note: Self.payoutNotPostedNote
+          + " (\(ids.joined(separator: ", "))) of \(line.amount) that the ledger has not posted yet: import the processor's report; the next run matches it"
+      )
+    }
+    guard PayoutText.namesProcessor([line.counterpartyName, line.remittance, line.reference]) else { return nil }
+    let day = line.bookingDate ?? store.clock.now().date.iso8601
+    if let payout = try store.waitingPayout(amount: line.amount, near: day, withinDays: Self.payoutWindowDays) {
+      return .payout(payout)
+    }
+    return .unmatched(
+      kind: "payout_not_posted",
+      note: Self.payoutNotPostedNote
+        + " of \(line.amount) that no posted payout expected within \(Self.payoutWindowDays) days of \(day) explains yet: import the processor's report; the next run matches it"
+    )
+  }
+
+  /// Records a bank line as a payout's arrival, with an event.
+  func matchPayout(_ payout: PostedPayout, lineID: Int64, line: BankLine) throws {
+    try store.matchPayout(
+      payout.payoutID, lineID: lineID,
+      note: "payout \(payout.payoutID) of \(payout.amount) from the processor (expected \(payout.arrivalDate))")
+    try store.recordReconciliationEvent(
+      account: nil, actor: .reconciliation, kind: "payout_arrived",
+      reason: "bank line \(lineID) (\(line.amount), booked \(line.bookingDate ?? "-")) is payout \(payout.payoutID)",
+      data: ["line_id": String(lineID), "payout_id": payout.payoutID])
   }
 
   /// Days either side of a hand-recorded payment's received date within which a credit line
@@ -380,7 +470,15 @@ public struct Reconciler {
       }
       return .pay(invoice, rule: "reference")
     }
-    // 2. A known payer and the exact amount of their single open transfer invoice.
+    // 2. A payout of the processor's balance arriving.
+    let payout = try payoutVerdict(line)
+    let quotesPayout = !PayoutText.payoutIDs(in: [line.reference, line.remittance]).isEmpty
+    if let payout, case .unmatched = payout, !quotesPayout {
+      // It only names the processor: a known payer may still explain it (3).
+    } else if let payout {
+      return payout
+    }
+    // 3. A known payer and the exact amount of their single open transfer invoice.
     let accounts = payers.accounts(name: line.counterpartyName, iban: line.counterpartyIBAN)
     if !accounts.isEmpty {
       let candidates = try store.openTransferInvoices(accounts: accounts, due: line.amount)
@@ -393,6 +491,8 @@ public struct Reconciler {
           ? "known payer (account \(accounts.sorted().map(String.init).joined(separator: ", "))) but no open transfer invoice of exactly \(line.amount), and no valid reference"
           : "known payer with \(candidates.count) open transfer invoices of \(line.amount): assign one")
     }
+    // 4. From the processor, but no payout posted yet fits: say so.
+    if let payout { return payout }
     return .unmatched(
       kind: "unmatched_credit",
       note: "no valid invoice reference and an unknown payer" + (line.counterpartyName.map { " (\($0))" } ?? ""))
@@ -492,6 +592,7 @@ public struct Reconciler {
   public func importProcessorReport(path: String) throws -> ProcessorImportReport {
     var report = ProcessorImportReport(file: path)
     var fees: [Currency: Int64] = [:]
+    var paidOut: [Currency: Int64] = [:]
     func finding(_ f: ReconciliationFinding) {
       report.findingsTotal += 1
       if report.findings.count < findingsLimit { report.findings.append(f) }
@@ -517,7 +618,8 @@ public struct Reconciler {
           report.alreadyImported += 1
           let kinds = [
             "mismatch": "amount_mismatch", "unknown": "unknown_charge", "duplicate": "duplicate_settlement",
-            "adjustment": "charge_adjustment",
+            "adjustment": "charge_adjustment", "unposted": "unposted_balance_change",
+            "unknown_category": "unknown_category", "payout_problem": "payout_problem",
           ]
           if let kind = kinds[outcome] {
             finding(
@@ -528,35 +630,14 @@ public struct Reconciler {
           return
         }
         report.newRows += 1
-        guard row.reportingCategory == "charge" else {
-          // Payouts are the processor paying the balance out: informational. Any other row
-          // (refund, dispute, chargeback…) that names a charge the ledger knows moves money
-          // on that charge: staff must see it; nothing is posted.
-          if !row.reportingCategory.hasPrefix("payout"),
-            let named = try store.attemptNamedByAdjustment(
-              key: row.idempotencyKey, sourceID: row.sourceID, paymentIntentID: row.paymentIntentID)
-          {
-            report.adjustments += 1
-            let detail =
-              "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): nothing posted; staff must record it"
-            try store.insertProcessorRow(
-              row, attemptID: named.attempt.id, outcome: "adjustment", detail: detail, feeEntryID: nil)
-            finding(
-              ReconciliationFinding(
-                kind: "charge_adjustment", lineID: nil, reference: row.balanceTransactionID, amount: row.gross,
-                detail: detail))
-            return
-          }
-          report.other += 1
-          try store.insertProcessorRow(
-            row, attemptID: nil, outcome: "other", detail: "\(row.reportingCategory): kept for the record",
-            feeEntryID: nil)
+        guard row.treatment == .compare else {
+          try importBalanceRow(row, report: &report, fees: &fees, paidOut: &paidOut)
           return
         }
-        guard let found = try store.attemptForReport(key: row.idempotencyKey, processorRef: row.sourceID) else {
+        guard let found = try store.attemptForReportRow(row) else {
           report.unknown += 1
           let detail =
-            "the processor settled \(row.gross) (\(row.sourceID ?? "no source id"), key \(row.idempotencyKey ?? "none")) that no charge attempt of the ledger has"
+            "the processor settled \(row.gross) (\(row.processorRef ?? "no charge id"), key \(row.idempotencyKey ?? "none")) that no charge attempt of the ledger has"
           try store.insertProcessorRow(row, attemptID: nil, outcome: "unknown", detail: detail, feeEntryID: nil)
           finding(
             ReconciliationFinding(
@@ -612,7 +693,7 @@ public struct Reconciler {
           // processor, but the customer paid twice and staff must refund.
           let paidByOthers = try store.invoicesPaidByOtherPayments(attempt: attempt.id)
           let record = try store.recordChargeSucceeded(
-            attempt, processorRef: row.sourceID ?? row.balanceTransactionID, actor: .reconciliation, config: config)
+            attempt, processorRef: row.processorRef ?? row.balanceTransactionID, actor: .reconciliation, config: config)
           touched += attempt.invoiceIDs
           outcome = "recorded"
           detail =
@@ -656,6 +737,124 @@ public struct Reconciler {
     }
     report.fees = Dictionary(
       uniqueKeysWithValues: fees.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
+    report.paidOut = Dictionary(
+      uniqueKeysWithValues: paidOut.map { ($0.key.code, Money(minorUnits: $0.value, currency: $0.key).amountString) })
     return report
+  }
+
+  /// A row that is not a charge, by its category's treatment (docs/reconciliation.md, "Each
+  /// category"): a payout posted and matched to its bank line if one waits, a failed payout
+  /// reversed, the processor's own fee posted, a refund or dispute on a known charge a
+  /// finding, any other movement of the balance a finding, nothing posted.
+  func importBalanceRow(
+    _ row: ProcessorReportRow, report: inout ProcessorImportReport, fees: inout [Currency: Int64],
+    paidOut: inout [Currency: Int64]
+  ) throws {
+    func flag(_ kind: String, outcome: String, attemptID: Int64? = nil, _ detail: String) throws {
+      try store.insertProcessorRow(row, attemptID: attemptID, outcome: outcome, detail: detail, feeEntryID: nil)
+      report.findingsTotal += 1
+      if report.findings.count < findingsLimit {
+        report.findings.append(
+          ReconciliationFinding(
+            kind: kind, lineID: nil, reference: row.balanceTransactionID, amount: row.gross, detail: detail))
+      }
+    }
+    switch row.treatment {
+    case .payout:
+      let payoutID = row.payoutID ?? row.balanceTransactionID
+      if let earlier = try store.payout(id: payoutID) {
+        try flag(
+          "payout_problem", outcome: "payout_problem",
+          "payout \(payoutID) of \(row.gross) was already posted from balance transaction \(earlier.balanceTransactionID): not posted again; ask the processor why it reports it twice"
+        )
+        return
+      }
+      try store.insertProcessorRow(
+        row, attemptID: nil, outcome: "payout",
+        detail:
+          "payout \(payoutID): \(Money(minorUnits: -row.gross.minorUnits, currency: row.gross.currency)) to the bank",
+        feeEntryID: nil)
+      let payout = try store.postPayout(
+        row, payoutID: payoutID, arrivalDate: row.arrivalDate ?? String(row.created.prefix(10)))
+      report.payouts += 1
+      paidOut[payout.amount.currency, default: 0] += payout.amount.minorUnits
+      if row.fee.minorUnits != 0 { fees[row.fee.currency, default: 0] += row.fee.minorUnits }
+      // Its arrival may already be on a statement imported before this report.
+      for stored in try store.unmatchedCredits(amount: payout.amount) {
+        let line = BankLine(
+          lineKey: stored.lineKey, source: stored.source, bookingDate: stored.bookingDate,
+          valueDate: stored.valueDate, amount: stored.amount, direction: .credit, reference: stored.reference,
+          remittance: stored.remittance, counterpartyName: stored.counterpartyName,
+          counterpartyIBAN: stored.counterpartyIban)
+        if case .payout(let fits)? = try payoutVerdict(line), fits.payoutID == payoutID {
+          try matchPayout(fits, lineID: stored.id, line: line)
+          report.payoutsMatchedOnStatements += 1
+          break
+        }
+      }
+    case .payoutReversal:
+      let payoutID = row.payoutID ?? row.sourceID ?? ""
+      guard let payout = try store.payout(id: payoutID), payout.reversalEntryID == nil, payout.bankLineID == nil,
+        payout.amount.minorUnits == row.gross.minorUnits, payout.amount.currency == row.gross.currency
+      else {
+        let known = try store.payout(id: payoutID)
+        let why =
+          known == nil
+          ? "the ledger has posted no payout \(payoutID.isEmpty ? "(the row names none)" : payoutID)"
+          : known!.reversalEntryID != nil
+            ? "payout \(payoutID) was already reversed"
+            : known!.bankLineID != nil
+              ? "payout \(payoutID) arrived on bank line \(known!.bankLineID!)"
+              : "payout \(payoutID) is \(known!.amount)"
+        try flag(
+          "payout_problem", outcome: "payout_problem",
+          "payout reversal of \(row.gross): \(why); nothing reversed: staff must look")
+        return
+      }
+      try store.insertProcessorRow(
+        row, attemptID: nil, outcome: "payout_reversal", detail: "payout \(payoutID) failed: its entry reversed",
+        feeEntryID: nil)
+      _ = try store.reversePayout(payout, balanceTransactionID: row.balanceTransactionID)
+      report.payoutReversals += 1
+      paidOut[payout.amount.currency, default: 0] -= payout.amount.minorUnits
+    case .fee:
+      // What the fee took from the balance: the row's net, negated (a refunded fee is positive).
+      let cost = Money(minorUnits: -row.net.minorUnits, currency: row.net.currency)
+      let entry = try store.postProcessorFee(cost, balanceTransactionID: row.balanceTransactionID, paymentID: nil)
+      try store.insertProcessorRow(
+        row, attemptID: nil, outcome: "fee", detail: "the processor's fee of \(cost): posted", feeEntryID: entry)
+      report.feeRows += 1
+      fees[cost.currency, default: 0] += cost.minorUnits
+    case .adjustment, .unposted, .unknown, .compare:
+      // A row that names a charge the ledger knows moves money on that charge: staff must
+      // see it (a refund, a dispute…); nothing is posted.
+      if let named = try store.attemptNamedByAdjustment(row) {
+        report.adjustments += 1
+        try flag(
+          "charge_adjustment", outcome: "adjustment", attemptID: named.attempt.id,
+          "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): nothing posted; staff must record it"
+        )
+        return
+      }
+      switch row.treatment {
+      case .unposted:
+        report.unposted += 1
+        try flag(
+          "unposted_balance_change", outcome: "unposted",
+          "\(row.reportingCategory) of \(row.gross) (net \(row.net)) moves the processor's balance; the ledger does not post it: staff must record it"
+        )
+      case .unknown:
+        report.unposted += 1
+        try flag(
+          "unknown_category", outcome: "unknown_category",
+          "reporting category '\(row.reportingCategory)' is not one the ledger knows; \(row.gross) (net \(row.net)) not posted: staff must look"
+        )
+      default:
+        report.other += 1
+        try store.insertProcessorRow(
+          row, attemptID: nil, outcome: "other",
+          detail: "\(row.reportingCategory) naming no charge of the ledger: kept for the record", feeEntryID: nil)
+      }
+    }
   }
 }

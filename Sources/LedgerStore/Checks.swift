@@ -187,11 +187,36 @@ extension LedgerStore {
       """
       SELECT 'bank line ' || b.id || ' is matched but has ' || count(p.id) || ' payments' AS detail
       FROM bank_statement_lines b LEFT JOIN payments p ON p.bank_line_id = b.id
-      WHERE b.match_status = 'matched' GROUP BY b.id HAVING count(p.id) <> 1
+      WHERE b.match_status = 'matched' GROUP BY b.id HAVING count(p.id) <> CASE WHEN b.match_rule = 'payout' THEN 0 ELSE 1 END
       UNION ALL
       SELECT 'payment ' || p.id || ' comes from bank line ' || b.id || ', which is ' || b.match_status
       FROM payments p JOIN bank_statement_lines b ON b.id = p.bank_line_id
       WHERE b.match_status <> 'matched' OR b.direction <> 'credit' OR b.amount_minor <> p.amount_minor OR b.currency <> p.currency
+      """
+    ),
+    (
+      // A payout (0016_payouts.sql) is posted once, by a `payout` entry that puts its amount
+      // in the bank, and arrives on at most one bank line: a matched credit of its amount
+      // and currency, by the rule `payout`; a reversed payout is never matched.
+      "payout_posted_and_matched_once",
+      """
+      SELECT 'payout ' || p.payout_id || ' of ' || p.amount_minor || ' ' || p.currency || ' has entry ' || p.entry_id
+             || ', which is not a payout putting that amount in the bank' AS detail
+      FROM processor_payouts p
+      WHERE NOT EXISTS (SELECT 1 FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id
+                        WHERE e.id = p.entry_id AND e.kind = 'payout' AND l.ledger_account = 'bank'
+                          AND l.debit_minor = p.amount_minor AND l.currency = p.currency)
+      UNION ALL
+      SELECT 'payout ' || p.payout_id || ' is matched to bank line ' || p.bank_line_id
+             || ', which is not a matched credit of the same amount by the rule payout'
+      FROM processor_payouts p JOIN bank_statement_lines b ON b.id = p.bank_line_id
+      WHERE b.match_status <> 'matched' OR b.match_rule IS NOT 'payout' OR b.direction <> 'credit'
+        OR b.amount_minor <> p.amount_minor OR b.currency <> p.currency
+      UNION ALL
+      SELECT 'bank line ' || b.id || ' is matched to a payout that no payout names'
+      FROM bank_statement_lines b
+      WHERE b.match_rule = 'payout' AND b.match_status = 'matched'
+        AND NOT EXISTS (SELECT 1 FROM processor_payouts p WHERE p.bank_line_id = b.id)
       """
     ),
     (

@@ -31,6 +31,18 @@ public struct AttemptForReport: Sendable, Equatable {
   public let processorRef: String?
 }
 
+/// A payout of the processor's balance, posted from its report.
+public struct PostedPayout: Sendable, Equatable {
+  public let payoutID: String
+  public let balanceTransactionID: String
+  /// What reaches the bank.
+  public let amount: Money
+  public let arrivalDate: String
+  public let entryID: Int64
+  public let reversalEntryID: Int64?
+  public let bankLineID: Int64?
+}
+
 /// The payers the ledger knows, by normalized name and IBAN.
 public struct KnownPayers: Sendable {
   public var names: [String: Set<Int64>] = [:]
@@ -293,21 +305,43 @@ extension LedgerStore {
       processorRef: try row.optionalString("processor_ref"))
   }
 
-  /// The charge attempt a non-charge row (refund, dispute…) names: by idempotency key, by
-  /// its `source_id` or `payment_intent_id` as the attempt's processor reference, else
-  /// through a charge row already imported with that charge or payment intent id.
-  public func attemptNamedByAdjustment(key: String?, sourceID: String?, paymentIntentID: String?) throws
-    -> AttemptForReport?
-  {
-    if let found = try attemptForReport(key: key, processorRef: sourceID) { return found }
-    if let paymentIntentID, let found = try attemptForReport(key: nil, processorRef: paymentIntentID) { return found }
-    guard sourceID != nil || paymentIntentID != nil,
+  /// The charge attempt a report row names: by the ledger's idempotency key, else by the
+  /// processor's references as the attempt stores them (`processor_ref`): `pi_…/ch_…`, the
+  /// charge id or source id alone, the PaymentIntent alone, or any charge of that
+  /// PaymentIntent (`pi_…/…`). Every look-up goes through an index.
+  public func attemptForReportRow(_ row: ProcessorReportRow) throws -> AttemptForReport? {
+    if let key = row.idempotencyKey, let found = try attemptForReport(key: key, processorRef: nil) { return found }
+    var refs: [String] = []
+    for ref in [row.processorRef, row.sourceID, row.chargeID, row.paymentIntentID].compactMap({ $0 })
+    where !refs.contains(ref) {
+      refs.append(ref)
+    }
+    for ref in refs {
+      if let found = try attemptForReport(key: nil, processorRef: ref) { return found }
+    }
+    if let pi = row.paymentIntentID,
+      let id = try db.scalarInt(
+        "SELECT id FROM charge_attempts WHERE processor_ref > ?1 || '/' AND processor_ref < ?1 || '0' ORDER BY id LIMIT 1",
+        pi)
+    {
+      return try attemptForReport(key: nil, processorRef: nil, attemptID: id)
+    }
+    return nil
+  }
+
+  /// The charge attempt a non-charge row (refund, dispute…) names: by idempotency key or
+  /// the processor's references (`attemptForReportRow`), else through a charge row already
+  /// imported with that charge or payment intent id.
+  public func attemptNamedByAdjustment(_ row: ProcessorReportRow) throws -> AttemptForReport? {
+    if let found = try attemptForReportRow(row) { return found }
+    let charge = row.chargeID ?? row.sourceID
+    guard charge != nil || row.paymentIntentID != nil,
       let id = try db.scalarInt(
         """
         SELECT attempt_id FROM processor_report_rows WHERE attempt_id IS NOT NULL AND reporting_category = 'charge'
           AND ((?1 IS NOT NULL AND (source_id = ?1 OR payment_intent_id = ?1)) OR (?2 IS NOT NULL AND payment_intent_id = ?2))
         ORDER BY created LIMIT 1
-        """, sourceID, paymentIntentID)
+        """, charge, row.paymentIntentID)
     else { return nil }
     return try attemptForReport(key: nil, processorRef: nil, attemptID: id)
   }
@@ -401,6 +435,118 @@ extension LedgerStore {
         try $0.string("created_at")
       )
     }
+  }
+
+  // MARK: - Payouts
+
+  static let payoutSelect = """
+    SELECT payout_id, balance_transaction_id, currency, amount_minor, arrival_date, entry_id, reversal_entry_id, bank_line_id
+    FROM processor_payouts
+    """
+
+  func payout(from row: Row) throws -> PostedPayout {
+    PostedPayout(
+      payoutID: try row.string("payout_id"), balanceTransactionID: try row.string("balance_transaction_id"),
+      amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+      arrivalDate: try row.string("arrival_date"), entryID: try row.int("entry_id"),
+      reversalEntryID: try row.optionalInt("reversal_entry_id"), bankLineID: try row.optionalInt("bank_line_id"))
+  }
+
+  /// The payout posted under this id, if any.
+  public func payout(id: String) throws -> PostedPayout? {
+    try db.queryOne(Self.payoutSelect + " WHERE payout_id = ?", id).map(payout(from:))
+  }
+
+  /// Posts a payout row of the report (its report row already stored): bank / processor
+  /// clearing for what reaches the bank, and the payout's own fee, if any, to processor
+  /// fees; what leaves the processor's balance is the row's net.
+  public func postPayout(_ row: ProcessorReportRow, payoutID: String, arrivalDate: String) throws -> PostedPayout {
+    let toBank = Money(minorUnits: -row.gross.minorUnits, currency: row.gross.currency)
+    let outOfBalance = Money(minorUnits: -row.net.minorUnits, currency: row.net.currency)
+    var lines: [JournalLine] = [.debit(.bank, toBank)]
+    if row.fee.minorUnits > 0 { lines.append(.debit(.processorFees, row.fee)) }
+    if row.fee.minorUnits < 0 {
+      lines.append(.credit(.processorFees, Money(minorUnits: -row.fee.minorUnits, currency: row.fee.currency)))
+    }
+    lines.append(.credit(.processorClearing, outOfBalance))
+    let entryID = try post(
+      try JournalEntry(
+        kind: .payout,
+        memo: CardNumberText.masked(
+          "payout \(payoutID) of \(toBank) to the bank, expected \(arrivalDate) (\(row.balanceTransactionID))"),
+        lines: lines))
+    try db.run(
+      """
+      INSERT INTO processor_payouts (payout_id, balance_transaction_id, currency, amount_minor, arrival_date, entry_id, posted_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)
+      """, payoutID, row.balanceTransactionID, toBank.currency.code, toBank.minorUnits, arrivalDate, entryID, now)
+    return PostedPayout(
+      payoutID: payoutID, balanceTransactionID: row.balanceTransactionID, amount: toBank, arrivalDate: arrivalDate,
+      entryID: entryID, reversalEntryID: nil, bankLineID: nil)
+  }
+
+  /// Reverses a payout that failed (its reversal row already stored): the payout's entry
+  /// with every line's side swapped.
+  public func reversePayout(_ payout: PostedPayout, balanceTransactionID: String) throws -> Int64 {
+    var lines: [JournalLine] = []
+    for row in try db.query(
+      "SELECT ledger_account, currency, debit_minor, credit_minor FROM journal_lines WHERE entry_id = ? ORDER BY id",
+      payout.entryID)
+    {
+      let currency = try Currency(code: try row.string("currency"))
+      let account = LedgerAccount(rawValue: try row.string("ledger_account")) ?? .processorClearing
+      let debit = try row.int("debit_minor")
+      let credit = try row.int("credit_minor")
+      lines.append(
+        debit > 0
+          ? .credit(account, Money(minorUnits: debit, currency: currency))
+          : .debit(account, Money(minorUnits: credit, currency: currency)))
+    }
+    let entryID = try post(
+      try JournalEntry(
+        kind: .reversal,
+        memo: CardNumberText.masked(
+          "payout \(payout.payoutID) of \(payout.amount) failed and came back to the processor's balance (\(balanceTransactionID))"
+        ),
+        lines: lines))
+    try db.run(
+      "UPDATE processor_payouts SET reversal_balance_transaction_id = ?, reversal_entry_id = ? WHERE payout_id = ?",
+      balanceTransactionID, entryID, payout.payoutID)
+    return entryID
+  }
+
+  /// The payout, not yet matched nor reversed, that a credit of this amount booked on
+  /// `day` may be: expected within `days` days of it, the closest first, then the oldest.
+  public func waitingPayout(amount: Money, near day: String, withinDays days: Int) throws -> PostedPayout? {
+    try db.queryOne(
+      Self.payoutSelect
+        + """
+         WHERE amount_minor = ?1 AND currency = ?2 AND bank_line_id IS NULL AND reversal_entry_id IS NULL
+          AND arrival_date BETWEEN date(?3, '-' || ?4 || ' days') AND date(?3, '+' || ?4 || ' days')
+        ORDER BY abs(julianday(arrival_date) - julianday(?3)), posted_at, payout_id LIMIT 1
+        """, amount.minorUnits, amount.currency.code, day, days
+    ).map(payout(from:))
+  }
+
+  /// Records that a bank line is a payout's arrival: the line matched by the rule `payout`
+  /// (no payment), the payout linked to it.
+  public func matchPayout(_ payoutID: String, lineID: Int64, note: String) throws {
+    try db.run(
+      "UPDATE processor_payouts SET bank_line_id = ?, matched_at = ? WHERE payout_id = ? AND bank_line_id IS NULL",
+      lineID, now, payoutID)
+    try markBankLine(lineID, status: "matched", invoiceID: nil, rule: "payout", note: note)
+  }
+
+  /// Booked credits still unmatched with this amount and currency: the lines a payout just
+  /// posted may be.
+  public func unmatchedCredits(amount: Money) throws -> [StoredBankLine] {
+    try db.query(
+      Self.bankLineSelect
+        + """
+         WHERE b.amount_minor = ? AND b.currency = ? AND b.direction = 'credit' AND b.match_status = 'unmatched'
+          AND b.is_reversal = 0 AND b.booking_status = 'booked' ORDER BY b.id
+        """, amount.minorUnits, amount.currency.code
+    ).map(bankLine(from:))
   }
 
   /// Records an event about reconciliation; its reason and data, which quote the

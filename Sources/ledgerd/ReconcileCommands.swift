@@ -232,8 +232,15 @@ struct ReconcileCommand: ParsableCommand {
         _ = try database.billing()
         let rejected = (archive as NSString).appendingPathComponent("rejected")
         try fm.createDirectory(atPath: archive, withIntermediateDirectories: true)
-        let names = try fm.contentsOfDirectory(atPath: inbox).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".part") }
+        // Processor reports first, then statements, each in name order: a payout the report
+        // posts is then matched by the statement that shows it arriving, in the same run.
+        let all = try fm.contentsOfDirectory(atPath: inbox).filter { !$0.hasPrefix(".") && !$0.hasSuffix(".part") }
           .sorted()
+        let isReport = Dictionary(
+          uniqueKeysWithValues: all.map {
+            ($0, (try? Reconciler.detect(path: (inbox as NSString).appendingPathComponent($0))) == .processorCSV)
+          })
+        let names = all.filter { isReport[$0] == true } + all.filter { isReport[$0] != true }
         var results: [FileResult] = []
         for name in names {
           let path = (inbox as NSString).appendingPathComponent(name)
@@ -487,6 +494,9 @@ func bankText(_ r: BankImportReport) -> String {
   if r.matchedRecordedPayments > 0 {
     lines.insert("  matched to payments recorded by hand \(r.matchedRecordedPayments) (not booked again)", at: 3)
   }
+  if r.matchedPayouts > 0 {
+    lines.insert("  processor payouts arrived \(r.matchedPayouts)", at: 3)
+  }
   if r.ok {
     lines.append("everything matched")
   } else {
@@ -511,7 +521,14 @@ func processorText(_ r: ProcessorImportReport) -> String {
     "  ledger successes not in it   \(r.missingFromReport)",
     "  charges settled twice        \(r.duplicates)",
     "  refunds, disputes… on charges \(r.adjustments)",
-    "  other rows (payouts, …)      \(r.other)",
+    "  payouts posted               \(r.payouts)"
+      + (r.paidOut.isEmpty
+        ? "" : ": " + r.paidOut.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")),
+    "  payouts failed, reversed     \(r.payoutReversals)",
+    "  payouts found on statements  \(r.payoutsMatchedOnStatements)",
+    "  processor's own fees         \(r.feeRows)",
+    "  balance changes not posted   \(r.unposted)",
+    "  other rows (kept)            \(r.other)",
     "  fees posted                  "
       + (r.fees.isEmpty
         ? "none" : r.fees.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")),

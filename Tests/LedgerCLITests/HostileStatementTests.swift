@@ -277,7 +277,8 @@ import Testing
       "report.csv",
       "balance_transaction_id,created,currency,gross,fee,net,reporting_category\ntxn_1,2026-11-22 00:00:00,eur,-1.00,0.00,-1.00,payout 6011111111111117\n"
     )
-    #expect(try w.ledgerd(["reconcile", "processor", report]).status == 0)
+    // Not a category the ledger knows: a finding (exit 1), stored masked.
+    #expect(try w.ledgerd(["reconcile", "processor", report]).status == 1)
     #expect(try w.scalar("SELECT reporting_category FROM processor_report_rows") == "payout ************1117")
 
     let dump = try w.sqlite(".dump").stdout

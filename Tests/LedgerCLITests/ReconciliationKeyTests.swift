@@ -185,7 +185,7 @@ extension ReconciliationTests {
   /// A second charge row for an attempt another row already settled (in the same report
   /// or a later one) posts no fee and records nothing: a `duplicate_settlement` finding.
   /// A dispute, refund or chargeback naming a known charge (by key, charge id or payment
-  /// intent) is a `charge_adjustment` finding; a payout stays informational.
+  /// intent) is a `charge_adjustment` finding; a payout is posted.
   @Test func processorDuplicatesAndAdjustmentsAreFindings() throws {
     let w = try Workspace()
     let (ok, _) = try processorBook(w)
@@ -205,7 +205,8 @@ extension ReconciliationTests {
     #expect(r["matched"] as? Int == 4)
     #expect(r["duplicates"] as? Int == 1)
     #expect(r["adjustments"] as? Int == 3)
-    #expect(r["other"] as? Int == 1)
+    #expect(r["other"] as? Int == 0)
+    #expect(r["payouts"] as? Int == 1)
     #expect(r["missing_from_report"] as? Int == 0)
     #expect(r["fees"] as? [String: String] == ["EUR": "2.20"])
     let kinds = (r["findings"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }.sorted()
@@ -216,7 +217,7 @@ extension ReconciliationTests {
       try w.scalar(
         "SELECT group_concat(outcome, ',') FROM (SELECT outcome FROM processor_report_rows ORDER BY balance_transaction_id)"
       )
-        == "matched,duplicate,matched,adjustment,matched,adjustment,matched,adjustment,other")
+        == "matched,duplicate,matched,adjustment,matched,adjustment,matched,adjustment,payout")
     // Again: nothing new, the same findings, still a non-zero exit.
     let again = try #require(try w.ledgerd(["reconcile", "processor", file, "--json"]).json() as? [String: Any])
     #expect(again["new_rows"] as? Int == 0)

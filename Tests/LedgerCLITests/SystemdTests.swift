@@ -134,4 +134,29 @@ import Testing
       reconcile.contains("\nUser=ledgerd\n"), "the reconcile job must run as the daemon's user to share its files")
     #expect(reconcile.contains("\nType=oneshot\n"))
   }
+
+  /// The Stripe drop-in (`systemd/ledgerd.service.d/stripe.conf.example`) applied to the
+  /// daemon's unit: the network it opens raises the exposure, which stays at 2.0 or below;
+  /// the key comes in as a credential.
+  @Test func stripeDropInKeepsTheExposureLow() throws {
+    let analyze = try Self.systemdAnalyze()
+    let w = try Workspace()
+    let units = try Self.install(into: w)
+    let root = w.directory + "/root"
+    let system = root + "/etc/systemd/system"
+    try FileManager.default.createDirectory(atPath: system + "/ledgerd.service.d", withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: units + "/ledgerd.service", toPath: system + "/ledgerd.service")
+    let dropIn = try String(
+      contentsOfFile: Self.sourceDirectory + "/ledgerd.service.d/stripe.conf.example", encoding: .utf8)
+    try dropIn.write(toFile: system + "/ledgerd.service.d/stripe.conf", atomically: true, encoding: .utf8)
+    #expect(dropIn.contains("\nLoadCredential=stripe-key:/etc/ledgerd/stripe-key\n"))
+    let outcome = try w.run(
+      analyze, ["security", "--offline=true", "--root=" + root, "--no-pager", "ledgerd.service"])
+    #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
+    let exposure = try #require(Self.overallExposure(outcome.stdout), "\(outcome.stdout)\(outcome.stderr)")
+    print("systemd-analyze security: ledgerd.service with the Stripe drop-in, overall exposure \(exposure)")
+    // The drop-in was read (the network is open) and the rest of the sandbox holds.
+    #expect(outcome.stdout.contains("Service has access to the host's network"), "\(outcome.stdout)")
+    #expect(exposure > 0.2 && exposure <= 2.0, "exposure \(exposure):\n\(outcome.stdout)")
+  }
 }

@@ -54,6 +54,11 @@ import Testing
     let balancesEnd = try #require(
       balances.range(of: "WITHOUT ROWID;", range: balancesTable.upperBound..<balances.endIndex))
     try db.write { db in try db.execute(String(balances[balancesTable.lowerBound..<balancesEnd.upperBound])) }
+    // And `check` reads its payouts (0016): that table too, empty.
+    let payouts = try #require(all.first { $0.version == 16 }).sql
+    let payoutsTable = try #require(payouts.range(of: "CREATE TABLE processor_payouts"))
+    let payoutsEnd = try #require(payouts.range(of: ") STRICT;", range: payoutsTable.upperBound..<payouts.endIndex))
+    try db.write { db in try db.execute(String(payouts[payoutsTable.lowerBound..<payoutsEnd.upperBound])) }
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
