@@ -39,6 +39,29 @@ extension Workspace {
     return path
   }
 
+  /// Starts `serve` (`args`) again and again, each run until no work is left or `seconds`
+  /// pass, then SIGTERM (it must exit 0); at most `starts` times. The work left, and the
+  /// starts made.
+  func serveUntilDone(_ args: [String], environment: [String: String] = [:], starts: Int, seconds: Double) throws
+    -> (remaining: Int, restarts: Int)
+  {
+    var remaining = try remainingWork()
+    var restarts = 0
+    while remaining != 0 && restarts < starts {
+      restarts += 1
+      let serve = try launch(args, environment: environment)
+      let deadline = Date().addingTimeInterval(seconds)
+      repeat {
+        usleep(300_000)
+        remaining = try remainingWork()
+      } while remaining != 0 && Date() < deadline && serve.isRunning
+      kill(serve.processIdentifier, SIGTERM)
+      #expect(waitForExit(serve, seconds: 10))
+      #expect(serve.terminationStatus == 0)
+    }
+    return (remaining, restarts)
+  }
+
   /// Work the daemon still has at the pinned time: due actions and pending attempts.
   func remainingWork() throws -> Int {
     let out = try sqlite(
@@ -93,20 +116,8 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
       #expect(serve.terminationReason == .uncaughtSignal || serve.terminationStatus == 0)
     }
     // Restart until all work at the pinned time is done, then stop it properly.
-    var remaining = try w.remainingWork()
-    var restarts = 0
-    while remaining != 0 && restarts < 20 {
-      restarts += 1
-      let serve = try w.launch(["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": "100"])
-      let deadline = Date().addingTimeInterval(120)
-      repeat {
-        usleep(300_000)
-        remaining = try w.remainingWork()
-      } while remaining != 0 && Date() < deadline && serve.isRunning
-      kill(serve.processIdentifier, SIGTERM)
-      #expect(waitForExit(serve, seconds: 10))
-      #expect(serve.terminationStatus == 0)
-    }
+    let (remaining, restarts) = try w.serveUntilDone(
+      ["serve", "--config", config], environment: ["LEDGERD_TEST_CHECKPOINT_PAGES": "100"], starts: 20, seconds: 120)
     #expect(remaining == 0, "work left after \(restarts) restarts")
 
     let processorDB = w.directory + "/ledger.processor.db"

@@ -40,19 +40,7 @@ import Testing
       serve.waitUntilExit()
     }
     try server.control(#"{"delay_next": null}"#)
-    var remaining = try w.remainingWork()
-    var restarts = 0
-    while remaining != 0 && restarts < 10 {
-      restarts += 1
-      let serve = try w.launch(["serve"])
-      let deadline = Date().addingTimeInterval(60)
-      repeat {
-        usleep(300_000)
-        remaining = try w.remainingWork()
-      } while remaining != 0 && Date() < deadline && serve.isRunning
-      kill(serve.processIdentifier, SIGTERM)
-      #expect(waitForExit(serve, seconds: 10))
-    }
+    let (remaining, restarts) = try w.serveUntilDone(["serve"], starts: 10, seconds: 60)
     #expect(remaining == 0, "work left after \(restarts) restarts")
 
     let charges = try server.charges().filter { $0["status"] as? String == "succeeded" }
