@@ -338,7 +338,8 @@ extension Scheduler {
       let attempt = PendingAttempt(
         id: id, key: key, accountID: round.accountID, cardID: card.id, token: card.token,
         cardLabel: PendingAttempt.cardLabel(brand: card.brand.rawValue, last4: card.last4), amount: amount,
-        invoiceIDs: parts.map(\.id), customer: try store.processorCustomer(account: round.accountID),
+        invoiceIDs: parts.map(\.id),
+        customer: chargesNameTheCustomer ? try store.processorCustomer(account: round.accountID) : nil,
         sentAt: store.clock.now())
       round.tried.insert(card.id)
       round.lastAttempt = id

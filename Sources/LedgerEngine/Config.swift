@@ -48,6 +48,7 @@ public struct LedgerConfig: Sendable, Equatable {
   public func configure(_ scheduler: Scheduler) {
     scheduler.maxInFlight = maxInFlight
     scheduler.batchSize = batchSize
+    scheduler.chargesNameTheCustomer = processorKind == .stripe
   }
 
   /// Reads and checks a config file; every error names the key and the rule.

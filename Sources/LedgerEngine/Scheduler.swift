@@ -67,6 +67,9 @@ public final class Scheduler {
   public let logger: Logger
   /// Most processor calls in flight at once.
   public var maxInFlight = 16
+  /// Whether charges name the account's customer at the processor (Stripe's cards belong
+  /// to a customer; the simulated processor has none, and its charges skip the read).
+  public var chargesNameTheCustomer = false
   /// Most due invoices handled per transaction batch.
   public var batchSize = 500
   /// Asked after each batch: when it answers true, `runDue` returns with what it did so
