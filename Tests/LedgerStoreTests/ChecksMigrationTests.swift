@@ -29,6 +29,52 @@ import Testing
     .map { try $0.string("o") }
   }
 
+  /// Accounts with one card and one 19.00 EUR invoice each, written by the store as the
+  /// scheduler writes them: a card invoice's charge succeeds when `paid(n)` (with the
+  /// processor reference `reference(n)`) and is declined otherwise; an account for which
+  /// `transfer(n)` holds gets a transfer invoice and no charge.
+  static func writeChargedBook(
+    _ store: LedgerStore, accounts: Int, keyPrefix: String, transfer: (Int) -> Bool = { _ in false },
+    paid: (Int) -> Bool, reference: (Int) -> String
+  ) throws {
+    let config = DunningConfig.chargedWhenDue
+    let date = try CivilDate(iso8601: "2026-11-23")
+    for n in 0..<accounts {
+      let account = try store.addAccount(
+        email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
+      let card = try store.addCard(
+        account: account.id,
+        NewCard(
+          token: "tok_ok.\(n)", brand: .mastercard, last4: "4444", expiry: try CardExpiry(parsing: "12/2028"),
+          postalCode: nil, country: "FR"),
+        actor: .customer)
+      let invoice = try store.issueInvoice(
+        try InvoiceDraft(
+          accountID: account.id, currency: .eur,
+          lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
+          issueDate: date, dueDate: date, method: transfer(n) ? .transfer : .card), actor: .staff)
+      guard !transfer(n) else { continue }
+      let charge = try #require(
+        try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
+      try store.write {
+        let key = keyPrefix + String(n)
+        let id = try store.beginAttempt(
+          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
+          key: key, actor: .scheduler)
+        let attempt = PendingAttempt(
+          id: id, key: key, accountID: account.id, cardID: card.id, token: charge.token,
+          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total,
+          invoiceIDs: [invoice.id], sentAt: store.clock.now())
+        if paid(n) {
+          _ = try store.recordChargeSucceeded(attempt, processorRef: reference(n), actor: .scheduler, config: config)
+        } else {
+          try store.recordChargeFailed(
+            attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
+        }
+      }
+    }
+  }
+
   @Test func aLedgerWrittenBeforeItKeepsEveryRowAndEveryRule() throws {
     let directory = NSTemporaryDirectory() + "ledgerd-0005-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -62,42 +108,9 @@ import Testing
 
     // A little of everything, written by the store as it writes a real ledger.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
-    let config = DunningConfig.chargedWhenDue
-    let date = try CivilDate(iso8601: "2026-11-23")
-    for n in 0..<6 {
-      let account = try store.addAccount(
-        email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
-      let card = try store.addCard(
-        account: account.id,
-        NewCard(
-          token: "tok_ok.\(n)", brand: .mastercard, last4: "4444", expiry: try CardExpiry(parsing: "12/2028"),
-          postalCode: nil, country: "FR"),
-        actor: .customer)
-      let invoice = try store.issueInvoice(
-        try InvoiceDraft(
-          accountID: account.id, currency: .eur,
-          lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
-          issueDate: date, dueDate: date, method: n == 5 ? .transfer : .card), actor: .staff)
-      guard n < 5 else { continue }
-      let charge = try #require(
-        try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
-      try store.write {
-        let id = try store.beginAttempt(
-          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
-          key: "ldg_test_\(n)",
-          actor: .scheduler)
-        let attempt = PendingAttempt(
-          id: id, key: "ldg_test_\(n)", accountID: account.id, cardID: card.id, token: charge.token,
-          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total,
-          invoiceIDs: [invoice.id], sentAt: store.clock.now())
-        if n % 2 == 0 {
-          _ = try store.recordChargeSucceeded(attempt, processorRef: "ch_\(n)", actor: .scheduler, config: config)
-        } else {
-          try store.recordChargeFailed(
-            attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
-        }
-      }
-    }
+    try Self.writeChargedBook(
+      store, accounts: 6, keyPrefix: "ldg_test_", transfer: { $0 == 5 }, paid: { $0 % 2 == 0 },
+      reference: { "ch_\($0)" })
     let before = try Self.contents(db)
     let objectsBefore = try Self.objects(db)
     #expect(

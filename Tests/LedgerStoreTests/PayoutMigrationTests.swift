@@ -22,41 +22,8 @@ import Testing
     // A book: invoices, charges (paid and declined), a processor report row with its fee,
     // a bank line matched to a transfer invoice.
     let store = LedgerStore(connection: db, clock: FixedClock(try Instant(iso8601: "2026-11-23T10:00:00Z")))
-    let config = DunningConfig.chargedWhenDue
-    let date = try CivilDate(iso8601: "2026-11-23")
-    for n in 0..<4 {
-      let account = try store.addAccount(
-        email: "c\(n)@example.fr", name: "C \(n)", locale: .fr, planCode: "free", actor: .staff)
-      let card = try store.addCard(
-        account: account.id,
-        NewCard(
-          token: "tok_ok.\(n)", brand: .visa, last4: "4242", expiry: try CardExpiry(parsing: "12/2028"),
-          postalCode: nil, country: "FR"),
-        actor: .customer)
-      let invoice = try store.issueInvoice(
-        try InvoiceDraft(
-          accountID: account.id, currency: .eur,
-          lines: [InvoiceLineDraft(description: "Plan", unitAmount: Money(minorUnits: 1900, currency: .eur))],
-          issueDate: date, dueDate: date, method: .card), actor: .staff)
-      let charge = try #require(
-        try store.chargeableCards(account: account.id, config: config).first { $0.id == card.id })
-      try store.write {
-        let id = try store.beginAttempt(
-          account: account.id, card: charge, amount: invoice.total, invoices: [(invoice.id, invoice.total.minorUnits)],
-          key: "ldg_mig_\(n)", actor: .scheduler)
-        let attempt = PendingAttempt(
-          id: id, key: "ldg_mig_\(n)", accountID: account.id, cardID: card.id, token: charge.token,
-          cardLabel: PendingAttempt.cardLabel(brand: charge.brand.rawValue, last4: charge.last4), amount: invoice.total,
-          invoiceIDs: [invoice.id], sentAt: store.clock.now())
-        if n < 3 {
-          _ = try store.recordChargeSucceeded(
-            attempt, processorRef: "pi_\(n)/ch_\(n)", actor: .scheduler, config: config)
-        } else {
-          try store.recordChargeFailed(
-            attempt, status: .declined, rawCode: "insufficient_funds", reason: .insufficientFunds, actor: .scheduler)
-        }
-      }
-    }
+    try ChecksMigrationTests.writeChargedBook(
+      store, accounts: 4, keyPrefix: "ldg_mig_", paid: { $0 < 3 }, reference: { "pi_\($0)/ch_\($0)" })
     let eur = Currency.eur
     try store.write {
       let fee = try store.postProcessorFee(
