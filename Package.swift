@@ -14,6 +14,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
     .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
   ],
   targets: [
     // The system libsqlite3, reached through a module map (see Sources/CSQLite).
@@ -51,6 +54,7 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Metrics", package: "swift-metrics"),
       ]
     ),
     // The Stripe adapter: PaymentIntents over HTTPS, on the engine's processor interface.
@@ -64,10 +68,24 @@ let package = Package(
         .product(name: "NIOHTTP1", package: "swift-nio"),
       ]
     ),
+    // The HTTP API inside `ledgerd serve`: keys and roles, the resources, Stripe's webhooks in,
+    // the metrics and health endpoints, and the OpenAPI document.
+    .target(
+      name: "LedgerAPI",
+      dependencies: [
+        "LedgerCore", "LedgerStore", "LedgerEngine",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ]
+    ),
     .executableTarget(
       name: "ledgerd",
       dependencies: [
         "LedgerCore", "LedgerStore", "LedgerSQLite", "LedgerSimulator", "LedgerEngine", "LedgerMail", "LedgerStripe",
+        "LedgerAPI",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

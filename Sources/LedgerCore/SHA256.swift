@@ -85,3 +85,40 @@ public enum SHA256 {
 
   private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }
+
+/// HMAC-SHA256 (RFC 2104): what Stripe signs its webhooks with, and what ledgerd signs its
+/// own with (Standard Webhooks).
+public enum HMACSHA256 {
+  /// The 32-byte authentication code of `message` under `key`.
+  public static func code<Key: Collection, Message: Collection>(key: Key, message: Message) -> [UInt8]
+  where Key.Element == UInt8, Message.Element == UInt8 {
+    var block = key.count > 64 ? SHA256.digest(key) : Array(key)
+    block += [UInt8](repeating: 0, count: 64 - block.count)
+    var inner = block.map { $0 ^ 0x36 }
+    inner.append(contentsOf: message)
+    var outer = block.map { $0 ^ 0x5c }
+    outer.append(contentsOf: SHA256.digest(inner))
+    return SHA256.digest(outer)
+  }
+
+  /// The code as lowercase hexadecimal (Stripe's `v1=` values).
+  public static func hex<Key: Collection, Message: Collection>(key: Key, message: Message) -> String
+  where Key.Element == UInt8, Message.Element == UInt8 {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for byte in code(key: key, message: message) {
+      out.append(digits[Int(byte >> 4)])
+      out.append(digits[Int(byte & 0xF)])
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// Compares two codes in time that does not depend on where they differ.
+  public static func equal<A: Collection, B: Collection>(_ a: A, _ b: B) -> Bool
+  where A.Element == UInt8, B.Element == UInt8 {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for (x, y) in zip(a, b) { difference |= x ^ y }
+    return difference == 0
+  }
+}

@@ -47,6 +47,11 @@ public final class LedgerStore {
     case readOnly
   }
 
+  /// Who, beyond the actor, makes the changes this connection writes now: the HTTP API sets
+  /// it to the key a request came with, so that every event the request causes names the key
+  /// in its reason and in its data (`api_key`).
+  public var eventSource: (key: String, describing: String)?
+
   package init(connection: Connection, clock: LedgerClock) {
     self.db = connection
     self.clock = clock
@@ -247,6 +252,12 @@ public final class LedgerStore {
   public func recordEvent(
     account: Int64?, invoice: Int64? = nil, actor: Actor, kind: String, reason: String, data: [String: String] = [:]
   ) throws {
+    var reason = reason
+    var data = data
+    if let source = eventSource {
+      reason += " (\(source.describing))"
+      data["api_key"] = source.key
+    }
     try db.run(
       "INSERT INTO events (at, account_id, invoice_id, actor, kind, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
       now, account, invoice, actor.rawValue, kind, reason, try jsonText(data))

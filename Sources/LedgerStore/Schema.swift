@@ -29,6 +29,7 @@ public enum LedgerSchema {
     ("0014_maintained_balances.sql", PackageResources._014_maintained_balances_sql),
     ("0015_processor_customers.sql", PackageResources._015_processor_customers_sql),
     ("0016_payouts.sql", PackageResources._016_payouts_sql),
+    ("0017_http_api.sql", PackageResources._017_http_api_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -42,3 +42,30 @@ import Testing
     #expect(SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: length)) == hex)
   }
 }
+
+/// HMAC-SHA256 against RFC 4231's test cases 1, 2 and 6 (a key longer than a block).
+@Suite struct HMACSHA256Tests {
+  @Test(arguments: [
+    (
+      [UInt8](repeating: 0x0b, count: 20), "Hi There",
+      "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+    ),
+    (
+      Array("Jefe".utf8), "what do ya want for nothing?",
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    ),
+    (
+      [UInt8](repeating: 0xaa, count: 131), "Test Using Larger Than Block-Size Key - Hash Key First",
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    ),
+  ])
+  func rfc4231(key: [UInt8], message: String, expected: String) {
+    #expect(HMACSHA256.hex(key: key, message: Array(message.utf8)) == expected)
+  }
+
+  @Test func comparesWholeCodes() {
+    #expect(HMACSHA256.equal(Array("abc".utf8), Array("abc".utf8)))
+    #expect(!HMACSHA256.equal(Array("abc".utf8), Array("abd".utf8)))
+    #expect(!HMACSHA256.equal(Array("abc".utf8), Array("ab".utf8)))
+  }
+}
