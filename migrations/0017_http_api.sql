@@ -1,17 +1,20 @@
 -- The HTTP API inside `ledgerd serve`: its keys, the answers kept for Idempotency-Key, the
 -- processor's webhook events received, and the webhooks ledgerd sends to the host.
 
--- API keys, created by `ledgerd api-key create`. The key itself is shown once and never
+-- API keys, created by `ledgerd api-key create` and revoked by `ledgerd api-key revoke`. The key itself is shown once and never
 -- kept: only its SHA-256 (a key is 32 random bytes, so a plain digest cannot be reversed by
 -- guessing). `prefix` is the key's first characters, for staff to tell keys apart.
 CREATE TABLE api_keys (
   id             INTEGER PRIMARY KEY,
   name           TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 64),
   role           TEXT NOT NULL CHECK (role = 'customer' OR role = 'staff' OR role = 'read'),
+  -- A customer key (a dashboard acting for one customer) acts on its own account only.
+  account_id     INTEGER REFERENCES accounts (id),
   prefix         TEXT NOT NULL CHECK (length(prefix) BETWEEN 8 AND 16),
   secret_sha256  TEXT NOT NULL UNIQUE CHECK (length(secret_sha256) = 64),
   created_at     TEXT NOT NULL,
-  revoked_at     TEXT
+  revoked_at     TEXT,
+  CHECK ((role = 'customer') = (account_id IS NOT NULL))
 ) STRICT;
 
 -- The first answer to a POST under an Idempotency-Key, written in the same transaction as

@@ -11,16 +11,17 @@ public actor RateLimiter {
 
   public init(perSecond: Int) { interval = .seconds(1) / max(perSecond, 1) }
 
-  /// Waits for the next call's turn.
-  public func acquire() async {
+  /// Waits for the next call's turn; returns how long it waited.
+  @discardableResult
+  public func acquire() async -> Duration {
     let now = ContinuousClock.now
     let start = max(now, nextStart)
     nextStart = start + interval
-    if start > now {
-      waited += start - now
-      waits += 1
-      try? await Task.sleep(until: start, clock: .continuous)
-    }
+    guard start > now else { return .zero }
+    waited += start - now
+    waits += 1
+    try? await Task.sleep(until: start, clock: .continuous)
+    return start - now
   }
 
   /// The processor said "too many requests": no call starts for `pause`, whichever

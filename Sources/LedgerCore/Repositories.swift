@@ -77,6 +77,8 @@ public protocol AttemptRepository {
   ) throws -> AttemptAdoption
   /// Every attempt still pending, oldest first.
   func pendingAttempts() throws -> [PendingAttempt]
+  /// What the processor's webhooks told of attempts still pending, by attempt id.
+  func processorEventOutcomes() throws -> [Int64: ChargeOutcome]
   /// The account's cards that may be charged now in the seeds' order, and the availability
   /// they come from.
   func chargeOptions(account: Int64, config: DunningConfig) throws -> (

@@ -130,6 +130,8 @@ extension Scheduler {
         group.addTask {
           while let request = await queue.next() {
             let outcome: ChargeOutcome?
+            let started = ContinuousClock.now
+            defer { LedgerMetrics.chargeAnswered(outcome, after: ContinuousClock.now - started) }
             do {
               outcome = try await processor.charge(request)
             } catch let defect as ProcessorDefect {

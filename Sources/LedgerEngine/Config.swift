@@ -41,8 +41,21 @@ public struct LedgerConfig: Sendable, Equatable {
   public var slowMilliseconds = 1_500
   public var timeoutMilliseconds = 200
   public var mail = MailConfig()
+  /// The HTTP API inside `ledgerd serve`.
+  public var api = APISettings()
 
   public init() {}
+
+  /// A card's processor token as the configured processor takes it: a Stripe PaymentMethod
+  /// (`pm_…`) under Stripe, else one of the simulated processor's tokens; never a card number.
+  public func cardToken(_ raw: String, field: String = "--token") throws -> String {
+    do {
+      if processorKind == .stripe || raw.hasPrefix("pm_") { return try CardRules.paymentMethod(raw) }
+      return try CardRules.token(raw)
+    } catch let error as InputError {
+      throw InputError(field: field, rule: error.rule)
+    }
+  }
 
   /// A scheduler on `store` with this configuration's processor limits and batch size.
   public func configure(_ scheduler: Scheduler) {
@@ -65,7 +78,7 @@ public struct LedgerConfig: Sendable, Equatable {
     }
     let reader = Reader(object: root, path: "")
     var config = LedgerConfig()
-    try reader.known(["dunning", "transfers", "subscriptions", "processor", "daemon", "mail"])
+    try reader.known(["dunning", "transfers", "subscriptions", "processor", "daemon", "mail", "api"])
     if let d = try reader.section("dunning") {
       try d.known([
         "grace_days", "retry_days", "reminder_days", "transient_retry_hours", "fraud_pause_hours", "downgrade_plan",
@@ -181,6 +194,32 @@ public struct LedgerConfig: Sendable, Equatable {
     if let mail = try reader.section("mail") {
       try config.mail.read(mail)
     }
+    if let api = try reader.section("api") {
+      try api.known(["enabled", "socket", "socket_mode", "listen", "stripe_webhook_secret_file"])
+      try api.bool("enabled", into: &config.api.enabled)
+      var socket = ""
+      try api.string("socket", into: &socket)
+      if !socket.isEmpty {
+        guard socket.hasPrefix("/"), socket.utf8.count < 108 else {
+          throw InputError(field: "api.socket", rule: "'\(socket)' must be an absolute path shorter than 108 bytes")
+        }
+        config.api.socketPath = socket
+      }
+      var mode = ""
+      try api.string("socket_mode", into: &mode)
+      if !mode.isEmpty {
+        guard mode.count == 4, mode.hasPrefix("0"), let value = Int(mode, radix: 8) else {
+          throw InputError(field: "api.socket_mode", rule: "'\(mode)' must be an octal mode such as \"0660\"")
+        }
+        config.api.socketMode = value
+      }
+      var listen = ""
+      try api.string("listen", into: &listen)
+      if !listen.isEmpty { config.api.listen = try APISettings.address(listen) }
+      var secretFile = ""
+      try api.string("stripe_webhook_secret_file", into: &secretFile)
+      if !secretFile.isEmpty { config.api.stripeWebhookSecretFile = secretFile }
+    }
     return config
   }
 
@@ -198,7 +237,7 @@ public struct LedgerConfig: Sendable, Equatable {
 
   /// Typed access to one JSON object, naming `section.key` in every error.
   /// A parsed JSON value that keeps booleans, numbers and strings apart.
-  enum JSONValue: Decodable {
+  public enum JSONValue: Decodable, Sendable, Equatable {
     case bool(Bool)
     case int(Int)
     case number(Double)
@@ -207,7 +246,7 @@ public struct LedgerConfig: Sendable, Equatable {
     case object([String: JSONValue])
     case null
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
       let c = try decoder.singleValueContainer()
       if c.decodeNil() {
         self = .null
@@ -450,5 +489,59 @@ public struct StripeSettings: Sendable, Equatable {
         rule: "'\(raw)' must use https (plain http only to 127.0.0.1, ::1 or localhost, for a local emulator)")
     }
     return base
+  }
+}
+
+/// Where the HTTP API listens, and what it trusts.
+public struct APISettings: Sendable, Equatable {
+  /// Off: `serve` runs without the API.
+  public var enabled = true
+  /// The Unix socket (default: `$RUNTIME_DIRECTORY/api.sock` under systemd, else
+  /// `<db>.api.sock` beside the ledger).
+  public var socketPath: String?
+  /// The socket's mode; its group is the daemon's.
+  public var socketMode = 0o660
+  /// A TCP address as well, only when configured ("127.0.0.1:8080").
+  public var listen: (host: String, port: Int)? {
+    get { listenHost.map { ($0, listenPort) } }
+    set {
+      listenHost = newValue?.host
+      listenPort = newValue?.port ?? 0
+    }
+  }
+  var listenHost: String?
+  var listenPort = 0
+  /// Stripe's webhook signing secrets (`whsec_…`, one per line: two during a rotation);
+  /// `$CREDENTIALS_DIRECTORY/stripe-webhook-secret` wins when present.
+  public var stripeWebhookSecretFile: String?
+
+  public init() {}
+
+  public static func == (a: APISettings, b: APISettings) -> Bool {
+    a.enabled == b.enabled && a.socketPath == b.socketPath && a.socketMode == b.socketMode
+      && a.listenHost == b.listenHost && a.listenPort == b.listenPort
+      && a.stripeWebhookSecretFile == b.stripeWebhookSecretFile
+  }
+
+  /// "HOST:PORT", the host an IPv4 address, `[IPv6]` or a name.
+  static func address(_ text: String) throws -> (host: String, port: Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (1...65_535).contains(port)
+    else {
+      throw InputError(field: "api.listen", rule: "'\(text)' must be HOST:PORT with a port from 1 to 65535")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { throw InputError(field: "api.listen", rule: "'\(text)' names no host") }
+    return (host, port)
+  }
+
+  /// The socket's path for the ledger at `databasePath`.
+  public func socket(databasePath: String) -> String {
+    if let socketPath { return socketPath }
+    if let runtime = ProcessInfo.processInfo.environment["RUNTIME_DIRECTORY"], !runtime.isEmpty {
+      return runtime.split(separator: ":").first.map { "\($0)/api.sock" } ?? runtime + "/api.sock"
+    }
+    return (databasePath.hasSuffix(".db") ? String(databasePath.dropLast(3)) : databasePath) + ".api.sock"
   }
 }

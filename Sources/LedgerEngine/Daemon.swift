@@ -36,6 +36,8 @@ public struct LedgerDaemon: Service {
   /// Between ticks, the WAL left by anyone's commits is checkpointed (truncated) under the
   /// write lock at most this often.
   public var idleCheckpointInterval: Duration = .seconds(5)
+  /// What `/readyz` reads: serving, and how the last tick ended.
+  public var health = DaemonHealth()
 
   public init(
     databasePath: String, config: LedgerConfig, clock: LedgerClock, notifier: SystemdNotifier, logger: Logger,
@@ -117,6 +119,7 @@ public struct LedgerDaemon: Service {
       throw stopping(error, store: store)
     }
     lastEvent = try logEvents(store, after: lastEvent)
+    health.setServing(true)
     notifier.ready(status: "serving \(databasePath)")
     logger.notice("serving \(databasePath)")
 
@@ -148,6 +151,7 @@ public struct LedgerDaemon: Service {
     }
     delivery.cancel()
     await delivery.value
+    health.setServing(false)
     notifier.stopping()
     if let fatal { throw stopping(fatal, store: store) }
     logger.notice("stopped (checkpoints while serving: \(store.compactionSummary))")
@@ -179,7 +183,10 @@ public struct LedgerDaemon: Service {
           // Attempts left pending by a tick that failed after its processor calls (the
           // loop runs one tick at a time, so none is in flight here), resolved by their
           // keys and recorded with the first batch due.
+          let tickStart = ContinuousClock.now
           let report = try await scheduler.runDue(recording: try await scheduler.pendingAnswers())
+          LedgerMetrics.tick(report, after: ContinuousClock.now - tickStart)
+          health.tickEnded(succeeded: true)
           if report.recoveredPending > 0 {
             logger.notice("resolved \(report.recoveredPending) pending charge attempt(s)")
           }
@@ -199,6 +206,8 @@ public struct LedgerDaemon: Service {
           // attempts it left pending are resolved by their keys at once, not at the next
           // start, so a charge the processor made is recorded now.
           logger.error("tick failed: \(String(describing: error))")
+          LedgerMetrics.tick(nil, after: .zero)
+          health.tickEnded(succeeded: false)
           pauseUntil = ContinuousClock.now + failedTickPause
           do {
             let resolved = try await scheduler.recoverPending()
@@ -379,4 +388,33 @@ public struct LedgerDaemon: Service {
     }
     return last
   }
+}
+
+/// The daemon's state as the HTTP API's `/readyz` reports it: the ledger open and serving,
+/// and the last tick succeeded.
+public final class DaemonHealth: Sendable {
+  private let serving = Atomic<Bool>(false)
+  private let lastTickFailed = Atomic<Bool>(false)
+  private let ticks = Atomic<Int>(0)
+
+  public init() {}
+
+  func setServing(_ value: Bool) { serving.store(value, ordering: .sequentiallyConsistent) }
+
+  func tickEnded(succeeded: Bool) {
+    lastTickFailed.store(!succeeded, ordering: .sequentiallyConsistent)
+    ticks.add(1, ordering: .sequentiallyConsistent)
+  }
+
+  /// Nil when ready; else why not.
+  public var notReadyReason: String? {
+    if !serving.load(ordering: .sequentiallyConsistent) {
+      return "the daemon is not serving yet (starting, waiting for the processor, or stopping)"
+    }
+    if lastTickFailed.load(ordering: .sequentiallyConsistent) { return "the last tick failed" }
+    return nil
+  }
+
+  /// Ticks run since the start.
+  public var tickCount: Int { ticks.load(ordering: .sequentiallyConsistent) }
 }

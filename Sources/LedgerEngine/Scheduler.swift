@@ -172,13 +172,26 @@ public final class Scheduler {
   /// Every pending attempt with the processor's answer about its key; none when the
   /// processor cannot be asked now (they wait for the next try).
   public func pendingAnswers() async throws -> [RecoveryAnswer] {
-    let pending = try store.pendingAttempts()
-    guard !pending.isEmpty else { return [] }
+    var pending = try store.pendingAttempts()
+    // What the processor's webhooks said of an attempt (`POST /webhooks/stripe`) answers it
+    // without asking. Only this loop records charges, and nothing is in flight while it
+    // runs, so an outcome told by a webhook and by the call's own answer is recorded once.
+    let told = try store.processorEventOutcomes()
+    var answers: [RecoveryAnswer] = []
+    if !told.isEmpty {
+      pending.removeAll { attempt in
+        guard let outcome = told[attempt.id] else { return false }
+        if case .inProgress(let reference) = outcome, reference == attempt.processorRef { return false }
+        answers.append((attempt: attempt, outcome: outcome))
+        logger.info("pending attempt \(attempt.id) (\(attempt.key)) answered by the processor's webhook")
+        return true
+      }
+    }
+    guard !pending.isEmpty else { return answers }
     let ledgerID = try store.read { try store.ledgerID() }
     let lookups = pending.map {
       ChargeLookup(request: request(for: $0, ledgerID: ledgerID), sentAt: $0.sentAt, reference: $0.processorRef)
     }
-    var answers: [RecoveryAnswer] = []
     var unanswered = 0
     for (attempt, answer) in zip(pending, await processor.lookup(lookups, now: store.clock.now())) {
       switch answer {

@@ -193,7 +193,7 @@ public final class StripeProcessor: PaymentProcessor {
   /// One HTTP exchange through the rate limiter: the status and body, or
   /// `ProcessorUnreachable` when no answer came (refused, lost, past the timeout).
   func exchange(_ method: HTTPMethod, _ path: String, body: String?, key: String?) async throws -> (Int, [UInt8]) {
-    await limiter.acquire()
+    LedgerMetrics.rateLimitWait(await limiter.acquire())
     var request = HTTPClientRequest(url: base + path)
     request.method = method
     request.headers.add(name: "Authorization", value: "Bearer " + self.key.value)

@@ -203,6 +203,5 @@ struct CardResult: Encodable {
 /// A card's token as the configured processor has it: with Stripe, a PaymentMethod id
 /// (`pm_…`); any token that claims to be one must be well formed.
 func cardToken(_ raw: String, _ config: LedgerConfig) throws -> String {
-  if config.processorKind == .stripe || raw.hasPrefix("pm_") { return try CardRules.paymentMethod(raw) }
-  return try CardRules.token(raw)
+  try config.cardToken(raw)
 }

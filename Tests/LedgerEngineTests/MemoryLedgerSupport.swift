@@ -234,6 +234,8 @@ final class MemoryLedger: SchedulerRepository {
     try hasAttempt(key: key) ? .known : .foreign("a book in memory has no charges elsewhere")
   }
 
+  func processorEventOutcomes() throws -> [Int64: ChargeOutcome] { [:] }
+
   func pendingAttempts() throws -> [PendingAttempt] {
     book.attempts.values.filter { $0.status == .pending }.sorted { $0.id < $1.id }.map(pending)
   }
