@@ -107,3 +107,6 @@ BEGIN
     AND (json_array_length(e.event_types) = 0
          OR EXISTS (SELECT 1 FROM json_each(e.event_types) WHERE json_each.value = t.type));
 END;
+
+-- `/metrics` counts accounts by status at each scrape: from this index, not the table.
+CREATE INDEX accounts_status ON accounts (status);

@@ -112,3 +112,13 @@ public enum Posting {
       .reversal(kind: .invoiceVoided, memo: "invoice \(number) voided")
   }
 }
+
+extension Posting {
+  /// A card payment refunded at the processor: the money leaves the processor's balance and
+  /// the revenue it earned is taken back. The invoice stays as it was; staff decide what
+  /// else the refund means (a finding).
+  public static func cardRefund(amount: Money, memo: String) throws -> JournalEntry {
+    try JournalEntry(
+      kind: .refund, memo: memo, lines: [.debit(.revenue, amount), .credit(.processorClearing, amount)])
+  }
+}

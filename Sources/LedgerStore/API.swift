@@ -20,6 +20,12 @@ public struct IdempotentAnswer: Sendable, Equatable {
   public let requestSHA256: String
   public let status: Int
   public let body: String
+
+  public init(requestSHA256: String, status: Int, body: String) {
+    self.requestSHA256 = requestSHA256
+    self.status = status
+    self.body = body
+  }
 }
 
 /// One charge attempt of an account, with the reason it failed, for the API and dashboards.
@@ -183,9 +189,13 @@ extension LedgerStore {
     throws
   {
     let since = Instant(secondsSinceEpoch: clock.now().secondsSinceEpoch - window).iso8601
-    _ = try db.run("DELETE FROM api_idempotency WHERE api_key_id = ? AND key = ? AND created_at < ?", apiKey, key, since)
     _ = try db.run(
-      "DELETE FROM api_idempotency WHERE rowid IN (SELECT rowid FROM api_idempotency WHERE created_at < ? LIMIT 100)",
+      "DELETE FROM api_idempotency WHERE api_key_id = ? AND key = ? AND created_at < ?", apiKey, key, since)
+    _ = try db.run(
+      """
+      DELETE FROM api_idempotency WHERE (api_key_id, key) IN
+        (SELECT api_key_id, key FROM api_idempotency WHERE created_at < ? LIMIT 100)
+      """,
       since)
     try db.run(
       "INSERT INTO api_idempotency (api_key_id, key, request_sha256, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -234,11 +244,14 @@ extension LedgerStore {
     ).map { row in
       let reason = try row.optionalString("reason").flatMap(DeclineReason.init(rawValue:))
       return ChargeAttemptView(
-        id: try row.int("id"), createdAt: try row.string("created_at"), resolvedAt: try row.optionalString("resolved_at"),
+        id: try row.int("id"), createdAt: try row.string("created_at"),
+        resolvedAt: try row.optionalString("resolved_at"),
         cardID: try row.int("card_id"), card: try row.string("card"),
         invoices: (try row.optionalString("invoices") ?? "").split(separator: ",").map(String.init),
-        amount: Money(minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
-        status: AttemptStatus(rawValue: try row.string("status")) ?? .pending, rawCode: try row.optionalString("raw_code"),
+        amount: Money(
+          minorUnits: try row.int("amount_minor"), currency: try Currency(code: try row.string("currency"))),
+        status: AttemptStatus(rawValue: try row.string("status")) ?? .pending,
+        rawCode: try row.optionalString("raw_code"),
         reason: reason, retryClass: reason?.retryClass, processorRef: try row.optionalString("processor_ref"))
     }
   }
@@ -285,17 +298,20 @@ extension LedgerStore {
       try db.run(
         """
         INSERT INTO processor_events (event_id, type, object_id, created, received_at, attempt_id, outcome, reference,
-                                      raw_code, amount_minor, currency)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING
+                                      raw_code, amount_minor, currency, applied_at, result)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING
         """, event.id, event.type, event.objectID, event.created, now, event.attemptID, event.outcome, event.reference,
-        event.rawCode, event.amount?.minorUnits, event.amount?.currency.code) == 1
+        event.rawCode, event.amount?.minorUnits, event.amount?.currency.code,
+        event.attemptID == nil || event.outcome == nil ? now : nil,
+        event.attemptID == nil || event.outcome == nil ? "nothing to apply" : nil) == 1
     }
   }
 
   /// The attempt a charge at the processor answers, if it is this ledger's.
   public func attemptID(processorRef: String) throws -> Int64? {
     try db.scalarInt(
-      "SELECT id FROM charge_attempts WHERE processor_ref = ? OR processor_ref LIKE ? ORDER BY id LIMIT 1", processorRef,
+      "SELECT id FROM charge_attempts WHERE processor_ref = ? OR processor_ref LIKE ? ORDER BY id LIMIT 1",
+      processorRef,
       processorRef + "/%")
   }
 }
@@ -311,12 +327,12 @@ extension LedgerStore {
     }
     _ = try write {
       try db.run(
-      """
-      UPDATE processor_events SET applied_at = ?,
-        result = 'attempt ' || attempt_id || ' ' || (SELECT status FROM charge_attempts c WHERE c.id = attempt_id)
-      WHERE applied_at IS NULL AND attempt_id IS NOT NULL
-        AND (SELECT status FROM charge_attempts c WHERE c.id = attempt_id) <> 'pending'
-      """, now)
+        """
+        UPDATE processor_events SET applied_at = ?,
+          result = 'attempt ' || attempt_id || ' ' || (SELECT status FROM charge_attempts c WHERE c.id = attempt_id)
+        WHERE applied_at IS NULL AND attempt_id IS NOT NULL
+          AND (SELECT status FROM charge_attempts c WHERE c.id = attempt_id) <> 'pending'
+        """, now)
     }
     var outcomes: [Int64: ChargeOutcome] = [:]
     for row in try db.query(
@@ -337,5 +353,131 @@ extension LedgerStore {
       }
     }
     return outcomes
+  }
+}
+
+/// What `/metrics` reads from the file at each scrape: the backlogs and states that other
+/// processes change too (so no in-process counter could know them).
+public struct LedgerFigures: Sendable {
+  public var pendingAttempts: Int64 = 0
+  public var accountsByStatus: [String: Int64] = [:]
+  public var outboxBacklog: Int64 = 0
+  public var webhookDeliveries: [String: Int64] = [:]
+  public var bankLines: [String: Int64] = [:]
+  public var processorEventsWaiting: Int64 = 0
+}
+
+extension LedgerStore {
+  public func figures() throws -> LedgerFigures {
+    try read {
+      var figures = LedgerFigures()
+      figures.pendingAttempts = try db.scalarInt("SELECT count(*) FROM charge_attempts WHERE status = 'pending'") ?? 0
+      for row in try db.query("SELECT status, count(*) AS n FROM accounts GROUP BY status") {
+        figures.accountsByStatus[try row.string("status")] = try row.int("n")
+      }
+      figures.outboxBacklog =
+        try db.scalarInt("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL") ?? 0
+      for row in try db.query(
+        "SELECT status, count(*) AS n FROM webhook_deliveries WHERE status <> 'delivered' GROUP BY status")
+      {
+        figures.webhookDeliveries[try row.string("status")] = try row.int("n")
+      }
+      for row in try db.query("SELECT match_status, count(*) AS n FROM bank_statement_lines GROUP BY match_status") {
+        figures.bankLines[try row.string("match_status")] = try row.int("n")
+      }
+      figures.processorEventsWaiting =
+        try db.scalarInt("SELECT count(*) FROM processor_events WHERE applied_at IS NULL") ?? 0
+      return figures
+    }
+  }
+}
+
+extension LedgerStore {
+  /// The attempt a charge at the processor belongs to: by the PaymentIntent or charge id it
+  /// was recorded with (`pi_…/ch_…`).
+  public func attempt(processorObject id: String) throws -> (id: Int64, account: Int64, amount: Money)? {
+    try db.queryOne(
+      """
+      SELECT id, account_id, amount_minor, currency FROM charge_attempts
+      WHERE processor_ref = ?1 OR processor_ref LIKE ?1 || '/%' OR processor_ref LIKE '%/' || ?1 ORDER BY id LIMIT 1
+      """, id
+    ).map {
+      (
+        try $0.int("id"), try $0.int("account_id"),
+        Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency")))
+      )
+    }
+  }
+
+  /// The attempt a PaymentIntent's metadata names, if it is this ledger's and the key matches.
+  public func attempt(id: Int64, key: String) throws -> (account: Int64, amount: Money)? {
+    try db.queryOne(
+      "SELECT account_id, amount_minor, currency FROM charge_attempts WHERE id = ? AND idempotency_key = ?", id, key
+    ).map {
+      (
+        try $0.int("account_id"),
+        Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency")))
+      )
+    }
+  }
+
+  /// Keeps a refund told by the processor: the part of `refundedTotal` (the charge's
+  /// refunds so far) not yet recorded is posted as a refund entry, an event tells staff, and
+  /// the event is kept under its id. A repeated or older event posts nothing.
+  public func recordProcessorRefund(
+    event: ProcessorEvent, charge: String, refundedTotal: Money, attempt: (id: Int64, account: Int64)?
+  ) throws -> String {
+    try write {
+      let before =
+        try db.scalarInt(
+          "SELECT coalesce(max(amount_minor), 0) FROM processor_events WHERE type = 'charge.refunded' AND object_id = ?",
+          charge) ?? 0
+      let increment = refundedTotal.minorUnits - before
+      let result: String
+      if increment > 0 {
+        let amount = Money(minorUnits: increment, currency: refundedTotal.currency)
+        _ = try post(try Posting.cardRefund(amount: amount, memo: "refund of \(amount) on \(charge) (\(event.id))"))
+        try recordEvent(
+          account: attempt?.account, actor: .system, kind: "payment_refunded",
+          reason:
+            "the processor refunded \(amount) of charge \(charge) (refunded in all: \(refundedTotal)); for staff: decide whether the invoice is owed again",
+          data: ["charge": charge, "event": event.id, "attempt_id": attempt.map { String($0.id) } ?? ""])
+        result = "refund of \(amount) posted"
+      } else {
+        result = "refund already recorded"
+      }
+      try db.run(
+        """
+        INSERT INTO processor_events (event_id, type, object_id, created, received_at, amount_minor, currency, applied_at, result)
+        VALUES (?, 'charge.refunded', ?, ?, ?, ?, ?, ?, ?)
+        """, event.id, charge, event.created, now, max(before, refundedTotal.minorUnits), refundedTotal.currency.code,
+        now, result)
+      return result
+    }
+  }
+
+  /// Keeps a dispute told by the processor as a finding for staff.
+  public func recordProcessorDispute(
+    event: ProcessorEvent, charge: String, amount: Money, reason: String, account: Int64?
+  )
+    throws
+  {
+    try write {
+      try recordEvent(
+        account: account, actor: .system, kind: "payment_disputed",
+        reason:
+          "the cardholder disputed \(amount) of charge \(charge) (\(reason)); for staff: answer it at the processor",
+        data: ["charge": charge, "event": event.id])
+      try db.run(
+        """
+        INSERT INTO processor_events (event_id, type, object_id, created, received_at, amount_minor, currency, applied_at, result)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'dispute recorded for staff')
+        """, event.id, event.type, charge, event.created, now, amount.minorUnits, amount.currency.code, now)
+    }
+  }
+
+  /// Whether a processor event id was kept already.
+  public func hasProcessorEvent(_ id: String) throws -> Bool {
+    try db.scalarInt("SELECT count(*) FROM processor_events WHERE event_id = ?", id) ?? 0 > 0
   }
 }

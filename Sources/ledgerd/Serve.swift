@@ -1,4 +1,5 @@
 import ArgumentParser
+import LedgerAPI
 import LedgerCore
 import LedgerEngine
 import LedgerStore
@@ -16,7 +17,8 @@ struct Serve: AsyncParsableCommand {
       replaced or damaged under it: it writes nothing more and exits 74 (66 when damaged), \
       having saved a replaced file as <db>.replaced-<time>. Speaks systemd's notify protocol \
       when $NOTIFY_SOCKET is set (READY=1, STATUS=, WATCHDOG=1, STOPPING=1). Logs one line per \
-      event on stderr.
+      event on stderr. Serves the HTTP API on a Unix socket ($RUNTIME_DIRECTORY/api.sock, else \
+      <db>.api.sock; a TCP address too when the config's api.listen names one): see docs/api.md.
       """)
   @OptionGroup var database: DatabaseOptions
 
@@ -32,7 +34,15 @@ struct Serve: AsyncParsableCommand {
         logger: logger,
         makeProcessor: { try maker.make(clock: clock) })
       daemon.discipline = try database.discipline()
-      let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+      var services: [any Service] = [daemon]
+      if config.api.enabled {
+        APIMetrics.bootstrap(version: Ledgerd.configuration.version)
+        let api = try LedgerAPI(
+          databasePath: database.path, config: config, clock: clock, discipline: daemon.discipline,
+          health: daemon.health, logger: logger)
+        services += api.applications(databasePath: database.path)
+      }
+      let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
       try await group.run()
       withExtendedLifetime(lock) {}
     }
