@@ -197,8 +197,6 @@ struct Explanation: Encodable, Sendable {
   let next: [String]
 }
 
-extension SubscriptionChange: @retroactive @unchecked Sendable {}
-
 /// Every route of the API, in the order the OpenAPI document lists them.
 enum Routes {
   static let pageQuery = [
