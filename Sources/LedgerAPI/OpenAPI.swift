@@ -39,7 +39,10 @@ enum OpenAPI {
         "Stripe's events, signed (Stripe-Signature, 5 minutes' tolerance); kept once per event id and applied.",
       "security": [] as [Any],
       "parameters": [
-        ["name": "Stripe-Signature", "in": "header", "required": true, "schema": ["type": "string"]]
+        [
+          "name": "Stripe-Signature", "in": "header", "required": true,
+          "schema": ["type": "string", "pattern": "^[ -~]+$", "maxLength": 1024],
+        ]
       ],
       "requestBody": ["required": true, "content": ["application/json": ["schema": ["type": "object"]]]],
       "responses": [
