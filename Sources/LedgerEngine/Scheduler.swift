@@ -183,7 +183,7 @@ public final class Scheduler {
         guard let outcome = told[attempt.id] else { return false }
         if case .inProgress(let reference) = outcome, reference == attempt.processorRef { return false }
         answers.append((attempt: attempt, outcome: outcome))
-        logger.info("pending attempt \(attempt.id) (\(attempt.key)) answered by the processor's webhook")
+        logger.notice("pending attempt \(attempt.id) (\(attempt.key)) answered by the processor's webhook")
         return true
       }
     }
