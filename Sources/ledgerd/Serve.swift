@@ -1,4 +1,5 @@
 import ArgumentParser
+import LedgerAPI
 import LedgerCore
 import LedgerEngine
 import LedgerStore
@@ -32,7 +33,11 @@ struct Serve: AsyncParsableCommand {
         logger: logger,
         makeProcessor: { try maker.make(clock: clock) })
       daemon.discipline = try database.discipline()
-      let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+      // Webhooks to the host leave beside the scheduler, on a connection of their own.
+      let webhooks = WebhookSender(
+        databasePath: database.path, clock: clock, discipline: daemon.discipline, logger: logger)
+      let group = ServiceGroup(
+        services: [daemon, webhooks], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
       try await group.run()
       withExtendedLifetime(lock) {}
     }
