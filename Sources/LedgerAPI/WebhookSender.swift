@@ -116,8 +116,11 @@ public struct WebhookSender: Service {
 
   public func run() async throws {
     let seconds = timeout.components.seconds
-    let configuration = HTTPClient.Configuration(
+    var configuration = HTTPClient.Configuration(
       redirectConfiguration: .disallow, timeout: .init(connect: .seconds(seconds), read: .seconds(seconds)))
+    // A refused connection is a failed attempt at once, retried on the policy's back-off,
+    // rather than retried by the client until the timeout with the endpoint's queue held.
+    configuration.connectionPool.retryConnectionEstablishment = false
     let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     await deliverUntilShutdown(client: client)
     do {
@@ -198,6 +201,15 @@ public struct WebhookSender: Service {
     case delivered(String)
     /// `endpointDown`: the endpoint's other deliveries wait with this one.
     case failed(String, endpointDown: Bool)
+    /// Cut short by shutdown: not an attempt; the delivery, still due, is sent again
+    /// (with the same `webhook-id`) by the next run.
+    case interrupted
+  }
+
+  /// An endpoint's answer: its status and its first bytes.
+  struct Answer: Sendable {
+    let status: Int
+    let excerpt: [UInt8]
   }
 
   /// Sends the deliveries due now (one batch), each endpoint's on a task of its own, and
@@ -238,6 +250,7 @@ public struct WebhookSender: Service {
     for (i, message) in messages.enumerated() {
       if stopping() { break }
       let outcome = await post(message, client: client)
+      if outcome == .interrupted { break }
       run.attempts.append((message, outcome))
       if case .failed(_, endpointDown: true) = outcome {
         run.heldBack = messages[(i + 1)...].map(\.deliveryID)
@@ -259,6 +272,7 @@ public struct WebhookSender: Service {
         retryAt = try recordFailure(
           id: message.deliveryID, attempts: message.attempts, result: result, store: store, report: &report,
           describing: "webhook \(message.webhookID) (\(message.type)) to \(message.url)")
+      case .interrupted: break
       }
     }
     let until = retryAt ?? clock.now().adding(seconds: policy.firstDelaySeconds)
@@ -287,7 +301,8 @@ public struct WebhookSender: Service {
     return retryAt
   }
 
-  /// One POST: its outcome, never an error.
+  /// One POST: its outcome, never an error. Graceful shutdown cuts the request in hand
+  /// short (a hanging endpoint does not hold the daemon's stop).
   func post(_ message: WebhookMessage, client: HTTPClient) async -> Outcome {
     var request = HTTPClientRequest(url: message.url)
     request.method = .POST
@@ -295,24 +310,28 @@ public struct WebhookSender: Service {
       request.headers.add(name: header.name, value: header.value)
     }
     request.body = .bytes(message.body)
+    let components = timeout.components
+    let timeout = TimeAmount.nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
+    let answer: Answer
     do {
-      let components = timeout.components
-      let response = try await client.execute(
-        request, timeout: .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000))
-      // The answer's first characters are kept for staff; the rest is read and dropped.
-      var excerpt: [UInt8] = []
-      for try await chunk in response.body where excerpt.count < 200 {
-        excerpt += chunk.readableBytesView.prefix(200 - excerpt.count)
+      answer = try await cancelWhenGracefulShutdown { [request] in
+        let response = try await client.execute(request, timeout: timeout)
+        // The answer's first characters are kept for staff; the rest is read and dropped.
+        var excerpt: [UInt8] = []
+        for try await chunk in response.body where excerpt.count < 200 {
+          excerpt += chunk.readableBytesView.prefix(200 - excerpt.count)
+        }
+        return Answer(status: Int(response.status.code), excerpt: excerpt)
       }
-      let code = Int(response.status.code)
-      let text = String(decoding: excerpt.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: " ") }, as: UTF8.self)
-        .trimmingCharacters(in: .whitespaces)
-      let result = "HTTP \(code)" + (text.isEmpty ? "" : ": " + text)
-      if (200..<300).contains(code) { return .delivered(result) }
-      return .failed(result, endpointDown: code >= 500 || code == 408 || code == 429)
     } catch {
+      if stopping() { return .interrupted }
       return .failed("no answer: \(Self.describe(error))", endpointDown: true)
     }
+    let text = String(decoding: answer.excerpt.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: " ") }, as: UTF8.self)
+      .trimmingCharacters(in: .whitespaces)
+    let result = "HTTP \(answer.status)" + (text.isEmpty ? "" : ": " + text)
+    if (200..<300).contains(answer.status) { return .delivered(result) }
+    return .failed(result, endpointDown: answer.status >= 500 || answer.status == 408 || answer.status == 429)
   }
 
   /// A transport error in a few words.
@@ -324,6 +343,10 @@ public struct WebhookSender: Service {
       case .remoteConnectionClosed: return "the connection was closed before the answer"
       default: return String(describing: error)
       }
+    }
+    if let error = error as? IOError {
+      // NIO's own text repeats itself ("connection reset (error set): Connection refused)").
+      return String(cString: strerror(error.errnoCode)).lowercased()
     }
     return String(String(describing: error).prefix(300))
   }

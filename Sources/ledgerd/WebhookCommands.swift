@@ -139,7 +139,7 @@ struct WebhookCommand: ParsableCommand {
       try runGuarded {
         let d = try database.open(.readWrite).retryWebhookDelivery(id: try parseID(delivery, field: "DELIVERY"))
         try output.emit(d) {
-          "delivery \(d.id) (\(d.type) to \(d.url)) due now; the running ledgerd serve sends it"
+          "delivery \(d.id) (\(d.type) to \(d.url)) due now: ledgerd serve sends it"
         }
       }
     }
