@@ -75,6 +75,16 @@ final class WebhookReceiver {
     }
   }
 
+  /// Holds each answer `seconds` after the request is recorded (nil: answers at once).
+  func delay(_ seconds: Double?) throws {
+    let path = directory + "/delay"
+    if let seconds {
+      try Data(String(seconds).utf8).write(to: URL(fileURLWithPath: path))
+    } else {
+      try? FileManager.default.removeItem(atPath: path)
+    }
+  }
+
   /// Every request so far, in arrival order.
   func requests() throws -> [[String: Any]] {
     guard let text = try? String(contentsOfFile: directory + "/received.jsonl", encoding: .utf8) else { return [] }
@@ -245,6 +255,42 @@ final class WebhookReceiver {
     print(
       "webhooks: \(rows.count) deliveries, \(requests.count) requests received, all verified by standardwebhooks, none lost"
     )
+  }
+
+  /// The daemon killed after the endpoint received a delivery but before its answer: the
+  /// delivery is not recorded as made, and the next run sends it again, the same body under
+  /// the same `webhook-id`, so the receiver can tell it already has it.
+  @Test func aSigkillBeforeTheAnswerSendsTheSameDeliveryAgain() throws {
+    let w = try Workspace()
+    let receiver = try WebhookReceiver(w)
+    try receiver.delay(5)
+    try receiver.start()
+    try w.ok(["migrate"])
+    let endpoint = try w.json(["webhook", "add", receiver.url("/hook"), "--event", "invoice.issued"])
+    try receiver.secrets(["/hook": try #require(endpoint["secret"] as? String)])
+    try w.ok(["plan", "add", "pro", "--name", "Pro", "--price", "19.00"])
+    try w.ok(["account", "add", "--email", "a@example.com", "--name", "A", "--plan", "pro", "--billing", "manual"])
+    try w.ok(["invoice", "issue", "1", "--method", "transfer", "--line", "Consulting=150.00"])
+    let serve = try w.launch(["serve"])
+    defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+    #expect(waitUntil(seconds: 30) { (try? receiver.requests().count) == 1 }, "\(w.serveLog())")
+    kill(serve.processIdentifier, SIGKILL)
+    serve.waitUntilExit()
+    #expect(try w.value("SELECT status || ' ' || attempts FROM webhook_deliveries") == "pending 0")
+    try receiver.delay(nil)
+    let again = try w.launch(["serve"])
+    defer { if again.isRunning { kill(again.processIdentifier, SIGKILL) } }
+    #expect(
+      waitUntil(seconds: 30) { (try? w.value("SELECT status FROM webhook_deliveries")) == "delivered" },
+      "\(w.serveLog())")
+    kill(again.processIdentifier, SIGTERM)
+    #expect(waitForExit(again, seconds: 10))
+    #expect(again.terminationStatus == 0)
+    let requests = try receiver.requests()
+    #expect(requests.count == 2 && requests.allSatisfy { $0["verified"] as? Bool == true }, "\(requests)")
+    #expect(Set(requests.map { $0["webhook_id"] as? String ?? "" }).count == 1)
+    #expect(Set(requests.map { $0["body"] as? String ?? "" }).count == 1)
+    #expect(try w.value("SELECT attempts FROM webhook_deliveries") == "1")
   }
 
   /// The deliveries are written by the trigger in the transaction of the event: a change

@@ -9,7 +9,8 @@
       line, written and synced before the answer leaves): path, the three headers, the body,
       whether it verified (and why not), the status answered. The status is 200, or what
       D/status holds (e.g. 503) while that file exists; a request that does not verify gets 400.
-      D/ready is created once it listens.
+      While D/delay exists, each request waits that many seconds after it is recorded and
+      before it is answered. D/ready is created once it listens.
 
   webhook_receiver.py freeport
       Prints a free TCP port on 127.0.0.1.
@@ -20,6 +21,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook
@@ -87,6 +89,10 @@ def run(port: int, directory: str) -> int:
                     f.write(json.dumps(record, sort_keys=True) + "\n")
                     f.flush()
                     os.fsync(f.fileno())
+            try:
+                time.sleep(float(open(os.path.join(directory, "delay")).read().strip()))
+            except FileNotFoundError:
+                pass
             answer = b"ok" if status == 200 else f"status {status}".encode()
             self.send_response(status)
             self.send_header("Content-Length", str(len(answer)))
