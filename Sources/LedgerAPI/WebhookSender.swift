@@ -97,6 +97,11 @@ public struct WebhookSender: Service {
   public var maxSleep: Duration = .seconds(60)
   /// How often the sleeping loop polls `PRAGMA data_version` and the shutdown flag.
   public var pollInterval: Duration = .milliseconds(200)
+  /// The longest the sender's connection waits for the write lock at a time. The wait blocks
+  /// a thread of the shared pool, which has one per core; the daemon may be waiting on
+  /// another, and SIGTERM needs one free to be heard. A busy ledger is tried again after a
+  /// pause that blocks nothing.
+  public var lockWait: Duration = .seconds(1)
 
   public init(databasePath: String, clock: LedgerClock, discipline: WriteDiscipline, logger: Logger) {
     self.databasePath = databasePath
@@ -141,11 +146,17 @@ public struct WebhookSender: Service {
           // write, and stops waiting when the daemon stops.
           var discipline = discipline
           discipline.stopWaiting = { Task.isShuttingDownGracefully || Task.isCancelled }
+          discipline.lockTimeout = min(discipline.lockTimeout, lockWait)
           store = try LedgerStore.open(path: databasePath, access: .readWrite, clock: clock, discipline: discipline)
         } catch {
           if LedgerStore.isStoppedWaiting(error) { return }
-          logger.error("webhook delivery not started: \(String(describing: error)); trying again in \(maxSleep)")
-          await sleep(until: nil, version: nil, store: nil)
+          if LedgerStore.isBusy(error) {
+            // Opening applies what migrations are pending under the write lock: wait for it.
+            try? await Task.sleep(for: lockWait)
+          } else {
+            logger.error("webhook delivery not started: \(String(describing: error)); trying again in \(maxSleep)")
+            await sleep(until: nil, version: nil, store: nil)
+          }
         }
         continue
       }
@@ -158,6 +169,8 @@ public struct WebhookSender: Service {
           )
         }
       } catch {
+        // A write cut short by shutdown: what it did not record is sent again later.
+        if stopping() { break }
         if LedgerStore.isFatal(error) {
           // The file was replaced or damaged: nothing more is written; the daemon stops.
           logger.critical("webhook delivery stopped: \(String(describing: error))")
@@ -226,7 +239,7 @@ public struct WebhookSender: Service {
         if byEndpoint[message.endpointID] == nil { order.append(message.endpointID) }
         byEndpoint[message.endpointID, default: []].append(message)
       } catch {
-        try recordFailure(
+        try await recordFailure(
           id: delivery.id, attempts: delivery.attempts, result: String(describing: error), store: store,
           report: &report)
       }
@@ -237,7 +250,7 @@ public struct WebhookSender: Service {
         group.addTask { await self.send(messages, client: client) }
       }
       for try await run in group {
-        try record(run, store: store, report: &report)
+        try await record(run, store: store, report: &report)
       }
     }
     return report
@@ -260,23 +273,36 @@ public struct WebhookSender: Service {
     return run
   }
 
-  func record(_ run: EndpointRun, store: LedgerStore, report: inout Report) throws {
+  /// Runs a write of the sender's, trying again after a pause while another process holds
+  /// the write lock, until shutdown (then what was not recorded is sent again later).
+  func persisting<T>(_ body: () throws -> T) async throws -> T {
+    while true {
+      do {
+        return try body()
+      } catch let error where LedgerStore.isBusy(error) && !stopping() {
+        logger.debug("webhook delivery waits for the write lock: \(String(describing: error))")
+        try? await Task.sleep(for: pollInterval)
+      }
+    }
+  }
+
+  func record(_ run: EndpointRun, store: LedgerStore, report: inout Report) async throws {
     var retryAt: Instant?
     for (message, outcome) in run.attempts {
       switch outcome {
       case .delivered(let result):
-        try store.markWebhookDelivered(id: message.deliveryID, result: result)
+        try await persisting { try store.markWebhookDelivered(id: message.deliveryID, result: result) }
         report.delivered += 1
         logger.debug("webhook \(message.webhookID) (\(message.type)) delivered to \(message.url): \(result)")
       case .failed(let result, _):
-        retryAt = try recordFailure(
+        retryAt = try await recordFailure(
           id: message.deliveryID, attempts: message.attempts, result: result, store: store, report: &report,
           describing: "webhook \(message.webhookID) (\(message.type)) to \(message.url)")
       case .interrupted: break
       }
     }
     let until = retryAt ?? clock.now().adding(seconds: policy.firstDelaySeconds)
-    report.heldBack += try store.postponeWebhooks(ids: run.heldBack, until: until)
+    report.heldBack += try await persisting { try store.postponeWebhooks(ids: run.heldBack, until: until) }
   }
 
   /// Records a failed attempt with the policy's next time, or as failed for good; returns
@@ -285,10 +311,10 @@ public struct WebhookSender: Service {
   func recordFailure(
     id: Int64, attempts: Int, result: String, store: LedgerStore, report: inout Report,
     describing subject: String? = nil
-  ) throws -> Instant? {
+  ) async throws -> Instant? {
     let made = attempts + 1
     let retryAt = policy.retryTime(afterAttempt: made, now: clock.now())
-    try store.markWebhookAttemptFailed(id: id, result: result, retryAt: retryAt)
+    try await persisting { try store.markWebhookAttemptFailed(id: id, result: result, retryAt: retryAt) }
     let subject = subject ?? "webhook delivery \(id)"
     if let retryAt {
       report.retrying += 1

@@ -122,6 +122,13 @@ extension LedgerStore {
     return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
   }
 
+  /// Whether an error means another process held the write lock for the whole wait (not a
+  /// wait cut short by shutdown): the same write can be tried again later.
+  public static func isBusy(_ error: Error) -> Bool {
+    if let busy = error as? WriteLockBusy { return !busy.stoppedWaiting }
+    return (error as? SQLiteError)?.isBusy ?? false
+  }
+
   // MARK: - Deliveries
 
   static let deliverySelect = """
