@@ -19,7 +19,11 @@ public final class APIMetrics: Sendable {
       .seconds(10), .seconds(30),
     ]
     MetricsSystem.bootstrap(factory)
-    shared.registry.makeGauge(name: "ledgerd_build_info", labels: [("version", version)]).set(to: 1)
+    shared.registry.makeGauge(
+      descriptor: MetricNameDescriptor(
+        metricName: "ledgerd_build_info", unitName: "", helpText: "The running ledgerd's version."),
+      labels: [("version", version)]
+    ).set(to: 1)
   }
 
   func request(_ operation: String, after duration: Duration) {
@@ -34,21 +38,30 @@ public final class APIMetrics: Sendable {
   /// The text of a scrape.
   func scrape(_ database: APIDatabase) async throws -> [UInt8] {
     let figures = try await database.run { store in try store.figures() }
-    func gauge(_ name: String, _ value: Int64, labels: [(String, String)] = []) {
-      registry.makeGauge(name: name, labels: labels).set(to: Double(value))
+    func gauge(_ name: String, _ value: Int64, labels: [(String, String)] = [], _ help: String) {
+      registry.makeGauge(
+        descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels
+      ).set(to: Double(value))
     }
-    gauge("ledgerd_pending_charge_attempts", figures.pendingAttempts)
+    gauge("ledgerd_pending_charge_attempts", figures.pendingAttempts, "Charge attempts waiting for an answer.")
     for status in AccountStatus.allCases {
-      gauge("ledgerd_accounts", figures.accountsByStatus[status.rawValue] ?? 0, labels: [("status", status.rawValue)])
+      gauge(
+        "ledgerd_accounts", figures.accountsByStatus[status.rawValue] ?? 0, labels: [("status", status.rawValue)],
+        "Accounts by status.")
     }
-    gauge("ledgerd_outbox_backlog", figures.outboxBacklog)
+    gauge("ledgerd_outbox_backlog", figures.outboxBacklog, "Customer messages not delivered yet.")
     for status in ["pending", "failed"] {
-      gauge("ledgerd_webhook_deliveries_backlog", figures.webhookDeliveries[status] ?? 0, labels: [("status", status)])
+      gauge(
+        "ledgerd_webhook_deliveries_backlog", figures.webhookDeliveries[status] ?? 0, labels: [("status", status)],
+        "Webhook deliveries to the host not delivered.")
     }
     for status in ["matched", "unmatched", "dismissed", "ignored"] {
-      gauge("ledgerd_reconciliation_bank_lines", figures.bankLines[status] ?? 0, labels: [("result", status)])
+      gauge(
+        "ledgerd_reconciliation_bank_lines", figures.bankLines[status] ?? 0, labels: [("result", status)],
+        "Bank statement lines by match result.")
     }
-    gauge("ledgerd_processor_events_waiting", figures.processorEventsWaiting)
+    gauge(
+      "ledgerd_processor_events_waiting", figures.processorEventsWaiting, "Processor webhook events not applied yet.")
     var buffer: [UInt8] = []
     registry.emit(into: &buffer)
     return buffer

@@ -28,7 +28,7 @@ struct Ledgerd: AsyncParsableCommand {
     subcommands: [
       Migrate.self, Check.self, Backup.self, Checkpoint.self, PlanCommand.self, AccountCommand.self, CardCommand.self,
       InvoiceCommand.self, TransferCommand.self, PaymentCommand.self, Explain.self, RunDue.self, OutboxCommand.self,
-      Serve.self, APIKeyCommand.self,
+      Serve.self, APIKeyCommand.self, WebhookCommand.self,
       ReconcileCommand.self, Export.self,
     ],
     groupedSubcommands: [

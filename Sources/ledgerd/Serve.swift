@@ -34,7 +34,13 @@ struct Serve: AsyncParsableCommand {
         logger: logger,
         makeProcessor: { try maker.make(clock: clock) })
       daemon.discipline = try database.discipline()
-      var services: [any Service] = [daemon]
+      // Webhooks to the host leave beside the scheduler, on a connection of their own; the
+      // API's listeners come last, so that a graceful shutdown (in reverse order) closes
+      // them first.
+      var services: [any Service] = [
+        daemon,
+        WebhookSender(databasePath: database.path, clock: clock, discipline: daemon.discipline, logger: logger),
+      ]
       if config.api.enabled {
         APIMetrics.bootstrap(version: Ledgerd.configuration.version)
         let api = try LedgerAPI(
