@@ -146,7 +146,8 @@ public struct LedgerAPI: Sendable {
       store.eventSource = (key: key.name, describing: "API key '\(key.name)'")
       let call = Call(store: store, key: key, parameters: parameters, query: query, body: body, config: config)
       guard route.method != "GET" else {
-        return (200, try Self.encode(try route.handler(call)), false)
+        // One read transaction: a page or a dunning state is one snapshot of the ledger.
+        return (200, try store.read { try Self.encode(try route.handler(call)) }, false)
       }
       return try store.write {
         if let idempotencyKey {

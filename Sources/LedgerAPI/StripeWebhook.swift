@@ -171,10 +171,9 @@ extension LedgerAPI {
       let attempt =
         try store.attempt(processorObject: charge)
         ?? string("payment_intent").flatMap { try? store.attempt(processorObject: $0) }
-      try store.recordProcessorDispute(
+      return try store.recordProcessorDispute(
         event: plain, charge: charge, amount: amount, reason: string("reason") ?? "no reason given",
         account: attempt?.account)
-      return "dispute recorded for staff"
     default:
       _ = try store.keepProcessorEvent(plain)
       return "ignored"

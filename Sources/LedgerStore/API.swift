@@ -428,6 +428,7 @@ extension LedgerStore {
     event: ProcessorEvent, charge: String, refundedTotal: Money, attempt: (id: Int64, account: Int64)?
   ) throws -> String {
     try write {
+      if try hasProcessorEvent(event.id) { return "duplicate" }
       let before =
         try db.scalarInt(
           "SELECT coalesce(max(amount_minor), 0) FROM processor_events WHERE type = 'charge.refunded' AND object_id = ?",
@@ -459,10 +460,9 @@ extension LedgerStore {
   /// Keeps a dispute told by the processor as a finding for staff.
   public func recordProcessorDispute(
     event: ProcessorEvent, charge: String, amount: Money, reason: String, account: Int64?
-  )
-    throws
-  {
+  ) throws -> String {
     try write {
+      if try hasProcessorEvent(event.id) { return "duplicate" }
       try recordEvent(
         account: account, actor: .system, kind: "payment_disputed",
         reason:
@@ -473,6 +473,7 @@ extension LedgerStore {
         INSERT INTO processor_events (event_id, type, object_id, created, received_at, amount_minor, currency, applied_at, result)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'dispute recorded for staff')
         """, event.id, event.type, charge, event.created, now, amount.minorUnits, amount.currency.code, now)
+      return "dispute recorded for staff"
     }
   }
 
