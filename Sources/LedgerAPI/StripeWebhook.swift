@@ -8,24 +8,13 @@ import Logging
 /// systemd, else the configured file; one `whsec_…` per line (two while a secret is rotated).
 enum StripeWebhookSecrets {
   static func load(_ settings: APISettings) throws -> [String] {
-    var path = settings.stripeWebhookSecretFile
-    if let credentials = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty,
-      FileManager.default.fileExists(atPath: credentials + "/stripe-webhook-secret")
-    {
-      path = credentials + "/stripe-webhook-secret"
-    }
-    guard let path else { return [] }
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-      let data = FileManager.default.contents(atPath: path)
-    else {
-      throw InputError(field: "api.stripe_webhook_secret_file", rule: "cannot read \(path)")
-    }
-    if let mode = attributes[.posixPermissions] as? Int, mode & 0o077 != 0 {
-      throw InputError(
-        field: "api.stripe_webhook_secret_file",
-        rule: "\(path) may be read by other users (mode \(String(mode, radix: 8))); make it 0600 or 0400")
-    }
-    let secrets = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map {
+    guard
+      let file = try SecretFile.read(
+        credential: "stripe-webhook-secret", path: settings.stripeWebhookSecretFile,
+        field: "api.stripe_webhook_secret_file", environment: ProcessInfo.processInfo.environment)
+    else { return [] }
+    let path = file.source
+    let secrets = file.text.split(whereSeparator: \.isNewline).map {
       $0.trimmingCharacters(in: .whitespaces)
     }.filter { !$0.isEmpty }
     guard !secrets.isEmpty, secrets.allSatisfy({ $0.hasPrefix("whsec_") && $0.utf8.count < 200 }) else {

@@ -545,3 +545,35 @@ public struct APISettings: Sendable, Equatable {
     return (databasePath.hasSuffix(".db") ? String(databasePath.dropLast(3)) : databasePath) + ".api.sock"
   }
 }
+
+/// A secret kept in a file: systemd's credential `$CREDENTIALS_DIRECTORY/<credential>` when
+/// present, else `path`. A file other users may read is refused, and no error quotes the
+/// content.
+public enum SecretFile {
+  /// The file's text, or nil when neither the credential nor `path` is given.
+  public static func read(credential: String, path: String?, field: String, environment: [String: String]) throws
+    -> (text: String, source: String)?
+  {
+    var path = path
+    if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty,
+      FileManager.default.fileExists(atPath: dir + "/" + credential)
+    {
+      path = dir + "/" + credential
+    }
+    guard let path, !path.isEmpty else { return nil }
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+      let data = FileManager.default.contents(atPath: path)
+    else {
+      throw InputError(field: field, rule: "cannot read \(path)")
+    }
+    if let mode = attributes[.posixPermissions] as? Int, mode & 0o007 != 0 {
+      throw InputError(
+        field: field,
+        rule: "\(path) may be read by other users (mode \(String(mode, radix: 8))); make it 0600 or 0400")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw InputError(field: field, rule: "\(path) is not UTF-8 text")
+    }
+    return (text, path)
+  }
+}

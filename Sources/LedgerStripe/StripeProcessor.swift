@@ -30,31 +30,16 @@ public struct StripeSecretKey: Sendable, CustomStringConvertible, CustomDebugStr
   /// (`LoadCredential=stripe-key:…`), else `settings.secretKeyFile`. A file others may
   /// read is refused.
   public static func load(_ settings: StripeSettings, environment: [String: String]) throws -> StripeSecretKey {
-    var path = settings.secretKeyFile
-    if let dir = environment["CREDENTIALS_DIRECTORY"], !dir.isEmpty,
-      FileManager.default.fileExists(atPath: dir + "/stripe-key")
-    {
-      path = dir + "/stripe-key"
-    }
-    guard !path.isEmpty else {
+    guard
+      let file = try SecretFile.read(
+        credential: "stripe-key", path: settings.secretKeyFile, field: "processor.secret_key_file",
+        environment: environment)
+    else {
       throw InputError(
         field: "processor.secret_key_file",
         rule: "is required with the Stripe processor (or a credential named stripe-key under systemd)")
     }
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-      let data = FileManager.default.contents(atPath: path)
-    else {
-      throw InputError(field: "processor.secret_key_file", rule: "cannot read \(path)")
-    }
-    if let mode = attributes[.posixPermissions] as? Int, mode & 0o007 != 0 {
-      throw InputError(
-        field: "processor.secret_key_file",
-        rule: "\(path) may be read by other users (mode \(String(mode, radix: 8))); make it 0600 or 0400")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw InputError(field: "processor.secret_key_file", rule: "\(path) is not UTF-8 text")
-    }
-    return try StripeSecretKey(reading: text, source: path)
+    return try StripeSecretKey(reading: file.text, source: file.source)
   }
 
   public var description: String { "sk_…(hidden)" }
