@@ -42,7 +42,7 @@ public struct LedgerAPI: Sendable {
 
   /// One Hummingbird application per address: the Unix socket, and TCP when configured.
   public func applications(databasePath: String) -> [any Service] {
-    let socket = config.api.socketPath ?? config.api.socket(databasePath: databasePath)
+    let socket = config.api.socket(databasePath: databasePath)
     var services: [any Service] = []
     // A socket a previous run left behind (it was killed) would refuse the bind.
     if let kind = try? FileManager.default.attributesOfItem(atPath: socket)[.type] as? FileAttributeType,

@@ -69,15 +69,15 @@ extension LedgerAPI {
     }
     try StripeSignature.verify(
       header: signature, body: body, secrets: stripeSecrets, now: Int64(Date().timeIntervalSince1970))
-    let (id, _, _, _) = try Self.parse(body)
     let logger = self.logger
-    let result: String = try await database.run { store in
+    // Parsed where it is applied: the parsed event is not Sendable.
+    let answer: [String: String] = try await database.run { store in
       let (id, type, created, object) = try Self.parse(body)
-      if try store.hasProcessorEvent(id) { return "duplicate" }
-      return try Self.apply(
-        id: id, type: type, created: created, object: object, store: store, logger: logger)
+      if try store.hasProcessorEvent(id) { return ["received": id, "result": "duplicate"] }
+      let result = try Self.apply(id: id, type: type, created: created, object: object, store: store, logger: logger)
+      return ["received": id, "result": result]
     }
-    return (200, try JSONEncoder().encode(["received": id, "result": result]))
+    return (200, try JSONEncoder().encode(answer))
   }
 
   /// The event's id, type, creation time and object.

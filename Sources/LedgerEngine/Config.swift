@@ -502,29 +502,21 @@ public struct APISettings: Sendable, Equatable {
   /// The socket's mode; its group is the daemon's.
   public var socketMode = 0o660
   /// A TCP address as well, only when configured ("127.0.0.1:8080").
-  public var listen: (host: String, port: Int)? {
-    get { listenHost.map { ($0, listenPort) } }
-    set {
-      listenHost = newValue?.host
-      listenPort = newValue?.port ?? 0
-    }
-  }
-  var listenHost: String?
-  var listenPort = 0
+  public var listen: Address?
   /// Stripe's webhook signing secrets (`whsec_…`, one per line: two during a rotation);
   /// `$CREDENTIALS_DIRECTORY/stripe-webhook-secret` wins when present.
   public var stripeWebhookSecretFile: String?
 
   public init() {}
 
-  public static func == (a: APISettings, b: APISettings) -> Bool {
-    a.enabled == b.enabled && a.socketPath == b.socketPath && a.socketMode == b.socketMode
-      && a.listenHost == b.listenHost && a.listenPort == b.listenPort
-      && a.stripeWebhookSecretFile == b.stripeWebhookSecretFile
+  /// A host and port to listen on.
+  public struct Address: Sendable, Equatable {
+    public let host: String
+    public let port: Int
   }
 
   /// "HOST:PORT", the host an IPv4 address, `[IPv6]` or a name.
-  static func address(_ text: String) throws -> (host: String, port: Int) {
+  static func address(_ text: String) throws -> Address {
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
       (1...65_535).contains(port)
     else {
@@ -533,7 +525,7 @@ public struct APISettings: Sendable, Equatable {
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     guard !host.isEmpty else { throw InputError(field: "api.listen", rule: "'\(text)' names no host") }
-    return (host, port)
+    return Address(host: host, port: port)
   }
 
   /// The socket's path for the ledger at `databasePath`.

@@ -306,14 +306,6 @@ extension LedgerStore {
         event.attemptID == nil || event.outcome == nil ? "nothing to apply" : nil) == 1
     }
   }
-
-  /// The attempt a charge at the processor answers, if it is this ledger's.
-  public func attemptID(processorRef: String) throws -> Int64? {
-    try db.scalarInt(
-      "SELECT id FROM charge_attempts WHERE processor_ref = ? OR processor_ref LIKE ? ORDER BY id LIMIT 1",
-      processorRef,
-      processorRef + "/%")
-  }
 }
 
 extension LedgerStore {
