@@ -40,30 +40,14 @@ final class SMTPSink {
 
   /// Listens; `options` are mailtool's (`--tempfail N`, `--reject ADDR`, `--data-delay S`).
   func start(_ options: [String] = []) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", mailtool, "serve", "--port", String(port), "--dir", directory] + options
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try? FileManager.default.removeItem(atPath: directory + "/ready")
-    try process.run()
-    self.process = process
-    let deadline = Date().addingTimeInterval(15)
-    while !FileManager.default.fileExists(atPath: directory + "/ready") {
-      guard process.isRunning, Date() < deadline else {
-        throw Failure("the test SMTP server did not start (aiosmtpd missing?)")
-      }
-      usleep(20_000)
-    }
+    process = try startListener(
+      mailtool, ["serve", "--port", String(port), "--dir", directory] + options, directory: directory,
+      missing: "the test SMTP server did not start (aiosmtpd missing?)")
   }
 
   func stop() {
-    guard let process, process.isRunning else { return }
-    // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM. Every
-    // received message is already complete on disk (written then renamed).
-    kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
-    self.process = nil
+    stopListener(process)
+    process = nil
   }
 
   deinit { stop() }

@@ -147,3 +147,29 @@ struct Failure: Error, CustomStringConvertible {
   let description: String
   init(_ description: String) { self.description = description }
 }
+
+/// A Python test tool started as a listener: it writes `<directory>/ready` once it listens;
+/// the wait ends there, or fails with `missing` after 15 s or when the tool exits.
+func startListener(_ tool: String, _ arguments: [String], directory: String, missing: String) throws -> Process {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+  process.arguments = ["python3", tool] + arguments
+  process.standardOutput = FileHandle.nullDevice
+  process.standardError = FileHandle.nullDevice
+  try? FileManager.default.removeItem(atPath: directory + "/ready")
+  try process.run()
+  let deadline = Date().addingTimeInterval(15)
+  while !FileManager.default.fileExists(atPath: directory + "/ready") {
+    guard process.isRunning, Date() < deadline else { throw Failure(missing) }
+    usleep(20_000)
+  }
+  return process
+}
+
+/// Stops a listener with SIGKILL (a child of the test runner may inherit a mask that blocks
+/// SIGTERM); the tools write what they received before they answer it.
+func stopListener(_ process: Process?) {
+  guard let process, process.isRunning else { return }
+  kill(process.processIdentifier, SIGKILL)
+  process.waitUntilExit()
+}

@@ -31,31 +31,15 @@ final class WebhookReceiver {
   func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
 
   func start() throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", webhookReceiverTool, "serve", "--port", String(port), "--dir", directory]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try? FileManager.default.removeItem(atPath: directory + "/ready")
-    try process.run()
-    self.process = process
-    let deadline = Date().addingTimeInterval(15)
-    while !FileManager.default.fileExists(atPath: directory + "/ready") {
-      guard process.isRunning, Date() < deadline else {
-        throw Failure("the webhook receiver did not start (is standardwebhooks installed? run .ci/setup)")
-      }
-      usleep(20_000)
-    }
+    process = try startListener(
+      webhookReceiverTool, ["serve", "--port", String(port), "--dir", directory], directory: directory,
+      missing: "the webhook receiver did not start (is standardwebhooks installed? run .ci/setup)")
   }
 
   /// Stops listening: ledgerd's connections are refused until `start`.
   func stop() {
-    guard let process, process.isRunning else { return }
-    // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM. Every
-    // request is recorded before it is answered.
-    kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
-    self.process = nil
+    stopListener(process)
+    process = nil
   }
 
   deinit { stop() }
