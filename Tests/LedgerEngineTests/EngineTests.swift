@@ -718,9 +718,11 @@ extension ChargeRequest {
 
 /// The charging pipeline: no call waits for another.
 @Suite struct PipelineTests {
-  /// Holds the charge of `tok_hold` until the charge of `tok_after` has been made (or half
-  /// a minute has passed, time enough on a loaded machine); every other token is the
-  /// simulated processor's.
+  /// Holds the charge of `tok_hold` until the charge of `tok_after` has been asked for (or
+  /// two minutes have passed: a pipeline that waits for B never asks, and a loaded machine
+  /// asks well before); every other token is the simulated processor's. Release comes
+  /// when the call starts, not when the simulated processor has recorded it, so a slow
+  /// disk under the other tests cannot hold the answer past the deadline.
   actor Gate: PaymentProcessor {
     let inner: SimulatedProcessor
     var released = false
@@ -730,14 +732,13 @@ extension ChargeRequest {
     func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
       order.append(request.token)
       if request.token.hasPrefix("tok_hold") {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while !released && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         order.append(released ? "released" : "timed out")
         return .succeeded(reference: "ch_hold")
       }
-      let outcome = try await inner.charge(request)
       if request.token.hasPrefix("tok_after") { released = true }
-      return outcome
+      return try await inner.charge(request)
     }
     func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
     func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
