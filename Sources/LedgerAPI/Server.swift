@@ -218,7 +218,11 @@ public struct LedgerAPI: Sendable {
       if let required = route.body.first(where: \.required) { throw APIError.invalid(required.name, "is required") }
       return [:]
     }
-    guard case .object(let object)? = try? JSONDecoder().decode(LedgerConfig.JSONValue.self, from: raw) else {
+    let parsed: LedgerConfig.JSONValue?
+    do { parsed = try LedgerConfig.JSONValue.parse(raw) } catch let e as InputError {
+      throw APIError.invalid(e.field, e.rule)  // the key as sent, not turned into a parameter name
+    }
+    guard case .object(let object)? = parsed else {
       throw APIError.invalid("body", "must be a JSON object")
     }
     for name in object.keys where !route.body.contains(where: { $0.name == name }) {

@@ -73,7 +73,7 @@ public struct LedgerConfig: Sendable, Equatable {
   }
 
   public static func parse(_ data: Data, source: String = "config") throws -> LedgerConfig {
-    guard case .object(let root)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+    guard case .object(let root)? = try JSONValue.parse(data) else {
       throw InputError(field: source, rule: "is not a JSON object")
     }
     let reader = Reader(object: root, path: "")
@@ -238,6 +238,16 @@ public struct LedgerConfig: Sendable, Equatable {
   /// Typed access to one JSON object, naming `section.key` in every error.
   /// A parsed JSON value that keeps booleans, numbers and strings apart.
   public enum JSONValue: Decodable, Sendable, Equatable {
+    /// `data` as a JSON value, or nil when it is not JSON; a key named twice in one object
+    /// is refused, naming its path, since readers disagree on which of the two counts.
+    public static func parse(_ data: Data) throws -> JSONValue? {
+      guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else { return nil }
+      if let path = JSONKeys.firstDuplicate(in: data) {
+        throw InputError(field: path, rule: "is named twice in one JSON object; name each field once")
+      }
+      return value
+    }
+
     case bool(Bool)
     case int(Int)
     case number(Double)

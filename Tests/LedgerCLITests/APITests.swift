@@ -127,6 +127,16 @@ import Testing
         "/v1/accounts/1/cards",
         #"{"token": "tok_ok", "brand": "visa", "last4": "4242", "expiry": "12/2030", "cvc": "123"}"#, "cvc"
       ),
+      (
+        "/v1/invoices/\(transferA)/transfers",
+        #"{"amount": {"minor": 1200, "currency": "EUR", "minor": 120000}, "sent_on": "2026-11-23", "bank_reference": "x"}"#,
+        "amount.minor"
+      ),
+      (
+        "/v1/accounts/1/cards",
+        #"{"token": "tok_ok", "brand": "visa", "last4": "4242", "expiry": "12/2030", "to\u006ben": "tok_other"}"#,
+        "token"
+      ),
       ("/v1/invoices/\(transferA)/pause", #"{"proof": 7}"#, "proof"),
       ("/v1/invoices/\(transferA)/pause", #"[1, 2]"#, "body"),
     ]

@@ -206,6 +206,23 @@ import Testing
     #expect(bad.stderr.contains("dunning.downgrade_plan: 'Free Plan' must be"), "\(bad.stderr)")
   }
 
+  /// A setting named twice in the config (one JSON reader keeps the first, another the
+  /// last) is refused naming it, before any work, by `run-due` and `serve`.
+  @Test func aSettingNamedTwiceIsRefused() throws {
+    let w = try book()
+    let events = try w.value("SELECT count(*) FROM events")
+    let twice = try w.writeConfig(#"{"dunning": {"grace_days": 9, "retry_days": [1], "grace_days": 90}}"#)
+    let runDue = try w.ledgerd(["run-due", "--until", "2026-12-30", "--config", twice])
+    #expect(runDue.status == 65)
+    #expect(runDue.stderr.contains("dunning.grace_days: is named twice in one JSON object"), "\(runDue.stderr)")
+    let serve = try w.launch(["serve", "--config", try w.writeConfig(#"{"api": {}, "api": {"enabled": false}}"#)])
+    defer { _ = exitStatus(serve, within: 0) }
+    #expect(exitStatus(serve, within: 10) == 65)
+    let log = try String(contentsOfFile: w.directory + "/serve.log", encoding: .utf8)
+    #expect(log.contains("api: is named twice"), "\(log)")
+    #expect(try w.value("SELECT count(*) FROM events") == events)
+  }
+
   /// A due step that fails for one account (here a trigger refuses its downgrade) is put
   /// off and recorded as an event; the other accounts' steps go on in the same run.
   @Test func oneAccountsFailingStepDoesNotBlockTheOthers() throws {
