@@ -81,6 +81,17 @@ extension LedgerStore {
     }
   }
 
+  /// Sends to a disabled endpoint again: the events recorded from now on get deliveries.
+  /// What was recorded while it was disabled is not sent, and the deliveries disabling
+  /// failed stay failed (`webhook retry` sends one). Enabling an enabled one changes nothing.
+  public func enableWebhookEndpoint(id: Int64) throws -> WebhookEndpoint {
+    try write {
+      guard try webhookEndpoint(id: id).disabledAt != nil else { return try webhookEndpoint(id: id) }
+      _ = try db.run("UPDATE webhook_endpoints SET disabled_at = NULL WHERE id = ?", id)
+      return try webhookEndpoint(id: id)
+    }
+  }
+
   static func endpoint(from row: Row) throws -> WebhookEndpoint {
     let types = try? JSONSerialization.jsonObject(with: Data(try row.string("event_types").utf8)) as? [String]
     return WebhookEndpoint(

@@ -11,7 +11,7 @@ struct WebhookCommand: ParsableCommand {
       as Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature), and tries \
       again with back-off until the endpoint answers 2xx. See docs/webhooks.md.
       """,
-    subcommands: [Add.self, List.self, Disable.self, Deliveries.self, Retry.self])
+    subcommands: [Add.self, List.self, Disable.self, Enable.self, Deliveries.self, Retry.self])
 
   struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -89,6 +89,25 @@ struct WebhookCommand: ParsableCommand {
       try runGuarded {
         let e = try database.open(.readWrite).disableWebhookEndpoint(id: try parseID(endpoint, field: "ENDPOINT"))
         try output.emit(e) { "endpoint \(e.id) (\(e.url)) disabled at \(e.disabledAt ?? "?")" }
+      }
+    }
+  }
+
+  struct Enable: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Send to a disabled endpoint again, from the events recorded from now on.",
+      discussion: """
+        Events recorded while it was disabled are not sent; deliveries that disabling marked \
+        failed stay failed until `ledgerd webhook retry` sends them.
+        """)
+    @Argument(help: "The endpoint's id.") var endpoint: String
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try runGuarded {
+        let e = try database.open(.readWrite).enableWebhookEndpoint(id: try parseID(endpoint, field: "ENDPOINT"))
+        try output.emit(e) { "endpoint \(e.id) (\(e.url)) enabled" }
       }
     }
   }

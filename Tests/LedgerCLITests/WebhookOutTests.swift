@@ -314,6 +314,19 @@ final class WebhookReceiver {
     let list = try w.ok(["webhook", "list", "--json"]).stdout
     #expect(!list.contains("whsec_") && list.contains("hooks.example.com/voids"))
     #expect(try w.ok(["webhook", "list"]).stdout.contains("disabled"))
+
+    // Enabled again: events from now on reach it; its failed delivery stays failed until
+    // retried, and what was recorded while it was off is not sent.
+    let on = try w.json(["webhook", "enable", "2"])
+    #expect(on["status"] as? String == "enabled" && on["disabled_at"] == nil, "\(on)")
+    #expect(try w.json(["webhook", "enable", "2"])["status"] as? String == "enabled")
+    _ = try w.sqlite("\(event("invoice_voided"))", readOnly: false)
+    let waiting = try deliveries(w, ["--status", "pending"]).filter { $0["endpoint_id"] as? Int == 2 }
+    #expect(waiting.count == 1, "\(waiting)")
+    #expect(try deliveries(w, ["--status", "failed"]).count == 1)
+    #expect(try w.ledgerd(["webhook", "retry", String(id)]).status == 0)
+    #expect(try deliveries(w, ["--status", "failed"]).isEmpty)
+    #expect(try w.value("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = 3") == "0")
   }
 
   /// A URL that is not https (or http to this machine), carries credentials, or is not a
@@ -338,6 +351,8 @@ final class WebhookReceiver {
       (["webhook", "retry", "42"], "delivery"),
       (["webhook", "retry", "x"], "DELIVERY"),
       (["webhook", "disable", "7"], "endpoint"),
+      (["webhook", "enable", "7"], "endpoint"),
+      (["webhook", "enable", "x"], "ENDPOINT"),
       (["webhook", "deliveries", "--status", "lost"], "--status"),
       (["webhook", "deliveries", "--limit", "0"], "--limit"),
     ]
