@@ -18,6 +18,7 @@ public struct LedgerAPI: Sendable {
   let health: DaemonHealth
   let metrics: APIMetrics
   let stripeSecrets: [String]
+  let socketGroup: gid_t?
   let logger: Logger
   let document: Data
 
@@ -36,6 +37,7 @@ public struct LedgerAPI: Sendable {
     self.health = health
     self.metrics = APIMetrics.shared
     self.stripeSecrets = try StripeWebhookSecrets.load(config.api)
+    self.socketGroup = try config.api.socketGroup.map(SocketGroup.resolve)
     self.logger = logger
     self.document = OpenAPI.document()
   }
@@ -51,11 +53,15 @@ public struct LedgerAPI: Sendable {
       try? FileManager.default.removeItem(atPath: socket)
     }
     let mode = config.api.socketMode
+    let group = socketGroup
     let logger = self.logger
     services.append(
       Application(
         router: router(), configuration: ApplicationConfiguration(address: .unixDomainSocket(path: socket)),
         onServerRunning: { _ in
+          if let group, chown(socket, uid_t.max, group) != 0 {
+            logger.error("API socket \(socket) not given to group \(group): \(String(cString: strerror(errno)))")
+          }
           chmod(socket, mode_t(mode))
           logger.notice("API listening on \(socket)")
         }, logger: quiet(logger)))

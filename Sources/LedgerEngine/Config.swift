@@ -195,7 +195,7 @@ public struct LedgerConfig: Sendable, Equatable {
       try config.mail.read(mail)
     }
     if let api = try reader.section("api") {
-      try api.known(["enabled", "socket", "socket_mode", "listen", "stripe_webhook_secret_file"])
+      try api.known(["enabled", "socket", "socket_mode", "socket_group", "listen", "stripe_webhook_secret_file"])
       try api.bool("enabled", into: &config.api.enabled)
       var socket = ""
       try api.string("socket", into: &socket)
@@ -212,6 +212,17 @@ public struct LedgerConfig: Sendable, Equatable {
           throw InputError(field: "api.socket_mode", rule: "'\(mode)' must be an octal mode such as \"0660\"")
         }
         config.api.socketMode = value
+      }
+      var group = ""
+      try api.string("socket_group", into: &group)
+      if !group.isEmpty {
+        guard group.utf8.count <= 32, group.first != "-",
+          group.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) })
+        else {
+          throw InputError(
+            field: "api.socket_group", rule: "'\(group)' must be a group name or number (letters, digits, _ - .)")
+        }
+        config.api.socketGroup = group
       }
       var listen = ""
       try api.string("listen", into: &listen)
@@ -509,8 +520,11 @@ public struct APISettings: Sendable, Equatable {
   /// The Unix socket (default: `$RUNTIME_DIRECTORY/api.sock` under systemd, else
   /// `<db>.api.sock` beside the ledger).
   public var socketPath: String?
-  /// The socket's mode; its group is the daemon's.
+  /// The socket's mode.
   public var socketMode = 0o660
+  /// The socket's group (a name or number), for a dashboard's user on this host; the
+  /// daemon's own group when nil. The daemon must be a member of it.
+  public var socketGroup: String?
   /// A TCP address as well, only when configured ("127.0.0.1:8080").
   public var listen: Address?
   /// Stripe's webhook signing secrets (`whsec_…`, one per line: two during a rotation);

@@ -167,6 +167,43 @@ import Testing
     #expect(try w.ledgerd(["check"]).status == 0)
   }
 
+  /// `api.socket_group` gives the socket to a dashboard's group, with the configured mode
+  /// (root may give it to any group, as here; the daemon otherwise needs to be a member); a
+  /// group the host lacks, or a name that is none, stops serve before it listens, naming
+  /// the setting.
+  @Test func theSocketIsGivenToTheConfiguredGroup() throws {
+    let w = try Workspace()
+    try w.ok(["migrate"])
+    // "daemon" (gid 1) as root; else a group of this process that is not its own.
+    let own = getegid()
+    var groups = [gid_t](repeating: 0, count: 64)
+    let count = Int(max(0, getgroups(64, &groups)))
+    let other = geteuid() == 0 ? 1 : groups.prefix(count).first { $0 != own } ?? own
+    let server = try APIServer(w, apiExtra: #""socket_group": "\#(other)", "socket_mode": "0660""#)
+    let attributes = try FileManager.default.attributesOfItem(atPath: server.socket)
+    #expect((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value == other, "\(attributes)")
+    #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o660, "\(attributes)")
+    #expect(try server.call("GET", "/healthz", unix: true).status == 200)
+    server.stop()
+    if geteuid() == 0 {
+      let named = try APIServer(w, apiExtra: #""socket_group": "daemon""#)
+      let group = try FileManager.default.attributesOfItem(atPath: named.socket)[.groupOwnerAccountID]
+      #expect((group as? NSNumber)?.uint32Value == 1)
+      named.stop()
+    }
+    let refusals = [
+      ("ledgerd-no-such-group", "api.socket_group: 'ledgerd-no-such-group' is not a group of this host"),
+      ("../wheel", "api.socket_group: '../wheel' must be a group name or number"),
+    ]
+    for (group, message) in refusals {
+      let path = try w.writeConfig(#"{"api": {"socket_group": "\#(group)"}}"#)
+      let serve = try w.launch(["serve", "--config", path], log: "refused.log")
+      #expect(waitForExit(serve, seconds: 20))
+      #expect(serve.terminationStatus == 65)
+      #expect(w.serveLog("refused.log").contains(message), "\(w.serveLog("refused.log"))")
+    }
+  }
+
   /// Every operation of /openapi.json is served (none answers "no route"), each answer's
   /// status is one the document gives for it, and the routes a dashboard needs are there.
   @Test func theOpenAPIDocumentMatchesEveryRoute() throws {

@@ -135,10 +135,9 @@ import Testing
     #expect(reconcile.contains("\nType=oneshot\n"))
   }
 
-  /// The Stripe drop-in (`systemd/ledgerd.service.d/stripe.conf.example`) applied to the
-  /// daemon's unit: the network it opens raises the exposure, which stays at 2.0 or below;
-  /// the key comes in as a credential.
-  @Test func stripeDropInKeepsTheExposureLow() throws {
+  /// The daemon's unit with `systemd/ledgerd.service.d/NAME.example` installed as a drop-in:
+  /// the drop-in's text, and what `systemd-analyze security` printed.
+  func analyzeWithDropIn(_ name: String) throws -> (dropIn: String, output: String, exposure: Double) {
     let analyze = try Self.systemdAnalyze()
     let w = try Workspace()
     let units = try Self.install(into: w)
@@ -147,16 +146,33 @@ import Testing
     try FileManager.default.createDirectory(atPath: system + "/ledgerd.service.d", withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: units + "/ledgerd.service", toPath: system + "/ledgerd.service")
     let dropIn = try String(
-      contentsOfFile: Self.sourceDirectory + "/ledgerd.service.d/stripe.conf.example", encoding: .utf8)
-    try dropIn.write(toFile: system + "/ledgerd.service.d/stripe.conf", atomically: true, encoding: .utf8)
-    #expect(dropIn.contains("\nLoadCredential=stripe-key:/etc/ledgerd/stripe-key\n"))
+      contentsOfFile: Self.sourceDirectory + "/ledgerd.service.d/\(name).example", encoding: .utf8)
+    try dropIn.write(toFile: system + "/ledgerd.service.d/\(name)", atomically: true, encoding: .utf8)
     let outcome = try w.run(
       analyze, ["security", "--offline=true", "--root=" + root, "--no-pager", "ledgerd.service"])
     #expect(outcome.status == 0, "\(outcome.stdout)\(outcome.stderr)")
     let exposure = try #require(Self.overallExposure(outcome.stdout), "\(outcome.stdout)\(outcome.stderr)")
-    print("systemd-analyze security: ledgerd.service with the Stripe drop-in, overall exposure \(exposure)")
+    print("systemd-analyze security: ledgerd.service with \(name), overall exposure \(exposure)")
+    return (dropIn, outcome.stdout, exposure)
+  }
+
+  /// The Stripe drop-in (`systemd/ledgerd.service.d/stripe.conf.example`) applied to the
+  /// daemon's unit: the network it opens raises the exposure, which stays at 2.0 or below;
+  /// the key comes in as a credential.
+  @Test func stripeDropInKeepsTheExposureLow() throws {
+    let (dropIn, output, exposure) = try analyzeWithDropIn("stripe.conf")
+    #expect(dropIn.contains("\nLoadCredential=stripe-key:/etc/ledgerd/stripe-key\n"))
     // The drop-in was read (the network is open) and the rest of the sandbox holds.
-    #expect(outcome.stdout.contains("Service has access to the host's network"), "\(outcome.stdout)")
-    #expect(exposure > 0.2 && exposure <= 2.0, "exposure \(exposure):\n\(outcome.stdout)")
+    #expect(output.contains("Service has access to the host's network"), "\(output)")
+    #expect(exposure > 0.2 && exposure <= 2.0, "exposure \(exposure):\n\(output)")
+  }
+
+  /// The drop-in that gives the API's socket to a dashboard's group: the daemon joins the
+  /// group outside a private user namespace; the exposure stays at 2.0 or below.
+  @Test func dashboardSocketDropInKeepsTheExposureLow() throws {
+    let (dropIn, output, exposure) = try analyzeWithDropIn("dashboard-socket.conf")
+    #expect(dropIn.contains("\nSupplementaryGroups=ledgerd-dashboard\n"))
+    #expect(output.contains("Service runs with supplementary groups"), "\(output)")
+    #expect(exposure > 0.2 && exposure <= 2.0, "exposure \(exposure):\n\(output)")
   }
 }
