@@ -67,6 +67,8 @@ public protocol CollectionRepository {
 public protocol AttemptRepository {
   /// The ledger's identity, carried in every charge's metadata at the processor.
   func ledgerID() throws -> String
+  /// When the ledger's identity was made: no charge names it before then.
+  func identityCreatedAt() throws -> Instant
   /// When the newest attempt was made.
   func newestAttemptTime() throws -> Instant?
   /// Whether an attempt with this idempotency key exists.

@@ -105,7 +105,11 @@ public final class Scheduler {
   /// know: a file restored from a backup, or put in place of the one a running daemon had
   /// open, lost them. They are asked of the processor by the ledger's identity, from a
   /// little before the ledger's newest attempt (every charge before that was committed
-  /// as pending before it was sent, so the file has it), and each becomes a pending attempt
+  /// as pending before it was sent, so the file has it), or, with no attempt yet, from a
+  /// little before the identity was made (no charge names it earlier; a processor account
+  /// that served another system for years is not listed from its first day). The ledger's
+  /// clock, which stamps the charges, is taken when it stands earlier (a simulated month
+  /// behind the wall clock). Each becomes a pending attempt
   /// on its card and invoices, which recovery then resolves with the processor like a
   /// charge a crash left pending: a payment is recorded once and nothing is charged again.
   /// A charge whose account, card or invoices this ledger does not have is logged for
@@ -113,8 +117,10 @@ public final class Scheduler {
   @discardableResult
   public func adoptProcessorCharges() async throws -> Int {
     let ledgerID = try store.read { try store.ledgerID() }
-    let newest = try store.read { try store.newestAttemptTime() }
-    let since = newest.map { $0.adding(seconds: -adoptionMarginSeconds) } ?? Instant(secondsSinceEpoch: 0)
+    let from = try store.read {
+      try store.newestAttemptTime() ?? min(try store.identityCreatedAt(), store.clock.now())
+    }
+    let since = from.adding(seconds: -adoptionMarginSeconds)
     let charges = try await processor.charges(ledgerID: ledgerID, since: since)
     guard !charges.isEmpty else { return 0 }
     var adopted = 0

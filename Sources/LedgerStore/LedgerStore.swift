@@ -325,6 +325,14 @@ public final class LedgerStore {
     return id
   }
 
+  /// When the ledger got its identity: no charge can name it before then.
+  public func identityCreatedAt() throws -> Instant {
+    guard let text = try db.scalarText("SELECT created_at FROM ledger_identity") else {
+      throw StateError(subject: "ledger_identity", rule: "the ledger has no identity row; it was edited by hand")
+    }
+    return try Instant(iso8601: text)
+  }
+
   /// When this ledger's newest charge attempt was made (nil: none yet): what it knows of
   /// its charges goes up to there, so only charges at the processor after it can be
   /// unknown to it.

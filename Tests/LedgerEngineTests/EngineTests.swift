@@ -814,3 +814,42 @@ extension Array {
     return out
   }
 }
+
+/// Taking in the charges a restored file lost: what the processor is asked for.
+@Suite struct AdoptionTests {
+  /// The simulated processor, with the `since` of every listing kept.
+  actor Recorder: PaymentProcessor {
+    let inner: SimulatedProcessor
+    var asked: [Instant] = []
+    init(inner: SimulatedProcessor) { self.inner = inner }
+
+    func charge(_ request: ChargeRequest) async throws -> ChargeOutcome { try await inner.charge(request) }
+    func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
+      asked.append(since)
+      return try await inner.charges(ledgerID: ledgerID, since: since)
+    }
+    func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
+      try await inner.lookup(key: charge.key)
+    }
+  }
+
+  /// A ledger without an attempt asks from an hour before its identity was made (here the
+  /// clock, which stands before the wall clock's creation time), not from 1970: a
+  /// processor account that served another system is not listed from its first day.
+  /// With attempts, from an hour before the newest.
+  @Test func theListingStartsAtTheLedgersIdentityOrItsNewestAttempt() async throws {
+    let b = try Bench()
+    let recorder = Recorder(inner: b.processor)
+    let scheduler = Scheduler(
+      store: b.store, processor: recorder, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+    #expect(try await scheduler.adoptProcessorCharges() == 0)
+    let created = try b.store.identityCreatedAt()
+    #expect(try await recorder.asked == [min(created, b.clock.now()).adding(seconds: -3600)])
+    _ = try b.accountWithInvoice(token: "tok_ok")
+    b.clock.advance(to: b.clock.now().adding(days: 2))
+    #expect(try await scheduler.runDue().attempts == 1)
+    let newest = try #require(try b.store.newestAttemptTime())
+    #expect(try await scheduler.adoptProcessorCharges() == 0)
+    #expect(try await recorder.asked.last == newest.adding(seconds: -3600))
+  }
+}

@@ -50,10 +50,12 @@ final class MemoryLedger: SchedulerRepository {
   }
 
   let clock: LedgerClock
+  let createdAt: Instant
   var book = Book()
 
   init(clock: LedgerClock) {
     self.clock = clock
+    self.createdAt = clock.now()
     for (id, code, price) in [(Int64(1), "free", Int64(0)), (2, "pro", 1900)] {
       book.plans[code] = Plan(
         id: id, code: code, name: code, price: Money(minorUnits: price, currency: .eur), period: .month)
@@ -225,6 +227,7 @@ final class MemoryLedger: SchedulerRepository {
   // MARK: - AttemptRepository
 
   func ledgerID() throws -> String { "memory" }
+  func identityCreatedAt() throws -> Instant { createdAt }
   func newestAttemptTime() throws -> Instant? { book.attempts.values.map(\.createdAt).max() }
   func hasAttempt(key: String) throws -> Bool { book.attempts.values.contains { $0.key == key } }
 
