@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LedgerAPI
 import LedgerCore
 import LedgerEngine
@@ -13,7 +14,7 @@ struct Serve: AsyncParsableCommand {
       Applies pending migrations, takes the single-instance lock (a second serve on the same \
       database exits at once), takes in the charges the processor made for this ledger that its \
       file lacks (a restored file), resolves charge attempts a crash left pending, then loops. \
-      SIGTERM or SIGINT: the batch in hand finishes and the process exits 0. The ledger file \
+      SIGTERM or SIGINT, even while it starts: the batch in hand finishes and the process exits 0. The ledger file \
       replaced or damaged under it: it writes nothing more and exits 74 (66 when damaged), \
       having saved a replaced file as <db>.replaced-<time>. Speaks systemd's notify protocol \
       when $NOTIFY_SOCKET is set (READY=1, STATUS=, WATCHDOG=1, STOPPING=1). Logs one line per \
@@ -23,6 +24,7 @@ struct Serve: AsyncParsableCommand {
   @OptionGroup var database: DatabaseOptions
 
   func run() async throws {
+    EarlySignals.catchStops()
     try await runGuardedAsync {
       let config = try database.loadConfig()
       let lock = try InstanceLock(databasePath: database.path)
@@ -48,7 +50,16 @@ struct Serve: AsyncParsableCommand {
           health: daemon.health, logger: logger)
         services += api.applications(databasePath: database.path)
       }
-      let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+      // The watch ends the group gracefully when its run returns (a stop signal came early).
+      let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+          services: [
+            .init(service: EarlySignals.Watch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+          ] + services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      if let delay = ProcessInfo.processInfo.environment["LEDGERD_TEST_START_DELAY_MS"].flatMap(Int.init), delay > 0 {
+        // A test hook: a start as slow as a loaded machine's, for a stop signal to fall into.
+        usleep(useconds_t(delay) * 1000)
+      }
       try await group.run()
       withExtendedLifetime(lock) {}
     }

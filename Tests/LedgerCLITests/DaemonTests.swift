@@ -227,6 +227,30 @@ func waitForExit(_ process: Process, seconds: Double) -> Bool {
     #expect(try w.ledgerd(["check"]).status == 0)
     print("SIGTERM during a busy batch: exit 0 after \(String(format: "%.2f", took)) s")
   }
+  /// SIGTERM while serve is still starting, before its service group listens for signals
+  /// (a test hook makes the start 5 s long, as on a loaded machine): an orderly stop, exit 0,
+  /// not the signal's default action.
+  @Test func sigtermWhileStartingIsAnOrderlyStop() throws {
+    let w = try Workspace()
+    try w.ok(["migrate"])
+    let serve = try w.launch(["serve"], environment: ["LEDGERD_TEST_START_DELAY_MS": "5000"])
+    defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+    // Sent once the process catches SIGTERM (its handler is in), or after 4 s, inside the delay.
+    let status = "/proc/\(serve.processIdentifier)/status"
+    waitUntil(seconds: 4) {
+      let text = (try? String(contentsOfFile: status, encoding: .utf8)) ?? ""
+      guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigCgt:") }),
+        let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+      else { return false }
+      return mask & (1 << (UInt64(SIGTERM) - 1)) != 0
+    }
+    kill(serve.processIdentifier, SIGTERM)
+    #expect(waitForExit(serve, seconds: 20))
+    #expect(serve.terminationReason == .exit && serve.terminationStatus == 0, "\(serve.terminationReason)")
+    #expect(w.serveLog().contains("received while starting: stopping"), "\(w.serveLog())")
+    #expect(try w.ledgerd(["check"]).status == 0)
+  }
+
   /// The write of a charge's outcome finds the ledger busy (another process holds the write
   /// lock longer than the daemon waits): the tick fails after the processor took the money.
   /// The daemon resolves the pending attempt by its key as soon as it can write again,
