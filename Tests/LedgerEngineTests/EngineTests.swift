@@ -722,11 +722,13 @@ extension ChargeRequest {
   /// two minutes have passed: a pipeline that waits for B never asks, and a loaded machine
   /// asks well before); every other token is the simulated processor's. Release comes
   /// when the call starts, not when the simulated processor has recorded it, so a slow
-  /// disk under the other tests cannot hold the answer past the deadline.
+  /// disk under the other tests cannot hold the answer past the deadline. The `since` of
+  /// every listing of charges is kept.
   actor Gate: PaymentProcessor {
     let inner: SimulatedProcessor
     var released = false
     var order: [String] = []
+    var listings: [Instant] = []
     init(inner: SimulatedProcessor) { self.inner = inner }
 
     func charge(_ request: ChargeRequest) async throws -> ChargeOutcome {
@@ -740,7 +742,10 @@ extension ChargeRequest {
       if request.token.hasPrefix("tok_after") { released = true }
       return try await inner.charge(request)
     }
-    func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] { [] }
+    func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
+      listings.append(since)
+      return try await inner.charges(ledgerID: ledgerID, since: since)
+    }
     func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
       try await inner.lookup(key: charge.key)
     }
@@ -817,39 +822,23 @@ extension Array {
 
 /// Taking in the charges a restored file lost: what the processor is asked for.
 @Suite struct AdoptionTests {
-  /// The simulated processor, with the `since` of every listing kept.
-  actor Recorder: PaymentProcessor {
-    let inner: SimulatedProcessor
-    var asked: [Instant] = []
-    init(inner: SimulatedProcessor) { self.inner = inner }
-
-    func charge(_ request: ChargeRequest) async throws -> ChargeOutcome { try await inner.charge(request) }
-    func charges(ledgerID: String, since: Instant) async throws -> [ProcessorCharge] {
-      asked.append(since)
-      return try await inner.charges(ledgerID: ledgerID, since: since)
-    }
-    func lookup(_ charge: ChargeLookup, now: Instant) async throws -> ChargeOutcome? {
-      try await inner.lookup(key: charge.key)
-    }
-  }
-
   /// A ledger without an attempt asks from an hour before its identity was made (here the
   /// clock, which stands before the wall clock's creation time), not from 1970: a
   /// processor account that served another system is not listed from its first day.
   /// With attempts, from an hour before the newest.
   @Test func theListingStartsAtTheLedgersIdentityOrItsNewestAttempt() async throws {
     let b = try Bench()
-    let recorder = Recorder(inner: b.processor)
+    let observed = PipelineTests.Gate(inner: b.processor)
     let scheduler = Scheduler(
-      store: b.store, processor: recorder, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
+      store: b.store, processor: observed, config: DunningConfig.chargedWhenDue, logger: Logger(label: "test"))
     #expect(try await scheduler.adoptProcessorCharges() == 0)
     let created = try b.store.identityCreatedAt()
-    #expect(try await recorder.asked == [min(created, b.clock.now()).adding(seconds: -3600)])
+    #expect(await observed.listings == [min(created, b.clock.now()).adding(seconds: -3600)])
     _ = try b.accountWithInvoice(token: "tok_ok")
     b.clock.advance(to: b.clock.now().adding(days: 2))
     #expect(try await scheduler.runDue().attempts == 1)
     let newest = try #require(try b.store.newestAttemptTime())
     #expect(try await scheduler.adoptProcessorCharges() == 0)
-    #expect(try await recorder.asked.last == newest.adding(seconds: -3600))
+    #expect(await observed.listings.last == newest.adding(seconds: -3600))
   }
 }
