@@ -90,7 +90,7 @@ public struct WebhookSender: Service {
   public var wallClock: LedgerClock = SystemClock()
   /// How long one request may take, connection included.
   public var timeout: Duration = .seconds(10)
-  public var policy = WebhookRetryPolicy()
+  public var policy = RetryPolicy.webhooks
   /// Deliveries read per pass.
   public var batchSize = 100
   /// The longest sleep between two looks at the deliveries.
@@ -301,7 +301,7 @@ public struct WebhookSender: Service {
       case .interrupted: break
       }
     }
-    let until = retryAt ?? clock.now().adding(seconds: policy.firstDelaySeconds)
+    let until = retryAt ?? clock.now().adding(seconds: Int64(policy.baseSeconds))
     report.heldBack += try await persisting { try store.postponeWebhooks(ids: run.heldBack, until: until) }
   }
 
@@ -313,7 +313,7 @@ public struct WebhookSender: Service {
     describing subject: String? = nil
   ) async throws -> Instant? {
     let made = attempts + 1
-    let retryAt = policy.retryTime(afterAttempt: made, now: clock.now())
+    let retryAt = policy.nextAttempt(afterFailures: made, permanent: false, now: clock.now())
     try await persisting { try store.markWebhookAttemptFailed(id: id, result: result, retryAt: retryAt) }
     let subject = subject ?? "webhook delivery \(id)"
     if let retryAt {

@@ -137,30 +137,3 @@ public struct WebhookEvent: Sendable, Equatable {
     self.data = data
   }
 }
-
-/// When a delivery whose attempt failed is tried again: 30 seconds after the first failure,
-/// doubling up to 6 hours; the 22nd failed attempt, a little over 3 days after the first,
-/// marks it failed. An endpoint down for a weekend's maintenance still gets everything.
-public struct WebhookRetryPolicy: Sendable, Equatable {
-  public var firstDelaySeconds: Int64 = 30
-  public var maxDelaySeconds: Int64 = 6 * 3_600
-  public var maxAttempts = 22
-
-  public init() {}
-
-  /// The wait after the `attempts`-th failed attempt.
-  public func delaySeconds(afterAttempt attempts: Int) -> Int64 {
-    var delay = firstDelaySeconds
-    for _ in 1..<max(1, attempts) {
-      delay *= 2
-      if delay >= maxDelaySeconds { return maxDelaySeconds }
-    }
-    return min(delay, maxDelaySeconds)
-  }
-
-  /// When to try again after the `attempts`-th attempt failed at `now`; nil: give up.
-  public func retryTime(afterAttempt attempts: Int, now: Instant) -> Instant? {
-    guard attempts < maxAttempts else { return nil }
-    return now.adding(seconds: delaySeconds(afterAttempt: attempts))
-  }
-}

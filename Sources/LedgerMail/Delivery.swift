@@ -1,35 +1,5 @@
 import LedgerCore
 
-/// How often and how long an undelivered message is retried: exponential back-off from
-/// `baseSeconds`, doubling after each failure up to `maxSeconds`, for at most `maxAttempts`
-/// attempts in all. A message past the last attempt is marked failed, never dropped.
-public struct RetryPolicy: Sendable, Equatable {
-  public var maxAttempts: Int
-  public var baseSeconds: Int
-  public var maxSeconds: Int
-
-  /// Defaults: 10 attempts, 1 minute doubling to at most 6 hours (about 17 hours in all).
-  public init(maxAttempts: Int = 10, baseSeconds: Int = 60, maxSeconds: Int = 21_600) {
-    self.maxAttempts = maxAttempts
-    self.baseSeconds = baseSeconds
-    self.maxSeconds = maxSeconds
-  }
-
-  /// The wait after the `failures`-th failed attempt (1-based): base, 2×base, 4×base, … capped.
-  public func delay(afterFailures failures: Int) -> Int64 {
-    let doublings = max(0, min(failures - 1, 40))
-    let (product, overflow) = Int64(baseSeconds).multipliedReportingOverflow(by: Int64(1) << Int64(doublings))
-    return overflow ? Int64(maxSeconds) : min(product, Int64(maxSeconds))
-  }
-
-  /// What to do after an attempt failed: the time of the next attempt, or nil when the
-  /// message must be marked failed (a permanent refusal, or no attempt left).
-  public func nextAttempt(afterFailures failures: Int, permanent: Bool, now: Instant) -> Instant? {
-    guard !permanent, failures < maxAttempts else { return nil }
-    return now.adding(seconds: delay(afterFailures: failures))
-  }
-}
-
 /// One outbox row, as the renderer needs it.
 public struct OutboxItem: Sendable, Equatable {
   public let id: Int64
