@@ -219,6 +219,8 @@ func describe(_ error: Error) -> (String, Int32) {
   case let e as UnbalancedEntry: return (e.description, Exit.software)
   case let e as InstanceLock.Held: return (e.description, Exit.refusedDatabase)
   case let e as WriteLockBusy: return (e.description, Exit.busy)
+  case let e as ProcessorUnreachable:
+    return ("\(e.description); nothing more was charged; run the command again once it answers", Exit.busy)
   case let e as WriteLockUnavailable: return (e.description, Exit.refusedDatabase)
   default: return (String(describing: error), Exit.software)
   }

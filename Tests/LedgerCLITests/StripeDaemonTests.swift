@@ -78,13 +78,18 @@ import Testing
   }
 
   /// Stripe unreachable when the daemon starts: it says so, charges nothing, stays up
-  /// (ready, feeding the watchdog), and once Stripe answers, charges what is due.
+  /// (ready, feeding the watchdog), and once Stripe answers, charges what is due. `run-due`
+  /// in the same case exits 75 (a temporary failure: run it again), having charged nothing.
   @Test func serveWaitsForStripeBeforeCharging() throws {
     let w = try Workspace()
     let port = try StripeServer.freePort(w)
     let key = Workspace.stripeTestKey()
     try w.useStripe(base: "http://127.0.0.1:\(port)", key: key)
     try w.stripeAccount("Early", token: "pm_ok_early")
+    let runDue = try w.runDue()
+    #expect(runDue.status == 75, "\(runDue.status) \(runDue.stderr)")
+    #expect(runDue.stderr.contains("processor unreachable") && runDue.stderr.contains("run the command again"))
+    #expect(try w.value("SELECT count(*) FROM charge_attempts") == "0")
     let serve = try w.launch(["serve"])
     defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
     #expect(waitUntil(seconds: 20) { w.serveLog().contains("nothing is charged until it can") })
