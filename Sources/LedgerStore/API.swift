@@ -469,6 +469,17 @@ extension LedgerStore {
     }
   }
 
+  /// The refunded total of `charge` that Stripe's webhooks posted to the journal (the
+  /// largest `amount_refunded` told), or nil when none was.
+  public func refundPostedFromWebhook(charge: String) throws -> Money? {
+    try db.queryOne(
+      """
+      SELECT amount_minor, currency FROM processor_events
+      WHERE type = 'charge.refunded' AND object_id = ? ORDER BY amount_minor DESC LIMIT 1
+      """, charge
+    ).map { Money(minorUnits: try $0.int("amount_minor"), currency: try Currency(code: try $0.string("currency"))) }
+  }
+
   /// Whether a processor event id was kept already.
   public func hasProcessorEvent(_ id: String) throws -> Bool {
     try db.scalarInt("SELECT count(*) FROM processor_events WHERE event_id = ?", id) ?? 0 > 0

@@ -30,6 +30,7 @@ public enum LedgerSchema {
     ("0015_processor_customers.sql", PackageResources._015_processor_customers_sql),
     ("0016_payouts.sql", PackageResources._016_payouts_sql),
     ("0017_http_api.sql", PackageResources._017_http_api_sql),
+    ("0018_refund_events_index.sql", PackageResources._018_refund_events_index_sql),
   ]
 
   /// The embedded migrations, in order.

@@ -97,6 +97,7 @@ import Testing
         "0008_journal_hash_chain.sql", "0009_transfer_windows.sql", "0010_account_balances_owed.sql",
         "0011_hand_recorded_payments.sql", "0012_transfer_declarations_by_invoice.sql", "0013_subscriptions.sql",
         "0014_maintained_balances.sql", "0015_processor_customers.sql", "0016_payouts.sql", "0017_http_api.sql",
+        "0018_refund_events_index.sql",
       ])
     let plan = try w.json(["plan", "add", "pro", "--name", "Pro", "--price", "19.00", "--currency", "EUR"])
     #expect((plan["price"] as? [String: Any])?["minor"] as? Int == 1900)

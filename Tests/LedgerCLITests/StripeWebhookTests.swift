@@ -123,6 +123,24 @@ import Testing
     #expect(try send("evt_dispute_1", "charge.dispute.created", dispute).result == "duplicate")
     #expect(try w.value("SELECT count(*) FROM events WHERE kind = 'payment_disputed'") == "1")
 
+    // The night's balance report lists the charge and its refund: the refund row says the
+    // webhook posted it already, and nothing more is posted.
+    let key = try w.value("SELECT idempotency_key FROM charge_attempts")
+    let report = try w.write(
+      "balance.csv",
+      ReconciliationTests.reportHeader
+        + ReconciliationTests.reportRow(
+          "txn_ch", "19.00", "0.55", "18.45", "charge", source: chargeID, intent: intentID, key: key)
+        + ReconciliationTests.reportRow(
+          "txn_re", "-19.00", "0.00", "-19.00", "refund", source: "re_1", intent: intentID, key: ""))
+    let reconciled = try w.ledgerd(["reconcile", "processor", report, "--json"])
+    let findings = ((try reconciled.json() as? [String: Any])?["findings"] as? [[String: Any]]) ?? []
+    let refundFinding = findings.first { ($0["reference"] as? String) == "txn_re" }?["detail"] as? String ?? ""
+    #expect(
+      refundFinding.contains("Stripe's webhook already posted refunds of 19.00 EUR on this charge"),
+      "\(reconciled.stdout) \(reconciled.stderr)")
+    #expect(try w.value("SELECT count(*) FROM journal_entries WHERE kind = 'refund'") == "2")
+
     server.stop()
     let check = try w.ledgerd(["check"])
     #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
