@@ -830,21 +830,18 @@ public struct Reconciler {
       // see it (a refund, a dispute…); nothing is posted.
       if let named = try store.attemptNamedByAdjustment(row) {
         report.adjustments += 1
-        let what =
-          "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger)"
         // A refund Stripe's webhook told is in the journal already: staff compare, not record.
         let charge = named.processorRef?.split(separator: "/").last.map(String.init) ?? row.chargeID ?? row.sourceID
+        var advice = "nothing posted; staff must record it"
         if row.reportingCategory == "refund", let charge, let posted = try store.refundPostedFromWebhook(charge: charge)
         {
-          try flag(
-            "charge_adjustment", outcome: "adjustment", attemptID: named.attempt.id,
-            "\(what): Stripe's webhook already posted refunds of \(posted) on this charge (journal `refund`); nothing more posted; compare the two"
-          )
-          return
+          advice =
+            "Stripe's webhook already posted refunds of \(posted) on this charge (journal `refund`); nothing more posted; compare the two"
         }
         try flag(
           "charge_adjustment", outcome: "adjustment", attemptID: named.attempt.id,
-          "\(what): nothing posted; staff must record it")
+          "\(row.reportingCategory) of \(row.gross) (fee \(row.fee)) on attempt \(named.attempt.id) (key \(named.attempt.key), \(named.status.rawValue) in the ledger): \(advice)"
+        )
         return
       }
       switch row.treatment {
