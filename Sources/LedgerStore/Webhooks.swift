@@ -86,7 +86,8 @@ extension LedgerStore {
   /// failed stay failed (`webhook retry` sends one). Enabling an enabled one changes nothing.
   public func enableWebhookEndpoint(id: Int64) throws -> WebhookEndpoint {
     try write {
-      guard try webhookEndpoint(id: id).disabledAt != nil else { return try webhookEndpoint(id: id) }
+      let endpoint = try webhookEndpoint(id: id)
+      guard endpoint.disabledAt != nil else { return endpoint }
       _ = try db.run("UPDATE webhook_endpoints SET disabled_at = NULL WHERE id = ?", id)
       return try webhookEndpoint(id: id)
     }
